@@ -1,0 +1,60 @@
+# archgen: `make demo` sets everything up and runs the main job; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+TRITON_VENV := .venv-triton
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --disable-pip-version-check -q
+
+.PHONY: help setup setup-triton test lint typecheck pytest demo reference rules-doc bench clean services
+
+help:
+	@echo "make demo       set up and generate + run the reference system end to end"
+	@echo "make test       set up, then ruff, mypy and pytest"
+	@echo "make reference  regenerate reference_impl/ from the reference spec"
+	@echo "make bench      run the benchmarks in bench/"
+
+$(BIN)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) (archgen, Feast 0.67, test tools)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install $(PIP_FLAGS) -e '.[feast,dev]'
+	@touch $@
+
+$(TRITON_VENV)/.installed: requirements/triton-runtime.txt
+	@echo "==> creating $(TRITON_VENV) (tritonserver 2.51 from nvidia-pytriton, numpy < 2)"
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	@$(TRITON_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/triton-runtime.txt
+	@touch $@
+
+setup: $(BIN)/.installed
+setup-triton: $(TRITON_VENV)/.installed
+
+services:
+	@bash .ci/services.sh
+
+lint: setup
+	$(BIN)/ruff check requirements_spec generator tests bench
+	$(BIN)/ruff format --check requirements_spec generator tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup setup-triton services
+	ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: setup setup-triton services
+	@$(BIN)/python -m generator.demo
+
+reference: setup
+	$(BIN)/python -m generator.reference
+
+rules-doc: setup
+	$(BIN)/archgen rules-doc -o docs/rules.md
+
+bench: setup setup-triton
+	@for f in bench/bench_*.py; do echo "==> $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Components of the generated repository: each plans its files from the architecture."""

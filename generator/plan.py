@@ -1,0 +1,96 @@
+"""Plan stage: Architecture -> FilePlan, the list of files to produce. Pure: no I/O.
+
+Each component module in :mod:`generator.components` contributes files through
+``plan(arch) -> list[PlannedFile]``. Which files exist is decided from decisions; file names
+never go through Jinja, and every path is checked to stay inside the repository.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from .architecture import Architecture
+from .errors import INTERNAL, ArchgenError
+
+# component modules, in the order their files are listed
+COMPONENTS = (
+    "frame",
+    "feature_repo",
+    "model_repository",
+    "serving",
+    "training",
+    "pipelines",
+    "deploy",
+    "docs",
+    "fitness",
+)
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of the generated repository and how to produce it."""
+
+    path: str  # posix, relative to the repository root
+    component: str
+    template: str | None = None  # a template under templates/, rendered with `arch`, `spec` and `context`
+    context: Mapping[str, Any] = field(default_factory=dict)
+    content: str | bytes | None = None  # literal content (e.g. a protobuf text config)
+    producer: Callable[[], bytes] | None = None  # produced at render time (e.g. a diagram image)
+    executable: bool = False
+    decisions: tuple[str, ...] = ()  # decision keys that shaped this file (traceability)
+
+    def __post_init__(self) -> None:
+        check_relative(self.path)
+        if sum(x is not None for x in (self.template, self.content, self.producer)) != 1:
+            raise ArchgenError(
+                f"internal: {self.path} needs exactly one of template, content, producer", exit_code=INTERNAL
+            )
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    files: tuple[PlannedFile, ...]
+
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+    def by_component(self) -> dict[str, list[PlannedFile]]:
+        out: dict[str, list[PlannedFile]] = {}
+        for f in self.files:
+            out.setdefault(f.component, []).append(f)
+        return out
+
+
+def check_relative(path: str) -> str:
+    """A generated path must be relative, normalised and free of '..' (checked again at write time)."""
+    p = PurePosixPath(path)
+    if not path or p.is_absolute() or "\\" in path or any(part in ("..", ".", "") for part in path.split("/")):
+        raise ArchgenError(f"internal: unsafe generated path {path!r}", exit_code=INTERNAL)
+    return path
+
+
+def component_modules() -> list[Any]:
+    mods = []
+    for name in COMPONENTS:
+        try:
+            mods.append(importlib.import_module(f"generator.components.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"generator.components.{name}":
+                raise
+    return mods
+
+
+def build_plan(arch: Architecture) -> FilePlan:
+    files: dict[str, PlannedFile] = {}
+    for mod in component_modules():
+        for f in mod.plan(arch):
+            if f.path in files:
+                raise ArchgenError(
+                    f"internal: {f.path} planned twice ({files[f.path].component}, {f.component})", exit_code=INTERNAL
+                )
+            files[f.path] = f
+    return FilePlan(tuple(sorted(files.values(), key=lambda f: f.path)))

@@ -1,0 +1,315 @@
+"""The spec language: frozen pydantic models of an ML system's requirements.
+
+Every area of a requirements spec has a model here; unknown keys are errors
+(``extra="forbid"``), values are never coerced from another type (``no`` is not ``False``,
+``"5"`` is not ``5``), and names are safe as file names, Python identifiers, Feast and Triton
+names. Cross-references between areas are checked by :mod:`requirements_spec.references`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+from .types import (
+    Cron,
+    Duration,
+    Name,
+    Owner,
+    RelativePath,
+    TableName,
+    TensorName,
+    Text,
+    Topic,
+)
+
+PositiveNumber = Annotated[StrictInt | StrictFloat, Field(gt=0)]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=False)
+
+
+# ------------------------------------------------------------------ project
+class Owners(SpecModel):
+    """Who owns what: data engineers run the feature store, data scientists ship models."""
+
+    data_engineering: Owner = Field(description="Prepares features and keeps the feature store running.")
+    data_science: Owner = Field(description="Consumes features, trains and ships models.")
+    platform: Owner | None = Field(default=None, description="Runs serving and deployment (optional).")
+
+
+class Project(SpecModel):
+    name: Name = Field(description="System name: the Feast project, the package and the folder name.")
+    description: Text = Field(default="", description="One or two sentences on what the system does.")
+    owners: Owners
+
+
+Warehouse = Literal["files", "postgres", "bigquery", "snowflake", "redshift", "spark"]
+Orchestrator = Literal["none", "cron", "airflow", "prefect", "dagster", "kubernetes"]
+Platform = Literal["local", "docker-compose", "kubernetes", "sagemaker", "openshift", "heroku"]
+Broker = Literal["none", "kafka", "rabbitmq", "redis"]
+
+
+class Existing(SpecModel):
+    """What the company already runs: reused before anything new is added."""
+
+    warehouse: Warehouse = "files"
+    orchestrator: Orchestrator = "none"
+    platform: Platform = "local"
+    broker: Broker = "none"
+
+
+# ------------------------------------------------------------------ data
+EntityDtype = Literal["int64", "int32", "string"]
+FieldDtype = Literal["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"]
+
+
+class Entity(SpecModel):
+    name: Name
+    join_key: Name
+    dtype: EntityDtype = "int64"
+    description: Text = ""
+
+
+class FeatureField(SpecModel):
+    name: Name
+    dtype: FieldDtype
+    pii: StrictBool = Field(default=False, description="Personal data: handled by privacy.pii_handling.")
+    description: Text = ""
+
+
+class FileSourceSpec(SpecModel):
+    name: Name
+    kind: Literal["file"]
+    path: RelativePath = Field(description="Parquet file, relative to the feature repo.")
+    timestamp_field: Name = "event_timestamp"
+    created_timestamp_field: Name | None = None
+    description: Text = ""
+
+
+class TableSourceSpec(SpecModel):
+    name: Name
+    kind: Literal["table"]
+    table: TableName = Field(description="Table in the warehouse, optionally schema-qualified.")
+    timestamp_field: Name = "event_timestamp"
+    created_timestamp_field: Name | None = None
+    description: Text = ""
+
+
+class StreamSourceSpec(SpecModel):
+    name: Name
+    kind: Literal["stream"]
+    topic: Topic = Field(description="Broker topic the events arrive on.")
+    batch_source: Name = Field(description="The file or table source the stream lands in.")
+    timestamp_field: Name = "event_timestamp"
+    description: Text = ""
+
+
+class RequestSourceSpec(SpecModel):
+    name: Name
+    kind: Literal["request"]
+    fields: list[FeatureField] = Field(min_length=1)
+    description: Text = ""
+
+
+Source = Annotated[
+    FileSourceSpec | TableSourceSpec | StreamSourceSpec | RequestSourceSpec,
+    Field(discriminator="kind"),
+]
+
+Granularity = Literal["hour", "day", "week", "month"]
+
+
+class FeatureViewSpec(SpecModel):
+    name: Name
+    entities: list[Name] = Field(min_length=1)
+    source: Name
+    granularity: Granularity | None = Field(default=None, description="Pre-aggregation grain.")
+    ttl: Duration = Field(description="How long a value stays servable.")
+    fields: list[FeatureField] = Field(min_length=1)
+    description: Text = ""
+
+
+FeatureRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", strict=True)]
+
+
+class OnDemandViewSpec(SpecModel):
+    """Request-time transformation over view fields and request values."""
+
+    name: Name
+    inputs: list[FeatureRef] = Field(min_length=1, description="`view.field` or `request_source.field`.")
+    fields: list[FeatureField] = Field(min_length=1)
+    description: Text = ""
+
+
+class FeatureServiceSpec(SpecModel):
+    name: Name
+    features: list[FeatureRef] = Field(min_length=1, description="`view.field` references.")
+    description: Text = ""
+
+
+Computation = Literal["precomputed", "realtime", "hybrid"]
+
+
+class Features(SpecModel):
+    computation: Computation = "precomputed"
+    freshness: Duration = Field(description="The oldest value the online path may serve.")
+    views: list[FeatureViewSpec] = Field(default_factory=list)
+    on_demand: list[OnDemandViewSpec] = Field(default_factory=list)
+    services: list[FeatureServiceSpec] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------ training
+Accelerator = Literal["cpu", "gpu"]
+Metric = Literal["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss", "rmse", "mae", "r2"]
+
+
+class Label(SpecModel):
+    source: Name
+    field: Name
+
+
+class Resources(SpecModel):
+    accelerator: Accelerator = "cpu"
+    gpus: StrictInt = Field(default=0, ge=0, le=64)
+    cpus: PositiveNumber = 1
+    memory_gb: PositiveNumber = 2
+
+
+class MinQuality(SpecModel):
+    metric: Metric
+    threshold: StrictInt | StrictFloat
+
+
+class Training(SpecModel):
+    trigger: Literal["schedule", "online", "manual"] = "schedule"
+    schedule: Cron | None = Field(default=None, description="Cron expression or @hourly/@daily/@weekly/@monthly.")
+    label: Label | None = None
+    resources: Resources = Field(default_factory=Resources)
+    min_quality: MinQuality | None = None
+
+
+# ------------------------------------------------------------------ serving
+TensorDtype = Literal[
+    "bool",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "fp16",
+    "fp32",
+    "fp64",
+    "bf16",
+    "string",
+]
+Framework = Literal["sklearn", "onnx", "pytorch", "tensorflow", "python"]
+
+
+class Tensor(SpecModel):
+    name: TensorName
+    dtype: TensorDtype
+    dims: list[Annotated[StrictInt, Field(ge=-1, le=1_000_000)]] = Field(
+        min_length=1, max_length=8, description="Shape without the batch dimension; -1 for variable."
+    )
+
+
+class ModelSpec(SpecModel):
+    name: Name
+    framework: Framework
+    accelerator: Accelerator = "cpu"
+    feature_service: Name | None = Field(default=None, description="Its inputs are this service's features.")
+    inputs: list[Tensor] = Field(default_factory=list)
+    outputs: list[Tensor] = Field(min_length=1)
+    stateful: StrictBool = Field(default=False, description="Keeps state across a sequence of requests.")
+    max_batch_size: StrictInt | None = Field(default=None, ge=0, le=4096)
+    description: Text = ""
+
+
+class Pipeline(SpecModel):
+    name: Name
+    steps: list[Name] = Field(min_length=2)
+    conditional: StrictBool = Field(
+        default=False, description="Steps depend on earlier outputs (skip the rest when nothing is found)."
+    )
+
+
+class Serving(SpecModel):
+    mode: Literal["online", "batch", "async", "embedded"] = "online"
+    protocol: Literal["rest", "grpc"] = "rest"
+    latency_p99_ms: PositiveNumber = Field(description="End to end: features + inference.")
+    throughput_rps: PositiveNumber
+    models: list[ModelSpec] = Field(min_length=1)
+    pipeline: Pipeline | None = None
+
+
+# ------------------------------------------------------------------ privacy, delivery
+AccessAction = Literal["online_read", "offline_read", "write", "materialize", "describe"]
+
+
+class Access(SpecModel):
+    role: Name
+    can: list[AccessAction] = Field(min_length=1)
+
+
+class Privacy(SpecModel):
+    pii_handling: Literal["drop", "hash", "encrypt", "allow"] = "drop"
+    residency: Literal["on_prem", "eu", "us", "any"] = "any"
+    retention: Duration | None = None
+    access: list[Access] = Field(default_factory=list)
+
+
+class Delivery(SpecModel):
+    priority: Literal["speed", "reliability"] = "speed"
+    mlops_level: Literal[0, 1, 2] = 1
+
+
+class Waiver(SpecModel):
+    """An accepted warning: the finding's code and why the team accepts the risk."""
+
+    finding: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", strict=True)]
+    justification: Annotated[str, Field(min_length=20, max_length=2000, strict=True)]
+    accepted_by: Owner | None = None
+
+
+class Spec(SpecModel):
+    """An ML system's requirements: one YAML file."""
+
+    version: Literal[1]
+    project: Project
+    existing: Existing = Field(default_factory=Existing)
+    entities: list[Entity] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    features: Features | None = None
+    training: Training = Field(default_factory=lambda: Training(trigger="manual"))
+    serving: Serving
+    privacy: Privacy = Field(default_factory=Privacy)
+    autonomy: Literal["air_gapped", "self_hosted", "cloud"] = "self_hosted"
+    customization: Literal["low", "medium", "high"] = "low"
+    delivery: Delivery = Field(default_factory=Delivery)
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    # -------------------------------------------------------------- lookups
+    def source(self, name: str) -> FileSourceSpec | TableSourceSpec | StreamSourceSpec | RequestSourceSpec | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def entity(self, name: str) -> Entity | None:
+        return next((e for e in self.entities if e.name == name), None)
+
+    def view(self, name: str) -> FeatureViewSpec | None:
+        if self.features is None:
+            return None
+        return next((v for v in self.features.views if v.name == name), None)
+
+    def service(self, name: str) -> FeatureServiceSpec | None:
+        if self.features is None:
+            return None
+        return next((s for s in self.features.services if s.name == name), None)
+
+    def model(self, name: str) -> ModelSpec | None:
+        return next((m for m in self.serving.models if m.name == name), None)

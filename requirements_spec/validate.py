@@ -1,0 +1,197 @@
+"""Data to :class:`Spec`: pydantic validation and reference checks, every error with its line."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import Diagnostic, Path, SpecError
+from .loader import SourceMap, load_yaml_text, read_spec_text
+from .models import Spec
+from .references import check_references
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec with the text it came from and where each node is in it."""
+
+    spec: Spec
+    source_map: SourceMap
+    text: str
+
+    @property
+    def filename(self) -> str:
+        return self.source_map.filename
+
+
+def load_spec(path: str | FsPath) -> LoadedSpec:
+    """Read, parse and validate a spec file. Raises :class:`SpecError` with every problem."""
+    text, name = read_spec_text(path)
+    return parse_spec(text, name)
+
+
+def parse_spec(text: str, filename: str = "<spec>") -> LoadedSpec:
+    loaded = load_yaml_text(text, filename)
+    spec = validate_data(loaded.data, loaded.source_map)
+    return LoadedSpec(spec, loaded.source_map, text)
+
+
+def validate_data(data: Any, source_map: SourceMap) -> Spec:
+    if not isinstance(data, dict):
+        raise SpecError(
+            [source_map.diagnostic((), "the spec must be a mapping of sections (version, project, serving, ...)")]
+        )
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_diagnostics(exc, data, source_map)) from None
+    problems = check_references(spec)
+    if problems:
+        raise SpecError(source_map.diagnostic(p.path, p.message, p.hint) for p in problems)
+    return spec
+
+
+# ---------------------------------------------------------------- pydantic errors to diagnostics
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
+    """Map a pydantic ``loc`` onto the data: drop union tags; say whether the last item is present."""
+    out: list[str | int] = []
+    cur = data
+    for n, item in enumerate(loc):
+        last = n == len(loc) - 1
+        if (isinstance(cur, dict) and item in cur) or (isinstance(cur, list) and isinstance(item, int) and 0 <= item < len(cur)):
+            out.append(item)
+            cur = cur[item]
+        elif isinstance(cur, dict) and last and isinstance(item, str):
+            out.append(item)
+            return tuple(out), False
+        # otherwise a union member tag ('file', 'int', 'function-after[...]'): not part of the data
+    return tuple(out), True
+
+
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_classes(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list):
+        return [m for arg in typing.get_args(annotation) for m in _model_classes(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _allowed_keys(path: Path, data: Any) -> list[str]:
+    """Field names allowed in the mapping at ``path`` (for 'did you mean')."""
+    classes: list[type[BaseModel]] = [Spec]
+    cur = data
+    for item in path:
+        if isinstance(item, int):
+            cur = cur[item] if isinstance(cur, list) and item < len(cur) else None
+            continue
+        nxt: list[type[BaseModel]] = []
+        for cls in classes:
+            field = cls.model_fields.get(item)
+            if field is not None:
+                nxt.extend(_model_classes(field.annotation))
+        classes = nxt
+        cur = cur.get(item) if isinstance(cur, dict) else None
+        if isinstance(cur, dict) and "kind" in cur and len(classes) > 1:
+            kind = cur["kind"]
+            picked = [c for c in classes if typing.get_args(c.model_fields["kind"].annotation) == (kind,)]
+            classes = picked or classes
+    return sorted({k for cls in classes for k in cls.model_fields})
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "null" if value is None else type(value).__name__
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _message(err: Any, path: Path, data: Any) -> tuple[str, str | None]:
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        name = path[-1]
+        allowed = _allowed_keys(path[:-1], data)
+        close = get_close_matches(str(name), allowed, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else ("allowed: " + ", ".join(allowed) if allowed else None)
+        return f"unknown field `{name}`", hint
+    if kind == "missing":
+        return f"missing required field `{path[-1]}`", None
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        return f"invalid value {value!r}", f"allowed values: {expected}"
+    if kind == "union_tag_invalid":
+        return (
+            f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {ctx.get('tag')!r}",
+            f"allowed values: {ctx.get('expected_tags')}",
+        )
+    if kind == "union_tag_not_found":
+        return (
+            f"missing required field {ctx.get('discriminator', 'kind')}",
+            "allowed values: file, table, stream, request",
+        )
+    if kind in _TYPE_WORDS:
+        hint = None
+        if kind == "string_type" and isinstance(value, int | float | bool):
+            hint = "quote the value to make it a string"
+        return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}", hint
+    if kind == "value_error":
+        msg = str(err["msg"])
+        return msg.removeprefix("Value error, "), None
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} does not match the pattern {ctx.get('pattern')}", None
+    if kind in ("too_short", "too_long"):
+        return str(err["msg"]).replace("List", "list"), None
+    return f"{err['msg']} (got {_describe(value)})", None
+
+
+def _diagnostics(exc: ValidationError, data: Any, source_map: SourceMap) -> list[Diagnostic]:
+    merged: dict[Path, tuple[str, str | None, bool]] = {}
+    order: list[Path] = []
+    for err in exc.errors(include_url=False):
+        path, present = _data_path(tuple(err["loc"]), data)
+        message, hint = _message(err, path, data)
+        is_key = err["type"] == "extra_forbidden"
+        if path in merged:
+            old_msg, old_hint, old_key = merged[path]
+            if message not in old_msg:
+                # a union: "expected an integer" or "expected a number" -> one message
+                message = f"{old_msg}; or {message}"
+            else:
+                message = old_msg
+            merged[path] = (message, old_hint or hint, old_key or is_key)
+        else:
+            merged[path] = (message, hint, is_key)
+            order.append(path)
+        del present
+    return [source_map.diagnostic(p, merged[p][0], merged[p][1], key=merged[p][2]) for p in order]
