@@ -3,10 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TRITON_VENV := .venv-triton
+AIRFLOW_VENV := .venv-airflow
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check -q
+# pip on some machines warns once per package about absent local mirrors; keep the output readable
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup setup-triton test lint typecheck pytest demo reference rules-doc bench clean services
+# pipefail: a failing pip install fails the target even through the QUIET_PIP filter
+.SHELLFLAGS := -o pipefail -c
+
+.PHONY: help setup setup-triton setup-airflow system-deps test lint typecheck pytest demo reference rules-doc bench clean services
 
 help:
 	@echo "make demo       set up and generate + run the reference system end to end"
@@ -17,17 +23,25 @@ help:
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) (archgen, Feast 0.67, test tools)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install $(PIP_FLAGS) -e '.[feast,dev]'
+	@$(BIN)/pip install $(PIP_FLAGS) -e '.[feast,dev]' $(QUIET_PIP)
 	@touch $@
 
 $(TRITON_VENV)/.installed: requirements/triton-runtime.txt
 	@echo "==> creating $(TRITON_VENV) (tritonserver 2.51 from nvidia-pytriton, numpy < 2)"
 	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
-	@$(TRITON_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/triton-runtime.txt
+	@$(TRITON_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/triton-runtime.txt $(QUIET_PIP)
 	@touch $@
 
 setup: $(BIN)/.installed
 setup-triton: $(TRITON_VENV)/.installed
+
+# Airflow 3 in its own venv: the generated DAGs are imported by a real DagBag in the tests
+setup-airflow:
+	@bash scripts/ensure_airflow_venv.sh $(AIRFLOW_VENV) $(QUIET_PIP)
+
+# graphviz, chromium and docker-compose from Debian when missing (tests skip with a reason otherwise)
+system-deps:
+	@bash .ci/system-deps.sh
 
 services:
 	@bash .ci/services.sh
@@ -39,12 +53,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup setup-triton services
-	ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/pytest $(PYTEST_ARGS)
+pytest: setup setup-triton setup-airflow system-deps services
+	ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) ARCHGEN_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) \
+		$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-demo: setup setup-triton services
+demo: setup setup-triton system-deps services
 	@$(BIN)/python -m generator.demo
 
 reference: setup
@@ -57,4 +72,4 @@ bench: setup setup-triton
 	@for f in bench/bench_*.py; do echo "==> $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start Redis and PostgreSQL on loopback when they are not answering (they normally run already).
+# Start Redis, PostgreSQL and RabbitMQ on loopback when they are not answering (they normally run already).
 set -u
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "==> starting redis on 127.0.0.1:6379"
@@ -13,6 +13,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start \
       || echo "warning: could not start postgresql"
   fi
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && command -v rabbitmq-server >/dev/null 2>&1; then
+  echo "==> starting rabbitmq on 127.0.0.1:5672"
+  rabbitmq-server -detached || echo "warning: could not start rabbitmq"
 fi
 for _ in $(seq 1 30); do
   (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && exit 0

@@ -5,7 +5,11 @@ so no tag can construct an object, every alias expansion is counted (an alias bo
 rejected after a bounded amount of work), nesting depth is capped without recursion,
 duplicate keys are rejected with both lines, and exactly one document is accepted.
 
-Scalars are typed by the YAML 1.2 core schema only: ``no``, ``on`` and ``y`` stay strings.
+Plain scalars are typed only where YAML 1.2 (core schema) and PyYAML's YAML 1.1 agree:
+``no``, ``on`` and ``y`` stay strings (no "Norway problem"), and so do forms the two versions
+read differently (``017``, ``1e3``, ``1_000``, ``0x1f``, ``2024-01-01``). Whatever is read as a
+number, boolean or null here is read the same by ``yaml.safe_load``, so ``yaml.safe_dump``
+output (which quotes by PyYAML's rules) always loads back to the same values.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"^[-+]?[0-9]+$")
-_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_SPECIAL_FLOAT = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")  # no leading zeros: YAML 1.1 reads 017 as octal
+_FLOAT = re.compile(r"^(?:[-+]?[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?$")  # a dot; a signed exponent
+_MAX_DIGITS = 100  # far beyond any sensible value, far below Python's int-conversion limit
+_SPECIAL_FLOAT = {
+    **{f"{sign}{inf}": float(f"{sign or '+'}inf") for sign in ("", "+", "-") for inf in (".inf", ".Inf", ".INF")},
+    **{nan: float("nan") for nan in (".nan", ".NaN", ".NAN")},
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,11 @@ class LoadedYaml:
     text: str
 
 
-def _fail(filename: str, line: int, col: int, message: str, hint: str | None = None) -> SpecError:
-    return SpecError([Diagnostic(line=line, column=col, file=filename, path="<document>", message=message, hint=hint)])
+def _fail(
+    filename: str, line: int, col: int, message: str, hint: str | None = None, *, path: Path | None = None
+) -> SpecError:
+    where = "<document>" if path is None else format_path(path)
+    return SpecError([Diagnostic(line=line, column=col, file=filename, path=where, message=message, hint=hint)])
 
 
 def _pos(mark: Any) -> tuple[int, int]:
@@ -93,37 +104,188 @@ def _scalar(event: Any) -> Any:
     if value in _BOOL:
         return _BOOL[value]
     if _INT.match(value):
+        if len(value) > _MAX_DIGITS:
+            raise ValueError(f"the number {value[:12]}... has more than {_MAX_DIGITS} digits")
         return int(value)
     if value in _SPECIAL_FLOAT:
         return _SPECIAL_FLOAT[value]
     if _FLOAT.match(value):
+        if len(value) > _MAX_DIGITS:
+            raise ValueError(f"the number {value[:12]}... has more than {_MAX_DIGITS} digits")
         return float(value)
     return value
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "index", "key", "key_lines", "key_pos", "path", "start")
+    """A mapping or sequence being built."""
 
-    def __init__(self, container: Any, path: Path, start: tuple[int, int], anchor: str | None) -> None:
+    __slots__ = ("anchor", "container", "index", "key", "key_lines", "key_pos", "log_start", "nodes_start", "path")
+
+    def __init__(self, container: Any, path: Path, anchor: str | None, log_start: int, nodes_start: int) -> None:
         self.container = container
         self.path = path
-        self.start = start
         self.anchor = anchor
+        self.log_start = log_start  # where this node's positions start in the builder's log
+        self.nodes_start = nodes_start
         self.key: Any = _NO_KEY
-        self.key_pos: tuple[int, int] = start
+        self.key_pos: tuple[int, int] = (1, 1)
         self.key_lines: dict[str, int] = {}
         self.index = 0
 
 
 _NO_KEY = object()
+_VALUE, _KEY = 0, 1
 
 
 @dataclass
 class _Anchored:
     value: Any
     size: int
-    values: dict[Path, tuple[int, int]]
-    keys: dict[Path, tuple[int, int]]
+    log: list[tuple[int, Path, tuple[int, int]]]  # (kind, path relative to the anchor, position)
+
+
+class _Builder:
+    """Builds plain data from parser events, logging the position of every value and key.
+
+    Positions go to an append-only log, so an anchor's positions are the slice of the log
+    written while its node was open: registering and replaying an anchor costs the size
+    of its node, never the size of the document (no quadratic blow-up on many anchors).
+    """
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.log: list[tuple[int, Path, tuple[int, int]]] = []
+        self.anchors: dict[str, _Anchored] = {}
+        self.open_anchors: set[str] = set()
+        self.stack: list[_Frame] = []
+        self.root: Any = None
+        self.nodes = 0
+
+    def fail(self, pos: tuple[int, int], message: str, hint: str | None = None, path: Path | None = None) -> SpecError:
+        return _fail(self.filename, *pos, message, hint, path=path)
+
+    def event(self, event: Any) -> None:
+        etype = type(event)
+        if etype in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
+            self._close()
+            return
+        pos = _pos(event.start_mark)
+        path = self._child_path()
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and not (etype is yaml.ScalarEvent and tag == "tag:yaml.org,2002:str"):
+            raise self.fail(
+                pos,
+                f"YAML tags are not allowed (found {tag!r})",
+                "write plain values; a spec never constructs objects",
+                path=path,
+            )
+        self._count(1, pos, path)
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.fail(pos, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure", path=path)
+        top = self.stack[-1] if self.stack else None
+        if top is not None and top.key is _NO_KEY and isinstance(top.container, dict):
+            self._take_key(top, event, pos)
+        elif etype is yaml.AliasEvent:
+            self._alias(event.anchor, path, pos)
+        elif etype is yaml.ScalarEvent:
+            try:
+                value = _scalar(event)
+            except ValueError as exc:
+                raise self.fail(pos, str(exc), "write a shorter number or quote it", path=path) from None
+            if event.anchor is not None:
+                self.anchors[event.anchor] = _Anchored(value, 1, [(_VALUE, (), pos)])
+            self.log.append((_VALUE, path, pos))
+            self._attach(value, path)
+        else:
+            container: Any = {} if etype is yaml.MappingStartEvent else []
+            if event.anchor is not None:
+                self.open_anchors.add(event.anchor)
+            self.stack.append(_Frame(container, path, event.anchor, len(self.log), self.nodes))
+            self.log.append((_VALUE, path, pos))
+
+    def _count(self, n: int, pos: tuple[int, int], path: Path) -> None:
+        self.nodes += n
+        if self.nodes > MAX_NODES:
+            raise self.fail(
+                pos,
+                f"the document expands to more than {MAX_NODES} nodes",
+                "aliases multiply nodes (an alias bomb?); write the values out or simplify the spec",
+                path=path,
+            )
+
+    def _child_path(self) -> Path:
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.container, dict):
+            return (*top.path, top.key) if top.key is not _NO_KEY else top.path
+        return (*top.path, top.index)
+
+    def _take_key(self, frame: _Frame, event: Any, pos: tuple[int, int]) -> None:
+        if type(event) is not yaml.ScalarEvent:
+            raise self.fail(pos, "mapping keys must be plain names, not lists, mappings or aliases", path=frame.path)
+        try:
+            key = _scalar(event)
+        except ValueError:
+            key = None
+        if not isinstance(key, str) or not key:
+            raise self.fail(
+                pos, f"mapping key {event.value!r} is not a name", "quote it if it really is a name", path=frame.path
+            )
+        if key in frame.key_lines:
+            raise self.fail(
+                pos,
+                f"duplicate key `{key}` (first at line {frame.key_lines[key]}, again at line {pos[0]})",
+                "YAML would silently keep only the last one; merge the two",
+                path=(*frame.path, key),
+            )
+        frame.key_lines[key] = pos[0]
+        frame.key = key
+        frame.key_pos = pos
+
+    def _alias(self, name: str, path: Path, pos: tuple[int, int]) -> None:
+        if name in self.open_anchors:
+            raise self.fail(pos, f"alias *{name} refers to the node that contains it (a cycle)", path=path)
+        ref = self.anchors.get(name)
+        if ref is None:
+            raise self.fail(pos, f"undefined alias *{name}", path=path)
+        self._count(ref.size - 1, pos, path)
+        self.log.append((_VALUE, path, pos))
+        for kind, rel, at in ref.log:
+            self.log.append((kind, path + rel, at))
+        self._attach(ref.value, path)
+
+    def _close(self) -> None:
+        frame = self.stack.pop()
+        if frame.anchor is not None:
+            n = len(frame.path)
+            self.anchors[frame.anchor] = _Anchored(
+                frame.container,
+                self.nodes - frame.nodes_start + 1,
+                [(kind, p[n:], at) for kind, p, at in self.log[frame.log_start :]],
+            )
+            self.open_anchors.discard(frame.anchor)
+        self._attach(frame.container, frame.path)
+
+    def _attach(self, value: Any, path: Path) -> None:
+        if not self.stack:
+            self.root = value
+            return
+        top = self.stack[-1]
+        if isinstance(top.container, dict):
+            top.container[top.key] = value
+            self.log.append((_KEY, path, top.key_pos))
+            top.key = _NO_KEY
+        else:
+            top.container.append(value)
+            top.index += 1
+
+    def source_map(self) -> SourceMap:
+        values: dict[Path, tuple[int, int]] = {}
+        keys: dict[Path, tuple[int, int]] = {}
+        for kind, path, pos in self.log:
+            (keys if kind == _KEY else values).setdefault(path, pos)
+        return SourceMap(self.filename, values, keys)
 
 
 def decode(raw: bytes, filename: str) -> str:
@@ -145,124 +307,28 @@ def decode(raw: bytes, filename: str) -> str:
 
 def load_yaml_text(text: str, filename: str = "<spec>") -> LoadedYaml:
     """Parse one YAML document into plain data plus a :class:`SourceMap`."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise _fail(
-            filename,
-            1,
-            1,
-            f"the spec is larger than {MAX_BYTES // 1024} KiB",
-            "a requirements spec should be a page or two; split data out of it",
-        )
-    values: dict[Path, tuple[int, int]] = {}
-    keys: dict[Path, tuple[int, int]] = {}
-    anchors: dict[str, _Anchored] = {}
-    open_anchors: set[str] = set()
-    anchor_starts: dict[str, tuple[int, int, int]] = {}  # name -> (node count at start, depth, -)
-    stack: list[_Frame] = []
-    root: Any = None
-    have_root = False
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise _too_large(filename)
+    builder = _Builder(filename)
     documents = 0
-    nodes = 0
     try:
         for event in yaml.parse(text, Loader=_Loader):
             etype = type(event)
             if etype is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
-                    line, col = _pos(event.start_mark)
                     raise _fail(
                         filename,
-                        line,
-                        col,
+                        *_pos(event.start_mark),
                         "expected exactly one YAML document, found a second",
                         "remove the `---` separator and everything after it, or split the file",
                     )
-                continue
-            if etype in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
-                continue
-            if etype in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
-                frame = stack.pop()
-                value = frame.container
-                if frame.anchor is not None:
-                    _register_anchor(
-                        frame.anchor, frame.path, value, nodes, anchor_starts, anchors, open_anchors, values, keys
-                    )
-                _attach(stack, value, frame.path, frame.start, filename, values, keys)
-                if not stack:
-                    root, have_root = value, True
-                continue
-
-            # a node starts here: a scalar, an alias, or a collection
-            pos = _pos(event.start_mark)
-            tag = getattr(event, "tag", None)
-            if tag not in (None, "!") and not (etype is yaml.ScalarEvent and tag == "tag:yaml.org,2002:str"):
-                raise _fail(
-                    filename,
-                    *pos,
-                    f"YAML tags are not allowed (found {tag!r})",
-                    "write plain values; a spec never constructs objects",
-                )
-            nodes += 1
-            if nodes > MAX_NODES:
-                raise _fail(
-                    filename,
-                    *pos,
-                    f"the document expands to more than {MAX_NODES} nodes",
-                    "aliases multiply nodes; write the values out or simplify the spec",
-                )
-            if len(stack) >= MAX_DEPTH:
-                raise _fail(filename, *pos, f"nesting deeper than {MAX_DEPTH} levels")
-
-            if stack and stack[-1].key is _NO_KEY and isinstance(stack[-1].container, dict):
-                _take_key(stack[-1], event, pos, filename)
-                continue
-
-            path = _child_path(stack)
-            if etype is yaml.AliasEvent:
-                name = event.anchor
-                if name in open_anchors:
-                    raise _fail(filename, *pos, f"alias *{name} refers to the node that contains it")
-                if name not in anchors:
-                    raise _fail(filename, *pos, f"undefined alias *{name}")
-                ref = anchors[name]
-                nodes += ref.size - 1
-                if nodes > MAX_NODES:
-                    raise _fail(
-                        filename,
-                        *pos,
-                        f"the document expands to more than {MAX_NODES} nodes",
-                        "aliases multiply nodes (an alias bomb?); write the values out",
-                    )
-                for rel, p in ref.values.items():
-                    values[path + rel] = p
-                for rel, p in ref.keys.items():
-                    keys[path + rel] = p
-                _attach(stack, ref.value, path, pos, filename, values, keys)
-                if not stack:
-                    root, have_root = ref.value, True
-                continue
-            anchor = getattr(event, "anchor", None)
-            if etype is yaml.ScalarEvent:
-                value = _scalar(event)
-                if anchor is not None:
-                    anchors[anchor] = _Anchored(value, 1, {(): pos}, {})
-                _attach(stack, value, path, pos, filename, values, keys)
-                if not stack:
-                    root, have_root = value, True
-                continue
-            container: Any = {} if etype is yaml.MappingStartEvent else []
-            if anchor is not None:
-                open_anchors.add(anchor)
-                anchor_starts[anchor] = (nodes, len(stack), 0)
-            values[path] = pos
-            stack.append(_Frame(container, path, pos, anchor))
+            elif etype not in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+                builder.event(event)
     except SpecError:
         raise
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = _pos(mark) if mark is not None else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise _fail(filename, line, col, f"YAML syntax error: {problem}") from None
+        raise _syntax_error(exc, filename, text) from None
     except yaml.YAMLError as exc:  # ReaderError: characters YAML does not allow
         position = getattr(exc, "position", 0) or 0
         before = text[:position]
@@ -271,78 +337,33 @@ def load_yaml_text(text: str, filename: str = "<spec>") -> LoadedYaml:
         reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
         raise _fail(filename, line, col, f"unreadable YAML: {reason}") from None
     except RecursionError:
-        raise _fail(filename, 1, 1, "nesting too deep") from None
-    if not have_root or root is None:
+        raise _fail(filename, 1, 1, f"nesting deeper than {MAX_DEPTH} levels") from None
+    if builder.root is None:
         raise _fail(filename, 1, 1, "the spec is empty", "start from `archgen init`")
-    return LoadedYaml(root, SourceMap(filename, values, keys), text)
+    return LoadedYaml(builder.root, builder.source_map(), text)
 
 
-def _child_path(stack: list[_Frame]) -> Path:
-    if not stack:
-        return ()
-    top = stack[-1]
-    if isinstance(top.container, dict):
-        return top.path + (top.key,)
-    return top.path + (top.index,)
+def _syntax_error(exc: yaml.MarkedYAMLError, filename: str, text: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = _pos(mark) if mark is not None else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    if "nesting depth" in problem:
+        return _fail(filename, line, col, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
+    hint = None
+    lines = text.splitlines()
+    if "cannot start any token" in problem and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        hint = "YAML does not allow tabs for indentation; use spaces"
+    return _fail(filename, line, col, f"YAML syntax error: {problem}", hint)
 
 
-def _take_key(frame: _Frame, event: Any, pos: tuple[int, int], filename: str) -> None:
-    if type(event) is not yaml.ScalarEvent:
-        raise _fail(filename, *pos, "mapping keys must be plain names, not lists, mappings or aliases")
-    key = _scalar(event)
-    if not isinstance(key, str):
-        raise _fail(filename, *pos, f"mapping key {event.value!r} is not a name", "quote it if it really is a name")
-    if key in frame.key_lines:
-        raise _fail(
-            filename,
-            *pos,
-            f"duplicate key {key!r} (first defined at line {frame.key_lines[key]})",
-            "YAML would silently keep only the last one; merge the two",
-        )
-    frame.key_lines[key] = pos[0]
-    frame.key = key
-    frame.key_pos = pos
-
-
-def _attach(
-    stack: list[_Frame],
-    value: Any,
-    path: Path,
-    pos: tuple[int, int],
-    filename: str,
-    values: dict[Path, tuple[int, int]],
-    keys: dict[Path, tuple[int, int]],
-) -> None:
-    values.setdefault(path, pos)
-    if not stack:
-        return
-    top = stack[-1]
-    if isinstance(top.container, dict):
-        top.container[top.key] = value
-        keys[path] = top.key_pos
-        top.key = _NO_KEY
-    else:
-        top.container.append(value)
-        top.index += 1
-
-
-def _register_anchor(
-    name: str,
-    path: Path,
-    value: Any,
-    nodes_now: int,
-    anchor_starts: dict[str, tuple[int, int, int]],
-    anchors: dict[str, _Anchored],
-    open_anchors: set[str],
-    values: dict[Path, tuple[int, int]],
-    keys: dict[Path, tuple[int, int]],
-) -> None:
-    start_nodes = anchor_starts.pop(name)[0]
-    n = len(path)
-    rel_values = {p[n:]: v for p, v in values.items() if p[:n] == path}
-    rel_keys = {p[n:]: v for p, v in keys.items() if p[:n] == path and len(p) > n}
-    anchors[name] = _Anchored(value, nodes_now - start_nodes + 1, rel_values, rel_keys)
-    open_anchors.discard(name)
+def _too_large(filename: str) -> SpecError:
+    return _fail(
+        filename,
+        1,
+        1,
+        f"the spec is larger than {MAX_BYTES // 1024} KiB",
+        "a requirements spec should be a page or two; split data out of it",
+    )
 
 
 def read_spec_text(path: str | FsPath) -> tuple[str, str]:
@@ -359,13 +380,7 @@ def read_spec_text(path: str | FsPath) -> tuple[str, str]:
     except OSError as exc:
         raise SpecUnreadable([Diagnostic(1, 1, name, "<document>", f"cannot read the spec: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
-        raise _fail(
-            name,
-            1,
-            1,
-            f"the spec is larger than {MAX_BYTES // 1024} KiB",
-            "a requirements spec should be a page or two; split data out of it",
-        )
+        raise _too_large(name)
     return decode(raw, name), name
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from .types import (
     Cron,
     Duration,
+    FiniteFloat,
     Name,
+    NotBool,
     Owner,
     RelativePath,
     TableName,
@@ -24,7 +26,7 @@ from .types import (
     Topic,
 )
 
-PositiveNumber = Annotated[StrictInt | StrictFloat, Field(gt=0)]
+PositiveNumber = Annotated[StrictInt | FiniteFloat, Field(gt=0)]
 
 
 class SpecModel(BaseModel):
@@ -180,7 +182,9 @@ class Resources(SpecModel):
 
 class MinQuality(SpecModel):
     metric: Metric
-    threshold: StrictInt | StrictFloat
+    threshold: StrictInt | FiniteFloat = Field(
+        description="The least acceptable value (the most, for the error metrics log_loss, rmse and mae)."
+    )
 
 
 class Training(SpecModel):
@@ -266,21 +270,21 @@ class Privacy(SpecModel):
 
 class Delivery(SpecModel):
     priority: Literal["speed", "reliability"] = "speed"
-    mlops_level: Literal[0, 1, 2] = 1
+    mlops_level: Annotated[Literal[0, 1, 2], NotBool] = 1
 
 
 class Waiver(SpecModel):
     """An accepted warning: the finding's code and why the team accepts the risk."""
 
     finding: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", strict=True)]
-    justification: Annotated[str, Field(min_length=20, max_length=2000, strict=True)]
+    justification: Annotated[Text, Field(min_length=20)]
     accepted_by: Owner | None = None
 
 
 class Spec(SpecModel):
     """An ML system's requirements: one YAML file."""
 
-    version: Literal[1]
+    version: Annotated[Literal[1], NotBool]
     project: Project
     existing: Existing = Field(default_factory=Existing)
     entities: list[Entity] = Field(default_factory=list)

@@ -14,6 +14,8 @@ class Problem(NamedTuple):
     path: Path
     message: str
     hint: str | None = None
+    #: another place the problem involves (the first of two duplicates); shown with its line
+    related: Path | None = None
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str | None:
@@ -30,15 +32,9 @@ def _unique(items: Iterable[tuple[Path, str]], what: str) -> Iterator[Problem]:
     first: dict[str, Path] = {}
     for path, name in items:
         if name in first:
-            yield Problem(path, f"duplicate {what} name {name!r}", f"already declared at {_dotted(first[name])}")
+            yield Problem(path, f"duplicate {what} name {name!r}", related=first[name])
         else:
             first[name] = path
-
-
-def _dotted(path: Path) -> str:
-    from .errors import format_path
-
-    return format_path(path)
 
 
 def _fields_of(fields: list[FeatureField]) -> set[str]:
@@ -78,10 +74,13 @@ def _check(spec: Spec) -> Iterator[Problem]:
         request_sources = [
             (("sources", i, "name"), s.name) for i, s in enumerate(spec.sources) if isinstance(s, RequestSourceSpec)
         ]
+        namespace: list[tuple[Path, str]] = [
+            *((("features", "views", i, "name"), v.name) for i, v in enumerate(features.views)),
+            *((("features", "on_demand", i, "name"), v.name) for i, v in enumerate(features.on_demand)),
+            *request_sources,
+        ]
         yield from _unique(
-            [(("features", "views", i, "name"), v.name) for i, v in enumerate(features.views)]
-            + [(("features", "on_demand", i, "name"), v.name) for i, v in enumerate(features.on_demand)]
-            + request_sources,
+            namespace,
             "feature view (views, on-demand views and request sources share one namespace)",
         )
         yield from _unique(
@@ -90,34 +89,34 @@ def _check(spec: Spec) -> Iterator[Problem]:
         for i, view in enumerate(features.views):
             base: Path = ("features", "views", i)
             view_fields[view.name] = _fields_of(view.fields)
-            yield from _unique(((base + ("fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
+            yield from _unique((((*base, "fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
             for j, ent in enumerate(view.entities):
                 if ent not in entities:
-                    yield Problem(base + ("entities", j), f"unknown entity {ent!r}", _suggest(ent, entities))
-            src = sources.get(view.source)
-            if src is None:
-                yield Problem(base + ("source",), f"unknown source {view.source!r}", _suggest(view.source, sources))
-            elif isinstance(src, RequestSourceSpec):
+                    yield Problem((*base, "entities", j), f"unknown entity {ent!r}", _suggest(ent, entities))
+            view_src = sources.get(view.source)
+            if view_src is None:
+                yield Problem((*base, "source"), f"unknown source {view.source!r}", _suggest(view.source, sources))
+            elif isinstance(view_src, RequestSourceSpec):
                 yield Problem(
-                    base + ("source",),
+                    (*base, "source"),
                     f"{view.source!r} is a request source; a feature view reads a file, table or stream source",
                     "use request values in an on-demand view (features.on_demand)",
                 )
             else:
-                reserved = {src.timestamp_field} | {e.join_key for e in spec.entities if e.name in view.entities}
+                reserved = {view_src.timestamp_field} | {e.join_key for e in spec.entities if e.name in view.entities}
                 for j, f in enumerate(view.fields):
                     if f.name in reserved:
                         yield Problem(
-                            base + ("fields", j, "name"),
+                            (*base, "fields", j, "name"),
                             f"field {f.name!r} clashes with the source's timestamp or join key column",
                         )
         request_fields = {s.name: _fields_of(s.fields) for s in spec.sources if isinstance(s, RequestSourceSpec)}
         for i, odv in enumerate(features.on_demand):
             base = ("features", "on_demand", i)
-            yield from _unique(((base + ("fields", j, "name"), f.name) for j, f in enumerate(odv.fields)), "field")
+            yield from _unique((((*base, "fields", j, "name"), f.name) for j, f in enumerate(odv.fields)), "field")
             known = {**view_fields, **request_fields}
             for j, ref in enumerate(odv.inputs):
-                yield from _check_ref(ref, known, base + ("inputs", j))
+                yield from _check_ref(ref, known, (*base, "inputs", j))
         odv_fields = {o.name: _fields_of(o.fields) for o in features.on_demand}
         servable = {**view_fields, **odv_fields}
         for i, svc in enumerate(features.services):
@@ -125,16 +124,16 @@ def _check(spec: Spec) -> Iterator[Problem]:
             seen: dict[str, int] = {}
             for j, ref in enumerate(svc.features):
                 if ref in seen:
-                    yield Problem(base + ("features", j), f"{ref!r} is listed twice")
+                    yield Problem((*base, "features", j), f"{ref!r} is listed twice")
                 seen[ref] = j
-                yield from _check_ref(ref, servable, base + ("features", j))
+                yield from _check_ref(ref, servable, (*base, "features", j))
             # Feast serves fields by name: two views offering the same field name would collide
             names: dict[str, str] = {}
             for j, ref in enumerate(svc.features):
                 _, _, fname = ref.partition(".")
                 if fname in names and names[fname] != ref:
                     yield Problem(
-                        base + ("features", j),
+                        (*base, "features", j),
                         f"field name {fname!r} is served twice ({names[fname]} and {ref})",
                         "rename one of the fields: a model input is named after its field",
                     )
@@ -147,17 +146,18 @@ def _check(spec: Spec) -> Iterator[Problem]:
             "trigger is `schedule` but no schedule is given",
             'add e.g. `schedule: "@daily"` or set `trigger: manual`',
         )
+    yield from _check_quality(spec)
     if training.label is not None:
-        src = sources.get(training.label.source)
-        if src is None:
+        label_src = sources.get(training.label.source)
+        if label_src is None:
             yield Problem(
                 ("training", "label", "source"),
                 f"unknown source {training.label.source!r}",
                 _suggest(training.label.source, sources),
             )
-        elif isinstance(src, RequestSourceSpec):
+        elif isinstance(label_src, RequestSourceSpec):
             yield Problem(("training", "label", "source"), "a label cannot come from a request source")
-        elif training.label.field in {e.join_key for e in spec.entities} | {src.timestamp_field}:
+        elif training.label.field in {e.join_key for e in spec.entities} | {label_src.timestamp_field}:
             yield Problem(
                 ("training", "label", "field"), "the label must be its own column, not a join key or the timestamp"
             )
@@ -177,12 +177,12 @@ def _check(spec: Spec) -> Iterator[Problem]:
     services = {s.name for s in features.services} if features else set()
     for i, model in enumerate(serving.models):
         base = ("serving", "models", i)
-        yield from _unique(((base + ("inputs", j, "name"), t.name) for j, t in enumerate(model.inputs)), "input")
-        yield from _unique(((base + ("outputs", j, "name"), t.name) for j, t in enumerate(model.outputs)), "output")
+        yield from _unique((((*base, "inputs", j, "name"), t.name) for j, t in enumerate(model.inputs)), "input")
+        yield from _unique((((*base, "outputs", j, "name"), t.name) for j, t in enumerate(model.outputs)), "output")
         if model.feature_service is not None:
             if model.feature_service not in services:
                 yield Problem(
-                    base + ("feature_service",),
+                    (*base, "feature_service"),
                     f"unknown feature service {model.feature_service!r}",
                     _suggest(model.feature_service, services) or "declare it under features.services",
                 )
@@ -215,6 +215,23 @@ def _check(spec: Spec) -> Iterator[Problem]:
             seen_steps.add(step)
 
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+
+
+_UNIT_INTERVAL = {"roc_auc", "accuracy", "f1", "precision", "recall"}
+_ERRORS = {"log_loss", "rmse", "mae"}
+
+
+def _check_quality(spec: Spec) -> Iterator[Problem]:
+    quality = spec.training.min_quality
+    if quality is None:
+        return
+    path: Path = ("training", "min_quality", "threshold")
+    if quality.metric in _UNIT_INTERVAL and not 0 <= quality.threshold <= 1:
+        yield Problem(path, f"{quality.metric} lies between 0 and 1; {quality.threshold} can never be met")
+    elif quality.metric in _ERRORS and quality.threshold < 0:
+        yield Problem(path, f"{quality.metric} is an error, never below 0; use a positive bound")
+    elif quality.metric == "r2" and quality.threshold > 1:
+        yield Problem(path, f"r2 is at most 1; {quality.threshold} can never be met")
 
 
 def _check_ref(ref: str, known: dict[str, set[str]], path: Path) -> Iterator[Problem]:

@@ -6,7 +6,7 @@ import keyword
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, StrictStr
 
 # A name becomes a file name, a Python identifier, a Feast object name and a Triton model
 # name, so it has to be safe for all of them at once.
@@ -81,7 +81,33 @@ def check_relative_path(value: str) -> str:
 RelativePath = Annotated[StrictStr, AfterValidator(check_relative_path)]
 
 # free text (descriptions): anything printable; emitted verbatim, never used as template source
-Text = Annotated[StrictStr, Field(max_length=2000)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def check_text(value: str) -> str:
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ValueError(f"control character {bad.group()!r} at position {bad.start()}; write plain text")
+    return value
+
+
+Text = Annotated[
+    StrictStr, Field(max_length=2000, json_schema_extra={"pattern": TEXT_PATTERN}), AfterValidator(check_text)
+]
+
+
+def reject_bool(value: object) -> object:
+    """YAML's ``true`` is not the number 1 (pydantic would accept it for ``Literal[1]``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got boolean {str(value).lower()}")
+    return value
+
+
+NotBool = BeforeValidator(reject_bool)
+
+# a float that is a real number: `.inf` and `.nan` are YAML floats but no sensible requirement
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 # ---------------------------------------------------------------- durations
 DURATION_PATTERN = r"^[1-9][0-9]{0,6}(s|m|h|d|w)$"
@@ -121,7 +147,7 @@ CRON_MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -184,7 +210,7 @@ def check_cron(value: str) -> str:
             f"cron expression {value!r} has {len(fields)} fields; use exactly 5 "
             "(minute hour day-of-month month day-of-week) or a macro such as @daily"
         )
-    sets = [_cron_values(f, name, lo, hi, names) for f, (name, lo, hi, names) in zip(fields, _FIELDS)]
+    sets = [_cron_values(f, name, lo, hi, names) for f, (name, lo, hi, names) in zip(fields, _FIELDS, strict=True)]
     dom, months = sets[2], sets[3]
     if fields[2] != "*" and fields[4] == "*" and not any(d <= _DAYS_IN_MONTH[m - 1] for d in dom for m in months):
         raise ValueError(f"cron expression {value!r} never fires: no chosen month has that day")

@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Diagnostic, Path, SpecError
+from .errors import Diagnostic, Path, SpecError, format_path
 from .loader import SourceMap, load_yaml_text, read_spec_text
 from .models import Spec
-from .references import check_references
+from .references import Problem, check_references
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,16 @@ def validate_data(data: Any, source_map: SourceMap) -> Spec:
         raise SpecError(_diagnostics(exc, data, source_map)) from None
     problems = check_references(spec)
     if problems:
-        raise SpecError(source_map.diagnostic(p.path, p.message, p.hint) for p in problems)
+        raise SpecError(_reference_diagnostic(p, source_map) for p in problems)
     return spec
+
+
+def _reference_diagnostic(problem: Problem, source_map: SourceMap) -> Diagnostic:
+    hint = problem.hint
+    if problem.related is not None:
+        first = f"first declared at line {source_map.line(problem.related)} ({format_path(problem.related)})"
+        hint = f"{first}; {hint}" if hint else first
+    return source_map.diagnostic(problem.path, problem.message, hint)
 
 
 # ---------------------------------------------------------------- pydantic errors to diagnostics
@@ -64,7 +72,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
     cur = data
     for n, item in enumerate(loc):
         last = n == len(loc) - 1
-        if (isinstance(cur, dict) and item in cur) or (isinstance(cur, list) and isinstance(item, int) and 0 <= item < len(cur)):
+        in_dict = isinstance(cur, dict) and item in cur
+        if in_dict or (isinstance(cur, list) and isinstance(item, int) and 0 <= item < len(cur)):
             out.append(item)
             cur = cur[item]
         elif isinstance(cur, dict) and last and isinstance(item, str):
@@ -72,6 +81,15 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
             return tuple(out), False
         # otherwise a union member tag ('file', 'int', 'function-after[...]'): not part of the data
     return tuple(out), True
+
+
+def _get(data: Any, path: Path) -> Any:
+    for item in path:
+        try:
+            data = data[item]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _model_classes(annotation: Any) -> list[type[BaseModel]]:
@@ -149,49 +167,88 @@ def _message(err: Any, path: Path, data: Any) -> tuple[str, str | None]:
         return f"missing required field `{path[-1]}`", None
     if kind == "literal_error":
         expected = ctx.get("expected", "")
-        return f"invalid value {value!r}", f"allowed values: {expected}"
+        return f"invalid value {_shown(value)}", f"allowed values: {expected}"
     if kind == "union_tag_invalid":
         return (
-            f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {ctx.get('tag')!r}",
+            f"unknown {str(ctx.get('discriminator', 'kind')).strip(chr(39))} {ctx.get('tag')!r}",
             f"allowed values: {ctx.get('expected_tags')}",
         )
     if kind == "union_tag_not_found":
-        return (
-            f"missing required field {ctx.get('discriminator', 'kind')}",
-            "allowed values: file, table, stream, request",
-        )
+        return "missing required field `kind`", "allowed values: file, table, stream, request"
     if kind in _TYPE_WORDS:
         hint = None
         if kind == "string_type" and isinstance(value, int | float | bool):
             hint = "quote the value to make it a string"
         return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}", hint
     if kind == "value_error":
-        msg = str(err["msg"])
-        return msg.removeprefix("Value error, "), None
+        return str(err["msg"]).removeprefix("Value error, "), None
     if kind == "string_pattern_mismatch":
         return f"{value!r} does not match the pattern {ctx.get('pattern')}", None
+    if kind in _BOUNDS:
+        return f"must be {_BOUNDS[kind]} {ctx.get(next(iter(ctx)), '') if ctx else ''}, got {_describe(value)}", None
+    if kind == "finite_number":
+        return f"expected a finite number, got {_describe(value)}", None
     if kind in ("too_short", "too_long"):
-        return str(err["msg"]).replace("List", "list"), None
+        word = "at least" if kind == "too_short" else "at most"
+        limit = ctx.get("min_length" if kind == "too_short" else "max_length")
+        return f"must have {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}", None
+    if kind in ("string_too_short", "string_too_long"):
+        word = "at least" if kind == "string_too_short" else "at most"
+        limit = ctx.get("min_length" if kind == "string_too_short" else "max_length")
+        return f"must be {word} {limit} characters long, got {len(value) if isinstance(value, str) else '?'}", None
     return f"{err['msg']} (got {_describe(value)})", None
 
 
+_BOUNDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+
+
+def _shown(value: Any) -> str:
+    return _describe(value) if not isinstance(value, str) else repr(value)
+
+
+def _merge(messages: list[tuple[str, str | None, str]]) -> tuple[str, str | None]:
+    """One message for the errors at one path (union branches give one error each)."""
+    specific = [(m, h) for m, h, kind in messages if kind not in _TYPE_WORDS]
+    if specific:  # the value had a fitting type but broke a constraint: say that
+        return specific[0]
+    kinds = {kind for _, _, kind in messages}
+    if kinds == {"int_type", "float_type"}:
+        return messages[0][0].replace("an integer", "a number"), None
+    texts = list(dict.fromkeys(m for m, _, _ in messages))
+    return "; or ".join(texts), next((h for _, h, _ in messages if h), None)
+
+
 def _diagnostics(exc: ValidationError, data: Any, source_map: SourceMap) -> list[Diagnostic]:
-    merged: dict[Path, tuple[str, str | None, bool]] = {}
-    order: list[Path] = []
+    grouped: dict[Path, list[tuple[str, str | None, str]]] = {}
     for err in exc.errors(include_url=False):
-        path, present = _data_path(tuple(err["loc"]), data)
+        path, _present = _data_path(tuple(err["loc"]), data)
+        if err["type"] == "union_tag_invalid" and isinstance(_get(data, path), dict):
+            path = (*path, "kind")
         message, hint = _message(err, path, data)
-        is_key = err["type"] == "extra_forbidden"
-        if path in merged:
-            old_msg, old_hint, old_key = merged[path]
-            if message not in old_msg:
-                # a union: "expected an integer" or "expected a number" -> one message
-                message = f"{old_msg}; or {message}"
-            else:
-                message = old_msg
-            merged[path] = (message, old_hint or hint, old_key or is_key)
+        grouped.setdefault(path, []).append((message, hint, err["type"]))
+    # a misspelt key also makes the real one "missing": report the typo once, with its suggestion
+    suggested = {
+        (*path[:-1], hint.split("`")[1])
+        for path, items in grouped.items()
+        for _, hint, kind in items
+        if kind == "extra_forbidden" and hint and hint.startswith("did you mean")
+    }
+    out: list[Diagnostic] = []
+    for path, items in grouped.items():
+        kinds = {kind for _, _, kind in items}
+        if kinds == {"missing"} and path in suggested:
+            continue
+        message, hint = _merge(items)
+        if kinds == {"extra_forbidden"}:
+            line, col = source_map.where(path, key=True)
+        elif kinds == {"missing"}:  # point at the mapping's own key (`serving:`), or its first line
+            line, col = source_map.where(path[:-1], key=True)
         else:
-            merged[path] = (message, hint, is_key)
-            order.append(path)
-        del present
-    return [source_map.diagnostic(p, merged[p][0], merged[p][1], key=merged[p][2]) for p in order]
+            line, col = source_map.where(path)
+        out.append(Diagnostic(line, col, source_map.filename, format_path(path), message, hint))
+    return out
