@@ -21,8 +21,9 @@ class Requirement(ArchModel):
     """A spec value a decision read: its dotted path, line and the value itself."""
 
     path: str
-    line: int = 0
+    line: int = 0  # 0: not written in the spec file (a default)
     value: Any = None
+    column: int = 0
 
 
 class Alternative(ArchModel):
@@ -70,6 +71,8 @@ class FeatureStoreArch(ArchModel):
     hashed_fields: list[str] = Field(default_factory=list)
     encrypted_fields: list[str] = Field(default_factory=list)
     allowed_pii_fields: list[str] = Field(default_factory=list)
+    on_demand_views: list[str] = Field(default_factory=list)  # the spec's request-time views, by name
+    push_sources: list[str] = Field(default_factory=list)  # stream sources a push source is made for
 
 
 class TrainingArch(ArchModel):
@@ -131,6 +134,7 @@ class PrivacyArch(ArchModel):
     purge_cron: str | None
     permissions: list[tuple[str, list[str]]] = Field(default_factory=list)  # (role, actions)
     local_mirror: bool = False  # air-gapped / on-prem: images and packages from a local mirror
+    pii_salt_env: str | None = None  # hash: the environment variable holding the salt
 
 
 class DeploymentArch(ArchModel):

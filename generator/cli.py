@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -70,13 +70,13 @@ def _main(
     _debug = debug
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
 
 
-class DiagramFormat(str, Enum):
+class DiagramFormat(StrEnum):
     png = "png"
     svg = "svg"
     dot = "dot"

@@ -8,7 +8,7 @@ never go through Jinja, and every path is checked to stay inside the repository.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -85,12 +85,27 @@ def component_modules() -> list[Any]:
 
 
 def build_plan(arch: Architecture) -> FilePlan:
+    """Collect every component's ``plan(arch)``; then each optional ``finalize(arch, files)`` hook.
+
+    A ``finalize`` hook sees the files of the first phase (all components, sorted by path) and adds its own:
+    docs use it to trace requirements to every generated file. Hooks do not see each other's files.
+    """
     files: dict[str, PlannedFile] = {}
-    for mod in component_modules():
-        for f in mod.plan(arch):
-            if f.path in files:
-                raise ArchgenError(
-                    f"internal: {f.path} planned twice ({files[f.path].component}, {f.component})", exit_code=INTERNAL
-                )
-            files[f.path] = f
+    modules = component_modules()
+    for mod in modules:
+        _add(files, mod.plan(arch))
+    first = tuple(sorted(files.values(), key=lambda f: f.path))
+    for mod in modules:
+        finalize = getattr(mod, "finalize", None)
+        if finalize is not None:
+            _add(files, finalize(arch, first))
     return FilePlan(tuple(sorted(files.values(), key=lambda f: f.path)))
+
+
+def _add(files: dict[str, PlannedFile], new: Iterable[PlannedFile]) -> None:
+    for f in new:
+        if f.path in files:
+            raise ArchgenError(
+                f"internal: {f.path} planned twice ({files[f.path].component}, {f.component})", exit_code=INTERNAL
+            )
+        files[f.path] = f

@@ -8,6 +8,7 @@ Filters turn values into safe literals of the target language (``py``, ``yaml``,
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -42,9 +43,38 @@ def _yaml(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _toml(value: Any) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in str(value):
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _comment(value: Any) -> str:
     """Free text on one comment line."""
     return " ".join(str(value).split())
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
+
+
+def _md(value: Any) -> str:
+    """Free text as inline Markdown: one line, HTML and Markdown syntax escaped (shown literally)."""
+    flat = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", flat.replace("&", "&amp;"))
+
+
+def _md_code(value: Any) -> str:
+    """A value as a Markdown code span (backticks inside become quotes: a span cannot hold them)."""
+    flat = " ".join(str(value).split()).replace("`", "'")
+    return f"`{flat}`" if flat else "` `"
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +92,9 @@ def environment() -> jinja2.Environment:
     env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
     env.filters["sh"] = lambda v: shlex.quote(str(v))
     env.filters["comment"] = _comment
+    env.filters["md"] = _md
+    env.filters["mdcode"] = _md_code
+    env.filters["toml"] = _toml
     return env
 
 

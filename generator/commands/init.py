@@ -1,36 +1,48 @@
-"""`archgen init [--preset NAME] [-o FILE]`."""
+"""`archgen init [--preset NAME] [-o FILE] [--list] [--force]`: write a preset spec to start from."""
 
 from __future__ import annotations
 
 import sys
+from difflib import get_close_matches
 from pathlib import Path
 
 from requirements_spec import presets
-from requirements_spec.schema import SCHEMA_ID
 
 from ..errors import CANT_CREATE, USAGE, ArchgenError
 
 
 def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> int:
     if list_presets:
+        width = max(len(name) for name in presets.names()) + 2
         for name in presets.names():
-            print(f"{name:<16} {presets.summary(name)}")
+            default = "  (default)" if name == presets.STARTER else ""
+            print(f"{name:<{width}}{presets.summary(name)}{default}")
         return 0
     try:
-        body = presets.text(preset)
+        text = presets.text(preset)
     except KeyError:
+        close = [n for n in presets.names() if n.startswith(preset)] or get_close_matches(preset, presets.names(), n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
         raise ArchgenError(
-            f"unknown preset {preset!r}", exit_code=USAGE, hint="presets: " + ", ".join(["starter", *presets.names()])
+            f"unknown preset {preset!r}",
+            exit_code=USAGE,
+            hint=hint + "presets: " + ", ".join(presets.names()) + " (archgen init --list)",
         ) from None
-    text = f"# yaml-language-server: $schema={SCHEMA_ID}\n" + body
     if output is None:
         sys.stdout.write(text)
         return 0
+    if output.is_dir():
+        raise ArchgenError(f"{output} is a directory", exit_code=CANT_CREATE, hint="name the spec file to write")
     if output.exists() and not force:
         raise ArchgenError(f"{output} already exists", exit_code=CANT_CREATE, hint="use --force to overwrite it")
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ArchgenError(f"cannot write {output}: {exc.strerror}", exit_code=CANT_CREATE) from None
-    print(f"wrote {output} (preset {preset}); check it with: archgen validate {output}", file=sys.stderr)
+    print(
+        f"wrote {output} (preset {preset}); check it with: archgen validate {output}\n"
+        f"    editor completion: archgen schema -o spec.schema.json, then put "
+        f"`# yaml-language-server: $schema=spec.schema.json` on the first line",
+        file=sys.stderr,
+    )
     return 0

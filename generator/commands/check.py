@@ -1,0 +1,51 @@
+"""`archgen check DIR`: verify a generated repository in place (see :mod:`generator.checks`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checks import Report, check_repository
+from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
+
+SHOWN = 20  # files listed per category before "... and N more"
+
+
+def _listing(title: str, paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    lines = [f"  {title} ({len(paths)}):"]
+    lines += [f"    {p}" for p in paths[:SHOWN]]
+    if len(paths) > SHOWN:
+        lines.append(f"    ... and {len(paths) - SHOWN} more")
+    return lines
+
+
+def render(report: Report, directory: Path) -> str:
+    lines = [f"archgen check {directory}"]
+    if report.managed:
+        lines.append(
+            f"manifest: {report.managed} managed files; {len(report.changed)} changed, {len(report.deleted)} deleted, "
+            f"{len(report.added)} not from archgen (information, not failures)"
+        )
+        lines += _listing("changed since generation", report.changed)
+        lines += _listing("deleted", report.deleted)
+        lines += _listing("added", report.added)
+    if report.checked:
+        lines.append("checked: " + ", ".join(f"{what} ({n})" for what, n in sorted(report.checked.items())))
+    for reason in report.skipped:
+        lines.append(f"skipped: {reason}")
+    if report.problems:
+        lines.append(f"{len(report.problems)} problem(s):")
+        lines += [f"  {p}" for p in report.problems]
+        lines.append("FAILED")
+    else:
+        lines.append("OK")
+    return "\n".join(lines)
+
+
+def run(directory: Path) -> int:
+    if not directory.is_dir():
+        raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
+    report = check_repository(directory)
+    print(render(report, directory))
+    return OK if report.ok else FINDINGS

@@ -1,0 +1,75 @@
+"""`archgen new SPEC -o DIR [--force] [--dry-run]`: generate the repository of a spec."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ..generate import Generation, generate
+from ..manifest import MANIFEST, SPEC_COPY
+from ..progress import Progress
+from ..write import WriteResult, check_target, sigterm_interrupts, write_repository
+
+
+def _print_plan(gen: Generation, output: Path) -> None:
+    rows = [(f.path, f.component, ", ".join(f.decisions) or "-") for f in gen.plan.files]
+    rows += [(SPEC_COPY, "archgen", "-"), (MANIFEST, "archgen", "-")]
+    rows.sort()
+    width_path = max(len("path"), *(len(r[0]) for r in rows))
+    width_comp = max(len("component"), *(len(r[1]) for r in rows))
+    print(f"{'path':<{width_path}}  {'component':<{width_comp}}  decisions")
+    for path, component, decisions in rows:
+        print(f"{path:<{width_path}}  {component:<{width_comp}}  {decisions}")
+    print(f"\n{len(rows)} files would be written to {output} (dry run: nothing was written)")
+
+
+def _summary(gen: Generation, result: WriteResult, output: Path) -> None:
+    per_component = Counter(gen.components.values())
+    parts = ", ".join(f"{name} {count}" for name, count in sorted(per_component.items()))
+    project = gen.arch.spec.project.name
+    if result.new:
+        print(f"Generated {project} in {output}: {len(gen.files)} files ({parts}).")
+    else:
+        print(
+            f"Updated {project} in {output}: {len(result.created)} new, {len(result.replaced)} replaced, "
+            f"{len(result.unchanged)} unchanged; {result.kept} files archgen does not manage were kept."
+        )
+        if result.removed:
+            print(f"Removed {len(result.removed)} files archgen no longer generates: {', '.join(result.removed)}")
+        if result.stale_kept:
+            print(
+                f"Kept {len(result.stale_kept)} files archgen no longer generates because they were edited: "
+                f"{', '.join(result.stale_kept)}"
+            )
+    for finding in gen.arch.warnings:
+        print(f"warning: {finding.code}: {finding.message}", file=sys.stderr)
+    print("Next:")
+    print(f"  cd {output}")
+    print("  make demo      # set up, sample data, feature store, training, serving, a prediction")
+    print("  make test      # the system's own tests")
+    print("  less README.md # who owns what and how each part runs")
+
+
+def run(spec: Path, output: Path, force: bool = False, dry_run: bool = False) -> int:
+    with sigterm_interrupts():  # SIGTERM, like Ctrl-C, ends with exit 130 and nothing left behind
+        return _run(spec, output, force=force, dry_run=dry_run)
+
+
+def _run(spec: Path, output: Path, *, force: bool, dry_run: bool) -> int:
+    progress = Progress(sys.stderr)
+    if not dry_run:
+        # refuse an occupied or unsafe target before spending time on rendering
+        check_target(output, force=force, spec_path=spec)
+    gen = generate(spec, progress=progress)
+    if dry_run:
+        _print_plan(gen, output)
+        return 0
+    result = write_repository(output, gen.files, gen.modes, force=force, spec_path=spec, progress=progress)
+    _summary(gen, result, output)
+    from ..components.docs import skipped
+
+    note = skipped()  # e.g. PNG/SVG diagrams without graphviz
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return 0

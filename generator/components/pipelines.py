@@ -1,0 +1,227 @@
+"""Pipelines component: the scheduler configuration the ``scheduler`` decision chose (``pipelines/``),
+the retention purge script and, at MLOps level 2, the CI workflow of the ML pipeline.
+
+One list of jobs (:func:`jobs`) feeds every scheduler form, so a crontab, an Airflow DAG, a Kubernetes
+CronJob, a Prefect deployment and a Dagster schedule of the same architecture run the same commands
+at the same times with the same resources:
+
+- ``materialize``: ``scripts/materialize.py`` at the materialization interval (<= freshness);
+- ``train``: ``python -m training.train`` (fit + quality gate + export) at the training schedule, when
+  training is scheduled and ``mlops_level`` >= 1 (level 0 documents the manual steps instead);
+- ``purge``: ``scripts/purge.py`` at ``privacy.purge_cron`` when a retention is set;
+- ``batch_score``: ``python -m serving.batch_score`` at the materialization interval in batch serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..architecture import Architecture
+from ..plan import PlannedFile
+
+COMPONENT = "pipelines"
+K8S_NAME_MAX = 52  # CronJob names: the controller appends an 11-character suffix to Job names
+APP_IMAGE = "local/{app}-app:dev"  # the image deploy/app.Dockerfile builds (see deploy/docker-compose.yaml)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scheduled job: a Python entry point run from the repository root."""
+
+    name: str  # identifier: [a-z_]
+    cron: str  # 5-field
+    command: tuple[str, ...]  # argv after `python`
+    purpose: str
+    cpus: float = 1.0
+    memory_gb: float = 2.0
+    gpus: int = 0
+    timeout_s: int = 3600
+    writes_models: bool = False  # needs the model repository mounted read-write
+    decisions: tuple[str, ...] = ()
+
+    @property
+    def dash(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def shell(self) -> str:
+        return "python " + " ".join(self.command)
+
+
+def scheduled_training(arch: Architecture) -> bool:
+    tr = arch.training
+    return arch.mlops_level >= 1 and tr.mode == "scheduled" and bool(tr.schedule_cron) and bool(tr.trained_models)
+
+
+def jobs(arch: Architecture) -> list[Job]:
+    """Every scheduled job of the architecture, in a stable order."""
+    out: list[Job] = []
+    fs = arch.feature_store
+    if fs is not None and fs.ingestion != "push":
+        out.append(
+            Job(
+                "materialize",
+                fs.materialization_cron,
+                ("scripts/materialize.py",),
+                "load the latest feature values into the online store, at most the freshness apart",
+                cpus=1.0,
+                memory_gb=2.0,
+                timeout_s=max(300, min(fs.materialization_interval_s, 3600)),
+                decisions=("materialization", "ingestion"),
+            )
+        )
+    tr = arch.training
+    if scheduled_training(arch):
+        assert tr.schedule_cron is not None
+        out.append(
+            Job(
+                "train",
+                tr.schedule_cron,
+                ("-m", "training.train"),
+                "build the training set, fit, check the quality gate, export the next model version",
+                cpus=tr.cpus,
+                memory_gb=tr.memory_gb,
+                gpus=tr.gpus if tr.accelerator == "gpu" else 0,
+                timeout_s=4 * 3600,
+                writes_models=True,
+                decisions=("training_mode", "scheduler", "delivery"),
+            )
+        )
+    if arch.privacy.purge_cron and arch.privacy.retention_s and fs is not None:
+        out.append(
+            Job(
+                "purge",
+                arch.privacy.purge_cron,
+                ("scripts/purge.py",),
+                "delete offline rows older than the retention period (online values expire by TTL)",
+                timeout_s=3600,
+                decisions=("pii",),
+            )
+        )
+    if arch.serving.mode == "batch":
+        out.append(
+            Job(
+                "batch_score",
+                fs.materialization_cron if fs is not None else (tr.schedule_cron or "0 * * * *"),
+                ("-m", "serving.batch_score"),
+                "score every entity with the latest model and features (precomputed predictions)",
+                cpus=max(1.0, tr.cpus),
+                memory_gb=max(2.0, tr.memory_gb),
+                timeout_s=3600,
+                decisions=("serving_runtime",),
+            )
+        )
+    return out
+
+
+def k8s_name(project: str, job: str) -> str:
+    """``<project>-<job>`` as a DNS label of at most 52 characters (a hash keeps cut names apart)."""
+    base = re.sub(r"-{2,}", "-", project.replace("_", "-")).strip("-")
+    name = f"{base}-{job.replace('_', '-')}"
+    if len(name) <= K8S_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    room = K8S_NAME_MAX - len(job) - len(digest) - 2
+    return f"{base[:room].rstrip('-')}-{digest}-{job.replace('_', '-')}"
+
+
+def k8s_quantity_cpu(cpus: float) -> str:
+    millis = round(cpus * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def k8s_quantity_memory(gb: float) -> str:
+    mib = round(gb * 1024)
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def context(arch: Architecture) -> dict[str, Any]:
+    project = arch.spec.project.name
+    app = re.sub(r"-{2,}", "-", project.replace("_", "-")).strip("-")
+    job_list = jobs(arch)
+    return {
+        "project": project,
+        "app": app,
+        "home_var": f"{project.upper()}_HOME",
+        "image": APP_IMAGE.format(app=app),
+        "jobs": job_list,
+        "k8s": {
+            j.name: {
+                "name": k8s_name(project, j.name),
+                "cpu": k8s_quantity_cpu(j.cpus),
+                "memory": k8s_quantity_memory(j.memory_gb),
+            }
+            for j in job_list
+        },
+        "scheduler": arch.training.scheduler,
+        "mlops_level": arch.mlops_level,
+        "training_mode": arch.training.mode,
+        "scheduled_training": scheduled_training(arch),
+        "online_broker": arch.training.consumer_broker,
+        "retention_s": arch.privacy.retention_s,
+        "model_pvc": f"{app}-model-repository",
+    }
+
+
+def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = ("scheduler",)) -> PlannedFile:
+    return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def plan(arch: Architecture) -> list[PlannedFile]:
+    ctx = context(arch)
+    job_list: list[Job] = ctx["jobs"]
+    files: list[PlannedFile] = []
+    if arch.privacy.retention_s and arch.feature_store is not None:
+        files.append(_f("scripts/purge.py", "pipelines/purge.py.j2", _purge_context(arch), ("pii",)))
+    if arch.mlops_level >= 2:
+        files.append(_f(".github/workflows/ml-pipeline.yml", "pipelines/ml-pipeline.yml.j2", ctx, ("delivery",)))
+    if not job_list and arch.training.mode != "online":
+        return files
+    files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))
+    scheduler = arch.training.scheduler
+    if scheduler in ("crontab", "none"):
+        files.append(_f("pipelines/crontab", "pipelines/crontab.j2", ctx))
+    elif scheduler == "airflow":
+        for j in job_list:
+            files.append(
+                _f(
+                    f"pipelines/airflow/dags/{ctx['project']}_{j.name}.py",
+                    "pipelines/airflow_dag.py.j2",
+                    {**ctx, "job": j},
+                )
+            )
+    elif scheduler == "kubernetes_cronjob":
+        for j in job_list:
+            files.append(_f(f"pipelines/k8s/{j.dash}-cronjob.yaml", "pipelines/cronjob.yaml.j2", {**ctx, "job": j}))
+        if arch.training.mode == "online":
+            files.append(
+                _f("pipelines/k8s/online-training-deployment.yaml", "pipelines/online-deployment.yaml.j2", ctx)
+            )
+    elif scheduler == "prefect":
+        files.append(_f("pipelines/prefect/flows.py", "pipelines/prefect_flows.py.j2", ctx))
+        files.append(_f("pipelines/prefect/prefect.yaml", "pipelines/prefect.yaml.j2", ctx))
+    elif scheduler == "dagster":
+        files.append(_f("pipelines/dagster/definitions.py", "pipelines/dagster_definitions.py.j2", ctx))
+    return files
+
+
+def _purge_context(arch: Architecture) -> dict[str, Any]:
+    """The offline data the purge visits: every file or table source, with its timestamp column."""
+    spec = arch.spec
+    sources = [
+        {"name": s.name, "kind": s.kind, "location": s.path if s.kind == "file" else s.table, "ts": s.timestamp_field}
+        for s in sorted(spec.sources, key=lambda s: s.name)
+        if s.kind in ("file", "table")
+    ]
+    assert arch.feature_store is not None
+    return {
+        "project": spec.project.name,
+        "retention_s": arch.privacy.retention_s,
+        "retention": spec.privacy.retention,
+        "sources": sources,
+        "offline_store": arch.feature_store.offline_store,
+        "online_store": arch.feature_store.online_store,
+    }

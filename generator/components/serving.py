@@ -1,0 +1,164 @@
+"""The online serving path: the client (Feast online features, then Triton over the decided protocol),
+the local Triton runtime, the CPU stand-ins of models that cannot run here, and per serving mode the
+thin REST wrapper, the batch scorer or the broker worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from requirements_spec.models import Spec
+
+from ..architecture import Architecture, TritonModelArch
+from ..plan import PlannedFile
+from ..triton_config import ARTEFACTS, config_text, needs_local_override
+from .model_repository import models_by_name
+
+COMPONENT = "serving"
+DECISIONS = ("serving_runtime", "protocol")
+# spec field dtype -> numpy dtype of the request value / input tensor
+NUMPY = {
+    "bool": "bool",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "fp16": "float16",
+    "fp32": "float32",
+    "fp64": "float64",
+    "bf16": "float32",
+    "string": "object",
+}
+FIELD_NUMPY = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "string": "str"}
+
+
+def _request_keys(spec: Spec, service: str | None) -> tuple[list[list[str]], list[list[str]]]:
+    """The entity join keys and the request-source values a request of the feature service carries."""
+    svc = spec.service(service or "")
+    if svc is None or spec.features is None:
+        return [], []
+    views: list[str] = []
+    requests: list[list[str]] = []
+    odfvs = {v.name: v for v in spec.features.on_demand}
+    for ref in svc.features:
+        view = ref.partition(".")[0]
+        if view in odfvs:
+            for inp in odfvs[view].inputs:
+                src_name, _, field = inp.partition(".")
+                src = spec.source(src_name)
+                if src is not None and src.kind == "request":
+                    dtype = next(f.dtype for f in src.fields if f.name == field)
+                    if [field, FIELD_NUMPY.get(dtype, "str")] not in requests:
+                        requests.append([field, FIELD_NUMPY.get(dtype, "str")])
+                elif src_name not in views:
+                    views.append(src_name)
+        elif view not in views:
+            views.append(view)
+    keys: list[list[str]] = []
+    for name in views:
+        v = spec.view(name)
+        for ent in v.entities if v is not None else []:
+            e = spec.entity(ent)
+            if e is not None and [e.join_key, FIELD_NUMPY[e.dtype]] not in keys:
+                keys.append([e.join_key, FIELD_NUMPY[e.dtype]])
+    return keys, requests
+
+
+def client_context(arch: Architecture) -> dict[str, Any]:
+    models = models_by_name(arch)
+    entry = models[arch.serving.entrypoint]
+    service = entry.feature_service
+    keys, requests = _request_keys(arch.spec, service)
+    features = [[t.name, t.triton_dtype.removeprefix("TYPE_"), NUMPY[t.dtype]] for t in entry.inputs] if service else []
+    return {
+        "entry": entry,
+        "feature_service": service,
+        "features": [[n, "BYTES" if d == "STRING" else d, np_] for n, d, np_ in features],
+        "entity_keys": keys,
+        "request_fields": requests,
+        "inputs": [[t.name, t.triton_dtype.removeprefix("TYPE_"), t.dims] for t in entry.inputs],
+        "outputs": [t.name for t in entry.outputs],
+    }
+
+
+def _standins(arch: Architecture) -> list[TritonModelArch]:
+    return [m for m in sorted(arch.serving.models, key=lambda x: x.name) if needs_local_override(m)]
+
+
+def _local_models(arch: Architecture) -> list[PlannedFile]:
+    models = models_by_name(arch)
+    files = []
+    for m in _standins(arch):
+        base = f"serving/local_models/{m.name}"
+        files.append(PlannedFile(f"{base}/config.pbtxt", COMPONENT, content=config_text(m, models, local=True)))
+        if m.runs_here_as_python:
+            files.append(
+                PlannedFile(
+                    f"{base}/model.py",
+                    COMPONENT,
+                    template="model_repository/placeholder_model.py.j2",
+                    context={"model": m, "standin": True, "trained": m.name in arch.training.trained_models},
+                    decisions=DECISIONS,
+                )
+            )
+    return files
+
+
+def _readme_models(arch: Architecture) -> list[dict[str, Any]]:
+    rows = []
+    for m in sorted(arch.serving.models, key=lambda x: x.name):
+        if m.kind == "ensemble":
+            what = "Triton ensemble (platform ensemble): " + " -> ".join(m.steps)
+        elif m.kind == "bls":
+            what = "python BLS pipeline with control flow: " + " -> ".join(m.steps)
+        elif m.runs_here_as_python:
+            what = (
+                f"drop `{ARTEFACTS.get(m.backend, 'the model file')}` into `1/`; served locally by its python stand-in"
+            )
+        elif m.placeholder:
+            what = "PLACEHOLDER `1/model.py`: replace it with the real model code"
+        else:
+            what = "`1/model.py` serves `model.joblib`, exported by `make train`"
+        rows.append({"name": m.name, "backend": m.backend or m.platform, "kind": m.instance_kind, "what": what})
+    return rows
+
+
+def plan(arch: Architecture) -> list[PlannedFile]:
+    ctx = client_context(arch)
+    standins = {m.name: [m.backend, m.instance_kind] for m in _standins(arch)}
+    files = [
+        PlannedFile("serving/__init__.py", COMPONENT, content='"""The online serving path. Generated by archgen."""\n'),
+        PlannedFile("serving/client.py", COMPONENT, template="serving/client.py.j2", context=ctx, decisions=DECISIONS),
+        PlannedFile(
+            "serving/triton_runtime.py",
+            COMPONENT,
+            template="serving/triton_runtime.py.j2",
+            context={"standins": standins},
+            decisions=("serving_runtime",),
+        ),
+        PlannedFile(
+            "serving/README.md",
+            COMPONENT,
+            template="serving/README.md.j2",
+            context={**ctx, "models": _readme_models(arch), "standins": sorted(standins)},
+            decisions=DECISIONS,
+        ),
+        *_local_models(arch),
+    ]
+    runtime = arch.serving.runtime
+    if runtime == "python_rest":
+        files.append(PlannedFile("serving/rest_app.py", COMPONENT, template="serving/rest_app.py.j2", context=ctx))
+    if arch.serving.mode == "batch":
+        files.append(
+            PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=ctx)
+        )
+    if arch.serving.mode == "async":
+        broker = arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
+        urls = {"redis": "redis://127.0.0.1:6379/0", "kafka": "127.0.0.1:9092", "rabbitmq": "amqp://127.0.0.1:5672/"}
+        worker = {**ctx, "broker": broker, "queue": f"{arch.spec.project.name}.requests", "default_url": urls[broker]}
+        files.append(PlannedFile("serving/worker.py", COMPONENT, template="serving/worker.py.j2", context=worker))
+    return files

@@ -1,0 +1,73 @@
+"""The `archgen` console script.
+
+`archgen validate SPEC [--format text|json]` is the command editors, pre-commit hooks and CI
+run on every save, so it is answered here without loading typer (about a third of the start-up
+time). Every other command line, including any `validate` with other options (`--help`,
+`--debug`, ...), goes to the typer application in :mod:`generator.cli`, which behaves the same.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_FORMATS = ("text", "json")
+
+
+def main() -> None:
+    plain = _plain_validate(sys.argv[1:])
+    if plain is None:
+        from .cli import main as cli_main
+
+        cli_main()
+        return
+    sys.exit(_validate(*plain))
+
+
+def _plain_validate(argv: list[str]) -> tuple[str, str] | None:
+    """(spec, format) for the plain forms of `validate`; None for anything else."""
+    if not argv or argv[0] != "validate":
+        return None
+    spec: str | None = None
+    fmt = "text"
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--format" and i + 1 < len(rest) and rest[i + 1] in _FORMATS:
+            fmt, i = rest[i + 1], i + 2
+        elif arg.startswith("--format=") and arg.partition("=")[2] in _FORMATS:
+            fmt, i = arg.partition("=")[2], i + 1
+        elif arg.startswith("-") or spec is not None:
+            return None  # an option or an extra argument: typer parses (or rejects) it
+        else:
+            spec, i = arg, i + 1
+    return (spec, fmt) if spec else None
+
+
+def _validate(spec: str, fmt: str) -> int:
+    """The body of `archgen validate`, with the same error mapping as :func:`generator.cli._run`."""
+    from pathlib import Path
+
+    from requirements_spec.errors import SpecError
+
+    from . import errors as ec
+    from .commands import validate
+
+    try:
+        return validate.run(Path(spec), fmt)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except ec.ArchgenError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was changed", file=sys.stderr)
+        return ec.INTERRUPTED
+    except Exception as exc:  # a bug: say so; `archgen --debug validate ...` shows the traceback
+        print(f"internal error: {type(exc).__name__}: {exc}\n    (run with --debug for the traceback)", file=sys.stderr)
+        return ec.INTERNAL
+
+
+if __name__ == "__main__":
+    main()

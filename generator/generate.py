@@ -1,0 +1,118 @@
+"""The generation pipeline shared by `new`, `update` and `check`: spec -> files in memory.
+
+load -> validate -> decide -> stop on error findings -> plan -> render -> add `.archgen/`.
+Only loading reads the disk; nothing here writes (that is :mod:`generator.write`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from requirements_spec import load_spec
+from requirements_spec.validate import LoadedSpec, parse_spec
+
+from .architecture import Architecture, Finding
+from .errors import INVALID_SPEC, ArchgenError
+from .manifest import MANIFEST, SPEC_COPY, Manifest, build_manifest
+from .plan import FilePlan, build_plan
+from .progress import Progress, null_progress
+from .render import render_file
+
+RECORD_COMPONENT = "archgen"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Everything one generation produced, before anything is written."""
+
+    loaded: LoadedSpec
+    arch: Architecture
+    plan: FilePlan
+    files: dict[str, bytes]  # every file of the repository, `.archgen/` included
+    modes: dict[str, int]
+    components: dict[str, str]
+    manifest: Manifest
+
+    def paths(self) -> list[str]:
+        return sorted(self.files)
+
+
+def _finding_line(f: Finding) -> str:
+    where = ", ".join(f"{r.path} (line {r.line})" if r.line else r.path for r in f.requirements)
+    text = f"  {f.code}: {f.message}"
+    if where:
+        text += f"\n      requirements: {where}"
+    if f.fix:
+        text += f"\n      fix: {f.fix}"
+    return text
+
+
+def require_feasible(arch: Architecture) -> None:
+    """Error findings stop generation (exit 65): a repository that cannot meet its spec is not written."""
+    from .rules import require_feasible as check
+
+    check(arch)  # raises InfeasibleSpec (a SpecError, exit 65) with every error finding at its line
+    if arch.errors:  # never reached while the rules helper does its job; kept as the last line of defence
+        lines = "\n".join(_finding_line(f) for f in arch.errors)
+        raise ArchgenError(
+            f"{arch.spec_file}: the requirements conflict; nothing was generated\n{lines}", exit_code=INVALID_SPEC
+        )
+
+
+def decide(loaded: LoadedSpec) -> Architecture:
+    """Decide, stop on error findings, and point the architecture at the spec copy in the repository.
+
+    Generated docs cite requirement lines; they cite `.archgen/spec.yaml` (a verbatim copy, so the
+    lines match), never the path the spec had on the command line, so output does not depend on it.
+    """
+    from .rules import decide as decide_rules
+
+    arch = decide_rules(loaded)
+    require_feasible(arch)
+    return arch.model_copy(update={"spec_file": SPEC_COPY})
+
+
+def _modes(plan: FilePlan) -> dict[str, int]:
+    return {f.path: 0o755 if f.executable else 0o644 for f in plan.files}
+
+
+def render_all(plan: FilePlan, arch: Architecture, progress: Progress) -> dict[str, bytes]:
+    progress.start("rendering", len(plan.files))
+    out: dict[str, bytes] = {}
+    for n, f in enumerate(plan.files, start=1):
+        out[f.path] = render_file(f, arch)
+        progress.advance(n)
+    progress.done(f"{len(out)} files")
+    return out
+
+
+def generate_loaded(loaded: LoadedSpec, *, progress: Progress | None = None) -> Generation:
+    progress = progress or null_progress()
+    arch = decide(loaded)
+    plan = build_plan(arch)
+    for reserved in (SPEC_COPY, MANIFEST):
+        if reserved in plan.paths():
+            raise ArchgenError(f"internal: a component planned {reserved}, which archgen writes itself")
+    files = render_all(plan, arch, progress)
+    modes = _modes(plan)
+    components = {f.path: f.component for f in plan.files}
+    spec_bytes = loaded.text.encode("utf-8")
+    files[SPEC_COPY] = spec_bytes
+    modes[SPEC_COPY] = 0o644
+    components[SPEC_COPY] = RECORD_COMPONENT
+    manifest = build_manifest(arch.spec.project.name, spec_bytes, files, modes, components)
+    files[MANIFEST] = manifest.to_json()
+    modes[MANIFEST] = 0o644
+    components[MANIFEST] = RECORD_COMPONENT
+    return Generation(loaded, arch, plan, files, modes, components, manifest)
+
+
+def generate(spec_path: Path, *, progress: Progress | None = None) -> Generation:
+    """Load, validate, decide, check, plan and render the spec at ``spec_path``."""
+    return generate_loaded(load_spec(spec_path), progress=progress)
+
+
+def generate_text(text: str, filename: str = "spec.yaml", *, progress: Progress | None = None) -> Generation:
+    """The same from spec text (e.g. the recorded `.archgen/spec.yaml` for `update` and `check`)."""
+    return generate_loaded(parse_spec(text, filename), progress=progress)

@@ -1,0 +1,105 @@
+"""The `.archgen/` record of a generated repository: a verbatim copy of the spec and a manifest.
+
+``.archgen/manifest.json`` lists the archgen version, the sha256 of the spec and, for every file
+archgen wrote, its sha256, mode and component, sorted by path. No timestamps, no absolute paths:
+the same spec gives the same manifest byte for byte. ``archgen update`` and ``archgen check`` read
+it to tell files archgen manages (and whether the team changed them) from the team's own files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import CANT_CREATE, ArchgenError
+
+RECORD_DIR = ".archgen"
+SPEC_COPY = f"{RECORD_DIR}/spec.yaml"
+MANIFEST = f"{RECORD_DIR}/manifest.json"
+FORMAT = 1
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    path: str
+    sha256: str
+    mode: int
+    component: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    archgen_version: str
+    project: str
+    spec_sha256: str
+    files: tuple[ManagedFile, ...]  # sorted by path; the manifest itself is not listed
+
+    def paths(self) -> set[str]:
+        return {f.path for f in self.files} | {MANIFEST}
+
+    def file(self, path: str) -> ManagedFile | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {
+            "format": FORMAT,
+            "archgen_version": self.archgen_version,
+            "project": self.project,
+            "spec": {"path": SPEC_COPY, "sha256": self.spec_sha256},
+            "files": {
+                f.path: {"sha256": f.sha256, "mode": f"{f.mode:04o}", "component": f.component} for f in self.files
+            },
+        }
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def build_manifest(
+    project: str, spec_bytes: bytes, files: Mapping[str, bytes], modes: Mapping[str, int], components: Mapping[str, str]
+) -> Manifest:
+    """The manifest of ``files`` (which include the spec copy, and not the manifest itself)."""
+    entries = tuple(
+        ManagedFile(path=p, sha256=sha256(files[p]), mode=modes[p], component=components[p])
+        for p in sorted(files)
+        if p != MANIFEST
+    )
+    return Manifest(archgen_version=__version__, project=project, spec_sha256=sha256(spec_bytes), files=entries)
+
+
+def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        files = tuple(
+            ManagedFile(
+                path=str(p), sha256=str(v["sha256"]), mode=int(str(v["mode"]), 8), component=str(v["component"])
+            )
+            for p, v in sorted(raw["files"].items())
+        )
+        return Manifest(
+            archgen_version=str(raw["archgen_version"]),
+            project=str(raw["project"]),
+            spec_sha256=str(raw["spec"]["sha256"]),
+            files=files,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ArchgenError(
+            f"{where} is not an archgen manifest ({type(exc).__name__}: {exc})",
+            exit_code=CANT_CREATE,
+            hint="restore it from version control, or generate into a new folder",
+        ) from None
+
+
+def read_manifest(root: Path) -> Manifest | None:
+    """The manifest of a generated repository, or None when the folder has none."""
+    path = root / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    return parse_manifest(path.read_bytes(), str(path))

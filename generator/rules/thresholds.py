@@ -1,0 +1,57 @@
+"""Every number the rules compare a requirement with, in one table.
+
+The values are starting points from the decision catalogue (docs/design decisions.md) and the
+lecture; a company that knows its own hardware changes them here, not in the rules. Each entry
+says what it means; ``archgen explain KEY`` and docs/rules.md show the ones a rule uses.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+_TABLE: dict[str, tuple[Any, str]] = {
+    # ---------------------------------------------------------------- online store
+    "redis_below_p99_ms": (10, "below this p99 (ms) the online store must be in memory: Redis"),
+    "redis_from_rps": (500, "from this throughput (requests/s) the online store must be Redis"),
+    # ---------------------------------------------------------------- materialization
+    "min_materialization_interval_s": (
+        {"file": 60, "duckdb": 60, "postgres": 60, "spark": 600, "bigquery": 300, "snowflake": 300, "redshift": 300},
+        "the shortest materialization interval each offline store sustains (s); a cron job cannot run more "
+        "often than once a minute",
+    ),
+    "granularity_s": (
+        {"hour": 3600, "day": 86400, "week": 604800, "month": 2592000},
+        "the period of each pre-aggregation grain (s)",
+    ),
+    "max_materialization_interval_s": (86400, "materialize at least daily, whatever the freshness"),
+    # ---------------------------------------------------------------- serving runtime
+    "triton_from_rps": (100, "from this throughput an online model is served by Triton"),
+    "triton_below_p99_ms": (50, "below this p99 (ms) an online model is served by Triton"),
+    "grpc_below_p99_ms": (20, "below this p99 (ms) the protocol is gRPC"),
+    "serving_floor_ms": (
+        {"triton/grpc": 1.0, "triton/rest": 2.0, "python_rest/rest": 10.0},
+        "the p99 (ms) a runtime/protocol pair adds at best on one hop, inference excluded",
+    ),
+    "online_read_floor_ms": (
+        {"redis": 1.0, "sqlite": 2.0, "postgres": 4.0},
+        "the p99 (ms) of one online feature read from each online store at best",
+    ),
+    # ---------------------------------------------------------------- batching and instances
+    "default_max_batch_size": (32, "max_batch_size of a stateless model when the spec does not set one"),
+    "queue_delay_share": (0.1, "the share of the p99 budget dynamic batching may spend waiting for a batch"),
+    "queue_delay_min_us": (100, "the shortest max_queue_delay_microseconds worth configuring"),
+    "queue_delay_max_us": (5000, "the longest max_queue_delay_microseconds, whatever the budget"),
+    "cpu_instance_rps": (500, "requests/s one CPU model instance serves"),
+    "gpu_instance_rps": (2000, "requests/s one GPU model instance serves"),
+    "max_cpu_instances": (4, "most CPU instances of one model per server"),
+    "max_gpu_instances": (2, "most GPU instances of one model per GPU"),
+    "single_machine_max_rps": (5000, "above this throughput one machine (docker-compose) is not enough"),
+    # ---------------------------------------------------------------- privacy
+    "purge_cron": ("30 2 * * *", "when the retention purge job runs (daily, off-peak)"),
+}
+
+#: the value of each threshold, read-only
+THRESHOLDS: MappingProxyType[str, Any] = MappingProxyType({k: v for k, (v, _) in _TABLE.items()})
+#: what each threshold means
+THRESHOLD_DOCS: MappingProxyType[str, str] = MappingProxyType({k: d for k, (_, d) in _TABLE.items()})
