@@ -1,0 +1,379 @@
+"""Hypothesis strategies for the spec language.
+
+``valid_specs()`` builds diverse, *valid* :class:`~requirements_spec.models.Spec` objects:
+every cross-reference (view -> entity and source, service -> view field, model -> service,
+pipeline -> model, label -> source) points at something declared, names are unique where
+the language requires it, and values respect every constraint the validator checks.
+Use it for any property that must hold for all valid specs (the decision engine decides,
+plans have unique paths, rendering is deterministic, ...)::
+
+    from hypothesis import given
+    from tests.strategies import valid_specs
+
+    @given(valid_specs())
+    def test_every_valid_spec_decides(spec): ...
+
+Knobs: ``valid_specs(features=True)`` always has a feature store (``False``: never; ``None``:
+either), ``max_models`` bounds the model count. ``spec_yaml(spec)`` is the YAML text a user
+could have written for it (what ``parse_spec`` reads back to an equal ``Spec``).
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import yaml
+from hypothesis import strategies as st
+
+from requirements_spec.models import (
+    Access,
+    Delivery,
+    Entity,
+    Existing,
+    FeatureField,
+    Features,
+    FeatureServiceSpec,
+    FeatureViewSpec,
+    FileSourceSpec,
+    Label,
+    MinQuality,
+    ModelSpec,
+    OnDemandViewSpec,
+    Owners,
+    Pipeline,
+    Privacy,
+    Project,
+    RequestSourceSpec,
+    Resources,
+    Serving,
+    Spec,
+    StreamSourceSpec,
+    TableSourceSpec,
+    Tensor,
+    Training,
+    Waiver,
+)
+from requirements_spec.types import CRON_MACROS, check_name
+
+__all__ = ["descriptions", "durations", "names", "spec_yaml", "valid_specs"]
+
+_FIELD_DTYPES = ["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"]
+_TENSOR_DTYPES = ["bool", "uint8", "int32", "int64", "fp16", "fp32", "fp64", "string"]
+_CLASSIFIER_METRICS = ["roc_auc", "accuracy", "f1", "precision", "recall"]
+_COLUMN_NAMES = ("event_timestamp", "event_ts", "created_ts")
+
+
+def _is_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except ValueError:
+        return False
+    return True
+
+
+_LOWER = string.ascii_lowercase
+_ALNUM = _LOWER + string.digits
+
+
+def _word(first: str, rest: str, max_rest: int) -> st.SearchStrategy[str]:
+    return st.builds(lambda a, b: a + b, st.sampled_from(first), st.text(rest, max_size=max_rest))
+
+
+#: valid names: lowercase letters, digits and single underscores, never a keyword or reserved word
+names = st.builds(
+    lambda head, parts: "_".join([head, *parts]),
+    _word(_LOWER, _ALNUM, 6),
+    st.lists(st.text(_ALNUM, min_size=1, max_size=5), max_size=2),
+).filter(_is_name)
+_tensor_names = _word(string.ascii_letters, string.ascii_letters + string.digits + "_", 10)
+_topics = _word(_LOWER, _ALNUM + "._-", 20)
+_finding_codes = _word(_LOWER, _ALNUM + "_.-", 20)
+
+#: free text: printable, may contain quotes, YAML and Jinja syntax, non-ASCII; no control characters
+descriptions = st.one_of(
+    st.just(""),
+    st.sampled_from(["{{ 7*7 }}", "{% raw %}", "a: b", "- x", "'quoted' \"double\"", "no", "1e3", "017", "#x"]),
+    st.text(
+        st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029\x85\ufeff"),
+        max_size=60,
+    ),
+)
+
+#: durations: 1s .. 9999999w
+durations = st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, 400), st.sampled_from("smhdw"))
+
+crons = st.one_of(
+    st.sampled_from(sorted(CRON_MACROS)),
+    st.builds(lambda m, h: f"{m} {h} * * *", st.integers(0, 59), st.integers(0, 23)),
+    st.builds(lambda m, d: f"{m} 3 * * {d}", st.integers(0, 59), st.integers(0, 6)),
+    st.sampled_from(["*/15 * * * *", "0 */6 * * *", "30 2 1 * *", "0 0 * * mon-fri"]),
+)
+
+owners = st.one_of(
+    st.builds(lambda org, team: f"@{org}/{team}", _word(_LOWER, _ALNUM + "-", 8), _word(_LOWER, _ALNUM + "-", 8)),
+    st.builds(lambda user, host: f"{user}@{host}.org", _word(_LOWER, _ALNUM, 8), _word(_LOWER, _LOWER, 8)),
+)
+
+positive_numbers = st.one_of(st.integers(1, 100_000), st.floats(0.5, 100_000, allow_nan=False, allow_infinity=False))
+
+
+class _Names:
+    """Hands out names unique within one spec (one namespace is simplest and always valid)."""
+
+    def __init__(self, draw: Any) -> None:
+        self._draw = draw
+        self._used: set[str] = set(_COLUMN_NAMES)  # timestamp columns: never a field or a label
+
+    def __call__(self) -> str:
+        name: str = self._draw(names.filter(lambda n: n not in self._used))
+        self._used.add(name)
+        return name
+
+
+def _fields(draw: Any, fresh: _Names, n_max: int = 4) -> list[FeatureField]:
+    n = draw(st.integers(1, n_max))
+    return [
+        FeatureField(
+            name=fresh(),
+            dtype=draw(st.sampled_from(_FIELD_DTYPES)),
+            pii=draw(st.booleans()),
+            description=draw(descriptions),
+        )
+        for _ in range(n)
+    ]
+
+
+def _sources(draw: Any, fresh: _Names, need_batch: bool) -> list[Any]:
+    batch: list[FileSourceSpec | TableSourceSpec] = []
+    for _ in range(draw(st.integers(1 if need_batch else 0, 3))):
+        if draw(st.booleans()):
+            batch.append(
+                FileSourceSpec(
+                    name=(name := fresh()),
+                    kind="file",
+                    path=f"data/{name}.parquet",
+                    timestamp_field=draw(st.sampled_from(["event_timestamp", "event_ts", fresh()])),
+                    created_timestamp_field=draw(st.none() | st.just("created_ts")),
+                )
+            )
+        else:
+            batch.append(
+                TableSourceSpec(
+                    name=fresh(),
+                    kind="table",
+                    table=draw(st.sampled_from(["", "public.", "analytics."])) + fresh(),
+                    timestamp_field=draw(st.sampled_from(["event_timestamp", "event_ts"])),
+                )
+            )
+    streams = [
+        StreamSourceSpec(
+            name=fresh(),
+            kind="stream",
+            topic=draw(_topics),
+            batch_source=draw(st.sampled_from(batch)).name,
+            timestamp_field=draw(st.sampled_from(["event_timestamp", "event_ts"])),
+        )
+        for _ in range(draw(st.integers(0, 2)) if batch else 0)
+    ]
+    requests = [
+        RequestSourceSpec(name=fresh(), kind="request", fields=_fields(draw, fresh, 3))
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    everything: list[Any] = [*batch, *streams, *requests]
+    return draw(st.permutations(everything))
+
+
+def _features(draw: Any, fresh: _Names, entities: list[Entity], sources: list[Any]) -> Features:
+    viewable = [s for s in sources if s.kind != "request"]
+    views = []
+    for _ in range(draw(st.integers(1, 3))):
+        source = draw(st.sampled_from(viewable))
+        ents = draw(st.lists(st.sampled_from(entities), min_size=1, max_size=len(entities), unique_by=lambda e: e.name))
+        views.append(
+            FeatureViewSpec(
+                name=fresh(),
+                entities=[e.name for e in ents],
+                source=source.name,
+                granularity=draw(st.none() | st.sampled_from(["hour", "day", "week", "month"])),
+                ttl=draw(durations),
+                fields=_fields(draw, fresh),
+                description=draw(descriptions),
+            )
+        )
+    view_refs = [f"{v.name}.{f.name}" for v in views for f in v.fields]
+    request_refs = [f"{s.name}.{f.name}" for s in sources if s.kind == "request" for f in s.fields]
+    on_demand = [
+        OnDemandViewSpec(
+            name=fresh(),
+            inputs=draw(st.lists(st.sampled_from(view_refs + request_refs), min_size=1, max_size=3, unique=True)),
+            fields=_fields(draw, fresh, 2),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    servable = view_refs + [f"{o.name}.{f.name}" for o in on_demand for f in o.fields]
+    services = [
+        FeatureServiceSpec(
+            name=fresh(), features=draw(st.lists(st.sampled_from(servable), min_size=1, max_size=5, unique=True))
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    return Features(
+        computation=draw(st.sampled_from(["precomputed", "realtime", "hybrid"])),
+        freshness=draw(durations),
+        views=views,
+        on_demand=on_demand,
+        services=services,
+    )
+
+
+def _training(draw: Any, fresh: _Names, entities: list[Entity], sources: list[Any]) -> Training:
+    trigger = draw(st.sampled_from(["schedule", "online", "manual"]))
+    labelable = [s for s in sources if s.kind != "request"]
+    label = None
+    if labelable and draw(st.booleans()):
+        label = Label(source=draw(st.sampled_from(labelable)).name, field=fresh())
+    accelerator = draw(st.sampled_from(["cpu", "gpu"]))
+    quality = None
+    if draw(st.booleans()):
+        metric = draw(st.sampled_from([*_CLASSIFIER_METRICS, "log_loss", "rmse", "mae", "r2"]))
+        if metric in _CLASSIFIER_METRICS:
+            threshold = draw(st.floats(0, 1) | st.sampled_from([0, 1]))
+        elif metric == "r2":
+            threshold = draw(st.floats(-10, 1))
+        else:
+            threshold = draw(st.floats(0, 1000))
+        quality = MinQuality(metric=metric, threshold=threshold)
+    return Training(
+        trigger=trigger,
+        schedule=draw(crons) if trigger == "schedule" else draw(st.none() | crons),
+        label=label,
+        resources=Resources(
+            accelerator=accelerator,
+            gpus=draw(st.integers(1, 8)) if accelerator == "gpu" else 0,
+            cpus=draw(positive_numbers),
+            memory_gb=draw(positive_numbers),
+        ),
+        min_quality=quality,
+    )
+
+
+def _tensors(draw: Any, n_max: int) -> list[Tensor]:
+    tensor_names = draw(st.lists(_tensor_names, min_size=1, max_size=n_max, unique=True))
+    return [
+        Tensor(
+            name=name,
+            dtype=draw(st.sampled_from(_TENSOR_DTYPES)),
+            dims=draw(st.lists(st.integers(-1, 512), min_size=1, max_size=4)),
+        )
+        for name in tensor_names
+    ]
+
+
+def _serving(draw: Any, fresh: _Names, services: list[str], max_models: int) -> Serving:
+    models = []
+    for _ in range(draw(st.integers(1, max_models))):
+        service = draw(st.sampled_from(services)) if services and draw(st.booleans()) else None
+        models.append(
+            ModelSpec(
+                name=fresh(),
+                framework=draw(st.sampled_from(["sklearn", "onnx", "pytorch", "tensorflow", "python"])),
+                accelerator=draw(st.sampled_from(["cpu", "gpu"])),
+                feature_service=service,
+                inputs=_tensors(draw, 3) if service is None else [],
+                outputs=_tensors(draw, 2),
+                stateful=draw(st.booleans()),
+                max_batch_size=draw(st.none() | st.integers(0, 4096)),
+                description=draw(descriptions),
+            )
+        )
+    pipeline = None
+    if len(models) >= 2 and draw(st.booleans()):
+        conditional = draw(st.booleans())
+        model_names = [m.name for m in models]
+        if conditional:
+            steps = draw(st.lists(st.sampled_from(model_names), min_size=2, max_size=5))
+        else:
+            steps = draw(st.lists(st.sampled_from(model_names), min_size=2, max_size=len(models), unique=True))
+        pipeline = Pipeline(name=fresh(), steps=steps, conditional=conditional)
+    return Serving(
+        mode=draw(st.sampled_from(["online", "batch", "async", "embedded"])),
+        protocol=draw(st.sampled_from(["rest", "grpc"])),
+        latency_p99_ms=draw(positive_numbers),
+        throughput_rps=draw(positive_numbers),
+        models=models,
+        pipeline=pipeline,
+    )
+
+
+@st.composite
+def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3) -> Spec:
+    """A valid :class:`Spec`, varied in every area; see the module docstring."""
+    fresh = _Names(draw)
+    with_features = draw(st.booleans()) if features is None else features
+    entities = [
+        Entity(name=fresh(), join_key=fresh(), dtype=draw(st.sampled_from(["int64", "int32", "string"])))
+        for _ in range(draw(st.integers(1 if with_features else 0, 3)))
+    ]
+    sources = _sources(draw, fresh, need_batch=with_features)
+    feats = _features(draw, fresh, entities, sources) if with_features else None
+    services = [s.name for s in feats.services] if feats else []
+    roles = draw(st.lists(names, max_size=3, unique=True))
+    return Spec(
+        version=1,
+        project=Project(
+            name=fresh(),
+            description=draw(descriptions),
+            owners=Owners(data_engineering=draw(owners), data_science=draw(owners), platform=draw(st.none() | owners)),
+        ),
+        existing=Existing(
+            warehouse=draw(st.sampled_from(["files", "postgres", "bigquery", "snowflake", "redshift", "spark"])),
+            orchestrator=draw(st.sampled_from(["none", "cron", "airflow", "prefect", "dagster", "kubernetes"])),
+            platform=draw(
+                st.sampled_from(["local", "docker-compose", "kubernetes", "sagemaker", "openshift", "heroku"])
+            ),
+            broker=draw(st.sampled_from(["none", "kafka", "rabbitmq", "redis"])),
+        ),
+        entities=entities,
+        sources=sources,
+        features=feats,
+        training=_training(draw, fresh, entities, sources),
+        serving=_serving(draw, fresh, services, max_models),
+        privacy=Privacy(
+            pii_handling=draw(st.sampled_from(["drop", "hash", "encrypt", "allow"])),
+            residency=draw(st.sampled_from(["on_prem", "eu", "us", "any"])),
+            retention=draw(st.none() | durations),
+            access=[
+                Access(
+                    role=role,
+                    can=draw(
+                        st.lists(
+                            st.sampled_from(["online_read", "offline_read", "write", "materialize", "describe"]),
+                            min_size=1,
+                            max_size=3,
+                            unique=True,
+                        )
+                    ),
+                )
+                for role in roles
+            ],
+        ),
+        autonomy=draw(st.sampled_from(["air_gapped", "self_hosted", "cloud"])),
+        customization=draw(st.sampled_from(["low", "medium", "high"])),
+        delivery=Delivery(
+            priority=draw(st.sampled_from(["speed", "reliability"])), mlops_level=draw(st.sampled_from([0, 1, 2]))
+        ),
+        waivers=[
+            Waiver(
+                finding=draw(_finding_codes),
+                justification="accepted for the pilot: " + draw(st.text(string.ascii_letters + " ", max_size=30)),
+            )
+            for _ in range(draw(st.integers(0, 1)))
+        ],
+    )
+
+
+def spec_yaml(spec: Spec, *, exclude_defaults: bool = True) -> str:
+    """The spec as YAML a user could have written (what ``parse_spec`` reads back)."""
+    data = spec.model_dump(mode="json", exclude_defaults=exclude_defaults)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

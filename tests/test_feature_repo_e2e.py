@@ -1,0 +1,490 @@
+"""End to end: the generated Feast feature repository runs for real.
+
+For every preset with features, on the embedded stores (SQLite online, file offline, file registry):
+sample data -> `feast apply` -> `scripts/materialize.py` -> online features through each feature
+service equal the latest sample row per entity -> historical features are point-in-time correct.
+The same against the real Redis and the real PostgreSQL (online, offline and SQL registry), and the
+PII cases: a `drop` field is unreachable through any feature service, a `hash` field is served as its
+salted hash. The Feast work runs in subprocesses (tests/test_feature_repo_runner.py), one per store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.architecture import Architecture
+from generator.components import feature_repo as fr_component
+from generator.plan import build_plan
+from generator.render import render_plan
+from generator.rules import decide
+from requirements_spec.types import duration_seconds
+from requirements_spec.validate import parse_spec
+
+pd = pytest.importorskip("pandas")
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ROOT / "requirements_spec" / "presets"
+PYTHON = sys.executable
+RUNNER = Path(__file__).with_name("test_feature_repo_runner.py")
+SALT = "test-salt-not-a-secret"
+REQUEST_VALUES = {"float64": 25.0, "float32": 25.0, "int64": 3, "int32": 3, "string": "EUR", "bool": True}
+
+pytestmark = pytest.mark.slow
+
+
+# ------------------------------------------------------------------ building variants
+def preset_data(name: str) -> dict[str, Any]:
+    return yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
+
+
+def presets_with_features() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml") if preset_data(p.stem).get("features"))
+
+
+def arch_of(data: dict[str, Any], **stores: str) -> Architecture:
+    arch = decide(parse_spec(yaml.safe_dump(data, sort_keys=False), "spec.yaml"))
+    assert arch.feature_store is not None
+    if stores:
+        fs = arch.feature_store.model_copy(update=stores)
+        arch = arch.model_copy(update={"feature_store": fs})
+    return arch
+
+
+def embedded(arch: Architecture) -> Architecture:
+    assert arch.feature_store is not None
+    fs = arch.feature_store.model_copy(update={"online_store": "sqlite", "offline_store": "file", "registry": "file"})
+    return arch.model_copy(update={"feature_store": fs})
+
+
+def write_repo(arch: Architecture, root: Path) -> Path:
+    """Only the feature repo and its scripts: the files this component plans."""
+    files = render_plan(build_plan(arch), arch)
+    for path, data in files.items():
+        if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")):
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return root
+
+
+def generate_data(root: Path, now: datetime, *extra: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [PYTHON, str(root / "scripts" / "generate_sample_data.py"), "--now", now.isoformat(), *extra],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+# ------------------------------------------------------------------ expectations from the sample data
+class Variant:
+    """One generated repository, its sample data and what the runner should query."""
+
+    def __init__(self, name: str, arch: Architecture, root: Path, now: datetime, env: dict[str, str]) -> None:
+        self.name, self.arch, self.root, self.now, self.env = name, arch, root, now, env
+        self.model = fr_component.build_model(arch)
+        self.spec = arch.spec
+
+    def frame(self, source: str) -> Any:
+        path = next(s["path"] for s in self.model["batch_sources"] if s["name"] == source)
+        return pd.read_parquet(self.root / "feature_repo" / path)
+
+    def batch_of_view(self, view: str) -> str:
+        v = self.spec.view(view)
+        assert v is not None
+        src = self.spec.source(v.source)
+        return getattr(src, "batch_source", v.source)
+
+    def timestamp_of(self, source: str) -> str:
+        return next(s["timestamp_field"] for s in self.model["batch_sources"] if s["name"] == source)
+
+    def join_key(self, entity: str) -> str:
+        e = self.spec.entity(entity)
+        assert e is not None
+        return e.join_key
+
+    def latest(self, view: str) -> Any:
+        """The latest row per entity the online store must serve (within ttl, not after `now`)."""
+        v = self.spec.view(view)
+        assert v is not None
+        src = self.batch_of_view(view)
+        ts = self.timestamp_of(src)
+        df = self.frame(src)
+        df = df[(df[ts] <= self.now) & (df[ts] > self.now - timedelta(seconds=duration_seconds(v.ttl)))]
+        keys = [self.join_key(e) for e in v.entities]
+        return df.sort_values(ts).groupby(keys).tail(1).set_index(keys)
+
+    def service_views(self, service: str) -> list[str]:
+        out = []
+        for ref in fr_component.served_features(self.arch, service):
+            view = ref.partition(".")[0]
+            if self.spec.view(view) is not None:
+                out.append(view)
+            elif view.endswith(fr_component.HASH_VIEW_SUFFIX):
+                out.append(view.removesuffix(fr_component.HASH_VIEW_SUFFIX))
+            else:
+                out += [
+                    r.partition(".")[0] for o in self.model["odfvs"] if o["name"] == view for r in self._inputs(view)
+                ]
+        return [v for v in dict.fromkeys(out) if self.spec.view(v) is not None]
+
+    def _inputs(self, odfv: str) -> list[str]:
+        assert self.spec.features is not None
+        return next(o.inputs for o in self.spec.features.on_demand if o.name == odfv)
+
+    def request_fields(self, service: str) -> dict[str, Any]:
+        out = {}
+        for ref in fr_component.served_features(self.arch, service):
+            for inp in self._inputs(ref.partition(".")[0]) if self._is_odfv(ref) else []:
+                src = self.spec.source(inp.partition(".")[0])
+                for f in getattr(src, "fields", []):  # Feast asks for every field of a request source
+                    out[f.name] = REQUEST_VALUES[f.dtype]
+        return out
+
+    def _is_odfv(self, ref: str) -> bool:
+        return any(o["name"] == ref.partition(".")[0] for o in self.model["odfvs"])
+
+    def entity_rows(self, service: str) -> list[dict[str, Any]]:
+        """Three known ids per entity, and one unknown row."""
+        per_entity: dict[str, list[Any]] = {}
+        for view in self.service_views(service):
+            v = self.spec.view(view)
+            assert v is not None
+            latest = self.latest(view)
+            key = self.join_key(v.entities[0])
+            per_entity.setdefault(key, sorted(latest.index.get_level_values(0).unique())[:3])
+        rows = [{k: ids[i] for k, ids in per_entity.items()} for i in range(3)]
+        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows]
+        unknown = {
+            k: (999_999 if isinstance(ids[0], int | float) or hasattr(ids[0], "item") else "nobody")
+            for k, ids in per_entity.items()
+        }
+        req = self.request_fields(service)
+        return [{**r, **req} for r in [*rows, unknown]]
+
+    def request(self) -> dict[str, Any]:
+        assert self.spec.features is not None
+        online = {s.name: self.entity_rows(s.name) for s in self.spec.features.services}
+        direct = []
+        for ref in [*self.arch.feature_store.dropped_fields, *self.arch.feature_store.hashed_fields]:  # type: ignore[union-attr]
+            view, _, field = ref.partition(".")
+            v = self.spec.view(view)
+            assert v is not None
+            key = self.join_key(v.entities[0])
+            ids = sorted(self.latest(view).index.get_level_values(0).unique())[:2]
+            rows = [{key: i.item() if hasattr(i, "item") else i} for i in ids]
+            direct.append({"features": [f"{view}:{field}"], "entity_rows": rows})
+            if ref in self.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
+                hashed = fr_component.hashed_ref(ref).replace(".", ":")
+                direct.append({"features": [hashed], "entity_rows": rows})
+        historical = {}
+        for s in self.spec.features.services:
+            entity_df = self.entity_df(s.name)
+            path = self.root / f"entity_df_{s.name}.parquet"
+            entity_df.to_parquet(path, index=False)
+            historical[s.name] = {"entity_df": str(path), "out": str(self.root / f"historical_{s.name}.parquet")}
+        return {
+            "root": str(self.root),
+            "end": self.now.isoformat(),
+            "env": self.env,
+            "online": online,
+            "direct": direct,
+            "historical": historical,
+            "teardown": self.arch.feature_store.online_store == "redis",  # type: ignore[union-attr]
+        }
+
+    def entity_df(self, service: str) -> Any:
+        """Label rows when the label source carries the service's keys, else feature rows shifted in time."""
+        keys = list(
+            dict.fromkeys(self.join_key(e) for v in self.service_views(service) for e in self.spec.view(v).entities)
+        )  # type: ignore[union-attr]
+        label = self.spec.training.label
+        req = self.request_fields(service)
+        base = None
+        if label is not None:
+            src = self.frame(label.source)
+            if set(keys) <= set(src.columns):
+                base = src.rename(columns={self.timestamp_of(label.source): "event_timestamp"})
+        if base is None:
+            view = self.service_views(service)[0]
+            src_name = self.batch_of_view(view)
+            base = self.frame(src_name).rename(columns={self.timestamp_of(src_name): "event_timestamp"})
+            base["event_timestamp"] = base["event_timestamp"] + timedelta(minutes=30)
+        df = base[[*keys, "event_timestamp"]].head(300).copy()
+        for name, value in req.items():
+            df[name] = value
+        df["row_id"] = range(len(df))
+        return df
+
+
+def run_variants(variants: list[Variant], tmp: Path) -> list[dict[str, Any]]:
+    requests = tmp / "requests.json"
+    results = tmp / "results.json"
+    requests.write_text(json.dumps([v.request() for v in variants], default=str))
+    proc = subprocess.run(
+        [PYTHON, str(RUNNER), str(requests), str(results)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return json.loads(results.read_text())
+
+
+# ------------------------------------------------------------------ the checks
+def close(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(b, float) or isinstance(a, float):
+        return abs(float(a) - float(b)) <= 1e-5 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def check_online(variant: Variant, result: dict[str, Any]) -> None:
+    req = variant.request()
+    for service, rows in req["online"].items():
+        got = result["online"][service]
+        for ref in fr_component.served_features(variant.arch, service):
+            view, _, field = ref.partition(".")
+            values = got[field]
+            for i, row in enumerate(rows):
+                expected = expected_value(variant, view, field, row)
+                assert close(values[i], expected), (variant.name, service, ref, row, values[i], expected)
+
+
+def expected_value(variant: Variant, view: str, field: str, row: dict[str, Any]) -> Any:
+    spec = variant.spec
+    if spec.view(view) is not None:
+        v = spec.view(view)
+        assert v is not None
+        key = row[variant.join_key(v.entities[0])]
+        latest = variant.latest(view)
+        return plain(latest.loc[key, field]) if key in latest.index else None
+    if view.endswith(fr_component.HASH_VIEW_SUFFIX):
+        raw = expected_value(
+            variant, view.removesuffix(fr_component.HASH_VIEW_SUFFIX), field.removesuffix("_sha256"), row
+        )
+        return None if raw is None else hmac.new(SALT.encode(), str(raw).encode(), hashlib.sha256).hexdigest()
+    odfv = next(o for o in variant.model["odfvs"] if o["name"] == view)
+    out = next(f for f in odfv["outputs"] if f["name"] == field)
+    assert out["kind"] == "ratio", "the presets' on-demand outputs are numeric ratios"
+    inputs: dict[str, Any] = {}
+    for ref in variant._inputs(view):
+        src, _, fld = ref.partition(".")
+        inputs[fld] = expected_value(variant, src, fld, row) if spec.view(src) is not None else row[fld]
+    if inputs[out["numerator"]] is None:
+        return None
+    others = [float(inputs[o]) for o in out["others"] if inputs[o] is not None]
+    mean = abs(sum(others) / len(others)) if others else 0.0
+    return float(inputs[out["numerator"]]) / (mean + 1.0)
+
+
+def check_historical(variant: Variant, result: dict[str, Any]) -> None:
+    for service, path in result["historical"].items():
+        got = pd.read_parquet(path).set_index("row_id").sort_index()
+        entity_df = pd.read_parquet(variant.root / f"entity_df_{service}.parquet").set_index("row_id")
+        assert len(got) == len(entity_df), (variant.name, service)
+        for ref in fr_component.served_features(variant.arch, service):
+            view, _, field = ref.partition(".")
+            v = variant.spec.view(view)
+            if v is None:
+                assert got[field].notna().mean() > 0.9, (variant.name, ref)
+                continue
+            src = variant.batch_of_view(view)
+            ts = variant.timestamp_of(src)
+            key = variant.join_key(v.entities[0])
+            feats = variant.frame(src)[[key, ts, field]].rename(columns={ts: "event_timestamp"})
+            left = entity_df.reset_index()[["row_id", key, "event_timestamp"]].sort_values("event_timestamp")
+            feats = feats.sort_values("event_timestamp")
+            feats["event_timestamp"] = feats["event_timestamp"].astype(left["event_timestamp"].dtype)
+            want = pd.merge_asof(
+                left, feats, on="event_timestamp", by=key, tolerance=pd.Timedelta(seconds=duration_seconds(v.ttl))
+            ).set_index("row_id")
+            assert got[field].notna().mean() > 0.9, (variant.name, ref, "mostly empty")
+            for row_id in list(got.index)[:: max(1, len(got) // 60)]:
+                w, g = want.loc[row_id, field], got.loc[row_id, field]
+                w = None if pd.isna(w) else plain(w)
+                g = None if pd.isna(g) else plain(g)
+                assert close(g, w), (variant.name, service, ref, row_id, g, w)
+
+
+def check_pii(variant: Variant, result: dict[str, Any]) -> None:
+    fs = variant.arch.feature_store
+    assert fs is not None
+    served = {(p, f) for s in result["registry"]["services"].values() for p, fields in s for f in fields}
+    for ref in [*fs.dropped_fields, *fs.hashed_fields]:
+        view, _, field = ref.partition(".")
+        assert all(f != field for _, f in served), f"{ref} is reachable through a feature service"
+    for ref in fs.dropped_fields:
+        view, _, field = ref.partition(".")
+        assert field not in result["registry"]["views"][view]
+        read = next(d for d in result["direct"] if d["features"] == [f"{view}:{field}"])
+        assert "error" in read and field in read["error"], read
+    for ref in fs.hashed_fields:
+        hashed = fr_component.hashed_ref(ref).replace(".", ":")
+        read = next(d for d in result["direct"] if d["features"] == [hashed])
+        values = read["result"][hashed.partition(":")[2]]
+        view, _, field = ref.partition(".")
+        raws = [
+            expected_value(variant, view, field, row)
+            for row in next(d["entity_rows"] for d in variant.request()["direct"] if d["features"] == [hashed])
+        ]
+        assert all(isinstance(v, str) and len(v) == 64 for v in values), values
+        assert values != raws and all(r not in values for r in raws)
+        assert values == [hmac.new(SALT.encode(), str(r).encode(), hashlib.sha256).hexdigest() for r in raws]
+
+
+def check_all(variant: Variant, result: dict[str, Any]) -> None:
+    spec = variant.spec
+    assert spec.features is not None
+    assert set(result["registry"]["views"]) == {v.name for v in spec.features.views}
+    assert set(result["registry"]["services"]) == {s.name for s in spec.features.services}
+    assert result["registry"]["permissions"] == sorted(a.role for a in spec.privacy.access)
+    check_online(variant, result)
+    check_historical(variant, result)
+    check_pii(variant, result)
+
+
+# ------------------------------------------------------------------ fixtures
+NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+
+def make_variant(
+    name: str, arch: Architecture, tmp: Path, *data_args: str, env: dict[str, str] | None = None
+) -> Variant:
+    root = write_repo(arch, tmp / name)
+    env = {"PII_HASH_SALT": SALT, **(env or {})}
+    generate_data(root, NOW, "--entities", "20", "--labels", "300", *data_args, env=env)
+    return Variant(name, arch, root, NOW, env)
+
+
+@pytest.fixture(scope="module")
+def embedded_runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Variant, dict[str, Any]]]:
+    tmp = tmp_path_factory.mktemp("fr_embedded")
+    variants = [make_variant(p, embedded(arch_of(preset_data(p))), tmp) for p in presets_with_features()]
+    # hash: the reference with pii_handling hash and the personal field asked for by the service
+    data = preset_data("reference")
+    data["privacy"]["pii_handling"] = "hash"
+    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
+    variants.append(make_variant("reference_hash", embedded(arch_of(data)), tmp))
+    return list(zip(variants, run_variants(variants, tmp), strict=True))
+
+
+def test_every_preset_with_features_is_covered(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
+    assert {"reference", "realtime"} <= {v.name for v, _ in embedded_runs}
+
+
+@pytest.mark.parametrize("name", [*presets_with_features(), "reference_hash"])
+def test_embedded_round_trip(name: str, embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
+    variant, result = next((v, r) for v, r in embedded_runs if v.name == name)
+    check_all(variant, result)
+
+
+def test_hash_replaces_the_personal_field_in_the_service(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
+    variant, result = next((v, r) for v, r in embedded_runs if v.name == "reference_hash")
+    projections = dict(result["registry"]["services"]["ranking_v1"])
+    assert projections["driver_activity_pii_hashed"] == ["phone_number_sha256"]
+    assert "phone_number" not in projections["driver_activity"]
+    hashes = result["online"]["ranking_v1"]["phone_number_sha256"]
+    raws = [
+        expected_value(variant, "driver_activity", "phone_number", r) for r in variant.request()["online"]["ranking_v1"]
+    ]
+    assert hashes[:3] == [hmac.new(SALT.encode(), r.encode(), hashlib.sha256).hexdigest() for r in raws[:3]]
+    assert hashes[3] is None and raws[3] is None  # unknown driver
+
+
+def _redis() -> Any:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"Redis does not answer on 127.0.0.1:6379: {exc}")
+    return client
+
+
+@pytest.mark.redis
+def test_redis_round_trip(tmp_path: Path) -> None:
+    client = _redis()
+    data = preset_data("reference")
+    data["project"]["name"] = f"archgen_fr_{uuid.uuid4().hex[:10]}"  # a Feast project of its own
+    data["serving"]["latency_p99_ms"] = 5  # strict latency: the rules pick Redis
+    arch = arch_of(data)
+    assert arch.feature_store is not None and arch.feature_store.online_store == "redis"
+    arch = arch_of(data, offline_store="file", registry="file")
+    variant = make_variant("redis", arch, tmp_path, env={"REDIS_CONNECTION_STRING": "127.0.0.1:6379,db=0"})
+    project = arch.feature_store.project.encode()  # type: ignore[union-attr]
+    try:
+        (result,) = run_variants([variant], tmp_path)
+        assert any(k.endswith(project) for k in client.scan_iter(count=1000)) is False  # teardown cleaned up
+        check_all(variant, result)
+    finally:
+        for key in client.scan_iter(match=b"*" + project, count=1000):
+            client.delete(key)
+
+
+def _postgres_admin() -> Any:
+    psycopg = pytest.importorskip("psycopg")
+    for user in ("postgres", "root"):
+        try:
+            return psycopg.connect(
+                host="127.0.0.1", port=5432, dbname="test", user=user, autocommit=True, connect_timeout=3
+            )
+        except Exception as exc:  # try the next user, then skip
+            error = exc
+    pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {error}")
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip(tmp_path: Path) -> None:
+    admin = _postgres_admin()
+    user = admin.info.user
+    db = f"archgen_fr_{uuid.uuid4().hex[:10]}"
+    data = preset_data("reference")
+    data["existing"]["warehouse"] = "postgres"
+    data["delivery"]["mlops_level"] = 2  # a shared SQL registry
+    arch = arch_of(data)
+    fs = arch.feature_store
+    assert fs is not None and (fs.online_store, fs.offline_store, fs.registry) == ("postgres", "postgres", "sql")
+    env = {
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_DB": db,
+        "POSTGRES_USER": user,
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_SSLMODE": "disable",
+    }
+    admin.execute(f'CREATE DATABASE "{db}"')
+    try:
+        variant = make_variant("postgres", arch, tmp_path, "--postgres", env=env)
+        (result,) = run_variants([variant], tmp_path)
+        check_all(variant, result)
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=5432, dbname=db, user=user) as conn:
+            tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
+        assert {"driver_activity", "ride_outcomes"} <= tables  # the warehouse tables the sources read
+        assert any("registry" in t or "feast" in t or "projects" in t for t in tables), tables  # SQL registry
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()

@@ -1,0 +1,108 @@
+"""The Feast half of the feature-repo end-to-end tests, run as a subprocess (one per variant).
+
+Not a test module by itself: ``python tests/test_feature_repo_runner.py REQUESTS.json RESULTS.json``
+runs, for each generated repository in the request list, what its Makefile runs —
+``feast -c feature_repo apply`` (the CLI entry point, in process), ``scripts/materialize.py`` — then
+reads the registry, online features through each feature service, direct reads of named features and
+historical features, and writes what it saw as JSON. The tests compare that with the sample data.
+Feast is imported once per process; between repositories the generated definition modules
+(entities.py, views.py, ...), which Feast imports by bare name, are forgotten again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _run_script(path: Path, *args: str) -> None:
+    saved = sys.argv
+    sys.argv = [str(path), *args]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise RuntimeError(f"{path.name} exited with {exc.code}") from None
+    finally:
+        sys.argv = saved
+
+
+def _registry(store: Any) -> dict[str, Any]:
+    return {
+        "services": {
+            s.name: [[p.name, [f.name for f in p.features]] for p in s.feature_view_projections]
+            for s in store.list_feature_services()
+        },
+        "views": {v.name: [f.name for f in v.features] for v in store.list_feature_views()},
+        "odfvs": {v.name: [f.name for f in v.features] for v in store.list_on_demand_feature_views()},
+        "permissions": sorted(p.name for p in store.list_permissions()),
+        "sources": sorted(s.name for s in store.list_data_sources()),
+    }
+
+
+def main(request_path: str, result_path: str) -> int:
+    results = [run_one(request) for request in json.loads(Path(request_path).read_text())]
+    Path(result_path).write_text(json.dumps(results, default=str, indent=1, sort_keys=True))
+    return 0
+
+
+def _forget(repo: Path) -> None:
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if origin.startswith(str(repo)):
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if p != str(repo)]
+
+
+def run_one(request: dict[str, Any]) -> dict[str, Any]:
+    saved_env = dict(os.environ)
+    os.environ.update(request.get("env", {}))
+    try:
+        return _run_one(request)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        _forget(Path(request["root"]) / "feature_repo")
+
+
+def _run_one(request: dict[str, Any]) -> dict[str, Any]:
+    root = Path(request["root"])
+    repo = root / "feature_repo"
+    cwd = os.getcwd()
+
+    import pandas as pd
+    from feast import FeatureStore
+    from feast.cli.cli import cli
+
+    cli.main(args=["-c", str(repo), "apply"], standalone_mode=False)  # = `feast -c feature_repo apply`
+    os.chdir(cwd)  # apply changes into the repo
+    _run_script(root / "scripts" / "materialize.py", "--end", request["end"])
+
+    store = FeatureStore(repo_path=str(repo))
+    result: dict[str, Any] = {"registry": _registry(store), "online": {}, "direct": [], "historical": {}}
+    for name, rows in request["online"].items():
+        service = store.get_feature_service(name)
+        result["online"][name] = store.get_online_features(features=service, entity_rows=rows).to_dict()
+    for read in request["direct"]:
+        try:
+            got = store.get_online_features(features=read["features"], entity_rows=read["entity_rows"]).to_dict()
+            result["direct"].append({"features": read["features"], "result": got})
+        except Exception as exc:  # the point of a direct read of a hidden field: it must fail
+            result["direct"].append({"features": read["features"], "error": f"{type(exc).__name__}: {exc}"})
+    for name, hist in request["historical"].items():
+        entity_df = pd.read_parquet(hist["entity_df"])
+        df = store.get_historical_features(entity_df=entity_df, features=store.get_feature_service(name)).to_df()
+        out = Path(hist["out"])
+        df.to_parquet(out, index=False)
+        result["historical"][name] = str(out)
+    if request.get("teardown"):
+        store.teardown()
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1], sys.argv[2]))

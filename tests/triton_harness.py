@@ -1,0 +1,82 @@
+"""Shared by the Triton and serving tests: generate a repository from a spec, start and stop its real
+Triton server through the generated serving/triton_runtime.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from generator.architecture import Architecture
+from generator.plan import FilePlan, build_plan
+from generator.render import render_plan
+from generator.rules import decide
+from requirements_spec.validate import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ROOT / "requirements_spec" / "presets"
+
+
+def triton_venv() -> Path:
+    return Path(os.environ.get("ARCHGEN_TRITON_VENV", ROOT / ".venv-triton")).resolve()
+
+
+def have_triton() -> bool:
+    return any(triton_venv().glob("lib/python3*/site-packages/pytriton/tritonserver/bin/tritonserver"))
+
+
+def generate(spec: Path, dest: Path, components: tuple[str, ...] | None = None) -> Architecture:
+    """Write the generated repository of ``spec`` into ``dest`` (only ``components`` when given)."""
+    arch = decide(load_spec(spec))
+    plan = build_plan(arch)
+    if components is not None:
+        plan = FilePlan(tuple(f for f in plan.files if f.component in components))
+    for rel, data in render_plan(plan, arch).items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return arch
+
+
+def runtime(repo: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRITON_VENV": str(triton_venv())}
+    return subprocess.run(
+        [sys.executable, "-m", "serving.triton_runtime", *args],
+        cwd=repo,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Server:
+    """The generated runtime's server for one repository: ``start()`` once, ``stop()`` always."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.state: dict[str, Any] = {}
+
+    def start(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = runtime(self.repo, "start", *args)
+        if result.returncode != 0:
+            log = self.repo / ".run" / "triton.log"
+            tail = log.read_text()[-3000:] if log.is_file() else ""
+            raise AssertionError(f"triton_runtime start failed:\n{result.stderr}\n{tail}")
+        self.state = json.loads((self.repo / ".run" / "triton.json").read_text())
+        return result
+
+    @property
+    def http(self) -> str:
+        return f"127.0.0.1:{self.state['http_port']}"
+
+    @property
+    def grpc(self) -> str:
+        return f"127.0.0.1:{self.state['grpc_port']}"
+
+    def stop(self) -> None:
+        runtime(self.repo, "stop", timeout=60)
