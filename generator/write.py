@@ -15,6 +15,9 @@ Guarantees (each has a test in tests/test_write*.py):
 - **Never clobbers.** A non-empty target needs ``--force``; then only files archgen plans are
   replaced, files the team added are kept, a file archgen wrote before and no longer plans is
   removed only if the team did not change it, and no folder is ever removed.
+- **Updates are one transaction.** :func:`apply_update` (``archgen update``) moves every file it
+  replaces or removes aside before moving the new one in, and takes every step back on a failure
+  or a signal: the repository ends updated, or exactly as it was.
 - **Reproducible.** Modes are set explicitly (0644, 0755 for executables; folders 0755), so the
   umask does not leak into the output.
 """
@@ -26,6 +29,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -359,3 +363,131 @@ def write_repository(
             f"interrupted after {given} was completely written (the write itself is not cut in half)", INTERRUPTED
         )
     return result
+
+
+# ------------------------------------------------------------------ update: one transaction
+_Step = tuple[str, Path, Path | None, int]  # (put | aside | mkdir | rmdir, path, where it was set aside, mode)
+
+
+def _undo(journal: list[_Step]) -> None:
+    """Take back every step of an update, newest first: the repository is as it was before."""
+    for kind, path, aside, mode in reversed(journal):
+        with contextlib.suppress(OSError):
+            if kind == "put":
+                os.unlink(path)
+            elif kind == "aside" and aside is not None:
+                os.replace(aside, path)
+            elif kind == "mkdir":
+                os.rmdir(path)
+            elif kind == "rmdir":
+                os.mkdir(path)
+                os.chmod(path, mode)
+    journal.clear()
+
+
+def _commit_update(
+    root: Path,
+    staging: Path,
+    writes: Mapping[str, bytes],
+    removals: list[str],
+    journal: list[_Step],
+    received: list[int],
+) -> None:
+    """Move removed files aside (into the staging folder), then each replaced one, moving the new one in.
+
+    Every step is noted in ``journal`` for :func:`_undo`; a signal stops the commit after the current step.
+    """
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    old = staging / "old"
+
+    def set_aside(dest: Path, rel: str) -> None:
+        aside = old / rel
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(dest, aside)
+        journal.append(("aside", dest, aside, 0))
+
+    for rel in sorted(removals):
+        dest = root / rel
+        set_aside(dest, rel)
+        folder = dest.parent
+        while folder != root and not os.listdir(folder):  # a folder this removal left empty goes too
+            mode = stat.S_IMODE(folder.stat().st_mode)
+            os.rmdir(folder)
+            journal.append(("rmdir", folder, None, mode))
+            folder = folder.parent
+        if delay:
+            time.sleep(delay)
+        if received:
+            return
+    for rel in sorted(writes):
+        dest = root / rel
+        missing = []
+        cur = dest.parent
+        while not os.path.lexists(cur):
+            missing.append(cur)
+            cur = cur.parent
+        for d in reversed(missing):
+            os.mkdir(d, 0o755)
+            journal.append(("mkdir", d, None, 0))
+        if not dest.parent.resolve().is_relative_to(root):  # re-checked at the moment of writing
+            raise _refuse(f"{rel} would be written outside the target", UNSAFE)
+        if os.path.lexists(dest):
+            set_aside(dest, rel)
+        os.replace(staging / "new" / rel, dest)
+        journal.append(("put", dest, None, 0))
+        if delay:
+            time.sleep(delay)
+        if received:
+            return
+
+
+def apply_update(
+    given: Path,
+    writes: Mapping[str, bytes],
+    modes: Mapping[str, int],
+    removals: list[str],
+    *,
+    progress: Progress | None = None,
+) -> None:
+    """Write ``writes`` into the existing repository ``given`` and remove ``removals``, as one transaction.
+
+    New contents are staged beside the target first. The commit moves each file it replaces or
+    removes aside (into the staging folder) before moving the new one in, and notes every step;
+    a failure, or a SIGINT/SIGTERM at any point (deferred during the commit, then acted on), takes
+    every step back, so the repository is byte for byte as it was (exit 73/74, or 130).
+    """
+    progress = progress or null_progress()
+    target = check_target(given, force=True)
+    if not target.exists:
+        raise _refuse(f"{given} does not exist", CANT_CREATE)
+    check_destinations(target, [*writes, *removals])
+    root = target.path
+    staging: Path | None = None
+    received: list[int] = []
+    journal: list[_Step] = []
+    try:
+        with sigterm_interrupts():
+            try:
+                staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{STAGING_MARK}", dir=root.parent))
+                os.mkdir(staging / "new", 0o700)
+                os.mkdir(staging / "old", 0o700)
+                _stage(staging / "new", writes, modes, progress)
+            except OSError as exc:
+                raise _os_error(exc, given) from None
+            with _signals_deferred(received):
+                try:
+                    _commit_update(root, staging, writes, removals, journal, received)
+                except OSError as exc:
+                    _undo(journal)
+                    raise _os_error(exc, given) from None
+                except BaseException:
+                    _undo(journal)
+                    raise
+                if received:
+                    _undo(journal)
+        progress.done(f"{len(writes)} written, {len(removals)} removed")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    if received:
+        raise _refuse(f"interrupted: {given} was left exactly as it was", INTERRUPTED)
