@@ -323,7 +323,12 @@ def materialization(ctx: RuleContext) -> Outcome | None:
 @rule(
     "feature_views",
     title="Feature views: how features are grouped",
-    reads=("features.views[].entities", "features.views[].granularity", "features.views[].fields"),
+    reads=(
+        "features.views[].entities",
+        "features.views[].granularity",
+        "features.views[].ttl",
+        "features.views[].fields",
+    ),
 )
 def feature_views(ctx: RuleContext) -> Outcome | None:
     """One Feast feature view per declared view, grouped by entity and pre-aggregation grain.
@@ -340,6 +345,7 @@ def feature_views(ctx: RuleContext) -> Outcome | None:
     for i, v in enumerate(f.views):
         groups.setdefault(("+".join(v.entities), v.granularity or "event"), []).append(v.name)
         reads += [("features", "views", i, "entities"), ("features", "views", i, "granularity")]
+        reads.append(("features", "views", i, "ttl"))  # how long its values stay servable
     parts = [f"{ent}/{grain}: {', '.join(names)}" for (ent, grain), names in sorted(groups.items())]
     n = len(f.views)
     return Outcome(
