@@ -47,6 +47,7 @@ VARIANTS = {
     ),
     "k8s_own_cronjobs": lambda: _variant("reference", {"orchestrator": "cron", "platform": "kubernetes"}),
     "compose_gpu": lambda: _variant("realtime", {"orchestrator": "none", "platform": "docker-compose"}, True),
+    "k8s_python_rest": lambda: _variant("starter", {"platform": "kubernetes"}),
 }
 
 
@@ -81,6 +82,10 @@ def _yaml(files: dict[str, bytes], path: str) -> list[Any]:
 
 def _k8s_names(generated: dict[str, tuple[Architecture, Path, dict[str, bytes]]]) -> list[str]:
     return [n for n, (arch, _, _) in generated.items() if arch.deployment.target == "kubernetes"]
+
+
+def _triton(arch: Architecture) -> bool:
+    return arch.serving.runtime != "python_rest"
 
 
 def test_kubernetes_target_gets_manifests_and_compose_target_does_not(generated: Any) -> None:
@@ -133,6 +138,8 @@ def test_kubernetes_validate_catches_a_key_typo(generated: Any, tmp_path: Path) 
 def test_triton_deployment_probes_resources_hpa_and_gpus(generated: Any) -> None:
     for name in _k8s_names(generated):
         arch, _, files = generated[name]
+        if not _triton(arch):
+            continue
         (dep,) = _yaml(files, "deploy/k8s/base/triton-deployment.yaml")
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -148,6 +155,42 @@ def test_triton_deployment_probes_resources_hpa_and_gpus(generated: Any) -> None
         for _, (_, _, files) in generated.items()
         if "deploy/k8s/base/triton-deployment.yaml" in files
     )
+
+
+def test_python_rest_deploys_the_rest_service_and_no_triton(generated: Any) -> None:
+    """Runtime python_rest: the REST service from the app image, with the model volume; nothing of Triton."""
+    rest = [n for n, (arch, _, _) in generated.items() if not _triton(arch)]
+    assert {"starter", "edge_airgapped", "k8s_python_rest"} <= set(rest)
+    for name in rest:
+        _, _, files = generated[name]
+        assert not [p for p in files if "triton" in p], name
+        text = b"".join(files.values()).decode()
+        assert "tritonserver" not in text and "TRITON_URL" not in text and "nv_inference" not in text, name
+        (compose,) = _yaml(files, "deploy/docker-compose.yaml")
+        service = compose["services"]["rest-app"]
+        assert "triton" not in compose["services"]
+        assert service["command"][:4] == ["python", "-m", "serving.rest_app", "run"]
+        assert "/health'" in " ".join(service["healthcheck"]["test"])
+        assert "../model_repository:/app/model_repository:ro" in service["volumes"]
+        assert "SERVING_URL" in files["deploy/env/dev.env.example"].decode()
+    _, _, files = generated["k8s_python_rest"]
+    (dep,) = _yaml(files, "deploy/k8s/base/rest-app-deployment.yaml")
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"].endswith("-app:dev") and "serving.rest_app" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert {"name": "model-repository", "mountPath": "/app/model_repository", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"].endswith("-model-repository")
+    (svc,) = _yaml(files, "deploy/k8s/base/rest-app-service.yaml")
+    assert svc["spec"]["ports"][0]["port"] == deploy.REST_PORT
+    (hpa,) = _yaml(files, "deploy/k8s/base/rest-app-hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "rest-app"
+    prod = _yaml(files, "deploy/k8s/overlays/prod/kustomization.yaml")[0]
+    assert [i["name"] for i in prod["images"]] == ["local/customer-churn-app"]
+    assert any(p["target"].get("name") == "rest-app" for p in prod["patches"])
 
 
 def test_secrets_are_referenced_never_inlined(generated: Any) -> None:
@@ -172,13 +215,17 @@ def test_compose_has_health_checks_and_no_secrets(generated: Any) -> None:
         (compose,) = _yaml(files, "deploy/docker-compose.yaml")
         assert check_compose_structure(compose) == [], name
         services = compose["services"]
-        assert "/v2/health/ready" in " ".join(services["triton"]["healthcheck"]["test"])
-        assert "24.10-py3" in files["deploy/triton.Dockerfile"].decode()  # Triton 2.51 = NGC 24.10
+        if _triton(arch):  # python_rest: see test_python_rest_deploys_the_rest_service_and_no_triton
+            assert "/v2/health/ready" in " ".join(services["triton"]["healthcheck"]["test"])
+            assert "24.10-py3" in files["deploy/triton.Dockerfile"].decode()  # Triton 2.51 = NGC 24.10
+        else:
+            assert "/health" in " ".join(services["rest-app"]["healthcheck"]["test"])
         if arch.feature_store is not None:
             assert "feature-server" in services and "serve" in services["feature-server"]["command"]
         assert ("redis" in services) == (arch.feature_store is not None and arch.feature_store.online_store == "redis")
         gpu = any(m.instance_kind == "KIND_GPU" for m in arch.serving.models)
-        assert ("deploy" in services["triton"]) == gpu, name
+        server = services["triton" if _triton(arch) else "rest-app"]
+        assert ("deploy" in server) == (gpu and _triton(arch)), name
         if arch.training.scheduler in ("airflow", "prefect", "dagster"):
             assert "scheduler" not in services
         for env in deploy.ENVIRONMENTS:

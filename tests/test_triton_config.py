@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 from triton_harness import PRESETS, generate
 
+from generator.rules import decide
 from generator.triton_config import validate_model_repository
+from requirements_spec.validate import load_spec
 
 PRESET_FILES = sorted(PRESETS.glob("*.yaml"))
+RUNTIMES = {p.stem: decide(load_spec(p)).serving.runtime for p in PRESET_FILES}
+TRITON_PRESETS = [p for p in PRESET_FILES if RUNTIMES[p.stem] != "python_rest"]
+REST_PRESETS = [p for p in PRESET_FILES if RUNTIMES[p.stem] == "python_rest"]
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +26,12 @@ def realtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo / "model_repository"
 
 
-@pytest.mark.parametrize("preset", PRESET_FILES, ids=[p.stem for p in PRESET_FILES])
-def test_every_preset_generates_valid_configs(preset: Path, tmp_path: Path) -> None:
+def test_presets_cover_both_kinds_of_runtime() -> None:
+    assert len(TRITON_PRESETS) >= 3 and len(REST_PRESETS) >= 2, RUNTIMES
+
+
+@pytest.mark.parametrize("preset", TRITON_PRESETS, ids=[p.stem for p in TRITON_PRESETS])
+def test_every_triton_preset_generates_valid_configs(preset: Path, tmp_path: Path) -> None:
     arch = generate(preset, tmp_path, ("model_repository", "serving"))
     repo = tmp_path / "model_repository"
     assert sorted(p.name for p in repo.iterdir()) == sorted(m.name for m in arch.serving.models)
@@ -31,6 +40,22 @@ def test_every_preset_generates_valid_configs(preset: Path, tmp_path: Path) -> N
     for standin in sorted(local.glob("*/config.pbtxt")) if local.is_dir() else []:
         assert "KIND_GPU" not in standin.read_text()
         assert 'backend: "python"' in standin.read_text()
+
+
+@pytest.mark.parametrize("preset", REST_PRESETS, ids=[p.stem for p in REST_PRESETS])
+def test_python_rest_presets_generate_no_triton_pieces(preset: Path, tmp_path: Path) -> None:
+    """Runtime python_rest serves the model in process: no Triton configs, model code, runtime or image."""
+    generate(preset, tmp_path)
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert not (tmp_path / "model_repository").exists()
+    assert not [f for f in files if f.endswith(("config.pbtxt", "requirements-triton.txt"))]
+    # docs/adr/ still records the Triton decisions "for when the model moves to it"
+    assert not [f for f in files if "triton" in f.lower() and not f.startswith("docs/")], "no Triton runtime/image"
+    assert {"serving/rest_app.py", "serving/predictor.py", "serving/client.py"} <= set(files)
+    for path in ("serving/rest_app.py", "serving/predictor.py", "serving/client.py", "requirements.txt", "Makefile"):
+        assert "tritonclient" not in (tmp_path / path).read_text(), path
+    settings = (tmp_path / "training" / "settings.py").read_text()
+    assert 'SERVING_RUNTIME = "python_rest"' in settings  # training exports without requiring config.pbtxt
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 Which files exist follows the decisions: ``deployment`` (docker_compose | kubernetes), the
 stores (Redis / PostgreSQL services, the Spark driver's permissions), the scheduler (our own
 scheduler service and CronJobs, or a pointer to the orchestrator the company runs) and the
-GPU needs of the Triton models and of training. Environments (dev, staging, prod) differ only
+GPU needs of the Triton models and of training. Runtime ``python_rest`` has no Triton: the REST
+service (``serving/rest_app.py``) runs from the app image, as the ``rest-app`` compose service or
+Deployment, with the model repository volume mounted. Environments (dev, staging, prod) differ only
 in configuration: env files for compose, overlays for Kubernetes. Secrets are never written:
 compose reads ``${VAR}`` from an env file the team keeps out of git, Kubernetes references a
 Secret created out of band (``secretKeyRef``).
@@ -31,6 +33,7 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 
 TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
 FEATURE_SERVER_PORT = 6566
+REST_PORT = 8080  # the python_rest runtime's REST service (serving.REST_PORT)
 # own scheduler (docker compose service, Kubernetes CronJobs) unless the company runs an orchestrator
 EXTERNAL_ORCHESTRATORS = ("airflow", "prefect", "dagster")
 
@@ -89,7 +92,14 @@ def uses_spark(arch: Architecture) -> bool:
     return arch.feature_store is not None and arch.feature_store.offline_store == "spark"
 
 
+def rest_app(arch: Architecture) -> bool:
+    """Runtime python_rest: the REST service predicts in process and no Triton server is deployed."""
+    return arch.serving.runtime == "python_rest"
+
+
 def triton_gpus(arch: Architecture) -> int:
+    if rest_app(arch):
+        return 0
     return 1 if any(m.instance_kind == "KIND_GPU" for m in arch.serving.models) else 0
 
 
@@ -132,6 +142,11 @@ def triton_resources(arch: Architecture) -> dict[str, Any]:
     return {"cpu": cpu, "cpu_limit": cpu * 2, "memory": f"{memory_gi}Gi", "gpus": triton_gpus(arch)}
 
 
+def rest_resources(arch: Architecture) -> dict[str, Any]:
+    """Requests/limits of one REST service replica: one prediction at a time, the Feast client and one model."""
+    return {"cpu": 1, "cpu_limit": 2, "memory": "1Gi"}
+
+
 def replica_bounds(arch: Architecture) -> dict[str, dict[str, int]]:
     """HPA min/max per environment from the throughput target (about 250 rps per CPU replica, headroom x2)."""
     need = max(1, math.ceil(arch.serving.throughput_rps / 250))
@@ -151,15 +166,25 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
     """
     app = slug(arch.spec.project.name)
     grpc = arch.serving.protocol == "grpc"
-    out: list[EnvVar] = [
-        EnvVar("DEPLOY_ENV", False, {e: e for e in ENVIRONMENTS}, "which environment this is"),
-        EnvVar(
-            "TRITON_URL",
-            False,
-            dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
-            "Triton endpoint of the serving client",
-        ),
-    ]
+    out: list[EnvVar] = [EnvVar("DEPLOY_ENV", False, {e: e for e in ENVIRONMENTS}, "which environment this is")]
+    if rest_app(arch):
+        out.append(
+            EnvVar(
+                "SERVING_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"http://rest-app:{REST_PORT}"),
+                "REST service of the serving client (serving/client.py)",
+            )
+        )
+    else:
+        out.append(
+            EnvVar(
+                "TRITON_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
+                "Triton endpoint of the serving client",
+            )
+        )
     fs = arch.feature_store
     if fs is None:
         return out
@@ -305,9 +330,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _t("deploy/docker-compose.yaml", "deploy/docker-compose.yaml.j2", ctx, ("deployment", "online_store")),
         _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
         _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
-        _t("deploy/triton.Dockerfile", "deploy/triton.Dockerfile.j2", ctx, ("serving_runtime",)),
-        _t("deploy/triton.Dockerfile.dockerignore", "deploy/triton.dockerignore.j2", ctx),
     ]
+    if not ctx["rest_app"]:  # python_rest serves from the app image: no Triton image to build
+        files += [
+            _t("deploy/triton.Dockerfile", "deploy/triton.Dockerfile.j2", ctx, ("serving_runtime",)),
+            _t("deploy/triton.Dockerfile.dockerignore", "deploy/triton.dockerignore.j2", ctx),
+        ]
     for env in ENVIRONMENTS:
         files.append(_t(f"deploy/env/{env}.env.example", "deploy/env.example.j2", {**ctx, "env": env}))
     if ctx["own_scheduler"] and ctx["jobs"]:
@@ -323,8 +351,8 @@ def _t(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]
 
 def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
     base = "deploy/k8s/base"
-    names = ["triton-deployment.yaml", "triton-service.yaml", "triton-hpa.yaml", "triton-pdb.yaml"]
-    names.append("model-repository-pvc.yaml")
+    server = ctx["server"]  # triton, or rest-app (python_rest)
+    names = [f"{server}-deployment.yaml", f"{server}-service.yaml", "model-repository-pvc.yaml"]
     if ctx["feature_store"]:
         names += ["feature-server-deployment.yaml", "feature-server-service.yaml", "feature-server-hpa.yaml"]
     if ctx["redis"]:
@@ -332,6 +360,9 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
+    for kind in ("hpa", "pdb"):  # one template for either server
+        names.append(f"{server}-{kind}.yaml")
+        files.append(_t(f"{base}/{server}-{kind}.yaml", f"deploy/k8s/serving-{kind}.yaml.j2", ctx, ("deployment",)))
     if ctx["cronjobs"]:
         for j in ctx["jobs"]:
             name = f"cronjob-{j.name}.yaml"
@@ -370,7 +401,12 @@ def context(arch: Architecture) -> dict[str, Any]:
             "grpc": TRITON_GRPC,
             "metrics": TRITON_METRICS,
             "feature_server": FEATURE_SERVER_PORT,
+            "rest": REST_PORT,
         },
+        "rest_app": rest_app(arch),
+        "server": "rest-app" if rest_app(arch) else "triton",
+        "images": ["app"] if rest_app(arch) else ["triton", "app"],
+        "rest": rest_resources(arch),
         "env_vars": env_vars,
         "config_vars": [v for v in env_vars if not v.secret and not v.derived],
         "secret_vars": [v for v in env_vars if v.secret and not v.derived],

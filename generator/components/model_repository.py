@@ -5,6 +5,9 @@ ensembles for fixed lines of models and a BLS model for pipelines with control f
 Production configs live in ``model_repository/``; models that cannot run on a CPU-only machine with the
 python backend (other frameworks, KIND_GPU) also get a local stand-in under ``serving/local_models/``
 (see :mod:`generator.components.serving`).
+
+Runtime ``python_rest`` runs no Triton: nothing is generated here, and ``model_repository/`` holds only the
+``<model>/<N>/model.joblib`` versions training exports, which the REST service loads in process.
 """
 
 from __future__ import annotations
@@ -55,7 +58,14 @@ def _model_code(arch: Architecture, m: TritonModelArch, models: dict[str, Triton
     )
 
 
+def triton_served(arch: Architecture) -> bool:
+    """Whether a Triton server serves the models (every runtime but the in-process python_rest one)."""
+    return arch.serving.runtime != "python_rest"
+
+
 def plan(arch: Architecture) -> list[PlannedFile]:
+    if not triton_served(arch):
+        return []
     models = models_by_name(arch)
     files: list[PlannedFile] = []
     for m in sorted(models.values(), key=lambda x: x.name):
