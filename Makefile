@@ -59,8 +59,9 @@ pytest: setup setup-triton setup-airflow system-deps services
 
 test: lint typecheck pytest
 
+# DEMO_ARGS: e.g. "out/dir --spec my.yaml --entities 3" (python -m generator.demo --help)
 demo: setup setup-triton system-deps services
-	@$(BIN)/python -m generator.demo
+	@ARCHGEN_VENV=$(abspath $(VENV)) ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m generator.demo $(DEMO_ARGS)
 
 reference: setup
 	$(BIN)/python -m generator.reference

@@ -6,7 +6,8 @@ What is checked, each against the real tool where it can run here:
   files it added. Information, not failures: a team owns its repository;
 - ``feature_repo/feature_store.yaml`` loads in Feast (``RepoConfig``) after ``${VAR}`` expansion with
   placeholder values, its store configurations included;
-- every Triton ``config.pbtxt`` passes the static rules of :mod:`generator.triton_config`;
+- every Triton ``config.pbtxt`` passes the static rules of :mod:`generator.triton_config` (a
+  ``model_repository/`` without any, as the python_rest runtime's, holds trained versions only);
 - the schedulers: crontab lines (5 fields, croniter), Python DAGs/flows compile, YAML parses;
 - every Kubernetes manifest validates against the 1.30 schemas with ``strict`` (misspelled keys),
   CronJob schedules are 5-field crons, kustomizations name existing resources and, where
@@ -185,8 +186,8 @@ def check_feature_store(root: Path, report: Report) -> None:
 # ------------------------------------------------------------------ Triton
 def check_triton(root: Path, report: Report) -> None:
     repo = root / "model_repository"
-    if not repo.is_dir():
-        return
+    if not repo.is_dir() or not any(repo.glob("*/config.pbtxt")):
+        return  # no repository, or only trained versions for a runtime without Triton (python_rest)
     try:
         from .triton_config import validate_model_repository
     except ImportError as exc:  # tritonclient (protobuf) is missing

@@ -221,7 +221,15 @@ def dataflow_view(arch: Architecture) -> View:
     b.edge("model_repo", "serving", "loads")
     _model_edges(arch, b)
     b.node("clients", "clients", "users")
-    if fs is not None:
+    if sv.runtime == "python_rest":  # the REST service reads the features and predicts in process
+        b.edge("clients", "serving", sv.protocol)
+        if fs is not None:
+            b.edge("online_store", "serving", "online features")
+            b.edge("registry", "serving", "definitions", dashed=True)
+            for s in spec.sources:
+                if s.kind == "request":
+                    b.edge(f"src_{s.name}", "serving", "request values")
+    elif fs is not None:
         b.node("client_lib", "serving/client.py\nfeatures + inference", "python", "c_serving")
         b.edge("clients", "client_lib", "request")
         b.edge("online_store", "client_lib", "online features")
@@ -293,9 +301,15 @@ def _one_machine_view(arch: Architecture) -> View:
     fs, tr = arch.feature_store, arch.training
     b = _Builder()
     host = b.cluster("c_host", f"one machine ({arch.deployment.platform}): deploy/docker-compose.yaml")
-    b.node("triton", "tritonserver\ncontainer", "triton" if arch.serving.runtime == "triton" else "python", host)
+    rest = arch.serving.runtime == "python_rest"
+    if rest:
+        server = b.node("rest_app", "rest-app container\nserving/rest_app.py", "python", host)
+    else:
+        server = b.node(
+            "triton", "tritonserver\ncontainer", "triton" if arch.serving.runtime == "triton" else "python", host
+        )
     b.node("model_repo", "model_repository/\nvolume", "files", host)
-    b.edge("model_repo", "triton", "loads")
+    b.edge("model_repo", server, "loads")
     roles = _shared_stores(arch, b, host, stateful_label="container")
     b.node("jobs", "feast apply, materialize,\ntraining (python)", "python", host)
     if tr.scheduler != "none":
@@ -308,6 +322,11 @@ def _one_machine_view(arch: Architecture) -> View:
             b.edge("jobs", roles["registry"], "apply", dashed=True)
     b.edge("jobs", "model_repo", "exports model")
     b.node("clients", "clients", "users")
+    if rest:
+        b.edge("clients", server, arch.serving.protocol)
+        if fs is not None:
+            b.edge(roles["online"], server, "online features")
+        return b.view("deployment", f"{arch.spec.project.name}: deployment (one machine)")
     b.node("client_lib", "serving/client.py", "python", host)
     b.edge("clients", "client_lib", "request")
     b.edge("client_lib", "triton", arch.serving.protocol)
@@ -320,16 +339,24 @@ def _kubernetes_view(arch: Architecture) -> View:
     fs, tr = arch.feature_store, arch.training
     b = _Builder()
     k8s = b.cluster("c_k8s", f"Kubernetes ({arch.deployment.platform}): deploy/k8s/")
-    b.node("svc", "triton\nService", "service", k8s)
-    b.node("triton", "tritonserver\nDeployment", "triton" if arch.serving.runtime == "triton" else "deploy", k8s)
+    rest = arch.serving.runtime == "python_rest"
+    if rest:
+        b.node("svc", "rest-app\nService", "service", k8s)
+        server = b.node("rest_app", "rest-app Deployment\nserving/rest_app.py", "deploy", k8s)
+    else:
+        b.node("svc", "triton\nService", "service", k8s)
+        server = b.node(
+            "triton", "tritonserver\nDeployment", "triton" if arch.serving.runtime == "triton" else "deploy", k8s
+        )
     b.node("hpa", "autoscaler\nHPA", "hpa", k8s)
     b.node("model_repo", "model repository\nPVC", "pvc", k8s)
-    b.edge("svc", "triton")
-    b.edge("hpa", "triton", "scales", dashed=True)
-    b.edge("model_repo", "triton", "loads")
+    b.edge("svc", server)
+    b.edge("hpa", server, "scales", dashed=True)
+    b.edge("model_repo", server, "loads")
     if arch.deployment.gpu_nodes:
         b.node("gpu_nodes", "GPU nodes", "k8s_node", k8s)
-        b.edge("triton", "gpu_nodes", "scheduled on", dashed=True)
+        if not rest:  # the REST service runs on CPUs: the GPUs are training's
+            b.edge(server, "gpu_nodes", "scheduled on", dashed=True)
     roles = _shared_stores(arch, b, k8s, stateful_label="StatefulSet")
     if tr.scheduler == "kubernetes_cronjob":
         jobs_icon, jobs_label = "cronjob", "materialize, train\nCronJobs"
@@ -343,10 +370,12 @@ def _kubernetes_view(arch: Architecture) -> View:
         b.edge(roles["offline"], "jobs", "reads")
         b.edge("jobs", roles["online"], "writes features")
     b.edge("jobs", "model_repo", "exports model")
+    if rest and arch.deployment.gpu_nodes:
+        b.edge("jobs", "gpu_nodes", "scheduled on", dashed=True)
     b.node("clients", "clients\n(serving/client.py)", "users")
     b.edge("clients", "svc", arch.serving.protocol)
     if fs is not None:
-        b.edge(roles["online"], "clients", "online features")
+        b.edge(roles["online"], server if rest else "clients", "online features")
     return b.view("deployment", f"{arch.spec.project.name}: deployment (Kubernetes)")
 
 

@@ -64,6 +64,10 @@ CONSEQUENCES: Mapping[tuple[str, str], str] = {
     "`kubectl get jobs`.",
     ("serving_runtime", "triton"): "Triton serves every model with dynamic batching; models live in "
     "model_repository/ in Triton's layout.",
+    ("serving_runtime", "python_rest"): "A FastAPI service (serving/rest_app.py) reads the online features and runs "
+    "the trained model in its own process; no Triton server, configs or image are generated. model_repository/ "
+    "holds only the model.joblib versions training exports, already in Triton's <model>/<N>/ layout, so moving "
+    "to Triton adds configs around the same versions.",
     ("protocol", "grpc"): "Clients use tritonclient's gRPC API; plain curl needs the HTTP port instead.",
     ("pii", "drop"): "PII fields never reach a feature service; models cannot use them.",
     ("pii", "hash"): "Only salted hashes of PII fields are served; the salt comes from the environment.",

@@ -23,9 +23,14 @@ from .plan import FilePlan, PlannedFile
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII without quote and backslash: nothing to escape
+
+
 def _py(value: Any) -> str:
     """A Python literal for a str/int/float/bool/None/list/dict value (never code)."""
     if isinstance(value, str):
+        if _PLAIN.fullmatch(value):
+            return f'"{value}"'
         return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid Python string literal
     if isinstance(value, bool) or value is None:
         return repr(value)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from generator.checks import Report, check_repository, cron_problem, expand_placeholders
+from generator.rules import decide
+from requirements_spec.validate import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = sorted(p.stem for p in (ROOT / "requirements_spec" / "presets").glob("*.yaml"))
@@ -52,7 +54,11 @@ def test_check_passes_on_every_fresh_generation(repos: dict[str, Path], preset: 
     assert report.ok, "\n".join(_problems(report))
     assert not report.changed and not report.deleted and not report.added
     assert report.checked.get("manifest") == 1
-    assert report.checked.get("Triton configs", 0) >= 1
+    runtime = decide(load_spec(ROOT / "requirements_spec" / "presets" / f"{preset}.yaml")).serving.runtime
+    if runtime == "python_rest":  # the model is served in process: no Triton configs
+        assert "Triton configs" not in report.checked and not (repos[preset] / "model_repository").exists()
+    else:
+        assert report.checked.get("Triton configs", 0) >= 1
 
 
 def test_cli_exit_codes_and_output(repos: dict[str, Path], tmp_path: Path) -> None:

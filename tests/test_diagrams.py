@@ -61,13 +61,12 @@ def test_every_preset_builds_both_views_as_text(preset: str) -> None:
     dataflow = dg.to_mermaid(views[0])
     chain = [("model_repo", "serving"), ("train", "model_repo")]
     if arch.feature_store is not None:  # sources -> offline -> materialize -> online -> serving; training
-        chain += [
-            ("offline_store", "materialize"),
-            ("materialize", "online_store"),
-            ("online_store", "client_lib"),
-            ("client_lib", "serving"),
-            ("offline_store", "train"),
-        ]
+        chain += [("offline_store", "materialize"), ("materialize", "online_store"), ("offline_store", "train")]
+        if arch.serving.runtime == "python_rest":  # the REST service reads the features itself
+            chain += [("online_store", "serving"), ("clients", "serving")]
+            assert "client_lib" not in dataflow and "triton" not in dg.to_mermaid(views[1])
+        else:
+            chain += [("online_store", "client_lib"), ("client_lib", "serving")]
     for a, b in chain:
         assert re.search(rf"\n  {a} -\.?->(\|[^|]*\|)? {b}\n", dataflow), (a, b)
 

@@ -656,18 +656,38 @@ def _wrap(notes: list[str]) -> list[str]:
 
 
 def _literal(value: Any, indent: int = 0, prefix: int = 40) -> str:
-    """Plain data (names, dtypes, paths: no free text) as a Python literal laid out like `ruff format`."""
-    flat = _py(value)
-    if indent + prefix + len(flat) <= 119 or not isinstance(value, list | dict) or not value:
-        return flat
-    pad = " " * (indent + 4)
-    if isinstance(value, list):
-        items = [_literal(v, indent + 4, 1) for v in value]
-        open_, close = "[", "]"
-    else:
-        items = [f"{_py(k)}: {_literal(v, indent + 4, len(_py(k)) + 3)}" for k, v in value.items()]
-        open_, close = "{", "}"
-    return open_ + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + close
+    """Plain data (names, dtypes, paths: no free text) as a Python literal laid out like `ruff format`.
+
+    The one-line form of every list and dict is computed once (bottom-up) and reused by the layout, so
+    the cost stays linear in the size of the data even for specs with thousands of views.
+    """
+    flat_of: dict[int, str] = {}
+
+    def flat(v: Any) -> str:
+        if not isinstance(v, list | tuple | dict):
+            return _py(v)
+        key = id(v)
+        if key not in flat_of:
+            if isinstance(v, dict):
+                flat_of[key] = "{" + ", ".join(f"{_py(k)}: {flat(x)}" for k, x in v.items()) + "}"
+            else:
+                flat_of[key] = "[" + ", ".join(flat(x) for x in v) + "]"
+        return flat_of[key]
+
+    def lay(v: Any, indent: int, prefix: int) -> str:
+        one_line = flat(v)
+        if indent + prefix + len(one_line) <= 119 or not isinstance(v, list | dict) or not v:
+            return one_line
+        pad = " " * (indent + 4)
+        if isinstance(v, list):
+            items = [lay(x, indent + 4, 1) for x in v]
+            open_, close = "[", "]"
+        else:
+            items = [f"{_py(k)}: {lay(x, indent + 4, len(_py(k)) + 3)}" for k, x in v.items()]
+            open_, close = "{", "}"
+        return open_ + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + close
+
+    return lay(value, indent, prefix)
 
 
 def _var(name: str, kind: str) -> str:

@@ -33,7 +33,16 @@ OFFLINE_EXTRAS = {
 }
 PINS_COMMON = ("numpy>=2,<3", "scikit-learn==1.9.1")
 PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
+PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0",)
+# online training (training/online.py): the broker's client library, the versions the tests ran with
+PINS_ONLINE_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1"}
+# broker variables training/online.py reads, with its local defaults
+ONLINE_BROKER_ENV = {
+    "rabbitmq": ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", "RabbitMQ the online trainer consumes"),
+    "redis": ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis whose stream the online trainer consumes"),
+    "kafka": ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka brokers the online trainer consumes"),
+}
 PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
 
 
@@ -54,7 +63,67 @@ def requirements(arch: Architecture) -> list[str]:
     pins = ([feast] if feast else []) + list(PINS_COMMON)
     if arch.serving.runtime == "triton":
         pins += list(PINS_CLIENT)
+    if arch.serving.runtime == "python_rest":
+        pins += list(PINS_REST)
+    broker = online_broker(arch)
+    if broker in PINS_ONLINE_BROKER and not (broker == "redis" and feast and "redis" in feast):
+        pins.append(PINS_ONLINE_BROKER[broker])
     return pins + list(PINS_TEST)
+
+
+def online_broker(arch: Architecture) -> str | None:
+    """The broker training/online.py consumes, or None when training is not online."""
+    if arch.training.mode != "online" or not arch.training.trained_models:
+        return None
+    return arch.training.consumer_broker or "rabbitmq"
+
+
+def make_environment(arch: Architecture) -> tuple[list[dict[str, str]], list[str]]:
+    """(variables the Makefile exports with a local default, variables it leaves to the environment).
+
+    Only local-development defaults without credentials are written; a variable with no local default
+    (a secret, a cloud warehouse's account) stays unset, so Feast's ``${VAR}`` fails loudly instead of
+    silently reading an empty value.
+    """
+    from . import feature_repo
+
+    defaults: list[dict[str, str]] = []
+    unset: list[str] = []
+    for v in feature_repo.env_vars(arch):
+        if v.default:
+            note = " (secret outside local development)" if v.secret else ""
+            defaults.append({"name": v.name, "default": _make_value(v.default), "doc": v.description + note})
+        else:
+            unset.append(v.name)
+    broker = online_broker(arch)
+    if broker is not None:
+        from .training import training_settings
+
+        name, default, doc = ONLINE_BROKER_ENV[broker]
+        defaults.append({"name": name, "default": _make_value(default), "doc": doc})
+        topic = _make_value(str(training_settings(arch)["topic"]))
+        defaults.append({"name": "TRAINING_TOPIC", "default": topic, "doc": "topic or queue of the labelled events"})
+    return defaults, unset
+
+
+def predict_example(arch: Architecture) -> str:
+    """PREDICT_ARGS for two of the sample entities (scripts/generate_sample_data.py writes their ids)."""
+    if arch.serving.runtime not in ("triton", "python_rest") or not arch.serving.models:
+        return ""
+    from .serving import client_context
+
+    keys = client_context(arch)["entity_keys"]
+    if not keys:
+        return "--input NAME=FILE.npy" if arch.serving.runtime == "triton" else ""
+    join_key, dtype = keys[0]
+    entity = next((e.name for e in arch.spec.entities if e.join_key == join_key), join_key)
+    ids = ("1001", "1002") if dtype.startswith("int") else (f"{entity}_0001", f"{entity}_0002")
+    return " ".join(f"--{join_key} {i}" for i in ids)
+
+
+def _make_value(value: str) -> str:
+    """A value on the right of a Makefile assignment: `$` and `#` kept literal."""
+    return value.replace("$", "$$").replace("#", "\\#")
 
 
 def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
@@ -69,6 +138,12 @@ def context(arch: Architecture) -> dict[str, Any]:
     setup_modules = (["feast"] if arch.feature_store else []) + ["sklearn", "pytest"]
     if has_triton:
         setup_modules.append("tritonclient")
+    if arch.serving.runtime == "python_rest":
+        setup_modules += ["fastapi", "uvicorn"]
+    broker_module = {"rabbitmq": "pika", "redis": "redis"}.get(online_broker(arch) or "")
+    if broker_module:
+        setup_modules.append(broker_module)
+    make_env, make_env_unset = make_environment(arch)
     return {
         "archgen_version": __version__,
         "project": spec.project.name,
@@ -80,6 +155,11 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_feature_store": arch.feature_store is not None,
         "has_training": bool(arch.training.trained_models),
         "has_triton": has_triton,
+        "has_rest_app": arch.serving.runtime == "python_rest",
+        "online_broker": online_broker(arch),
+        "predict_example": predict_example(arch),
+        "make_env": make_env,
+        "make_env_unset": make_env_unset,
         "requirements": requirements(arch),
         "triton_requirements": list(PINS_TRITON),
         "setup_modules": setup_modules,
@@ -114,7 +194,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             "frame",
             template="frame/requirements.txt.j2",
             context=ctx,
-            decisions=_decisions(arch, "online_store", "offline_store", "registry", "serving_runtime"),
+            decisions=_decisions(arch, "online_store", "offline_store", "registry", "serving_runtime", "training_mode"),
         ),
         PlannedFile("CODEOWNERS", "frame", template="frame/CODEOWNERS.j2", context=ctx),
         PlannedFile(".gitignore", "frame", template="frame/gitignore.j2", context=ctx),

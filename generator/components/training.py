@@ -83,6 +83,7 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
             "gpus": arch.training.gpus,
         },
         "mode": arch.training.mode,
+        "serving_runtime": arch.serving.runtime,
         "broker": arch.training.consumer_broker or "rabbitmq",
         "topic": _online_topic(spec),
     }

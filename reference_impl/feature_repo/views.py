@@ -8,8 +8,8 @@ from feast.types import Float32, Int64
 from entities import driver_entity
 from sources import driver_activity_source
 
-
-# phone_number is personal data and privacy.pii_handling is drop: it stays in the raw source only, so no feature service can reach it
+# phone_number is personal data and privacy.pii_handling is drop: it stays in the raw source only, so
+# no feature service can reach it
 driver_activity_view = FeatureView(
     name="driver_activity",
     entities=[driver_entity],

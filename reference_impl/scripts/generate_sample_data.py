@@ -6,6 +6,7 @@ or table source under feature_repo/data/ and, with --postgres, loads the table s
 
     python scripts/generate_sample_data.py                    # parquet under feature_repo/data/
     python scripts/generate_sample_data.py --postgres         # + tables, DSN from POSTGRES_* variables
+                                                              # (the default when the offline store is PostgreSQL)
     python scripts/generate_sample_data.py --postgres "host=127.0.0.1 dbname=feast user=postgres"
 
 The data is deterministic for a seed (timestamps follow --now). Each entity has a hidden propensity:
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +30,46 @@ import pandas as pd
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 
 # entity -> join key and dtype
-ENTITIES: dict[str, dict[str, str]] = {'driver': {'join_key': 'driver_id', 'dtype': 'int64'}}
+ENTITIES: dict[str, dict[str, str]] = {"driver": {"join_key": "driver_id", "dtype": "int64"}}
 
 # batch source -> where it is written, its entities, fields (with the entities of their view),
 # row spacing (the finest granularity of its views), and, for the training label source, the label
-SOURCES: list[dict[str, Any]] = [{'name': 'driver_activity',
-  'path': 'data/driver_activity.parquet',
-  'table': None,
-  'timestamp_field': 'event_timestamp',
-  'created_timestamp_field': None,
-  'entities': ['driver'],
-  'fields': [{'name': 'trips_today', 'dtype': 'int64', 'pii': False, 'entities': ['driver']},
-             {'name': 'rating', 'dtype': 'float32', 'pii': False, 'entities': ['driver']},
-             {'name': 'acceptance_rate', 'dtype': 'float32', 'pii': False, 'entities': ['driver']},
-             {'name': 'phone_number', 'dtype': 'string', 'pii': True, 'entities': ['driver']}],
-  'step_s': 86400,
-  'min_ttl_s': 604800,
-  'label': None,
-  'request_fields': []},
- {'name': 'ride_outcomes',
-  'path': 'data/ride_outcomes.parquet',
-  'table': None,
-  'timestamp_field': 'event_timestamp',
-  'created_timestamp_field': None,
-  'entities': ['driver'],
-  'fields': [],
-  'step_s': 3600,
-  'min_ttl_s': 0,
-  'label': {'field': 'accepted', 'kind': 'classification'},
-  'request_fields': []}]
+SOURCES: list[dict[str, Any]] = [
+    {
+        "name": "driver_activity",
+        "path": "data/driver_activity.parquet",
+        "table": None,
+        "timestamp_field": "event_timestamp",
+        "created_timestamp_field": None,
+        "entities": ["driver"],
+        "fields": [
+            {"name": "trips_today", "dtype": "int64", "pii": False, "entities": ["driver"]},
+            {"name": "rating", "dtype": "float32", "pii": False, "entities": ["driver"]},
+            {"name": "acceptance_rate", "dtype": "float32", "pii": False, "entities": ["driver"]},
+            {"name": "phone_number", "dtype": "string", "pii": True, "entities": ["driver"]},
+        ],
+        "step_s": 86400,
+        "min_ttl_s": 604800,
+        "label": None,
+        "request_fields": [],
+    },
+    {
+        "name": "ride_outcomes",
+        "path": "data/ride_outcomes.parquet",
+        "table": None,
+        "timestamp_field": "event_timestamp",
+        "created_timestamp_field": None,
+        "entities": ["driver"],
+        "fields": [],
+        "step_s": 3600,
+        "min_ttl_s": 0,
+        "label": {"field": "accepted", "kind": "classification"},
+        "request_fields": [],
+    },
+]
 
+# the offline store reads the table sources from PostgreSQL, so they are loaded unless --no-postgres
+TABLES_IN_POSTGRES = False
 HISTORY_STEPS = {3600: 48, 86400: 14, 604800: 8, 2592000: 6}  # rows per entity, by spacing
 NOISE = 0.35  # noise next to the hidden propensity (standard normal)
 
@@ -77,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DSN",
         help="also load table sources into PostgreSQL (no DSN: from the POSTGRES_* variables)",
     )
+    parser.add_argument("--no-postgres", action="store_true", help="write the parquet files only")
     args = parser.parse_args(argv)
+    if args.postgres is None and TABLES_IN_POSTGRES and not args.no_postgres:
+        args.postgres = ""  # the feature views read PostgreSQL tables: load them
     now = _parse_now(args.now)
     frames = generate(seed=args.seed, n_entities=args.entities, n_labels=args.labels, now=now)
     for src in SOURCES:
@@ -108,12 +122,12 @@ def generate(*, seed: int, n_entities: int, n_labels: int, now: datetime) -> dic
 
 
 def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per id of the first entity per time step; other entities drawn per row."""
+    """One row per id of the first entity per time step; ids of other entities paired at random."""
     step = src["step_s"]
     steps = HISTORY_STEPS.get(step, 24)
     # align to the granularity when a value that old is still servable, else to the hour
     align = step if step <= max(src["min_ttl_s"], 1) else 3600
-    anchor = datetime.fromtimestamp(int(now.timestamp()) // align * align, tz=timezone.utc).replace(tzinfo=None)
+    anchor = datetime.fromtimestamp(int(now.timestamp()) // align * align, tz=UTC).replace(tzinfo=None)
     times = [anchor - timedelta(seconds=step * k) for k in reversed(range(steps))]
     ents = src["entities"]
     per_step = n if ents else 1
@@ -123,8 +137,8 @@ def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Genera
     for j, ent in enumerate(ents):
         if j == 0:
             rows[ent] = np.tile(np.arange(n), steps)
-        else:
-            rows[ent] = rng.integers(0, n, size=steps * per_step)
+        else:  # every id of the other entities once per step, paired at random
+            rows[ent] = np.concatenate([rng.permutation(n) for _ in range(steps)])
     return rows
 
 
@@ -136,7 +150,7 @@ def _label_rows(
         (s["step_s"] * (HISTORY_STEPS.get(s["step_s"], 24) - 1) for s in SOURCES if s["fields"] and not s["label"]),
         default=7 * 86400,
     )
-    start = now.astimezone(timezone.utc).replace(tzinfo=None) - timedelta(seconds=window)
+    start = now.astimezone(UTC).replace(tzinfo=None) - timedelta(seconds=window)
     offsets = np.sort(rng.integers(0, max(window, 1), size=n_rows))
     times = np.array([start + timedelta(seconds=int(o)) for o in offsets], dtype="datetime64[us]")
     rows: dict[str, np.ndarray] = {"__time": times}
@@ -170,6 +184,11 @@ def _fill(
         else:
             df[src["label"]["field"]] = np.round(10.0 + 3.0 * score, 4)
     df[src["timestamp_field"]] = pd.to_datetime(rows["__time"], utc=True)
+    for f in src["fields"]:
+        # a view keyed by another entity than the row's first one: one value per (its keys, time)
+        keys = [ENTITIES[e]["join_key"] for e in f["entities"]] + [src["timestamp_field"]]
+        if f["entities"] != src["entities"][:1]:
+            df[f["name"]] = df.groupby(keys)[f["name"]].transform("first")
     if src["created_timestamp_field"]:
         df[src["created_timestamp_field"]] = df[src["timestamp_field"]]
     return df
@@ -229,9 +248,9 @@ def _entity_ids(name: str, dtype: str, n: int) -> list[Any]:
 
 def _parse_now(value: str | None) -> datetime:
     if not value:
-        return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        return datetime.now(UTC).replace(second=0, microsecond=0)
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -261,7 +280,7 @@ def _pg_type(series: pd.Series) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", help="ISO timestamp to materialize up to (default: now, UTC)")
     parser.add_argument("--views", nargs="*", help="feature views to materialize (default: all)")
     args = parser.parse_args(argv)
-    end = datetime.fromisoformat(args.end) if args.end else datetime.now(timezone.utc)
+    end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
     if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+        end = end.replace(tzinfo=UTC)
 
     from feast import FeatureStore  # imported here: `--help` stays fast
 

@@ -93,10 +93,11 @@ class Predictor:
         values = self.features(rows)
         tensors = {name: np.asarray(values[name], dtype=dtype).reshape(-1, 1) for name, _, dtype in FEATURES}
         result = self.infer(tensors)
-        return [
-            {**row, **{name: _plain(result[name][i]) for name in OUTPUTS}, "features": {k: v[i] for k, v in values.items()}}
-            for i, row in enumerate(rows)
-        ]
+        answers = []
+        for i, row in enumerate(rows):
+            outputs = {name: _plain(result[name][i]) for name in OUTPUTS}
+            answers.append({**row, **outputs, "features": {k: v[i] for k, v in values.items()}})
+        return answers
 
     def close(self) -> None:
         self.client.close()
@@ -123,7 +124,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.splitlines()[0])
     for name, dtype in ENTITY_KEYS + REQUEST_FIELDS:
         kind = int if dtype.startswith("int") else float if dtype.startswith("float") else str
-        parser.add_argument(f"--{name}", type=kind, action="append", help=f"{dtype}; repeat for a batch (default {_example(dtype)})")
+        hint = f"{dtype}; repeat for a batch (default {_example(dtype)})"
+        parser.add_argument(f"--{name}", type=kind, action="append", help=hint)
     if not ENTITY_KEYS:
         parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input tensor")
     parser.add_argument("--url", default=None, help="Triton address host:port (default: .run/triton.json)")

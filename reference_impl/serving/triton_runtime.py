@@ -55,7 +55,7 @@ def server_home(venv: Path) -> tuple[Path, Path]:
         home = site / "pytriton" / "tritonserver"
         if (home / "bin" / "tritonserver").is_file():
             return home, site / "nvidia_pytriton.libs"
-    raise SystemExit(f"triton_runtime: no tritonserver in {venv}: create it with `make setup` (requirements-triton.txt)")
+    raise SystemExit(f"triton_runtime: no tritonserver in {venv}: `make setup` creates it (requirements-triton.txt)")
 
 
 def ensure_python_stub(home: Path, venv: Path) -> None:

@@ -6,7 +6,8 @@ For each model in training/settings.py:
   2. fit a scikit-learn pipeline (StandardScaler + LogisticRegression or Ridge) on the older events;
   3. evaluate the quality gate metric on the newest events (held out);
   4. only when the gate passes, export the next version into model_repository/<model>/<N>/
-     (model.joblib + metrics.json beside the Triton python model), staged then renamed into place.
+     (model.joblib + metrics.json, beside the Triton python model when Triton serves it), staged then
+     renamed into place.
 
 Exit codes: 0 every model shipped (or nothing to train), 1 error (data or configuration),
 3 a quality gate failed: nothing of that run was shipped and the model repository is unchanged.
@@ -185,7 +186,9 @@ def export(result: Result, repository: Path) -> Path:
     import joblib
 
     model_dir = repository / result.model
-    if not (model_dir / "config.pbtxt").exists():
+    if settings.SERVING_RUNTIME == "python_rest":  # no Triton configs: the REST service loads the versions
+        model_dir.mkdir(parents=True, exist_ok=True)
+    elif not (model_dir / "config.pbtxt").exists():
         raise TrainingError(f"{model_dir}/config.pbtxt is missing: is this the generated model repository?")
     version = next_version(model_dir)
     versions = _versions(model_dir)
