@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TRITON_VENV := .venv-triton
 AIRFLOW_VENV := .venv-airflow
+MA_VENV := .venv-model-analyzer
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check -q
 # pip on some machines warns once per package about absent local mirrors; keep the output readable
@@ -12,7 +13,7 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 # pipefail: a failing pip install fails the target even through the QUIET_PIP filter
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: help setup setup-triton setup-airflow system-deps test lint typecheck pytest demo reference rules-doc bench clean services
+.PHONY: help setup setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
 
 help:
 	@echo "make demo       set up and generate + run the reference system end to end"
@@ -39,6 +40,15 @@ setup-triton: $(TRITON_VENV)/.installed
 setup-airflow:
 	@bash scripts/ensure_airflow_venv.sh $(AIRFLOW_VENV) $(QUIET_PIP)
 
+# Triton Model Analyzer in its own venv: the tests load the generated profile configs with its own parser
+$(MA_VENV)/.installed:
+	@echo "==> creating $(MA_VENV) (triton-model-analyzer, to parse generated Model Analyzer configs)"
+	@test -x $(MA_VENV)/bin/python || $(PYTHON) -m venv $(MA_VENV)
+	@$(MA_VENV)/bin/pip install $(PIP_FLAGS) triton-model-analyzer==1.58.0 $(QUIET_PIP)
+	@touch $@
+
+setup-model-analyzer: $(MA_VENV)/.installed
+
 # graphviz, chromium and docker-compose from Debian when missing (tests skip with a reason otherwise)
 system-deps:
 	@bash .ci/system-deps.sh
@@ -53,8 +63,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup setup-triton setup-airflow system-deps services
+pytest: setup setup-triton setup-airflow setup-model-analyzer system-deps services
 	ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) ARCHGEN_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) \
+		ARCHGEN_MODEL_ANALYZER_VENV=$(abspath $(MA_VENV)) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -73,4 +84,4 @@ bench: setup setup-triton
 	@for f in bench/bench_*.py; do echo "==> $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) $(AIRFLOW_VENV) $(MA_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
