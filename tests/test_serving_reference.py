@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from triton_harness import PRESETS, ROOT, Server, generate, have_triton, triton_venv
+from triton_harness import PRESETS, ROOT, Server, generate, have_triton, running, triton_venv
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,12 +43,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     generate(PRESETS / "reference.yaml", repo)
     for target in ("data", "apply", "materialize", "train"):
         _make(repo, target)
-    server = Server(repo)
-    try:
-        server.start()
+    with running(repo) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _client(repo: Path) -> ModuleType:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from triton_harness import PRESETS, Server, generate, have_triton, runtime
+from triton_harness import PRESETS, Server, generate, have_triton, running, runtime
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,24 +28,16 @@ def sigmoid(x: float) -> float:
 def realtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     repo = tmp_path_factory.mktemp("card_fraud")
     generate(PRESETS / "realtime.yaml", repo, ("model_repository", "serving"))
-    server = Server(repo)
-    try:
-        server.start()
+    with running(repo) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def plates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     repo = tmp_path_factory.mktemp("plates")
     generate(PRESETS / "image_pipeline.yaml", repo, ("model_repository", "serving"))
-    server = Server(repo)
-    try:
-        server.start()
+    with running(repo) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _infer(client_module: object, address: str, model: str, tensors: dict[str, np.ndarray], output: str) -> np.ndarray:

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,14 @@ class Server:
 
     def stop(self) -> None:
         runtime(self.repo, "stop", timeout=60)
+
+
+@contextmanager
+def running(repo: Path) -> Iterator[Server]:
+    """The repository's Triton server, started for the ``with`` block and always stopped after it."""
+    server = Server(repo)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
