@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from triton_harness import PRESETS, ROOT, have_triton, triton_venv
+from triton_harness import make_generated as make
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,17 +49,6 @@ def archgen_new(spec: Path, dest: Path, *, force: bool = False) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-
-
-def make(repo: Path, target: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", target, f"VENV={VENV}", f"TRITON_VENV={triton_venv()}"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def make_environment(repo: Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from triton_harness import make_generated
 
 from generator.checks import check_repository
 
@@ -33,16 +34,7 @@ IDS = [1001, 1002, 1017, 1050]  # scripts/generate_sample_data.py writes ids 100
 
 
 def _make(repo: Path, *targets: str, env: dict[str, str] | None = None) -> str:
-    venv = os.environ.get("ARCHGEN_VENV", str(ROOT / ".venv"))
-    result = subprocess.run(
-        ["make", "--no-print-directory", *targets, f"VENV={venv}"],
-        cwd=repo,
-        text=True,
-        capture_output=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
+    result = make_generated(repo, *targets, env=env)
     assert result.returncode == 0, f"make {' '.join(targets)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 

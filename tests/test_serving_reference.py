@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from triton_harness import PRESETS, ROOT, Server, generate, have_triton, running, triton_venv
+from triton_harness import PRESETS, Server, generate, have_triton, make_generated, running
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,15 +24,7 @@ pytestmark = [
 
 
 def _make(repo: Path, target: str) -> None:
-    venv = os.environ.get("ARCHGEN_VENV", str(ROOT / ".venv"))
-    result = subprocess.run(
-        ["make", "--no-print-directory", target, f"VENV={venv}", f"TRITON_VENV={triton_venv()}"],
-        cwd=repo,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    result = make_generated(repo, target)
     assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from triton_harness import PRESETS, Server, generate, have_triton
+from triton_harness import make_generated as _make
 
 from generator.components.training import training_settings
 from generator.rules import decide
@@ -29,17 +30,6 @@ from requirements_spec.validate import load_spec, parse_spec
 pytestmark = pytest.mark.slow
 VENV = Path(os.environ.get("ARCHGEN_VENV", Path(sys.executable).parent.parent)).resolve()
 REFERENCE = PRESETS / "reference.yaml"
-
-
-def _make(repo: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", *targets, f"VENV={VENV}"],
-        cwd=repo,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _python(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -56,6 +56,22 @@ def runtime(repo: Path, *args: str, timeout: float = 180) -> subprocess.Complete
     )
 
 
+def make_generated(
+    repo: Path, *targets: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run targets of a generated repository's own Makefile with archgen's virtualenvs standing in for its own."""
+    venv = os.environ.get("ARCHGEN_VENV", str(ROOT / ".venv"))
+    return subprocess.run(
+        ["make", "--no-print-directory", *targets, f"VENV={venv}", f"TRITON_VENV={triton_venv()}"],
+        cwd=repo,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
 class Server:
     """The generated runtime's server for one repository: ``start()`` once, ``stop()`` always."""
 
