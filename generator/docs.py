@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .architecture import Architecture, Decision, Finding, Requirement
 from .diagrams import INSTALL_HINT
@@ -132,6 +132,15 @@ def adr_entries(arch: Architecture) -> list[AdrEntry]:
     return sorted(entries, key=lambda e: e.number)
 
 
+class RequirementRow(NamedTuple):
+    """A requirement as the docs cite it (a named tuple: templates read thousands of them on large specs)."""
+
+    path: str
+    line: int
+    value: str
+    ref: str
+
+
 def decision_rows(arch: Architecture, spec_file: str) -> list[dict[str, Any]]:
     """Rows of the decisions table, in ADR order, as plain strings (escape per target in the template)."""
     rows = []
@@ -145,12 +154,7 @@ def decision_rows(arch: Architecture, spec_file: str) -> list[dict[str, Any]]:
                 "adr": e.filename,
                 "rationale": d.rationale,
                 "requirements": [
-                    {
-                        "path": r.path,
-                        "line": r.line,
-                        "value": value_text(r.value),
-                        "ref": requirement_ref(r, spec_file),
-                    }
+                    RequirementRow(r.path, r.line, value_text(r.value), requirement_ref(r, spec_file))
                     for r in d.requirements
                 ],
                 "alternatives": [{"choice": a.choice, "reason": a.reason} for a in d.alternatives],
@@ -205,9 +209,14 @@ def traceability(arch: Architecture, files: Iterable[Any]) -> list[Trace]:
             keys.add(d.key)
             by_req[r.path] = (line or r.line, keys)
     out = []
+    shaped_by_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # many requirements share their decisions
     for path, (line, keys) in by_req.items():
-        shaped = set().union(*(files_by_key.get(k, set()) for k in keys))
-        out.append(Trace(path, line, tuple(sorted(keys)), tuple(sorted(shaped))))
+        decisions = tuple(sorted(keys))
+        shaped = shaped_by_keys.get(decisions)
+        if shaped is None:
+            shaped = tuple(sorted(set().union(*(files_by_key.get(k, set()) for k in decisions))))
+            shaped_by_keys[decisions] = shaped
+        out.append(Trace(path, line, decisions, shaped))
     return sorted(out, key=lambda t: (t.line or 10**9, t.path))
 
 
@@ -352,20 +361,44 @@ class DiagramEmbed:
 def _html_environment() -> Any:
     import jinja2
 
-    from .render import TEMPLATES
+    from .render import TEMPLATES, Environment, template_cache
 
-    return jinja2.Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["html_cited"] = _html_cited
+    return env
 
 
-def review_html(arch: Architecture, diagrams: Sequence[DiagramEmbed], *, spec_file: str) -> str:
-    """One self-contained HTML page: diagrams (SVG as data URIs), decisions, findings, risks. No requests."""
+def _html_cited(requirements: Iterable[RequirementRow]) -> Any:
+    """Requirements a decision read, one per line of a table cell, escaped (a filter: there can be thousands)."""
+    from markupsafe import Markup, escape
+
+    return Markup(
+        "<br>".join(
+            f"<code>{escape(r.path)}</code> = {escape(r.value)} ({f'line {r.line}' if r.line else 'default'})"
+            for r in requirements
+        )
+    )
+
+
+def review_html(
+    arch: Architecture,
+    diagrams: Sequence[DiagramEmbed],
+    *,
+    spec_file: str,
+    rows: list[dict[str, Any]] | None = None,
+) -> str:
+    """One self-contained HTML page: diagrams (SVG as data URIs), decisions, findings, risks. No requests.
+
+    ``rows``: :func:`decision_rows` for the same architecture and spec file, when the caller has them.
+    """
     import base64
 
     embeds = [
@@ -384,7 +417,7 @@ def review_html(arch: Architecture, diagrams: Sequence[DiagramEmbed], *, spec_fi
             spec=arch.spec,
             spec_file=spec_file,
             diagrams=embeds,
-            decisions=decision_rows(arch, spec_file),
+            decisions=decision_rows(arch, spec_file) if rows is None else rows,
             findings=finding_rows(arch, spec_file),
             risks=risks(arch),
             install_hint=INSTALL_HINT,

@@ -40,6 +40,8 @@ class PlannedFile:
     context: Mapping[str, Any] = field(default_factory=dict)
     content: str | bytes | None = None  # literal content (e.g. a protobuf text config)
     producer: Callable[[], bytes] | None = None  # produced at render time (e.g. a diagram image)
+    # drawn by another program (graphviz): started before the rest, so it runs while the templates render
+    external: bool = False
     executable: bool = False
     decisions: tuple[str, ...] = ()  # decision keys that shaped this file (traceability)
 

@@ -7,7 +7,9 @@ Filters turn values into safe literals of the target language (``py``, ``yaml``,
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
 from functools import lru_cache
@@ -70,6 +72,9 @@ def _comment(value: Any) -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 
 
+_ONE_LINE = re.compile(r"[^\s`]+(?: [^\s`]+)*")  # words split by single spaces, no backtick: nothing to flatten
+
+
 def _md(value: Any) -> str:
     """Free text as inline Markdown: one line, HTML and Markdown syntax escaped (shown literally)."""
     flat = " ".join(str(value).split())
@@ -78,14 +83,105 @@ def _md(value: Any) -> str:
 
 def _md_code(value: Any) -> str:
     """A value as a Markdown code span (backticks inside become quotes: a span cannot hold them)."""
-    flat = " ".join(str(value).split()).replace("`", "'")
+    text = str(value)
+    if _ONE_LINE.fullmatch(text):  # the common case, and thousands of calls on a large spec
+        return f"`{text}`"
+    flat = " ".join(text.split()).replace("`", "'")
     return f"`{flat}`" if flat else "` `"
+
+
+def _md_cited(requirements: Any) -> str:
+    """Requirements a decision read, on one Markdown line: `path` = `value` (line N); ...
+
+    A filter rather than a template loop: a decision over a thousand views cites thousands of them.
+    """
+    return "; ".join(
+        f"{_md_code(r.path)} = {_md_code(r.value)} ({f'line {r.line}' if r.line else 'default'})" for r in requirements
+    )
+
+
+def _md_codes(values: Any) -> str:
+    """Values as Markdown code spans, comma separated."""
+    return _md_codes_of(tuple(values))
+
+
+def _md_links(paths: Any, prefix: str = "") -> str:
+    """Repository files as Markdown links, comma separated (``prefix`` leads from the document to the root)."""
+    return _md_links_of(tuple(paths), prefix)
+
+
+# traceability lists the same few decision and file sets for thousands of requirements: format each once
+@lru_cache(maxsize=1024)
+def _md_codes_of(values: tuple[Any, ...]) -> str:
+    return ", ".join(_md_code(v) for v in values)
+
+
+@lru_cache(maxsize=1024)
+def _md_links_of(paths: tuple[str, ...], prefix: str) -> str:
+    return ", ".join(f"[{p}]({prefix}{p})" for p in paths)
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class Environment(jinja2.Environment):
+    """Jinja's environment, with ``item.name`` on a plain dict looked up without a failed attribute lookup.
+
+    Jinja resolves ``x.name`` by trying the attribute first and the key second, so every field read on a
+    dict raises and catches an AttributeError; templates over a thousand views read a few hundred thousand.
+    A plain dict has no attributes but dict's own, so reading the key directly when it is present and is
+    not one of those names gives exactly the same result.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            if attribute in obj and attribute not in _DICT_ATTRIBUTES:
+                return obj[attribute]
+        else:
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs, so a command does not compile ~60 templates each time.
+
+    Jinja checks every entry against the checksum of its template source and the Python version, so
+    an edited template or another interpreter simply compiles again. The cache is a convenience: an
+    unreadable, unwritable or damaged entry is ignored and the template is compiled as usual.
+    """
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # damaged or foreign file: compile instead
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def template_cache() -> jinja2.BytecodeCache | None:
+    """``$XDG_CACHE_HOME/archgen/templates`` (``~/.cache`` by default); none when ``ARCHGEN_NO_CACHE`` is set."""
+    if os.environ.get("ARCHGEN_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "archgen", "templates")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return _TemplateCache(directory)
 
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -99,6 +195,9 @@ def environment() -> jinja2.Environment:
     env.filters["comment"] = _comment
     env.filters["md"] = _md
     env.filters["mdcode"] = _md_code
+    env.filters["md_cited"] = _md_cited
+    env.filters["md_codes"] = _md_codes
+    env.filters["md_links"] = _md_links
     env.filters["toml"] = _toml
     return env
 

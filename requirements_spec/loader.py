@@ -15,6 +15,7 @@ output (which quotes by PyYAML's rules) always loads back to the same values.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -33,6 +34,7 @@ _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")  # no leading zeros: YAML 1.1 reads 017 as octal
 _FLOAT = re.compile(r"^(?:[-+]?[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+][0-9]+)?$")  # a dot; a signed exponent
+_TYPED_STARTS = frozenset("~nNtTfF+-.0123456789")  # first characters of every null, bool and number form
 _MAX_DIGITS = 100  # far beyond any sensible value, far below Python's int-conversion limit
 _SPECIAL_FLOAT = {
     **{f"{sign}{inf}": float(f"{sign or '+'}inf") for sign in ("", "+", "-") for inf in (".inf", ".Inf", ".INF")},
@@ -91,14 +93,36 @@ def _fail(
     return SpecError([Diagnostic(line=line, column=col, file=filename, path=where, message=message, hint=hint)])
 
 
-def _pos(mark: Any) -> tuple[int, int]:
-    return (mark.line + 1, mark.column + 1)
+def _pos(mark: Any, lines: _Lines | None = None) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1) if lines is None else lines.at(mark.index)
+
+
+# YAML also breaks lines at NEL, LS and PS, which editors (and `grep -n`) do not: in a text holding one of
+# them, positions are counted from the character offset instead, with lines split at "\n" only.
+_ODD_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+class _Lines:
+    """Line and column of a character offset, lines split at "\n" (as an editor numbers them)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0, *(m.end() for m in re.finditer("\n", text))]
+
+    def at(self, index: int) -> tuple[int, int]:
+        i = bisect_right(self.starts, index) - 1
+        return (i + 1, index - self.starts[i] + 1)
+
+    @staticmethod
+    def needed(text: str) -> _Lines | None:
+        return _Lines(text) if _ODD_BREAKS.search(text) else None
 
 
 def _scalar(event: Any) -> Any:
     value: str = event.value
     if event.style or not event.implicit[0]:
         return value  # quoted, or a block scalar: always a string
+    if value and value[0] not in _TYPED_STARTS:
+        return value  # most names: no null, bool or number starts this way
     if _NULL.match(value):
         return None
     if value in _BOOL:
@@ -119,10 +143,16 @@ def _scalar(event: Any) -> Any:
 class _Frame:
     """A mapping or sequence being built."""
 
-    __slots__ = ("anchor", "container", "index", "key", "key_lines", "key_pos", "log_start", "nodes_start", "path")
+    __slots__ = (
+        *("anchor", "container", "index", "is_map", "key", "key_lines", "key_pos", "log_start", "nodes_start"),
+        "path",
+    )
 
-    def __init__(self, container: Any, path: Path, anchor: str | None, log_start: int, nodes_start: int) -> None:
+    def __init__(
+        self, container: Any, path: Path, anchor: str | None, log_start: int, nodes_start: int, is_map: bool
+    ) -> None:
         self.container = container
+        self.is_map = is_map
         self.path = path
         self.anchor = anchor
         self.log_start = log_start  # where this node's positions start in the builder's log
@@ -135,6 +165,9 @@ class _Frame:
 
 _NO_KEY = object()
 _VALUE, _KEY = 0, 1
+_SCALAR, _ALIAS, _MAPPING_START = yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent
+_MAPPING_END, _SEQUENCE_END = yaml.MappingEndEvent, yaml.SequenceEndEvent
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -152,8 +185,9 @@ class _Builder:
     of its node, never the size of the document (no quadratic blow-up on many anchors).
     """
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, lines: _Lines | None = None) -> None:
         self.filename = filename
+        self.lines = lines
         self.log: list[tuple[int, Path, tuple[int, int]]] = []
         self.anchors: dict[str, _Anchored] = {}
         self.open_anchors: set[str] = set()
@@ -165,29 +199,39 @@ class _Builder:
         return _fail(self.filename, *pos, message, hint, path=path)
 
     def event(self, event: Any) -> None:
+        # the hot loop of loading (one call per node): locals and one type test per branch
         etype = type(event)
-        if etype in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
+        if etype is _MAPPING_END or etype is _SEQUENCE_END:
             self._close()
             return
-        pos = _pos(event.start_mark)
-        path = self._child_path()
-        tag = getattr(event, "tag", None)
-        if tag not in (None, "!") and not (etype is yaml.ScalarEvent and tag == "tag:yaml.org,2002:str"):
+        mark = event.start_mark
+        pos = (mark.line + 1, mark.column + 1) if self.lines is None else self.lines.at(mark.index)
+        stack = self.stack
+        top = stack[-1] if stack else None
+        is_key = False
+        if top is None:
+            path: Path = ()
+        elif top.is_map:
+            is_key = top.key is _NO_KEY
+            path = top.path if is_key else (*top.path, top.key)
+        else:
+            path = (*top.path, top.index)
+        tag = None if etype is _ALIAS else event.tag
+        if tag is not None and tag != "!" and not (etype is _SCALAR and tag == _STR_TAG):
             raise self.fail(
                 pos,
                 f"YAML tags are not allowed (found {tag!r})",
                 "write plain values; a spec never constructs objects",
                 path=path,
             )
-        self._count(1, pos, path)
-        if len(self.stack) >= MAX_DEPTH:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self._count(0, pos, path)
+        if len(stack) >= MAX_DEPTH:
             raise self.fail(pos, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure", path=path)
-        top = self.stack[-1] if self.stack else None
-        if top is not None and top.key is _NO_KEY and isinstance(top.container, dict):
-            self._take_key(top, event, pos)
-        elif etype is yaml.AliasEvent:
-            self._alias(event.anchor, path, pos)
-        elif etype is yaml.ScalarEvent:
+        if is_key:
+            self._take_key(top, event, pos)  # type: ignore[arg-type]  # is_key implies a mapping on top
+        elif etype is _SCALAR:
             try:
                 value = _scalar(event)
             except ValueError as exc:
@@ -196,11 +240,13 @@ class _Builder:
                 self.anchors[event.anchor] = _Anchored(value, 1, [(_VALUE, (), pos)])
             self.log.append((_VALUE, path, pos))
             self._attach(value, path)
+        elif etype is _ALIAS:
+            self._alias(event.anchor, path, pos)
         else:
-            container: Any = {} if etype is yaml.MappingStartEvent else []
+            is_map = etype is _MAPPING_START
             if event.anchor is not None:
                 self.open_anchors.add(event.anchor)
-            self.stack.append(_Frame(container, path, event.anchor, len(self.log), self.nodes))
+            stack.append(_Frame({} if is_map else [], path, event.anchor, len(self.log), self.nodes, is_map))
             self.log.append((_VALUE, path, pos))
 
     def _count(self, n: int, pos: tuple[int, int], path: Path) -> None:
@@ -212,14 +258,6 @@ class _Builder:
                 "aliases multiply nodes (an alias bomb?); write the values out or simplify the spec",
                 path=path,
             )
-
-    def _child_path(self) -> Path:
-        if not self.stack:
-            return ()
-        top = self.stack[-1]
-        if isinstance(top.container, dict):
-            return (*top.path, top.key) if top.key is not _NO_KEY else top.path
-        return (*top.path, top.index)
 
     def _take_key(self, frame: _Frame, event: Any, pos: tuple[int, int]) -> None:
         if type(event) is not yaml.ScalarEvent:
@@ -272,7 +310,7 @@ class _Builder:
             self.root = value
             return
         top = self.stack[-1]
-        if isinstance(top.container, dict):
+        if top.is_map:
             top.container[top.key] = value
             self.log.append((_KEY, path, top.key_pos))
             top.key = _NO_KEY
@@ -281,10 +319,11 @@ class _Builder:
             top.index += 1
 
     def source_map(self) -> SourceMap:
-        values: dict[Path, tuple[int, int]] = {}
-        keys: dict[Path, tuple[int, int]] = {}
-        for kind, path, pos in self.log:
-            (keys if kind == _KEY else values).setdefault(path, pos)
+        # the first position logged for a path wins (an alias before the anchor's replayed positions):
+        # read the log backwards, so later assignments are the earlier entries
+        log = self.log[::-1]
+        values = {path: pos for kind, path, pos in log if kind == _VALUE}
+        keys = {path: pos for kind, path, pos in log if kind == _KEY}
         return SourceMap(self.filename, values, keys)
 
 
@@ -309,26 +348,34 @@ def load_yaml_text(text: str, filename: str = "<spec>") -> LoadedYaml:
     """Parse one YAML document into plain data plus a :class:`SourceMap`."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _too_large(filename)
-    builder = _Builder(filename)
+    lines = _Lines.needed(text)
+    builder = _Builder(filename, lines)
     documents = 0
+    framing = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
+    handle = builder.event
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            etype = type(event)
-            if etype is yaml.DocumentStartEvent:
-                documents += 1
-                if documents > 1:
-                    raise _fail(
-                        filename,
-                        *_pos(event.start_mark),
-                        "expected exactly one YAML document, found a second",
-                        "remove the `---` separator and everything after it, or split the file",
-                    )
-            elif etype not in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
-                builder.event(event)
+        parser = _Loader(text)
+        try:
+            get_event = parser.get_event  # None after the stream's end
+            while (event := get_event()) is not None:
+                etype = type(event)
+                if etype is yaml.DocumentStartEvent:
+                    documents += 1
+                    if documents > 1:
+                        raise _fail(
+                            filename,
+                            *_pos(event.start_mark, lines),
+                            "expected exactly one YAML document, found a second",
+                            "remove the `---` separator and everything after it, or split the file",
+                        )
+                elif etype not in framing:
+                    handle(event)
+        finally:
+            parser.dispose()
     except SpecError:
         raise
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, filename, text) from None
+        raise _syntax_error(exc, filename, text, lines) from None
     except yaml.YAMLError as exc:  # ReaderError: characters YAML does not allow
         position = getattr(exc, "position", 0) or 0
         before = text[:position]
@@ -343,15 +390,15 @@ def load_yaml_text(text: str, filename: str = "<spec>") -> LoadedYaml:
     return LoadedYaml(builder.root, builder.source_map(), text)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, filename: str, text: str) -> SpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, filename: str, text: str, lines: _Lines | None) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
-    line, col = _pos(mark) if mark is not None else (1, 1)
+    line, col = _pos(mark, lines) if mark is not None else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
     if "nesting depth" in problem:
         return _fail(filename, line, col, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
     hint = None
-    lines = text.splitlines()
-    if "cannot start any token" in problem and 0 < line <= len(lines) and "\t" in lines[line - 1]:
+    text_lines = text.split("\n")
+    if "cannot start any token" in problem and 0 < line <= len(text_lines) and "\t" in text_lines[line - 1]:
         hint = "YAML does not allow tabs for indentation; use spaces"
     return _fail(filename, line, col, f"YAML syntax error: {problem}", hint)
 

@@ -1,5 +1,5 @@
 """The same spec gives byte-identical repositories, whatever the cwd, time zone, hash seed, locale,
-umask or temp folder; generating again over an unchanged repository rewrites nothing."""
+umask, temp folder or template cache; generating again over an unchanged repository rewrites nothing."""
 
 from __future__ import annotations
 
@@ -41,14 +41,20 @@ def test_two_generations_in_different_environments_are_identical(tmp_path: Path)
         str(REFERENCE),
         a_cwd / "out",
         a_cwd,
-        {"TZ": "UTC", "PYTHONHASHSEED": "0", "LC_ALL": "C", "TMPDIR": str(a_cwd)},
+        {"TZ": "UTC", "PYTHONHASHSEED": "0", "LC_ALL": "C", "TMPDIR": str(a_cwd), "XDG_CACHE_HOME": str(a_cwd)},
         0o022,
     )
     _generate(
         "my spec.yaml",
         tmp_path / "other" / "out",
         b_cwd,
-        {"TZ": "Pacific/Kiritimati", "PYTHONHASHSEED": "4242", "LC_ALL": "C.UTF-8", "TMPDIR": str(b_cwd)},
+        {
+            "TZ": "Pacific/Kiritimati",
+            "PYTHONHASHSEED": "4242",
+            "LC_ALL": "C.UTF-8",
+            "TMPDIR": str(b_cwd),
+            "ARCHGEN_NO_CACHE": "1",  # templates compiled afresh, not loaded from the cache
+        },
         0o077,
     )
     first, second = tree_files(a_cwd / "out"), tree_files(tmp_path / "other" / "out")

@@ -52,6 +52,18 @@ def test_crlf_line_endings_and_utf8_bom_are_fine() -> None:
     assert loaded.source_map.where(("b", "c")) == (3, 6)
 
 
+@pytest.mark.parametrize("brk", ["\x85", "\u2028", "\u2029"])
+def test_positions_count_lines_as_editors_do_when_yaml_sees_more_breaks(brk: str) -> None:
+    # YAML breaks lines at NEL, LS and PS too; an editor (and the user) does not
+    text = f'a: "one{brk}two"\nb:\n  c: 3\n'
+    loaded = load_yaml_text(text, "s.yaml")
+    assert loaded.source_map.where(("b", "c")) == (3, 6)
+    with pytest.raises(SpecError) as err:
+        load_yaml_text(f"a: 1 {brk}\nb: [\n", "s.yaml")
+    (diag,) = err.value.diagnostics
+    assert 1 <= diag.line <= 3, diag
+
+
 # ---------------------------------------------------------------- scalar typing
 @pytest.mark.parametrize(
     ("plain", "value"),

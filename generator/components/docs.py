@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from ..architecture import Architecture
-from ..diagrams import EXTENSIONS, View, dot_available, produce, render, skipped_note, to_mermaid, views
+from ..diagrams import EXTENSIONS, IMAGE_FORMATS, View, dot_available, produce, render, skipped_note, to_mermaid, views
 from ..docs import (
     SPEC_COPY,
     DiagramEmbed,
@@ -47,16 +48,17 @@ def plan(arch: Architecture) -> list[PlannedFile]:
                     path=f"docs/diagrams/{view.name}.{EXTENSIONS[fmt]}",
                     component=COMPONENT,
                     producer=partial(produce, view, fmt, origin=SPEC_COPY),
+                    external=fmt in IMAGE_FORMATS,
                 )
             )
     return files
 
 
-def _review(arch: Architecture, view_list: Sequence[View], with_images: bool) -> bytes:
+def _review(arch: Architecture, view_list: Sequence[View], with_images: bool, rows: list[dict[str, Any]]) -> bytes:
     embeds = [
         DiagramEmbed(v.name, v.title, render(v, "svg") if with_images else None, to_mermaid(v)) for v in view_list
     ]
-    return review_html(arch, embeds, spec_file=SPEC_COPY).encode("utf-8")
+    return review_html(arch, embeds, spec_file=SPEC_COPY, rows=rows).encode("utf-8")
 
 
 def _glance(arch: Architecture) -> list[tuple[str, str]]:
@@ -141,7 +143,8 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         PlannedFile(
             path="docs/review.html",
             component=COMPONENT,
-            producer=partial(_review, arch, view_list, with_images),
+            producer=partial(_review, arch, view_list, with_images, list(rows.values())),
+            external=with_images,
         ),
     ]
     every = [*files, *own]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from requirements_spec.models import (
@@ -32,7 +33,7 @@ from requirements_spec.types import duration_seconds
 from ..architecture import Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
-from ..render import _py
+from ..render import _PLAIN, _py
 
 COMPONENT = "feature_repo"
 
@@ -652,7 +653,13 @@ def _label_inputs(arch: Architecture) -> tuple[list[str], list[dict[str, str]]]:
 # ------------------------------------------------------------------ helpers
 def _wrap(notes: list[str]) -> list[str]:
     """Comment lines: each note wrapped to 100 columns."""
-    return [line for note in notes for line in textwrap.wrap(note, width=100)]
+    return [line for note in notes for line in _wrapped(note)]
+
+
+@lru_cache(maxsize=4096)
+def _wrapped(note: str) -> tuple[str, ...]:
+    # views that share a source share its notes: wrap each distinct note once
+    return tuple(textwrap.wrap(note, width=100))
 
 
 def _literal(value: Any, indent: int = 0, prefix: int = 40) -> str:
@@ -662,17 +669,30 @@ def _literal(value: Any, indent: int = 0, prefix: int = 40) -> str:
     the cost stays linear in the size of the data even for specs with thousands of views.
     """
     flat_of: dict[int, str] = {}
+    plain = _PLAIN.fullmatch
+
+    def scalar(v: Any) -> str:
+        return f'"{v}"' if type(v) is str and plain(v) else _py(v)
 
     def flat(v: Any) -> str:
-        if not isinstance(v, list | tuple | dict):
-            return _py(v)
+        kind = type(v)
+        if kind is not dict and kind is not list and kind is not tuple:
+            return scalar(v)
         key = id(v)
-        if key not in flat_of:
-            if isinstance(v, dict):
-                flat_of[key] = "{" + ", ".join(f"{_py(k)}: {flat(x)}" for k, x in v.items()) + "}"
+        text = flat_of.get(key)
+        if text is None:
+            # scalars inline (most of the items): a call per item would dominate on large specs
+            items = v.values() if kind is dict else v
+            parts = [
+                flat(x) if type(x) in (dict, list, tuple) else f'"{x}"' if type(x) is str and plain(x) else _py(x)
+                for x in items
+            ]
+            if kind is dict:
+                text = "{" + ", ".join([f"{scalar(k)}: {x}" for k, x in zip(v, parts, strict=True)]) + "}"
             else:
-                flat_of[key] = "[" + ", ".join(flat(x) for x in v) + "]"
-        return flat_of[key]
+                text = "[" + ", ".join(parts) + "]"
+            flat_of[key] = text
+        return text
 
     def lay(v: Any, indent: int, prefix: int) -> str:
         one_line = flat(v)

@@ -48,13 +48,22 @@ MODEL_MODULES = (
 
 
 # ------------------------------------------------------------------ spec citations
+_lines_of: list[tuple[Architecture, dict[str, int]]] = []  # the last architecture asked about, and its lines
+
+
 def spec_lines(arch: Architecture) -> dict[str, int]:
-    """Line of every requirement path a decision or finding read (0 when the spec left it at its default)."""
+    """Line of every requirement path a decision or finding read (0 when the spec left it at its default).
+
+    Asked for many times per generation: computed once per architecture (the last one is kept).
+    """
+    if _lines_of and _lines_of[0][0] is arch:
+        return _lines_of[0][1]
     lines: dict[str, int] = {}
     for requirements in [d.requirements for d in arch.decisions] + [f.requirements for f in arch.findings]:
         for r in requirements:
             if r.line or r.path not in lines:
                 lines[r.path] = r.line
+    _lines_of[:] = [(arch, lines)]
     return lines
 
 

@@ -48,13 +48,12 @@ class RuleContext:
     # ------------------------------------------------------------ requirements
     def req(self, path: ReqPath) -> Requirement:
         value = resolve(self.spec, path)
-        if hasattr(value, "model_dump"):
+        if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
         elif isinstance(value, list):
-            value = [v.model_dump(mode="json") if hasattr(v, "model_dump") else v for v in value]
-        line = column = 0
-        if self.source_map is not None and tuple(path) in self.source_map.values:
-            line, column = self.source_map.values[tuple(path)]
+            value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+        at = self.source_map.values.get(tuple(path)) if self.source_map is not None else None
+        line, column = at if at is not None else (0, 0)
         return Requirement(path=format_path(path), line=line, column=column, value=value)
 
     def reqs(self, paths: Iterable[ReqPath]) -> list[Requirement]:
@@ -104,7 +103,7 @@ def resolve(spec: Any, path: ReqPath) -> Any:
                 raise KeyError(format_path(path))
             value = value[item]
         else:
-            if not isinstance(value, BaseModel) or item not in type(value).model_fields:
+            if not isinstance(value, BaseModel) or item not in type(value).__pydantic_fields__:
                 raise KeyError(format_path(path))
             value = getattr(value, item)
     return value
