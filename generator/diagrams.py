@@ -545,7 +545,10 @@ def _draw(source: str, fmt: str) -> bytes:
 
     if not dot_available():
         raise ArchgenError("graphviz `dot` is not on PATH", exit_code=DEPENDENCY, hint=INSTALL_HINT)
-    return bytes(graphviz.Source(source).pipe(format=fmt, quiet=True))
+    out = bytes(graphviz.Source(source).pipe(format=fmt, quiet=True))
+    if fmt == "svg":  # self-contained and free of the graphviz version
+        out = _inline_images(_VERSION_COMMENT.sub("", out.decode("utf-8"))).encode("utf-8")
+    return out
 
 
 _pipe = _Piped()
@@ -564,10 +567,7 @@ def render(view: View, fmt: str) -> bytes:
     """PNG or SVG bytes of a view (needs `dot`); the SVG is self-contained (icons as data URIs)."""
     if fmt not in IMAGE_FORMATS:
         raise ValueError(fmt)
-    out = _pipe(_dot_source(view), fmt)
-    if fmt == "svg":
-        out = _inline_images(_VERSION_COMMENT.sub("", out.decode("utf-8"))).encode("utf-8")
-    return out
+    return _pipe(_dot_source(view), fmt)
 
 
 def produce(view: View, fmt: str, *, origin: str = "") -> bytes:

@@ -172,7 +172,11 @@ def template_cache() -> jinja2.BytecodeCache | None:
     directory = os.path.join(base, "archgen", "templates")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.stat(directory)
     except OSError:
+        return None
+    # compiled code is loaded from here: only from a folder that this user owns and nobody else can write
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
         return None
     return _TemplateCache(directory)
 

@@ -57,7 +57,7 @@ def _new(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_template_cache_fills_and_a_damaged_or_unwritable_cache_changes_nothing(tmp_path: Path) -> None:
+def test_template_cache_fills_and_a_damaged_unwritable_or_shared_cache_changes_nothing(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     plain = _new(tmp_path / "plain", {"ARCHGEN_NO_CACHE": "1", "XDG_CACHE_HOME": str(cache)})
     assert plain.returncode == 0, plain.stderr
@@ -79,8 +79,15 @@ def test_template_cache_fills_and_a_damaged_or_unwritable_cache_changes_nothing(
     unwritable = _new(tmp_path / "unwritable", {"XDG_CACHE_HOME": str(blocked)})
     assert unwritable.returncode == 0, unwritable.stderr
 
+    shared = tmp_path / "shared"
+    (shared / "archgen" / "templates").mkdir(parents=True)
+    (shared / "archgen" / "templates").chmod(0o777)  # others could plant compiled code here: not used
+    in_shared = _new(tmp_path / "in_shared", {"XDG_CACHE_HOME": str(shared)})
+    assert in_shared.returncode == 0, in_shared.stderr
+    assert list((shared / "archgen" / "templates").iterdir()) == []
+
     expected = tree_files(tmp_path / "plain")
-    for name in ("first", "damaged", "unwritable"):
+    for name in ("first", "damaged", "unwritable", "in_shared"):
         got = tree_files(tmp_path / name)
         assert sorted(got) == sorted(expected)
         assert [p for p in got if got[p] != expected[p]] == [], name
