@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from triton_harness import scratch_database
 
 from generator.architecture import Architecture
 from generator.components import feature_repo as fr_component
@@ -443,39 +444,23 @@ def test_redis_round_trip(tmp_path: Path) -> None:
             client.delete(key)
 
 
-def _postgres_admin() -> Any:
-    psycopg = pytest.importorskip("psycopg")
-    for user in ("postgres", "root"):
-        try:
-            return psycopg.connect(
-                host="127.0.0.1", port=5432, dbname="test", user=user, autocommit=True, connect_timeout=3
-            )
-        except Exception as exc:  # try the next user, then skip
-            error = exc
-    pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {error}")
-
-
 @pytest.mark.postgres
 def test_postgres_round_trip(tmp_path: Path) -> None:
-    admin = _postgres_admin()
-    user = admin.info.user
-    db = f"archgen_fr_{uuid.uuid4().hex[:10]}"
     data = preset_data("reference")
     data["existing"]["warehouse"] = "postgres"
     data["delivery"]["mlops_level"] = 2  # a shared SQL registry
     arch = arch_of(data)
     fs = arch.feature_store
     assert fs is not None and (fs.online_store, fs.offline_store, fs.registry) == ("postgres", "postgres", "sql")
-    env = {
-        "POSTGRES_HOST": "127.0.0.1",
-        "POSTGRES_PORT": "5432",
-        "POSTGRES_DB": db,
-        "POSTGRES_USER": user,
-        "POSTGRES_PASSWORD": "",
-        "POSTGRES_SSLMODE": "disable",
-    }
-    admin.execute(f'CREATE DATABASE "{db}"')
-    try:
+    with scratch_database("archgen_fr") as (db, user):
+        env = {
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": "5432",
+            "POSTGRES_DB": db,
+            "POSTGRES_USER": user,
+            "POSTGRES_PASSWORD": "",
+            "POSTGRES_SSLMODE": "disable",
+        }
         variant = make_variant("postgres", arch, tmp_path, "--postgres", env=env)
         (result,) = run_variants([variant], tmp_path)
         check_all(variant, result)
@@ -485,6 +470,3 @@ def test_postgres_round_trip(tmp_path: Path) -> None:
             tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
         assert {"driver_activity", "ride_outcomes"} <= tables  # the warehouse tables the sources read
         assert any("registry" in t or "feast" in t or "projects" in t for t in tables), tables  # SQL registry
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.close()

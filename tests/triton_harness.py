@@ -1,5 +1,6 @@
-"""Shared by the Triton and serving tests: generate a repository from a spec, start and stop its real
-Triton server through the generated serving/triton_runtime.py."""
+"""Shared by the Triton, serving and store tests: generate a repository from a spec, start and stop its
+real Triton server through the generated serving/triton_runtime.py, and give a test its own PostgreSQL
+database."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,3 +111,33 @@ def running(repo: Path) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[tuple[str, str]]:
+    """A new database on the PostgreSQL at 127.0.0.1:5432 for one test, dropped after: (name, user).
+
+    Skips the test when the server does not answer.
+    """
+    import pytest
+
+    psycopg = pytest.importorskip("psycopg")
+    admin = None
+    error: Exception | None = None
+    for user in ("postgres", "root"):
+        try:
+            admin = psycopg.connect(
+                host="127.0.0.1", port=5432, dbname="test", user=user, autocommit=True, connect_timeout=3
+            )
+            break
+        except Exception as exc:  # try the next user, then skip
+            error = exc
+    if admin is None:
+        pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {error}")
+    db = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{db}"')
+    try:
+        yield db, admin.info.user
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()

@@ -34,6 +34,7 @@ from ..architecture import Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
 from ..render import _PLAIN, _py
+from .serving import score_rows
 
 COMPONENT = "feature_repo"
 
@@ -93,6 +94,8 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "sample_entities": _literal(fr["sample"]["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
+    score = score_rows(arch)
+    ctx["sample_score"] = _literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
     store_decisions = ("online_store", "offline_store", "registry")
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:

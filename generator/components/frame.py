@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__
 from ..architecture import Architecture
 from ..plan import PlannedFile
+from .model_repository import triton_served
 
 FEAST_VERSION = "0.67.0"
 # Feast extras per store choice (feast[...] in requirements.txt)
@@ -61,7 +62,7 @@ def requirements(arch: Architecture) -> list[str]:
     """The main environment (Feast, training, the serving client, tests), pinned."""
     feast = feast_requirement(arch)
     pins = ([feast] if feast else []) + list(PINS_COMMON)
-    if arch.serving.runtime == "triton":
+    if triton_served(arch):  # the serving client (and batch scoring or the async worker) call Triton
         pins += list(PINS_CLIENT)
     if arch.serving.runtime == "python_rest":
         pins += list(PINS_REST)
@@ -108,13 +109,13 @@ def make_environment(arch: Architecture) -> tuple[list[dict[str, str]], list[str
 
 def predict_example(arch: Architecture) -> str:
     """PREDICT_ARGS for two of the sample entities (scripts/generate_sample_data.py writes their ids)."""
-    if arch.serving.runtime not in ("triton", "python_rest") or not arch.serving.models:
+    if not arch.serving.models:
         return ""
     from .serving import client_context
 
     keys = client_context(arch)["entity_keys"]
     if not keys:
-        return "--input NAME=FILE.npy" if arch.serving.runtime == "triton" else ""
+        return "--input NAME=FILE.npy" if triton_served(arch) else ""
     join_key, dtype = keys[0]
     entity = next((e.name for e in arch.spec.entities if e.join_key == join_key), join_key)
     ids = ("1001", "1002") if dtype.startswith("int") else (f"{entity}_0001", f"{entity}_0002")
@@ -134,7 +135,7 @@ def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
 def context(arch: Architecture) -> dict[str, Any]:
     spec = arch.spec
     owners = spec.project.owners
-    has_triton = arch.serving.runtime == "triton"
+    has_triton = triton_served(arch)  # every runtime but python_rest: batch scoring and workers call Triton too
     setup_modules = (["feast"] if arch.feature_store else []) + ["sklearn", "pytest"]
     if has_triton:
         setup_modules.append("tritonclient")
@@ -156,6 +157,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_training": bool(arch.training.trained_models),
         "has_triton": has_triton,
         "has_rest_app": arch.serving.runtime == "python_rest",
+        "has_batch_score": has_triton and arch.serving.mode == "batch",  # serving/batch_score.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
         "make_env": make_env,

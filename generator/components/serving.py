@@ -43,6 +43,27 @@ NUMPY = {
 FIELD_NUMPY = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "string": "str"}
 
 
+# batch scoring: the entity rows it scores (scripts/generate_sample_data.py writes sample ones until a real
+# export replaces them) and where the predictions go; paths relative to the repository root
+SCORE_ENTITIES = "feature_repo/data/score_entities.parquet"
+SCORE_PREDICTIONS = "feature_repo/data/predictions.parquet"
+
+
+def score_rows(arch: Architecture) -> dict[str, Any] | None:
+    """What batch scoring reads per row (entity join keys, request values), or None outside batch serving."""
+    if arch.serving.mode != "batch" or arch.serving.runtime == "python_rest" or not arch.serving.models:
+        return None
+    ctx = client_context(arch)
+    if not ctx["feature_service"]:
+        return None
+    by_key = {e.join_key: e.name for e in arch.spec.entities}
+    return {
+        "path": SCORE_ENTITIES.removeprefix("feature_repo/"),
+        "entities": [by_key[k] for k, _ in ctx["entity_keys"] if k in by_key],
+        "request_fields": [list(r) for r in ctx["request_fields"]],
+    }
+
+
 def _request_keys(spec: Spec, service: str | None) -> tuple[list[list[str]], list[list[str]]]:
     """The entity join keys and the request-source values a request of the feature service carries."""
     svc = spec.service(service or "")
@@ -200,8 +221,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         *_local_models(arch),
     ]
     if arch.serving.mode == "batch":
+        score = {**ctx, "entities_path": SCORE_ENTITIES, "predictions_path": SCORE_PREDICTIONS}
         files.append(
-            PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=ctx)
+            PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=score)
         )
     if arch.serving.mode == "async":
         broker = arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
