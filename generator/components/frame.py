@@ -37,7 +37,11 @@ PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0",)
 # online training (training/online.py): the broker's client library, the versions the tests ran with
-PINS_ONLINE_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1"}
+PINS_ONLINE_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1", "kafka": "confluent-kafka==2.16.1"}
+# the async serving worker (serving/worker.py): the client library of its broker
+PINS_WORKER_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1", "kafka": "kafka-python==3.0.12"}
+BROKER_MODULES = {"pika==1.4.4": "pika", "redis==7.4.1": "redis", "confluent-kafka==2.16.1": "confluent_kafka"}
+BROKER_MODULES["kafka-python==3.0.12"] = "kafka"
 # broker variables training/online.py reads, with its local defaults
 ONLINE_BROKER_ENV = {
     "rabbitmq": ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", "RabbitMQ the online trainer consumes"),
@@ -66,10 +70,24 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_CLIENT)
     if arch.serving.runtime == "python_rest":
         pins += list(PINS_REST)
-    broker = online_broker(arch)
-    if broker in PINS_ONLINE_BROKER and not (broker == "redis" and feast and "redis" in feast):
-        pins.append(PINS_ONLINE_BROKER[broker])
-    return pins + list(PINS_TEST)
+    return pins + broker_pins(arch) + list(PINS_TEST)
+
+
+def broker_pins(arch: Architecture) -> list[str]:
+    """Broker clients: the online trainer's and the async worker's (Feast's redis extra brings redis)."""
+    feast = feast_requirement(arch)
+    wanted = [PINS_ONLINE_BROKER.get(online_broker(arch) or ""), PINS_WORKER_BROKER.get(worker_broker(arch) or "")]
+    pins = [p for p in dict.fromkeys(wanted) if p]
+    if feast and "redis" in feast:
+        pins = [p for p in pins if not p.startswith("redis==")]
+    return pins
+
+
+def worker_broker(arch: Architecture) -> str | None:
+    """The broker serving/worker.py consumes (async serving), or None."""
+    if arch.serving.runtime != "async_worker":
+        return None
+    return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
 
 
 def online_broker(arch: Architecture) -> str | None:
@@ -141,9 +159,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         setup_modules.append("tritonclient")
     if arch.serving.runtime == "python_rest":
         setup_modules += ["fastapi", "uvicorn"]
-    broker_module = {"rabbitmq": "pika", "redis": "redis"}.get(online_broker(arch) or "")
-    if broker_module:
-        setup_modules.append(broker_module)
+    setup_modules += [BROKER_MODULES[p] for p in broker_pins(arch)]
     make_env, make_env_unset = make_environment(arch)
     return {
         "archgen_version": __version__,
@@ -158,6 +174,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_triton": has_triton,
         "has_rest_app": arch.serving.runtime == "python_rest",
         "has_batch_score": has_triton and arch.serving.mode == "batch",  # serving/batch_score.py
+        "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
         "make_env": make_env,

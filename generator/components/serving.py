@@ -226,7 +226,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=score)
         )
     if arch.serving.mode == "async":
-        broker = arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
+        from .frame import worker_broker
+
+        broker = worker_broker(arch) or "redis"
         urls = {"redis": "redis://127.0.0.1:6379/0", "kafka": "127.0.0.1:9092", "rabbitmq": "amqp://127.0.0.1:5672/"}
         worker = {**ctx, "broker": broker, "queue": f"{arch.spec.project.name}.requests", "default_url": urls[broker]}
         files.append(PlannedFile("serving/worker.py", COMPONENT, template="serving/worker.py.j2", context=worker))
