@@ -6,9 +6,15 @@ folder; best of several runs), then time cookiecutter's ``generate_files`` (rend
 synthetic template with the same number of files and about the same number of bytes. Prints the
 per-file times and the ratio; growth should be about linear in the spec size, and archgen no
 slower per file than cookiecutter. The two are timed in alternation (best of --repeat runs each),
-so that a busy moment on a shared machine slows both.
+so that a busy moment on a shared machine slows both. In process, repeated runs reuse what a
+process keeps (compiled templates, graphviz drawings of unchanged diagrams), as cookiecutter's
+runs reuse its imports.
 
-    .venv/bin/python bench/bench_generate.py [--repeat N]
+Then the same comparison as fresh processes (`archgen new` vs `cookiecutter --no-input`): what a
+user waits for, with interpreter start-up, imports (pydantic, typer, diagrams, jinja2) and the
+graphviz drawings included; skip it with --no-cli.
+
+    .venv/bin/python bench/bench_generate.py [--repeat N] [--views 10 100 1000] [--no-cli]
 """
 
 from __future__ import annotations
