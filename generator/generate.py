@@ -157,10 +157,10 @@ def _generate_loaded(loaded: LoadedSpec, progress: Progress | None) -> Generatio
 def generate(spec_path: Path, *, progress: Progress | None = None) -> Generation:
     """Load, validate, decide, check, plan and render the spec at ``spec_path``."""
     with no_gc_pauses():
-        return generate_loaded(load_spec(spec_path), progress=progress)
+        return _generate_loaded(load_spec(spec_path), progress)
 
 
 def generate_text(text: str, filename: str = "spec.yaml", *, progress: Progress | None = None) -> Generation:
     """The same from spec text (e.g. the recorded `.archgen/spec.yaml` for `update` and `check`)."""
     with no_gc_pauses():
-        return generate_loaded(parse_spec(text, filename), progress=progress)
+        return _generate_loaded(parse_spec(text, filename), progress)
