@@ -282,6 +282,16 @@ print(config.constraints["perf_latency_p99"]["max"], config.constraints["perf_th
 @pytest.mark.skipif(
     _model_analyzer_python() is None, reason=f"no Model Analyzer in {MA_VENV} (pip install triton-model-analyzer)"
 )
+def _model_analyzer_parse(python: Path, repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Model Analyzer's CLI parsing model_analyzer/config.yaml in ``repo`` (a stub perf_analyzer on PATH)."""
+    stub = tmp_path / "bin" / "perf_analyzer"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(python), "-c", MA_PARSE], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("name", TRITON_PRESETS)
 def test_model_analyzer_parses_the_config(
     repos: dict[str, tuple[Path, Architecture]], name: str, tmp_path: Path
@@ -290,14 +300,7 @@ def test_model_analyzer_parses_the_config(
     repo, arch = repos[name]
     python = _model_analyzer_python()
     assert python is not None
-    stub = tmp_path / "bin" / "perf_analyzer"
-    stub.parent.mkdir()
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(
-        [str(python), "-c", MA_PARSE], cwd=repo, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = _model_analyzer_parse(python, repo, tmp_path)
     assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
     p99, rps, model = result.stdout.split()[-3:]
     assert (int(p99), model) == (int(arch.serving.latency_p99_ms), arch.serving.entrypoint)
@@ -317,14 +320,7 @@ def test_model_analyzer_rejects_a_misspelt_constraint(
     shutil.copytree(repos["reference"][0] / "model_repository", repo / "model_repository")
     config = repo / "model_analyzer" / "config.yaml"
     config.write_text(config.read_text().replace("    max: 50", "    maximum: 50"))
-    stub = tmp_path / "bin" / "perf_analyzer"
-    stub.parent.mkdir()
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(
-        [str(python), "-c", MA_PARSE], cwd=repo, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = _model_analyzer_parse(python, repo, tmp_path)
     assert result.returncode != 0 and "maximum" in result.stdout + result.stderr
 
 

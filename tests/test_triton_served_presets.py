@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from triton_harness import PRESETS, ROOT, generate, have_triton, make_generated, scratch_database
+from triton_harness import PRESETS, generate, have_triton, make_argv, make_generated, scratch_database
 
 from generator.generate import generate as generate_in_memory
 
@@ -110,7 +110,7 @@ def test_async_worker_answers_requests_from_rabbitmq(tmp_path: Path) -> None:
         assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
         env = {**os.environ, "BROKER_URL": "amqp://127.0.0.1:5672/"}
         worker = subprocess.Popen(
-            ["make", "--no-print-directory", "worker", f"VENV={os.environ.get('ARCHGEN_VENV', ROOT / '.venv')}"],
+            make_argv("worker"),
             cwd=repo,
             env=env,
             stdout=subprocess.PIPE,

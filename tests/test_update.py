@@ -11,14 +11,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from interrupting import archgen_process, interrupt, wait_until
 from typer.testing import CliRunner
 
 from generator.cli import app
@@ -340,41 +338,20 @@ def test_a_failure_midway_through_the_commit_leaves_the_repo_as_it_was(
     assert [p.name for p in repo.parent.iterdir()] == ["repo"]  # no staging folder left
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("phase", ["staging", "commit"])
 def test_a_signal_midway_leaves_the_repo_as_it_was(repo_of: Any, tmp_path: Path, phase: str) -> None:
     repo = repo_of(WITH_ON_DEMAND)
     (repo / FITNESS).write_text((repo / FITNESS).read_text() + "# mine\n")
     before = snapshot(repo)
     spec = spec_file(tmp_path, LATENCY)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator.cli", "update", str(repo), "--spec", str(spec)],
-        cwd=ROOT,
-        env={**os.environ, DELAY_ENV: "0.1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
     sub = "new" if phase == "staging" else "old"  # files staged / files already set aside by the commit
-    try:
-        deadline = time.monotonic() + 60
-        started = False
-        while time.monotonic() < deadline and proc.poll() is None and not started:
-            staging = [p for p in repo.parent.iterdir() if STAGING_MARK in p.name]
-            started = bool(staging) and any(p.is_file() for p in (staging[0] / sub).rglob("*"))
-            time.sleep(0.01)
-        assert started and proc.poll() is None, f"the {phase} never started"
-        proc.send_signal(signal.SIGTERM if phase == "commit" else signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+
+    def started() -> bool:
+        staging = [p for p in repo.parent.iterdir() if STAGING_MARK in p.name]
+        return bool(staging) and any(p.is_file() for p in (staging[0] / sub).rglob("*"))
+
+    with archgen_process("update", str(repo), "--spec", str(spec), env={**os.environ, DELAY_ENV: "0.1"}) as proc:
+        wait_until(proc, started, f"the {phase}")
+        interrupt(proc, signal.SIGTERM if phase == "commit" else signal.SIGINT)
     assert snapshot(repo) == before
     assert [p.name for p in repo.parent.iterdir()] == ["repo"]

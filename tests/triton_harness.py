@@ -58,13 +58,18 @@ def runtime(repo: Path, *args: str, timeout: float = 180) -> subprocess.Complete
     )
 
 
+def make_argv(*targets: str) -> list[str]:
+    """`make TARGET...` for a generated repository, with archgen's virtualenvs standing in for its own."""
+    venv = os.environ.get("ARCHGEN_VENV", str(ROOT / ".venv"))
+    return ["make", "--no-print-directory", *targets, f"VENV={venv}", f"TRITON_VENV={triton_venv()}"]
+
+
 def make_generated(
     repo: Path, *targets: str, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run targets of a generated repository's own Makefile with archgen's virtualenvs standing in for its own."""
-    venv = os.environ.get("ARCHGEN_VENV", str(ROOT / ".venv"))
     return subprocess.run(
-        ["make", "--no-print-directory", *targets, f"VENV={venv}", f"TRITON_VENV={triton_venv()}"],
+        make_argv(*targets),
         cwd=repo,
         text=True,
         capture_output=True,

@@ -19,6 +19,7 @@ from .. import __version__
 from ..architecture import Architecture
 from ..plan import PlannedFile
 from .model_repository import triton_served
+from .serving import batch_scoring, worker_broker
 
 FEAST_VERSION = "0.67.0"
 # Feast extras per store choice (feast[...] in requirements.txt)
@@ -36,12 +37,11 @@ PINS_COMMON = ("numpy>=2,<3", "scikit-learn==1.9.1")
 PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0",)
-# online training (training/online.py): the broker's client library, the versions the tests ran with
-PINS_ONLINE_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1", "kafka": "confluent-kafka==2.16.1"}
-# the async serving worker (serving/worker.py): the client library of its broker
-PINS_WORKER_BROKER = {"rabbitmq": "pika==1.4.4", "redis": "redis==7.4.1", "kafka": "kafka-python==3.0.12"}
-BROKER_MODULES = {"pika==1.4.4": "pika", "redis==7.4.1": "redis", "confluent-kafka==2.16.1": "confluent_kafka"}
-BROKER_MODULES["kafka-python==3.0.12"] = "kafka"
+# broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
+# the async serving worker (serving/worker.py); the versions the tests ran with
+PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")
+ONLINE_BROKER_CLIENT = {"rabbitmq": PIKA, "redis": REDIS, "kafka": ("confluent-kafka==2.16.1", "confluent_kafka")}
+WORKER_BROKER_CLIENT = {"rabbitmq": PIKA, "redis": REDIS, "kafka": ("kafka-python==3.0.12", "kafka")}
 # broker variables training/online.py reads, with its local defaults
 ONLINE_BROKER_ENV = {
     "rabbitmq": ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", "RabbitMQ the online trainer consumes"),
@@ -70,24 +70,15 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_CLIENT)
     if arch.serving.runtime == "python_rest":
         pins += list(PINS_REST)
-    return pins + broker_pins(arch) + list(PINS_TEST)
+    return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 
-def broker_pins(arch: Architecture) -> list[str]:
-    """Broker clients: the online trainer's and the async worker's (Feast's redis extra brings redis)."""
+def broker_clients(arch: Architecture) -> list[tuple[str, str]]:
+    """(pin, module) of the broker clients of online training and the async worker (feast[redis] brings redis)."""
+    wanted = [ONLINE_BROKER_CLIENT.get(online_broker(arch) or ""), WORKER_BROKER_CLIENT.get(worker_broker(arch) or "")]
+    clients = [c for c in dict.fromkeys(wanted) if c is not None]
     feast = feast_requirement(arch)
-    wanted = [PINS_ONLINE_BROKER.get(online_broker(arch) or ""), PINS_WORKER_BROKER.get(worker_broker(arch) or "")]
-    pins = [p for p in dict.fromkeys(wanted) if p]
-    if feast and "redis" in feast:
-        pins = [p for p in pins if not p.startswith("redis==")]
-    return pins
-
-
-def worker_broker(arch: Architecture) -> str | None:
-    """The broker serving/worker.py consumes (async serving), or None."""
-    if arch.serving.runtime != "async_worker":
-        return None
-    return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
+    return [c for c in clients if not (c == REDIS and feast and "redis" in feast)]
 
 
 def online_broker(arch: Architecture) -> str | None:
@@ -159,7 +150,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         setup_modules.append("tritonclient")
     if arch.serving.runtime == "python_rest":
         setup_modules += ["fastapi", "uvicorn"]
-    setup_modules += [BROKER_MODULES[p] for p in broker_pins(arch)]
+    setup_modules += [module for _, module in broker_clients(arch)]
     make_env, make_env_unset = make_environment(arch)
     return {
         "archgen_version": __version__,
@@ -173,7 +164,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_training": bool(arch.training.trained_models),
         "has_triton": has_triton,
         "has_rest_app": arch.serving.runtime == "python_rest",
-        "has_batch_score": has_triton and arch.serving.mode == "batch",  # serving/batch_score.py
+        "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),

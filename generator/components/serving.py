@@ -49,9 +49,21 @@ SCORE_ENTITIES = "feature_repo/data/score_entities.parquet"
 SCORE_PREDICTIONS = "feature_repo/data/predictions.parquet"
 
 
+def batch_scoring(arch: Architecture) -> bool:
+    """Whether serving/batch_score.py is generated: batch serving, scored through Triton."""
+    return arch.serving.mode == "batch" and arch.serving.runtime != "python_rest"
+
+
+def worker_broker(arch: Architecture) -> str | None:
+    """The broker serving/worker.py consumes (async serving; Redis when the spec names none), or None."""
+    if arch.serving.mode != "async" or arch.serving.runtime == "python_rest":
+        return None
+    return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
+
+
 def score_rows(arch: Architecture) -> dict[str, Any] | None:
     """What batch scoring reads per row (entity join keys, request values), or None outside batch serving."""
-    if arch.serving.mode != "batch" or arch.serving.runtime == "python_rest" or not arch.serving.models:
+    if not batch_scoring(arch):
         return None
     ctx = client_context(arch)
     if not ctx["feature_service"]:
@@ -220,15 +232,13 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         ),
         *_local_models(arch),
     ]
-    if arch.serving.mode == "batch":
+    if batch_scoring(arch):
         score = {**ctx, "entities_path": SCORE_ENTITIES, "predictions_path": SCORE_PREDICTIONS}
         files.append(
             PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=score)
         )
-    if arch.serving.mode == "async":
-        from .frame import worker_broker
-
-        broker = worker_broker(arch) or "redis"
+    broker = worker_broker(arch)
+    if broker is not None:
         urls = {"redis": "redis://127.0.0.1:6379/0", "kafka": "127.0.0.1:9092", "rabbitmq": "amqp://127.0.0.1:5672/"}
         worker = {**ctx, "broker": broker, "queue": f"{arch.spec.project.name}.requests", "default_url": urls[broker]}
         files.append(PlannedFile("serving/worker.py", COMPONENT, template="serving/worker.py.j2", context=worker))
