@@ -13,11 +13,12 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 # pipefail: a failing pip install fails the target even through the QUIET_PIP filter
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: help setup setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
+.PHONY: help test-quick setup setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
 
 help:
 	@echo "make demo       set up and generate + run the reference system end to end"
 	@echo "make test       set up, then ruff, mypy and pytest"
+	@echo "make test-quick the unit tier: in process, no subprocess, no server (under 30 s)"
 	@echo "make reference  regenerate reference_impl/ from the reference spec"
 	@echo "make bench      run the benchmarks in bench/"
 
@@ -69,6 +70,10 @@ pytest: setup setup-triton setup-airflow setup-model-analyzer system-deps servic
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# the inner loop: the unit tier (tests/conftest.py says which tests are in it and enforces that they start nothing)
+test-quick: setup
+	HYPOTHESIS_PROFILE=quick $(BIN)/pytest -m unit -q $(PYTEST_ARGS)
 
 # DEMO_ARGS: e.g. "out/dir --spec my.yaml --entities 3" (python -m generator.demo --help)
 demo: setup setup-triton system-deps services

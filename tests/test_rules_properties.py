@@ -105,7 +105,9 @@ def _resolve(spec: Spec, dotted: str) -> Any:
 
 
 PROPS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+    max_examples=settings().max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
 
 

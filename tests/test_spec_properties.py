@@ -15,7 +15,7 @@ from requirements_spec.loader import decode
 from requirements_spec.models import Spec
 from tests.strategies import spec_yaml, valid_specs
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=settings().max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REFERENCE_LINES = presets.text("reference").splitlines(keepends=True)
 REALTIME_LINES = presets.text("realtime").splitlines(keepends=True)
 
