@@ -13,10 +13,10 @@ way take it once; regions both sides changed differently become a conflict, mark
     (what archgen writes now)
     >>>>>>> archgen-new
 
-Without a base (:func:`merge2`) every region where the two sides differ is a conflict, without the
-``|||||||`` section. The algorithm is the classic one: the lines of ``base`` that both sides kept
-(matched with :class:`difflib.SequenceMatcher`) are the stable regions; between two stable regions
-lies one chunk to resolve.
+The three-way merge is the ``merge3`` library's (the diff3 algorithm of bzr/breezy); this module only
+counts the conflicts and lays out the markers. Without a base (:func:`merge2`) every region where the
+two sides differ is a conflict, without the ``|||||||`` section: that two-way case is not what a
+three-way merge library does, so it is written here on :class:`difflib.SequenceMatcher`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+
+from merge3 import Merge3
 
 OURS = "<<<<<<< yours"
 BASE = "||||||| archgen-previous"
@@ -70,25 +72,6 @@ def _matches(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int, int]]:
     return [(m.a, m.b, m.size) for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()]
 
 
-def _sync_regions(base: Sequence[str], ours: Sequence[str], theirs: Sequence[str]) -> list[tuple[int, int, int, int]]:
-    """Runs of base lines that both sides kept: (base start, length, ours start, theirs start)."""
-    ma, mb = _matches(base, ours), _matches(base, theirs)
-    i = j = 0
-    out: list[tuple[int, int, int, int]] = []
-    while i < len(ma) and j < len(mb):
-        abase, amatch, alen = ma[i]
-        bbase, bmatch, blen = mb[j]
-        lo, hi = max(abase, bbase), min(abase + alen, bbase + blen)
-        if lo < hi:
-            out.append((lo, hi - lo, amatch + lo - abase, bmatch + lo - bbase))
-        if abase + alen < bbase + blen:
-            i += 1
-        else:
-            j += 1
-    out.append((len(base), 0, len(ours), len(theirs)))  # the end is a sync point
-    return out
-
-
 def merge3(base: str, ours: str, theirs: str) -> Merged:
     """Merge the team's changes (base -> ours) with archgen's (base -> theirs)."""
     if ours == theirs or theirs == base:
@@ -98,18 +81,13 @@ def merge3(base: str, ours: str, theirs: str) -> Merged:
     z, a, b = base.splitlines(keepends=True), ours.splitlines(keepends=True), theirs.splitlines(keepends=True)
     out: list[str] = []
     conflicts = 0
-    iz = ia = ib = 0
-    for zs, length, as_, bs in _sync_regions(z, a, b):
-        zc, ac, bc = z[iz:zs], a[ia:as_], b[ib:bs]
-        if ac == bc or bc == zc:  # unchanged, changed alike, or changed by the team only
-            out += ac
-        elif ac == zc:  # changed by archgen only
-            out += bc
-        else:
+    for group in Merge3(z, a, b).merge_groups():
+        if group[0] == "conflict":
+            _, zc, ac, bc = group
             out += _conflict(ac, zc, bc)
             conflicts += 1
-        out += z[zs : zs + length]
-        iz, ia, ib = zs + length, as_ + length, bs + length
+        else:  # unchanged, changed alike, or changed by one side only
+            out += group[1]
     return Merged("".join(out), conflicts)
 
 
