@@ -36,7 +36,7 @@ OFFLINE_EXTRAS = {
 PINS_COMMON = ("numpy>=2,<3", "scikit-learn==1.9.1")
 PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
-PINS_TEST = ("pytest==9.2.0",)
+PINS_TEST = ("pytest==9.2.0", "croniter==7.0.0")  # croniter: the fitness tests read schedules as cron does
 # broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
 # the async serving worker (serving/worker.py); the versions the tests ran with
 PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")

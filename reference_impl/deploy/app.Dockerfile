@@ -6,7 +6,8 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY requirements.txt ./
-RUN pip install -r requirements.txt "croniter>=6,<8"
+RUN pip install -r requirements.txt
+
 # the rest of the repository; deploy/app.Dockerfile.dockerignore keeps venvs, data and secrets out
 COPY . .
 RUN useradd --create-home --uid 10001 app && chown -R app /app

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from croniter import CroniterError, croniter
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ".archgen/spec.yaml"
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -94,43 +96,6 @@ MANIFESTS = [
 
 
 # ------------------------------------------------------------------ cron
-CRON_MACROS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-MONTHS = {m: i + 1 for i, m in enumerate(MONTH_NAMES)}
-WEEKDAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-CRON_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}))
-CRON_FIELDS += (("month", 1, 12, MONTHS), ("day of week", 0, 7, WEEKDAYS))
-
-
-def _cron_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.lower().split(","):
-        body, _, step_text = item.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step is None and step_text:
-            raise ValueError(f"bad step {step_text!r} in the {name} field")
-        if body == "*":
-            start, end = low, high
-        else:
-            bounds = [names[b] if b in names else int(b) if b.isdigit() else None for b in body.split("-", 1)]
-            if None in bounds or not all(low <= b <= high for b in bounds if b is not None):
-                raise ValueError(f"{body!r} is not a {name} ({low}-{high})")
-            start = bounds[0]
-            end = bounds[1] if len(bounds) == 2 else (high if step else start)
-            if start is None or end is None or start > end:
-                raise ValueError(f"{body!r} in the {name} field runs backwards")
-        values.update(range(start, end + 1, step or 1))
-    return frozenset(values)
-
-
 @dataclass(frozen=True)
 class Cron:
     """A 5-field cron expression (or an @ macro), as cron reads it; times in one time zone."""
@@ -146,15 +111,21 @@ class Cron:
 
     @classmethod
     def parse(cls, text: str) -> Cron:
-        expr = CRON_MACROS.get(text.strip(), text.strip())
-        if expr.startswith("@"):
-            raise ValueError(f"unknown cron macro {expr!r}")
-        fields = expr.split()
-        if len(fields) != 5:
-            raise ValueError(f"cron {text!r} has {len(fields)} fields; cron takes 5 (minute hour day month weekday)")
-        sets = [_cron_field(f, *spec) for f, spec in zip(fields, CRON_FIELDS, strict=True)]
-        weekdays = frozenset(d % 7 for d in sets[4])
-        cron = cls(text, *sets[:4], weekdays, fields[2] == "*", fields[4] == "*")
+        """Read with croniter (the parser the scheduler uses); 5 fields or an @ macro, names allowed."""
+        expr = text.strip()
+        if not expr.startswith("@") and len(expr.split()) != 5:
+            raise ValueError(f"cron {text!r} has {len(expr.split())} fields; cron takes 5 (minute hour day month weekday)")
+        try:
+            fields, _ = croniter.expand(expr)
+        except (CroniterError, ValueError) as exc:
+            raise ValueError(f"cron {text!r}: {exc}") from None
+        full = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+        sets = [
+            frozenset(range(lo, hi + 1)) if values == ["*"] else frozenset(int(v) for v in values)
+            for values, (lo, hi) in zip(fields, full, strict=True)
+        ]
+        sets[4] = frozenset(d % 7 for d in sets[4])  # 7 is Sunday too
+        cron = cls(text, *sets, fields[2] == ["*"], fields[4] == ["*"])
         if cron.max_gap_s() == float("inf"):
             raise ValueError(f"cron {text!r} never fires (no month has that day)")
         return cron
