@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..architecture import Architecture
+from ..pipeline_shapes import demo_context
 from ..plan import PlannedFile
 from .model_repository import triton_served
 from .serving import batch_scoring, worker_broker
@@ -168,6 +169,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
+        "pipeline_demo": demo_context(arch) is not None,
         "make_env": make_env,
         "make_env_unset": make_env_unset,
         "requirements": requirements(arch),

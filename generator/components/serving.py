@@ -14,6 +14,7 @@ from typing import Any
 from requirements_spec.models import Spec
 
 from ..architecture import Architecture, TritonModelArch
+from ..pipeline_shapes import demo_context, standin_context
 from ..plan import PlannedFile
 from ..triton_config import ARTEFACTS, config_text, needs_local_override
 from .model_repository import models_by_name
@@ -135,7 +136,19 @@ def _local_models(arch: Architecture) -> list[PlannedFile]:
     for m in _standins(arch):
         base = f"serving/local_models/{m.name}"
         files.append(PlannedFile(f"{base}/config.pbtxt", COMPONENT, content=config_text(m, models, local=True)))
-        if m.runs_here_as_python:
+        artefact = ARTEFACTS.get(m.backend, "the model file")
+        standin = standin_context(arch, m, f"drop {artefact} into model_repository/{m.name}/1/")
+        if m.runs_here_as_python and standin is not None:
+            files.append(
+                PlannedFile(
+                    f"{base}/model.py",
+                    COMPONENT,
+                    template="model_repository/pipeline_standin.py.j2",
+                    context=standin,
+                    decisions=DECISIONS,
+                )
+            )
+        elif m.runs_here_as_python:
             files.append(
                 PlannedFile(
                     f"{base}/model.py",
@@ -232,6 +245,16 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         ),
         *_local_models(arch),
     ]
+    demo = demo_context(arch)
+    if demo is not None:
+        files += [
+            PlannedFile(
+                "serving/pipeline_client.py", COMPONENT, template="serving/pipeline_client.py.j2", context=demo
+            ),
+            PlannedFile(
+                "serving/pipeline_samples.py", COMPONENT, template="serving/pipeline_samples.py.j2", context=demo
+            ),
+        ]
     if batch_scoring(arch):
         score = {**ctx, "entities_path": SCORE_ENTITIES, "predictions_path": SCORE_PREDICTIONS}
         files.append(
