@@ -272,4 +272,20 @@ def demo_context(arch: Architecture) -> dict[str, Any] | None:
         "returns": [t.name for t in found.returns],
         "per_object": [t.name for t in found.returns if t.per_object],
         "pii": [t.name for t in found.returns if t.pii],
+        "profile_data": PROFILE_DATA,
     }
+
+
+#: where the sample script writes perf_analyzer's input data (frames with objects), relative to the repository
+PROFILE_DATA = "model_analyzer/input_data.json"
+
+
+def profile_inputs(arch: Architecture) -> dict[str, Any]:
+    """Model Analyzer inputs of a per-object pipeline: the sample frames' shape and data (frames with objects,
+    so the profile runs the whole chain, not only the early exit). Empty for any other system."""
+    demo = demo_context(arch)
+    if demo is None:
+        return {}
+    frame: TensorArch = demo["input"]
+    dims = [demo["height"], demo["width"]] + ([demo["channels"]] if demo["channels"] else [])
+    return {"shapes": [f"{frame.name}:{','.join(str(d) for d in dims)}"], "input_data": PROFILE_DATA}

@@ -4,6 +4,9 @@ shapes, a BLS that scatters objects to per-object models, shape-honouring stand-
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from triton_harness import PRESETS, generate, have_triton, make_generated, running
+from triton_harness import PRESETS, ROOT, generate, have_triton, make_generated, running
 
 from generator.rules import decide
 from requirements_spec.errors import SpecError
@@ -202,3 +205,44 @@ def test_the_vision_preset_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert '"boxes": [30.0, 20.0, 210.0, 40.0]' in result.stdout
     assert result.stdout.count('"plate_text": "<personal data>"') == 2
     assert "OBJ-1" not in result.stdout  # personal data never printed unasked
+
+
+# ------------------------------------------------------------------ Model Analyzer
+MA_VENV = Path(os.environ.get("ARCHGEN_MODEL_ANALYZER_VENV", str(ROOT / ".venv-model-analyzer")))
+MA_PARSE = """
+import sys
+from model_analyzer.entrypoint import get_cli_and_config_options
+sys.argv = ["model-analyzer", "profile", "-f", "model_analyzer/config.yaml"]
+args, config = get_cli_and_config_options()
+model = config.profile_models[0]
+flags = model.perf_analyzer_flags()
+print(model.model_name(), flags["shape"], flags["input-data"], config.constraints["perf_latency_p99"]["max"])
+"""
+
+
+@pytest.mark.skipif(not (MA_VENV / "bin" / "python").is_file(), reason=f"no Model Analyzer in {MA_VENV}")
+def test_model_analyzer_profiles_frames_with_objects_in_their_shape(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    generate(PRESET, repo)
+    samples = subprocess.run(
+        [sys.executable, "-m", "serving.pipeline_samples"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert samples.returncode == 0, samples.stderr
+    data = json.loads((repo / "model_analyzer" / "input_data.json").read_text())["data"]
+    assert [d["frame"]["shape"] for d in data] == [[160, 240, 3]] * 3  # frames that hold 1, 2 and 3 objects
+    assert all(max(d["frame"]["content"]) > 127 for d in data)
+    stub = tmp_path / "bin" / "perf_analyzer"  # Model Analyzer checks that perf_analyzer is on PATH
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(MA_VENV / "bin" / "python"), "-c", MA_PARSE],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split()[-4:] == ["plate_reader", "frame:160,240,3", "model_analyzer/input_data.json", "250"]

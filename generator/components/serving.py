@@ -176,7 +176,23 @@ def _readme_models(arch: Architecture) -> list[dict[str, Any]]:
             what = "PLACEHOLDER `1/model.py`: replace it with the real model code"
         else:
             what = "`1/model.py` serves `model.joblib`, exported by `make train`"
-        rows.append({"name": m.name, "backend": m.backend or m.platform, "kind": m.instance_kind, "what": what})
+        step = m.kind == "model" and m.name in (arch.spec.serving.pipeline.steps if arch.spec.serving.pipeline else [])
+        weights = (
+            f"`{ARTEFACTS.get(m.backend, 'the model file')}` into `model_repository/{m.name}/1/` (the stand-in "
+            f"`serving/local_models/{m.name}/model.py` then serves only where the `{m.backend}` backend is missing)"
+            if m.runs_here_as_python
+            else f"replace `model_repository/{m.name}/1/model.py` with the model's code, loading its weights from `1/`"
+        )
+        rows.append(
+            {
+                "name": m.name,
+                "backend": m.backend or m.platform,
+                "kind": m.instance_kind,
+                "what": what,
+                "step": step,
+                "weights": weights,
+            }
+        )
     return rows
 
 
@@ -240,7 +256,13 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             "serving/README.md",
             COMPONENT,
             template="serving/README.md.j2",
-            context={**ctx, "models": _readme_models(arch), "standins": sorted(standins), "rest": False},
+            context={
+                **ctx,
+                "models": _readme_models(arch),
+                "standins": sorted(standins),
+                "rest": False,
+                "demo": demo_context(arch),
+            },
             decisions=DECISIONS,
         ),
         *_local_models(arch),

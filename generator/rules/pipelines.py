@@ -91,8 +91,29 @@ VARIABLE_BATCH = FindingKind(
 )
 
 
-@check(CHAIN, VARIABLE_BATCH)
+PII_OUTPUT = FindingKind(
+    code="pipeline.personal_output_without_retention",
+    severity="warning",
+    title="Personal-data outputs with no retention",
+    doc="A model returns personal data (an output marked pii: a recognised name, address, plate), but the "
+    "spec sets no privacy.retention: anything that stores the answers keeps them for ever.",
+)
+
+
+@check(CHAIN, VARIABLE_BATCH, PII_OUTPUT)
 def pipeline_shapes(ctx: RuleContext) -> Iterator[Finding]:
+    spec = ctx.spec
+    personal = [
+        (i, j, m.name, t.name) for i, m in enumerate(spec.serving.models) for j, t in enumerate(m.outputs) if t.pii
+    ]
+    if personal and spec.privacy.retention is None:
+        i, j, model, tensor = personal[0]
+        yield ctx.finding(
+            PII_OUTPUT.code,
+            f"output {tensor} of {model} is personal data, but privacy.retention is not set",
+            [("serving", "models", i, "outputs", j, "pii"), ("privacy", "retention")],
+            "set privacy.retention (e.g. 30d) so stored answers are purged",
+        )
     found = pipe_shapes(ctx)
     if found is None:
         return
