@@ -282,10 +282,10 @@ PROFILE_DATA = "model_analyzer/input_data.json"
 
 def profile_inputs(arch: Architecture) -> dict[str, Any]:
     """Model Analyzer inputs of a per-object pipeline: the sample frames' shape and data (frames with objects,
-    so the profile runs the whole chain, not only the early exit). Empty for any other system."""
+    so the profile runs the whole chain, not only the early exit). None for any other system."""
     demo = demo_context(arch)
     if demo is None:
-        return {}
+        return {"shapes": [], "input_data": None}
     frame: TensorArch = demo["input"]
     dims = [demo["height"], demo["width"]] + ([demo["channels"]] if demo["channels"] else [])
     return {"shapes": [f"{frame.name}:{','.join(str(d) for d in dims)}"], "input_data": PROFILE_DATA}

@@ -38,6 +38,7 @@ PINS_COMMON = ("numpy>=2,<3", "scikit-learn==1.9.1")
 PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0",)
+PINS_ONNX = ("skl2onnx==1.20.0", "onnx==1.23.2", "onnxruntime==1.32.0")
 # broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
 # the async serving worker (serving/worker.py); the versions the tests ran with
 PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")
@@ -71,6 +72,8 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_CLIENT)
     if arch.serving.runtime == "python_rest":
         pins += list(PINS_REST)
+    if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
+        pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from requirements_spec.models import Spec
 
-from ..architecture import Architecture
+from ..architecture import Architecture, TritonModelArch
 from ..plan import PlannedFile
 
 COMPONENT = "training"
@@ -24,6 +24,8 @@ LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    if all(m.training == "external" for m in arch.spec.serving.models):
+        return []  # every model's weights come from elsewhere: nothing here trains
     ctx = {"settings": training_settings(arch)}
     decisions = ("training_mode", "scheduler", "delivery")
     files = [
@@ -34,9 +36,31 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             "training/README.md", COMPONENT, template="training/README.md.j2", context=ctx, decisions=decisions
         ),
     ]
+    onnx = [str(m["name"]) for m in ctx["settings"]["models"] if m.get("format") == "onnx"]
+    if onnx:
+        files.append(
+            PlannedFile(
+                "training/onnx_export.py",
+                COMPONENT,
+                template="training/onnx_export.py.j2",
+                context={"models": onnx},
+                decisions=("triton_backend",),
+            )
+        )
     if arch.training.mode == "online":
         files.append(PlannedFile("training/online.py", COMPONENT, template="training/online.py.j2", context=ctx))
     return files
+
+
+def served_format(m: TritonModelArch) -> dict[str, Any]:
+    """A model served by onnxruntime is exported to ONNX with its config's inputs and output."""
+    if m.backend != "onnxruntime":
+        return {}
+    return {
+        "format": "onnx",
+        "inputs": [[t.name, t.triton_dtype.removeprefix("TYPE_")] for t in m.inputs],
+        "onnx_output": [m.outputs[0].name, m.outputs[0].triton_dtype.removeprefix("TYPE_")],
+    }
 
 
 def task_of(metric: str | None) -> str:
@@ -61,6 +85,7 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
                 "feature_service": m.feature_service,
                 "features": [t.name for t in m.inputs],
                 "output": m.outputs[0].name,
+                **served_format(m),
             }
         )
     join_keys, request_fields = _entity_columns(spec, [str(m["feature_service"]) for m in models])
