@@ -112,3 +112,59 @@ def test_external_weights_get_no_training_scaffold(tmp_path: Path) -> None:
     assert arch.training.trained_models == []
     assert not (tmp_path / "repo" / "training").exists()
     assert "skl2onnx" not in (tmp_path / "repo" / "requirements.txt").read_text()
+
+
+# ------------------------------------------------------------------ pytorch: the team's seam and the export contract
+def _torch_spec(tmp_path: Path, rectifier_out: str = "plate_features", name: str = "spec.yaml") -> Path:
+    data = yaml.safe_load((PRESETS / "image_pipeline.yaml").read_text())
+    rectifier = data["serving"]["models"][1]
+    rectifier.pop("training")  # trained here
+    rectifier["outputs"][0]["name"] = rectifier_out
+    data["serving"]["models"][2]["inputs"][0]["name"] = rectifier_out
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_a_pytorch_model_trained_here_gets_a_seam_written_once(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    repo = tmp_path / "repo"
+    result = CliRunner().invoke(app, ["new", str(_torch_spec(tmp_path)), "-o", str(repo)])
+    assert result.exit_code == 0, result.output
+    seam = repo / "training" / "rectifier_torch.py"
+    assert "YOURS" in seam.read_text() and "input  plates: fp32 [3, 24, 94]" in seam.read_text()
+    assert (repo / "training" / "torch_export.py").is_file() and (repo / "tests" / "test_export_contract.py").is_file()
+    assert not (repo / "training" / "detector_torch.py").exists()  # python and external models get none
+    mine = seam.read_text().replace("return model\n", "return model  # our training loop\n")
+    seam.write_text(mine)
+    # a spec change that changes what archgen would write into the seam: the team's file stays as it is
+    result = CliRunner().invoke(app, ["update", str(repo), "--spec", str(_torch_spec(tmp_path, "straight", "2.yaml"))])
+    assert result.exit_code == 0, result.output
+    assert seam.read_text() == mine
+    assert "straight" in (repo / "training" / "torch_export.py").read_text()
+
+
+def test_the_torchscript_export_contract_on_a_tiny_model(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")  # not installed on every machine: the contract needs PyTorch itself
+    repo = tmp_path / "repo"
+    generate(_torch_spec(tmp_path), repo)
+    sys.path.insert(0, str(repo))
+    try:
+        export = importlib.import_module("training.torch_export")
+        seam = importlib.import_module("training.rectifier_torch")
+        path = export.export("rectifier", seam.build(), tmp_path / "model.pt")
+        export.check_contract("rectifier", path)
+
+        class Wrong(torch.nn.Module):
+            def forward(self, plates: Any) -> Any:
+                return plates[:, :1]
+
+        with pytest.raises(export.ContractError, match="shape"):
+            export.check_contract("rectifier", export.export("rectifier", Wrong(), tmp_path / "wrong.pt"))
+    finally:
+        sys.path.remove(str(repo))
+        for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+            del sys.modules[name]

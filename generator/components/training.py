@@ -23,9 +23,54 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 
 
+def _torch_seams(arch: Architecture) -> list[PlannedFile]:
+    """Pytorch models trained here: the team's seam (written once), the TorchScript export and its contract test."""
+    torch = [
+        m
+        for m in arch.serving.models
+        if m.kind == "model"
+        and m.framework == "pytorch"
+        and getattr(arch.spec.model(m.name), "training", "") != "external"
+    ]
+    if not torch:
+        return []
+    files = [
+        PlannedFile(
+            f"training/{m.name}_torch.py",
+            COMPONENT,
+            template="training/torch_seam.py.j2",
+            context={"model": m},
+            team_owned=True,
+        )
+        for m in torch
+    ]
+    models = {
+        m.name: [
+            m.max_batch_size,
+            [[t.name, t.dtype, t.dims] for t in m.inputs],
+            [[t.name, t.dtype, t.dims] for t in m.outputs],
+        ]
+        for m in torch
+    }
+    files.append(
+        PlannedFile(
+            "training/torch_export.py",
+            COMPONENT,
+            template="training/torch_export.py.j2",
+            context={"models": models},
+            decisions=("triton_backend",),
+        )
+    )
+    files.append(
+        PlannedFile("tests/test_export_contract.py", COMPONENT, template="training/test_export_contract.py.j2")
+    )
+    return files
+
+
 def plan(arch: Architecture) -> list[PlannedFile]:
     if all(m.training == "external" for m in arch.spec.serving.models):
         return []  # every model's weights come from elsewhere: nothing here trains
+    seams = _torch_seams(arch)
     ctx = {"settings": training_settings(arch)}
     decisions = ("training_mode", "scheduler", "delivery")
     files = [
@@ -49,7 +94,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         )
     if arch.training.mode == "online":
         files.append(PlannedFile("training/online.py", COMPONENT, template="training/online.py.j2", context=ctx))
-    return files
+    return files + seams
 
 
 def served_format(m: TritonModelArch) -> dict[str, Any]:
