@@ -166,6 +166,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         ),
         "has_feature_store": arch.feature_store is not None,
         "has_training": bool(arch.training.trained_models),
+        "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
         "has_rest_app": arch.serving.runtime == "python_rest",
         "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
