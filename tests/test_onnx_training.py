@@ -18,6 +18,8 @@ import yaml
 from google.protobuf import text_format
 from triton_harness import PRESETS, generate
 
+pytestmark = pytest.mark.slow  # runs the generated training code and archgen's generation several times
+
 pytest.importorskip("skl2onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 

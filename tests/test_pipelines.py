@@ -220,6 +220,7 @@ print(model.model_name(), flags["shape"], flags["input-data"], config.constraint
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (MA_VENV / "bin" / "python").is_file(), reason=f"no Model Analyzer in {MA_VENV}")
 def test_model_analyzer_profiles_frames_with_objects_in_their_shape(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
