@@ -93,6 +93,8 @@ class TensorArch(ArchModel):
     dtype: str  # spec dtype: fp32, int64, string, ...
     triton_dtype: str  # TYPE_FP32, ...
     dims: list[int]
+    per_object: bool = False  # one row per object found (crops, boxes): the leading -1 counts them
+    pii: bool = False  # personal data: never logged
 
 
 class TritonModelArch(ArchModel):
@@ -114,6 +116,7 @@ class TritonModelArch(ArchModel):
     feature_service: str | None = None
     placeholder: bool = False  # no trained artefact can exist here yet: a shape-honouring stand-in
     runs_here_as_python: bool = False  # framework cannot run on this machine; served as python stand-in
+    per_object: bool = False  # a pipeline step whose batch dimension is the objects of earlier steps
 
 
 class ServingArch(ArchModel):

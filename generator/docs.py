@@ -44,6 +44,7 @@ ADR_ORDER = (
     "access",
     "delivery",
     "deployment",
+    "pipeline_instances",
 )
 _UNLISTED_START = 100
 

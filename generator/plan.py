@@ -44,6 +44,7 @@ class PlannedFile:
     external: bool = False
     executable: bool = False
     decisions: tuple[str, ...] = ()  # decision keys that shaped this file (traceability)
+    team_owned: bool = False  # written once for the team to fill in: `archgen update` never rewrites it
 
     def __post_init__(self) -> None:
         check_relative(self.path)

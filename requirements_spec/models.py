@@ -221,6 +221,16 @@ class Tensor(SpecModel):
     dims: list[Annotated[StrictInt, Field(ge=-1, le=1_000_000)]] = Field(
         min_length=1, max_length=8, description="Shape without the batch dimension; -1 for variable."
     )
+    per_object: StrictBool = Field(
+        default=False,
+        description="A variable number of objects per input (crops, boxes): the leading -1 counts them; a later "
+        "step with max_batch_size > 0 takes the objects as its batch dimension.",
+    )
+    pii: StrictBool = Field(
+        default=False,
+        description="An output that is personal data (a recognised name, address, plate): never logged; "
+        "privacy.retention applies to anything stored.",
+    )
 
 
 class ModelSpec(SpecModel):
@@ -232,7 +242,28 @@ class ModelSpec(SpecModel):
     outputs: list[Tensor] = Field(min_length=1)
     stateful: StrictBool = Field(default=False, description="Keeps state across a sequence of requests.")
     max_batch_size: StrictInt | None = Field(default=None, ge=0, le=4096)
+    latency_ms: PositiveNumber | None = Field(
+        default=None, description="Expected time of one call (sizes a pipeline's instances; default: a share of p99)."
+    )
+    training: Literal["trained", "external"] = Field(
+        default="trained",
+        description="external: the weights come from elsewhere and are dropped in; no training scaffold.",
+    )
     description: Text = ""
+
+
+StepTensorRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]{0,62}$", strict=True)]
+
+
+class StopWhen(SpecModel):
+    """When a pipeline stops early: the tensor is empty, or (per object) every score is below a threshold."""
+
+    tensor: StepTensorRef = Field(description="`step.output` the condition reads.")
+    score_below: StrictInt | FiniteFloat | None = Field(
+        default=None,
+        description="Objects scoring below this are dropped; the pipeline stops when none is left. "
+        "Without it the pipeline stops when the tensor is empty.",
+    )
 
 
 class Pipeline(SpecModel):
@@ -240,6 +271,13 @@ class Pipeline(SpecModel):
     steps: list[Name] = Field(min_length=2)
     conditional: StrictBool = Field(
         default=False, description="Steps depend on earlier outputs (skip the rest when nothing is found)."
+    )
+    outputs: list[StepTensorRef] = Field(
+        default_factory=list,
+        description="`step.output` tensors the pipeline returns (default: the last step's outputs).",
+    )
+    stop_when: StopWhen | None = Field(
+        default=None, description="The condition that stops a conditional pipeline (default: any empty output)."
     )
 
 

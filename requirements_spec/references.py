@@ -7,7 +7,7 @@ from difflib import get_close_matches
 from typing import NamedTuple
 
 from .errors import Path
-from .models import FeatureField, RequestSourceSpec, Spec, StreamSourceSpec
+from .models import FeatureField, RequestSourceSpec, Serving, Spec, StreamSourceSpec
 
 
 class Problem(NamedTuple):
@@ -213,8 +213,34 @@ def _check(spec: Spec) -> Iterator[Problem]:
                     "set `conditional: true` for loops",
                 )
             seen_steps.add(step)
+        yield from _check_pipeline_tensors(serving)
 
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+
+
+def _check_pipeline_tensors(serving: Serving) -> Iterator[Problem]:
+    """`step.output` references of a pipeline's returned tensors and stop condition."""
+    pipe = serving.pipeline
+    if pipe is None:
+        return
+    outputs = {m.name: {t.name for t in m.outputs} for m in serving.models if m.name in pipe.steps}
+    refs: list[tuple[Path, str]] = [(("serving", "pipeline", "outputs", i), r) for i, r in enumerate(pipe.outputs)]
+    if pipe.stop_when is not None:
+        refs.append((("serving", "pipeline", "stop_when", "tensor"), pipe.stop_when.tensor))
+        if not pipe.conditional:
+            yield Problem(
+                ("serving", "pipeline", "stop_when"),
+                "a fixed line (conditional: false) never stops early",
+                "set `conditional: true`, or remove stop_when",
+            )
+    for path, ref in refs:
+        step, _, tensor = ref.partition(".")
+        if step not in outputs:
+            yield Problem(path, f"{step!r} is not a step of pipeline {pipe.name}", _suggest(step, outputs))
+        elif tensor not in outputs[step]:
+            yield Problem(path, f"step {step!r} has no output {tensor!r}", _suggest(tensor, outputs[step]))
+    if len(set(pipe.outputs)) != len(pipe.outputs):
+        yield Problem(("serving", "pipeline", "outputs"), "a tensor is returned twice")
 
 
 _UNIT_INTERVAL = {"roc_auc", "accuracy", "f1", "precision", "recall"}

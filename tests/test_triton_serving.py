@@ -1,6 +1,6 @@
 """The generated model repositories on a real Triton server (tritonserver 2.51 from nvidia-pytriton):
-the realtime example's two-model ensemble, served through python stand-ins, and the image preset's
-three-model BLS pipeline with control flow."""
+the realtime example's two-model ensemble, served through python stand-ins. The image preset's BLS pipeline
+(per-object steps, early exit, concurrent frames) is tested in test_pipelines.py."""
 
 from __future__ import annotations
 
@@ -28,14 +28,6 @@ def sigmoid(x: float) -> float:
 def realtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     repo = tmp_path_factory.mktemp("card_fraud")
     generate(PRESETS / "realtime.yaml", repo, ("model_repository", "serving"))
-    with running(repo) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def plates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    repo = tmp_path_factory.mktemp("plates")
-    generate(PRESETS / "image_pipeline.yaml", repo, ("model_repository", "serving"))
     with running(repo) as server:
         yield server
 
@@ -81,25 +73,6 @@ def test_runtime_status_and_ports(realtime: Server) -> None:
     assert state["ready"] is True
     assert len({state["http_port"], state["grpc_port"], state["metrics_port"]}) == 3
     os.kill(int(state["pid"]), 0)  # alive
-
-
-def test_bls_pipeline_stops_when_nothing_is_found(plates: Server) -> None:
-    import tritonclient.grpc as triton
-
-    log = (plates.repo / ".run" / "triton.log").read_text()
-    assert "plate_reader" in log
-    empty = _infer(triton, plates.grpc, "plate_reader", {"input_0": np.zeros((16, 20, 3), np.uint8)}, "text_features")
-    assert empty.shape == (0, 68, 18) and empty.dtype == np.float32
-
-
-def test_bls_pipeline_full_result_when_a_plate_is_found(plates: Server) -> None:
-    import tritonclient.grpc as triton
-
-    frame = np.full((16, 20, 3), 2, np.uint8)
-    text = _infer(triton, plates.grpc, "plate_reader", {"input_0": frame}, "text_features")
-    assert text.shape == (1, 68, 18) and text.dtype == np.float32
-    # detector -> rectifier -> recognizer placeholders each answer sigmoid(mean of their input)
-    np.testing.assert_allclose(text, sigmoid(sigmoid(sigmoid(2.0))), rtol=1e-5)
 
 
 def test_start_fails_cleanly_without_trained_artefact(tmp_path: Path) -> None:

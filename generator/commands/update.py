@@ -143,6 +143,7 @@ def _merge_edited(up: Update, rel: str, cur: bytes, new: bytes, base: _Base, man
 def plan_update(root: Path, manifest: Manifest, new: Generation, base: _Base) -> Update:
     up = Update()
     old = {f.path: f for f in manifest.files}
+    owned = {f.path for f in new.plan.files if f.team_owned}
     targets = (set(old) | set(new.files)) - {SPEC_COPY, MANIFEST}
     for rel in sorted(targets):
         cur, data, was = _current(root, rel), new.files.get(rel), old.get(rel)
@@ -164,7 +165,7 @@ def plan_update(root: Path, manifest: Manifest, new: Generation, base: _Base) ->
                 up.add(rel, "restore", "you had deleted it; archgen changed it", data)
             else:
                 up.add(rel, "keep", "deleted by you; archgen has no change for it, so it stays deleted")
-        elif cur == data and mode_ok:
+        elif rel in owned or (cur == data and mode_ok):  # the team's from the first generation on
             up.unchanged += 1
         elif was is not None and sha256(cur) == was.sha256:
             up.add(rel, "replace", data=data)

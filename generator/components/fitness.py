@@ -31,6 +31,7 @@ from requirements_spec.types import duration_seconds
 
 from ..architecture import Architecture
 from ..docs import SPEC_COPY
+from ..pipeline_shapes import profile_inputs
 from ..plan import PlannedFile
 from .deploy import TRITON_IMAGE
 
@@ -330,6 +331,7 @@ def _model_analyzer(arch: Architecture, entrypoint: str) -> dict[str, Any]:
         "bls_steps": list(entry.steps) if entry.kind == "bls" else [],
         "max_instances": max(4, max((m.instance_count for m in serving.models), default=1) * 2),
         "max_batch": max((m.max_batch_size for m in serving.models), default=0),
+        **profile_inputs(arch),
     }
 
 

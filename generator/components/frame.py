@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..architecture import Architecture
+from ..pipeline_shapes import demo_context
 from ..plan import PlannedFile
 from .model_repository import triton_served
 from .serving import batch_scoring, worker_broker
@@ -37,6 +38,7 @@ PINS_COMMON = ("numpy>=2,<3", "scikit-learn==1.9.1")
 PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0", "croniter==7.0.0")  # croniter: the fitness tests read schedules as cron does
+PINS_ONNX = ("skl2onnx==1.20.0", "onnx==1.23.2", "onnxruntime==1.32.0")
 # broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
 # the async serving worker (serving/worker.py); the versions the tests ran with
 PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")
@@ -70,6 +72,8 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_CLIENT)
     if arch.serving.runtime == "python_rest":
         pins += list(PINS_REST)
+    if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
+        pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 
@@ -162,12 +166,14 @@ def context(arch: Architecture) -> dict[str, Any]:
         ),
         "has_feature_store": arch.feature_store is not None,
         "has_training": bool(arch.training.trained_models),
+        "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
         "has_rest_app": arch.serving.runtime == "python_rest",
         "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
+        "pipeline_demo": demo_context(arch) is not None,
         "make_env": make_env,
         "make_env_unset": make_env_unset,
         "requirements": requirements(arch),

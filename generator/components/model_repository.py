@@ -13,6 +13,7 @@ Runtime ``python_rest`` runs no Triton: nothing is generated here, and ``model_r
 from __future__ import annotations
 
 from ..architecture import Architecture, TritonModelArch
+from ..pipeline_shapes import bls_context, from_arch, standin_context
 from ..plan import PlannedFile
 from ..triton_config import config_text, wire_steps
 
@@ -27,20 +28,22 @@ def models_by_name(arch: Architecture) -> dict[str, TritonModelArch]:
 def _model_code(arch: Architecture, m: TritonModelArch, models: dict[str, TritonModelArch]) -> PlannedFile | None:
     path = f"model_repository/{m.name}/1/model.py"
     if m.kind == "bls":
-        wiring = wire_steps(m, models)
-        steps = [
-            {"model": w.model, "inputs": [list(i) for i in w.inputs], "outputs": [list(o) for o in w.outputs]}
-            for w in wiring
-        ]
+        found = from_arch(arch)
+        assert found is not None  # a BLS model is made for the spec's pipeline
         return PlannedFile(
             path,
             COMPONENT,
             template="model_repository/bls_model.py.j2",
-            context={"model": m, "steps": wiring, "steps_data": steps, "outputs": [t.name for t in m.outputs]},
-            decisions=("pipeline",),
+            context={"model": m, "steps": wire_steps(m, models), **bls_context(arch, found)},
+            decisions=("pipeline", "pipeline_instances"),
         )
     if m.kind != "model" or m.runs_here_as_python:
         return None
+    standin = standin_context(arch, m, f"replace model_repository/{m.name}/1/model.py with the real model code")
+    if m.placeholder and standin is not None:
+        return PlannedFile(
+            path, COMPONENT, template="model_repository/pipeline_standin.py.j2", context=standin, decisions=DECISIONS
+        )
     if m.placeholder:
         return PlannedFile(
             path,

@@ -14,6 +14,7 @@ from typing import Any
 from requirements_spec.models import Spec
 
 from ..architecture import Architecture, TritonModelArch
+from ..pipeline_shapes import demo_context, standin_context
 from ..plan import PlannedFile
 from ..triton_config import ARTEFACTS, config_text, needs_local_override
 from .model_repository import models_by_name
@@ -135,7 +136,19 @@ def _local_models(arch: Architecture) -> list[PlannedFile]:
     for m in _standins(arch):
         base = f"serving/local_models/{m.name}"
         files.append(PlannedFile(f"{base}/config.pbtxt", COMPONENT, content=config_text(m, models, local=True)))
-        if m.runs_here_as_python:
+        artefact = ARTEFACTS.get(m.backend, "the model file")
+        standin = standin_context(arch, m, f"drop {artefact} into model_repository/{m.name}/1/")
+        if m.runs_here_as_python and standin is not None:
+            files.append(
+                PlannedFile(
+                    f"{base}/model.py",
+                    COMPONENT,
+                    template="model_repository/pipeline_standin.py.j2",
+                    context=standin,
+                    decisions=DECISIONS,
+                )
+            )
+        elif m.runs_here_as_python:
             files.append(
                 PlannedFile(
                     f"{base}/model.py",
@@ -163,7 +176,23 @@ def _readme_models(arch: Architecture) -> list[dict[str, Any]]:
             what = "PLACEHOLDER `1/model.py`: replace it with the real model code"
         else:
             what = "`1/model.py` serves `model.joblib`, exported by `make train`"
-        rows.append({"name": m.name, "backend": m.backend or m.platform, "kind": m.instance_kind, "what": what})
+        step = m.kind == "model" and m.name in (arch.spec.serving.pipeline.steps if arch.spec.serving.pipeline else [])
+        weights = (
+            f"`{ARTEFACTS.get(m.backend, 'the model file')}` into `model_repository/{m.name}/1/` (the stand-in "
+            f"`serving/local_models/{m.name}/model.py` then serves only where the `{m.backend}` backend is missing)"
+            if m.runs_here_as_python
+            else f"replace `model_repository/{m.name}/1/model.py` with the model's code, loading its weights from `1/`"
+        )
+        rows.append(
+            {
+                "name": m.name,
+                "backend": m.backend or m.platform,
+                "kind": m.instance_kind,
+                "what": what,
+                "step": step,
+                "weights": weights,
+            }
+        )
     return rows
 
 
@@ -227,11 +256,27 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             "serving/README.md",
             COMPONENT,
             template="serving/README.md.j2",
-            context={**ctx, "models": _readme_models(arch), "standins": sorted(standins), "rest": False},
+            context={
+                **ctx,
+                "models": _readme_models(arch),
+                "standins": sorted(standins),
+                "rest": False,
+                "demo": demo_context(arch),
+            },
             decisions=DECISIONS,
         ),
         *_local_models(arch),
     ]
+    demo = demo_context(arch)
+    if demo is not None:
+        files += [
+            PlannedFile(
+                "serving/pipeline_client.py", COMPONENT, template="serving/pipeline_client.py.j2", context=demo
+            ),
+            PlannedFile(
+                "serving/pipeline_samples.py", COMPONENT, template="serving/pipeline_samples.py.j2", context=demo
+            ),
+        ]
     if batch_scoring(arch):
         score = {**ctx, "entities_path": SCORE_ENTITIES, "predictions_path": SCORE_PREDICTIONS}
         files.append(

@@ -13,7 +13,7 @@ from typing import Any
 
 from requirements_spec.models import Spec
 
-from ..architecture import Architecture
+from ..architecture import Architecture, TritonModelArch
 from ..plan import PlannedFile
 
 COMPONENT = "training"
@@ -23,7 +23,54 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 
 
+def _torch_seams(arch: Architecture) -> list[PlannedFile]:
+    """Pytorch models trained here: the team's seam (written once), the TorchScript export and its contract test."""
+    torch = [
+        m
+        for m in arch.serving.models
+        if m.kind == "model"
+        and m.framework == "pytorch"
+        and getattr(arch.spec.model(m.name), "training", "") != "external"
+    ]
+    if not torch:
+        return []
+    files = [
+        PlannedFile(
+            f"training/{m.name}_torch.py",
+            COMPONENT,
+            template="training/torch_seam.py.j2",
+            context={"model": m},
+            team_owned=True,
+        )
+        for m in torch
+    ]
+    models = {
+        m.name: [
+            m.max_batch_size,
+            [[t.name, t.dtype, t.dims] for t in m.inputs],
+            [[t.name, t.dtype, t.dims] for t in m.outputs],
+        ]
+        for m in torch
+    }
+    files.append(
+        PlannedFile(
+            "training/torch_export.py",
+            COMPONENT,
+            template="training/torch_export.py.j2",
+            context={"models": models},
+            decisions=("triton_backend",),
+        )
+    )
+    files.append(
+        PlannedFile("tests/test_export_contract.py", COMPONENT, template="training/test_export_contract.py.j2")
+    )
+    return files
+
+
 def plan(arch: Architecture) -> list[PlannedFile]:
+    if all(m.training == "external" for m in arch.spec.serving.models):
+        return []  # every model's weights come from elsewhere: nothing here trains
+    seams = _torch_seams(arch)
     ctx = {"settings": training_settings(arch)}
     decisions = ("training_mode", "scheduler", "delivery")
     files = [
@@ -34,9 +81,31 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             "training/README.md", COMPONENT, template="training/README.md.j2", context=ctx, decisions=decisions
         ),
     ]
+    onnx = [str(m["name"]) for m in ctx["settings"]["models"] if m.get("format") == "onnx"]
+    if onnx:
+        files.append(
+            PlannedFile(
+                "training/onnx_export.py",
+                COMPONENT,
+                template="training/onnx_export.py.j2",
+                context={"models": onnx},
+                decisions=("triton_backend",),
+            )
+        )
     if arch.training.mode == "online":
         files.append(PlannedFile("training/online.py", COMPONENT, template="training/online.py.j2", context=ctx))
-    return files
+    return files + seams
+
+
+def served_format(m: TritonModelArch) -> dict[str, Any]:
+    """A model served by onnxruntime is exported to ONNX with its config's inputs and output."""
+    if m.backend != "onnxruntime":
+        return {}
+    return {
+        "format": "onnx",
+        "inputs": [[t.name, t.triton_dtype.removeprefix("TYPE_")] for t in m.inputs],
+        "onnx_output": [m.outputs[0].name, m.outputs[0].triton_dtype.removeprefix("TYPE_")],
+    }
 
 
 def task_of(metric: str | None) -> str:
@@ -61,6 +130,7 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
                 "feature_service": m.feature_service,
                 "features": [t.name for t in m.inputs],
                 "output": m.outputs[0].name,
+                **served_format(m),
             }
         )
     join_keys, request_fields = _entity_columns(spec, [str(m["feature_service"]) for m in models])

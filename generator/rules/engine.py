@@ -24,6 +24,7 @@ from ..architecture import (
     Waived,
 )
 from .context import RuleContext
+from .pipelines import pipe_shapes
 from .privacy import salt_env
 from .registry import Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
@@ -227,6 +228,8 @@ def _serving(ctx: RuleContext) -> ServingArch:
     groups: dict[str, tuple[str, int]] = ctx.value("instance_group")
     sequences = set(ctx.value("sequence_batching") or [])
     models: list[TritonModelArch] = []
+    shaped = pipe_shapes(ctx)
+    per_object = {s.model for s in shaped.steps if s.per_object} if shaped is not None else set()
     for m in sv.models:
         b = batching[m.name]
         kind, count = groups[m.name]
@@ -237,7 +240,7 @@ def _serving(ctx: RuleContext) -> ServingArch:
                 framework=m.framework,
                 backend=backends.get(m.name, BACKENDS[m.framework]),
                 inputs=_model_inputs(spec, m.name),
-                outputs=[_tensor(t.name, t.dtype, t.dims) for t in m.outputs],
+                outputs=[_tensor(t.name, t.dtype, t.dims, per_object=t.per_object, pii=t.pii) for t in m.outputs],
                 max_batch_size=b["max_batch_size"],
                 dynamic_batching=b["dynamic"],
                 preferred_batch_sizes=list(b["preferred"]),
@@ -247,6 +250,7 @@ def _serving(ctx: RuleContext) -> ServingArch:
                 sequence_batching=m.name in sequences,
                 feature_service=m.feature_service,
                 placeholder=m.name not in trained,
+                per_object=m.name in per_object,
                 runs_here_as_python=m.framework not in RUNS_NATIVELY,
             )
         )
@@ -254,6 +258,14 @@ def _serving(ctx: RuleContext) -> ServingArch:
     form = ctx.choice("pipeline") or "none"
     if sv.pipeline is not None and form != "none":
         models.append(_pipeline_model(sv.pipeline.name, list(sv.pipeline.steps), form, models))
+        if form == "bls" and shaped is not None:
+            models[-1] = models[-1].model_copy(
+                update={
+                    "outputs": shaped.outputs(),
+                    "max_batch_size": shaped.max_batch_size,
+                    "instance_count": int(ctx.value("pipeline_instances") or 1),
+                }
+            )
         entry = sv.pipeline.name
     return ServingArch(
         mode=sv.mode,
@@ -309,8 +321,10 @@ def _deployment(ctx: RuleContext) -> DeploymentArch:
     )
 
 
-def _tensor(name: str, dtype: str, dims: list[int]) -> TensorArch:
-    return TensorArch(name=name, dtype=dtype, triton_dtype=TRITON_DTYPES[dtype], dims=list(dims))
+def _tensor(name: str, dtype: str, dims: list[int], *, per_object: bool = False, pii: bool = False) -> TensorArch:
+    return TensorArch(
+        name=name, dtype=dtype, triton_dtype=TRITON_DTYPES[dtype], dims=list(dims), per_object=per_object, pii=pii
+    )
 
 
 def _model_inputs(spec: Spec, model_name: str) -> list[TensorArch]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .context import Outcome, RuleContext
 
 ENTRY_POINT_GROUP = "archgen.rules"
-MODULE_ORDER = ("feature_store", "training", "serving", "privacy", "delivery")
+MODULE_ORDER = ("feature_store", "training", "serving", "pipelines", "privacy", "delivery")
 
 RuleFn = Callable[["RuleContext"], "Outcome | None"]
 CheckFn = Callable[["RuleContext"], Iterable[Any]]
@@ -212,7 +212,7 @@ def _dedent(text: str) -> str:
 # ---------------------------------------------------------------- loading
 def builtin_registry() -> Registry:
     """The rules and checks archgen ships (importing the rule modules registers them)."""
-    from . import delivery, feature_store, findings, privacy, serving, training  # noqa: F401
+    from . import delivery, feature_store, findings, pipelines, privacy, serving, training  # noqa: F401
 
     # decisions are listed feature store -> training -> serving -> privacy/delivery, whatever the import order
     order = [f"{__package__}.{m}" for m in MODULE_ORDER]

@@ -17,6 +17,7 @@ SECTIONS = {
     "feature_store": "Feature store",
     "training": "Training",
     "serving": "Serving",
+    "pipelines": "Serving",
     "privacy": "Privacy and autonomy",
     "delivery": "Delivery and deployment",
 }

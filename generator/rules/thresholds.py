@@ -45,6 +45,7 @@ _TABLE: dict[str, tuple[Any, str]] = {
     "cpu_instance_rps": (500, "requests/s one CPU model instance serves"),
     "gpu_instance_rps": (2000, "requests/s one GPU model instance serves"),
     "max_cpu_instances": (4, "most CPU instances of one model per server"),
+    "max_pipeline_instances": (16, "most instances of a BLS pipeline model (each holds one frame in flight)"),
     "max_gpu_instances": (2, "most GPU instances of one model per GPU"),
     "single_machine_max_rps": (5000, "above this throughput one machine (docker-compose) is not enough"),
     # ---------------------------------------------------------------- privacy

@@ -86,7 +86,9 @@ def training_mode(ctx: RuleContext) -> Outcome:
     """
     spec = ctx.spec
     tr, models = spec.training, spec.serving.models
-    trained = [m.name for m in models if m.feature_service is not None and tr.label is not None]
+    trained = [
+        m.name for m in models if m.feature_service is not None and tr.label is not None and m.training != "external"
+    ]
     reads: list[ReqPath] = [TRIGGER]
     if tr.label is not None:
         reads.append(("training", "label"))

@@ -1,0 +1,172 @@
+"""Models are trained in the format they are served in: a model declared `onnx` (served by onnxruntime) is
+exported to model.onnx with its config's inputs and output, and agrees with the trained pipeline on held-out
+rows (onnxruntime in process: the Triton build here ships only the python backend); a model whose weights come
+from elsewhere (`training: external`) gets no training scaffold."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from google.protobuf import text_format
+from triton_harness import PRESETS, generate
+
+pytestmark = pytest.mark.slow  # runs the generated training code and archgen's generation several times
+
+pytest.importorskip("skl2onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ModuleType, ModuleType]]:
+    repo = tmp_path_factory.mktemp("realtime")
+    generate(PRESETS / "realtime.yaml", repo)
+    sys.path.insert(0, str(repo))
+    try:
+        yield repo, importlib.import_module("training.onnx_export"), importlib.import_module("training.train")
+    finally:
+        sys.path.remove(str(repo))
+        for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+            del sys.modules[name]
+
+
+def _fit(train: ModuleType, task: str, n_features: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(400, n_features)) * [3.0, 100.0, 0.1, 1.0][:n_features]
+    x[:, 0] = np.round(np.abs(x[:, 0]))  # an int64 feature: counts
+    y = (x[:, 1] / 100 + x[:, 3] + rng.normal(scale=0.5, size=400) > 0).astype(np.int64)
+    if task == "regression":
+        y = x @ np.arange(1, n_features + 1) + rng.normal(size=400)
+    return train.make_pipeline(task).fit(x[:300], y[:300]), x[300:], y[300:]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_onnx_export_agrees_with_the_trained_model_on_held_out_rows(
+    generated: tuple[Path, ModuleType, ModuleType], task: str
+) -> None:
+    _, onnx_export, train = generated
+    model = next(m for m in train.settings.MODELS if m["name"] == "fraud_gbm")
+    assert model["format"] == "onnx"
+    pipeline, held_out, _ = _fit(train, task, len(model["inputs"]))
+    data = onnx_export.to_onnx(pipeline, task, model["inputs"], model["onnx_output"])
+    diff = onnx_export.agreement(pipeline, task, data, model["inputs"], held_out)
+    assert diff <= onnx_export.TOLERANCE
+    expected = pipeline.predict_proba(held_out)[:, 1] if task == "classification" else pipeline.predict(held_out)
+    assert np.allclose(onnx_export.run(data, model["inputs"], held_out), expected, atol=1e-4)
+
+
+def test_the_onnx_graph_has_the_inputs_and_output_of_the_served_config(
+    generated: tuple[Path, ModuleType, ModuleType],
+) -> None:
+    import tritonclient.grpc.model_config_pb2 as mc
+
+    repo, onnx_export, train = generated
+    model = next(m for m in train.settings.MODELS if m["name"] == "fraud_gbm")
+    config = text_format.Parse((repo / "model_repository" / "fraud_gbm" / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert config.backend == "onnxruntime"
+    pipeline, _, _ = _fit(train, "classification", len(model["inputs"]))
+    session = onnxruntime.InferenceSession(
+        onnx_export.to_onnx(pipeline, "classification", model["inputs"], model["onnx_output"]),
+        providers=["CPUExecutionProvider"],
+    )
+    onnx_types = {"FLOAT": "tensor(float)", "DOUBLE": "tensor(double)", "INT64": "tensor(int64)"}
+    graph_inputs = [(i.name, i.type) for i in session.get_inputs()]
+    config_inputs = [
+        (t.name, onnx_types[onnx_export.TYPES[mc.DataType.Name(t.data_type).removeprefix("TYPE_")][0]])
+        for t in config.input
+    ]
+    assert graph_inputs == config_inputs
+    assert all(len(i.shape) == 1 + len(t.dims) for i, t in zip(session.get_inputs(), config.input, strict=True))
+    (out,) = session.get_outputs()
+    assert (out.name, out.type) == (config.output[0].name, "tensor(float)")
+
+
+def test_training_refuses_an_export_that_does_not_agree(
+    generated: tuple[Path, ModuleType, ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, onnx_export, train = generated
+    model = next(m for m in train.settings.MODELS if m["name"] == "fraud_gbm")
+    pipeline, held_out, _ = _fit(train, "classification", len(model["inputs"]))
+    result = train.Result("fraud_gbm", "classification", {}, 300, 100, True, pipeline, held_out)
+    record = train.served_format(result, tmp_path)
+    assert record["served_artefact"] == "model.onnx" and (tmp_path / "model.onnx").is_file()
+    monkeypatch.setattr(onnx_export, "TOLERANCE", -1.0)  # nothing can agree within it
+    (tmp_path / "model.onnx").unlink()
+    with pytest.raises(train.TrainingError, match="differs from the trained model"):
+        train.served_format(result, tmp_path)
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_external_weights_get_no_training_scaffold(tmp_path: Path) -> None:
+    data = yaml.safe_load((PRESETS / "realtime.yaml").read_text())
+    for m in data["serving"]["models"]:
+        m["training"] = "external"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    arch = generate(spec, tmp_path / "repo")
+    assert arch.training.trained_models == []
+    assert not (tmp_path / "repo" / "training").exists()
+    assert "skl2onnx" not in (tmp_path / "repo" / "requirements.txt").read_text()
+
+
+# ------------------------------------------------------------------ pytorch: the team's seam and the export contract
+def _torch_spec(tmp_path: Path, rectifier_out: str = "plate_features", name: str = "spec.yaml") -> Path:
+    data = yaml.safe_load((PRESETS / "image_pipeline.yaml").read_text())
+    rectifier = data["serving"]["models"][1]
+    rectifier.pop("training")  # trained here
+    rectifier["outputs"][0]["name"] = rectifier_out
+    data["serving"]["models"][2]["inputs"][0]["name"] = rectifier_out
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_a_pytorch_model_trained_here_gets_a_seam_written_once(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    repo = tmp_path / "repo"
+    result = CliRunner().invoke(app, ["new", str(_torch_spec(tmp_path)), "-o", str(repo)])
+    assert result.exit_code == 0, result.output
+    seam = repo / "training" / "rectifier_torch.py"
+    assert "YOURS" in seam.read_text() and "input  plates: fp32 [3, 24, 94]" in seam.read_text()
+    assert (repo / "training" / "torch_export.py").is_file() and (repo / "tests" / "test_export_contract.py").is_file()
+    assert not (repo / "training" / "detector_torch.py").exists()  # python and external models get none
+    mine = seam.read_text().replace("return model\n", "return model  # our training loop\n")
+    seam.write_text(mine)
+    # a spec change that changes what archgen would write into the seam: the team's file stays as it is
+    result = CliRunner().invoke(app, ["update", str(repo), "--spec", str(_torch_spec(tmp_path, "straight", "2.yaml"))])
+    assert result.exit_code == 0, result.output
+    assert seam.read_text() == mine
+    assert "straight" in (repo / "training" / "torch_export.py").read_text()
+
+
+def test_the_torchscript_export_contract_on_a_tiny_model(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")  # not installed on every machine: the contract needs PyTorch itself
+    repo = tmp_path / "repo"
+    generate(_torch_spec(tmp_path), repo)
+    sys.path.insert(0, str(repo))
+    try:
+        export = importlib.import_module("training.torch_export")
+        seam = importlib.import_module("training.rectifier_torch")
+        path = export.export("rectifier", seam.build(), tmp_path / "model.pt")
+        export.check_contract("rectifier", path)
+
+        class Wrong(torch.nn.Module):
+            def forward(self, plates: Any) -> Any:
+                return plates[:, :1]
+
+        with pytest.raises(export.ContractError, match="shape"):
+            export.check_contract("rectifier", export.export("rectifier", Wrong(), tmp_path / "wrong.pt"))
+    finally:
+        sys.path.remove(str(repo))
+        for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+            del sys.modules[name]
