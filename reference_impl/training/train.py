@@ -52,6 +52,7 @@ class Result:
     rows_holdout: int
     passed: bool
     pipeline: Any
+    holdout: Any = None  # the held-out feature rows: an export in another format must agree on them
 
 
 # ------------------------------------------------------------------ training set
@@ -165,7 +166,7 @@ def train_model(store: Any, model: dict[str, Any], events: pd.DataFrame | str) -
                 raise TrainingError(f"{model['name']}: the {name} events hold a single label class")
     pipeline = make_pipeline(task).fit(x[:cut], y[:cut])
     values = score(task, pipeline, x[cut:], y[cut:])
-    return Result(model["name"], task, values, cut, len(frame) - cut, gate_passes(values), pipeline)
+    return Result(model["name"], task, values, cut, len(frame) - cut, gate_passes(values), pipeline, x[cut:])
 
 
 # ------------------------------------------------------------------ export
@@ -202,6 +203,7 @@ def export(result: Result, repository: Path) -> Path:
                 if item.is_file() and item.name not in (ARTEFACT, METRICS_FILE):
                     shutil.copy2(item, new / item.name)
         joblib.dump(result.pipeline, new / ARTEFACT)
+        served = served_format(result, new)
         record = {
             "model": result.model,
             "version": version,
@@ -214,6 +216,7 @@ def export(result: Result, repository: Path) -> Path:
             "rows": {"train": result.rows_train, "holdout": result.rows_holdout},
             "features": next(m["features"] for m in settings.MODELS if m["name"] == result.model),
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **served,
         }
         (new / METRICS_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         target = model_dir / str(version)
@@ -223,6 +226,25 @@ def export(result: Result, repository: Path) -> Path:
         return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def served_format(result: Result, new: Path) -> dict[str, Any]:
+    """Write the artefact the Triton config serves when it is not the joblib (a model declared onnx: model.onnx,
+    checked against the original pipeline on the held-out rows); what to record about it."""
+    model = next(m for m in settings.MODELS if m["name"] == result.model)
+    if model.get("format") != "onnx":
+        return {}
+    from training import onnx_export
+
+    data = onnx_export.to_onnx(result.pipeline, result.task, model["inputs"], model["onnx_output"])
+    diff = onnx_export.agreement(result.pipeline, result.task, data, model["inputs"], result.holdout)
+    if diff > onnx_export.TOLERANCE:
+        raise TrainingError(
+            f"{result.model}: the ONNX export differs from the trained model by {diff:.2e} on the held-out rows "
+            f"(tolerance {onnx_export.TOLERANCE:.0e}); nothing shipped"
+        )
+    (new / onnx_export.ARTEFACT).write_bytes(data)
+    return {"served_artefact": onnx_export.ARTEFACT, "onnx_max_abs_diff": diff}
 
 
 # ------------------------------------------------------------------ main
