@@ -27,6 +27,7 @@ COMPONENTS = (
     "deploy",
     "docs",
     "fitness",
+    "portal",
 )
 
 
