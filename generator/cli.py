@@ -188,6 +188,18 @@ def new(
     _run(lambda: cmd.run(spec, output, force, dry_run, overlay or [], trust))
 
 
+@app.command("export-template")
+def export_template(
+    spec: SpecArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The template folder to create.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Write a cookiecutter template of the decided architecture, for other teams to copy the pattern."""
+    from . import export as cmd
+
+    _run(lambda: cmd.run(spec, output, force))
+
+
 @app.command()
 def diagram(
     spec: SpecArg,
