@@ -61,6 +61,9 @@ class Existing(SpecModel):
     orchestrator: Orchestrator = "none"
     platform: Platform = "local"
     broker: Broker = "none"
+    ci: Literal["github", "gitlab"] = Field(
+        default="github", description="The CI the level-2 pipeline runs on: GitHub Actions or GitLab CI."
+    )
 
 
 # ------------------------------------------------------------------ data
