@@ -49,14 +49,15 @@ def generated(tmp_path: Path, spec: str) -> tuple[Path, Any]:
     return tmp_path, gen.arch
 
 
+MAKE = re.compile(r"(?:^|[;&|(]\s*|\$\()\s*make\s+([^;&|)\n#]*)", re.MULTILINE)
+
+
 def make_calls(script: str) -> list[list[str]]:
-    """Every `make ...` command of a step's script, as its arguments."""
+    """Every `make ...` command of a step's script (also inside `$(...)`), as its arguments."""
     calls = []
-    for line in script.splitlines():
-        for part in re.split(r"&&|\|\||;", line):
-            words = shlex.split(part.strip(), comments=True) if part.strip() else []
-            if words and words[0] == "make":
-                calls.append(words[1:])
+    for m in MAKE.finditer(script):
+        words = shlex.split(m.group(1))
+        calls.append([w for w in words if not w.startswith("$")])  # drop optional ${X:+X=...}
     return calls
 
 
@@ -129,4 +130,63 @@ def test_make_calls_reads_chained_commands() -> None:
         ["setup", "VENV=.venv"],
         ["data", "apply"],
     ]
+    assert make_calls('r="$(make -s registry ${R:+R="$R"})"\necho "v=$(make -s model-version)"') == [
+        ["-s", "registry"],
+        ["-s", "model-version"],
+    ]
     assert shutil.which("make") is not None
+
+
+def test_level2_on_kubernetes_builds_deploys_to_staging_tests_it_and_promotes_behind_an_approval(
+    tmp_path: Path,
+) -> None:
+    repo, arch = generated(tmp_path, level2("realtime"))
+    assert arch.deployment.target == "kubernetes"
+    jobs = yaml.safe_load((repo / ".github" / "workflows" / "ml-pipeline.yml").read_text())["jobs"]
+    runs = {name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
+    assert jobs["release"]["needs"] == "train" and "make images push" in runs["release"]
+    assert "make -s model-version" in runs["release"]
+    assert jobs["deploy-staging"]["environment"] == "staging"
+    assert "make deploy-staging" in runs["deploy-staging"] and "make fitness-staging" in runs["deploy-staging"]
+    promote = jobs["promote"]
+    assert promote["environment"] == "production" and set(promote["needs"]) == {"release", "deploy-staging"}
+    assert "needs.release.outputs.model-version" in str(promote) and "make promote" in runs["promote"]
+
+    # the local ones run here: the gated model version, and the release overlays over the generated ones
+    version = subprocess.run(["make", "-s", "model-version"], cwd=repo, capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"{arch.serving.entrypoint}:1"
+    for env in ("staging", "prod"):
+        subprocess.run(
+            [
+                "make",
+                "-s",
+                f".release/{env}/kustomization.yaml",
+                "IMAGE_TAG=abc123",
+                "REGISTRY=reg.acme.io/fraud",
+                f"MODEL_VERSION={version.stdout.strip()}",
+            ],
+            cwd=repo,
+            check=True,
+            timeout=60,
+        )
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            continue
+        built = subprocess.run(
+            [kubectl, "kustomize", f".release/{env}"], cwd=repo, capture_output=True, text=True, timeout=120, check=True
+        )
+        docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+        images = {
+            c["image"]
+            for d in docs
+            if d["kind"] == "Deployment"
+            for c in d["spec"]["template"]["spec"]["containers"]
+            if "card-fraud" in c["image"]
+        }
+        assert images == {"reg.acme.io/fraud/card-fraud-triton:abc123", "reg.acme.io/fraud/card-fraud-app:abc123"}
+        assert {d["metadata"]["namespace"] for d in docs if d["kind"] == "Deployment"} == {f"card-fraud-{env}"}
+        assert all(d["metadata"]["annotations"]["card-fraud/model-version"] == version.stdout.strip() for d in docs)
+    # a level-2 system on docker compose keeps CI without CD: no release targets it could not run
+    repo2, _ = generated(tmp_path / "compose", level2("batch_warehouse"))
+    assert "release" not in yaml.safe_load((repo2 / ".github" / "workflows" / "ml-pipeline.yml").read_text())["jobs"]
+    assert not (repo2 / "deploy" / "release.mk").exists()
