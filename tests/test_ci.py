@@ -24,6 +24,7 @@ from generator.generate import generate_text
 from requirements_spec.presets import names, text
 
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 FEATURE_STEPS = ("apply", "materialize")
 
 
@@ -104,6 +105,15 @@ def test_gitlab_ci_is_chosen_in_the_spec_and_calls_existing_targets_with_its_ser
 ) -> None:
     repo, arch = generated(tmp_path, level2(preset, "gitlab"))
     assert not (repo / ".github").exists()
+    if CHECK_JSONSCHEMA.exists():  # GitLab CI's own schema, as check-jsonschema vendors it
+        checked = subprocess.run(
+            [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.gitlab-ci", str(repo / ".gitlab-ci.yml")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     doc = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
     assert doc["stages"] == ["test", "train"]
     jobs = {k: v for k, v in doc.items() if isinstance(v, dict) and "script" in v}
