@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from generator.cli import app
@@ -52,6 +53,7 @@ def cookiecutter(template: Path, out: Path, *values: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_exported_template_yields_archgen_s_files_for_the_same_values_and_for_others(tmp_path: Path) -> None:
     template = tmp_path / "template"
     code, out = archgen("export-template", str(REFERENCE), "-o", str(template))

@@ -66,6 +66,7 @@ def everything_under(path: Path) -> set[str]:
     return {p.relative_to(path).as_posix() for p in path.rglob("*")}
 
 
+@pytest.mark.slow
 def test_overlay_files_land_are_managed_survive_update_and_check(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     code, out = archgen("new", str(STARTER), "-o", str(repo), "--overlay", str(company(tmp_path / "company")))
