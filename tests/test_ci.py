@@ -115,9 +115,21 @@ def test_gitlab_ci_is_chosen_in_the_spec_and_calls_existing_targets_with_its_ser
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
     doc = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
-    assert doc["stages"] == ["test", "train"]
-    jobs = {k: v for k, v in doc.items() if isinstance(v, dict) and "script" in v}
-    assert set(jobs) == {"test", "train"}
+    jobs = {k: v for k, v in doc.items() if isinstance(v, dict) and "script" in v and not k.startswith(".")}
+    cd = (repo / "deploy" / "release.mk").is_file()
+    assert cd == (arch.deployment.target == "kubernetes")
+    if cd:  # build and push, staging with its fitness tests, then prod after a person starts it
+        assert doc["stages"] == ["test", "train", "release", "staging", "production"]
+        assert set(jobs) == {"test", "train", "release", "deploy-staging", "promote"}
+        assert doc["release"]["artifacts"]["reports"]["dotenv"] == "release.env"
+        assert doc["deploy-staging"]["environment"]["name"] == "staging"
+        assert "make fitness-staging" in doc["deploy-staging"]["script"]
+        promote = doc["promote"]
+        assert promote["environment"]["name"] == "production" and promote["needs"] == ["release", "deploy-staging"]
+        assert promote["rules"][0]["when"] == "manual" and promote["rules"][0]["allow_failure"] is False
+    else:
+        assert doc["stages"] == ["test", "train"]
+        assert set(jobs) == {"test", "train"}
     for name, job in jobs.items():
         assert job["stage"] in doc["stages"], name
     services = {s["alias"]: s["name"] for s in doc["default"].get("services", [])}
@@ -125,7 +137,9 @@ def test_gitlab_ci_is_chosen_in_the_spec_and_calls_existing_targets_with_its_ser
     assert ("redis" in services) == deploy.uses_redis(arch)
     if "postgres" in services:
         assert doc["variables"]["POSTGRES_HOST"] == "postgres"
-    assert_targets_exist(repo, [c for job in jobs.values() for line in job["script"] for c in make_calls(line)])
+    scripts = [job["script"] for job in jobs.values()]
+    lines = [str(x) for script in scripts for line in script for x in (line if isinstance(line, list) else [line])]
+    assert_targets_exist(repo, [c for line in lines for c in make_calls(line)])
 
 
 def test_the_spec_refuses_an_unknown_ci(tmp_path: Path) -> None:

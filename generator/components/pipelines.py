@@ -176,6 +176,7 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
         # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
         "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
         "cd_images": ["triton", "app"],
+        "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
         # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
         "cd_overlay_registry": f"registry.example.internal/{deploy.slug(arch.spec.project.name)}",
@@ -200,7 +201,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         files.append(_f(".gitlab-ci.yml", "pipelines/gitlab-ci.yml.j2", ctx, ("delivery",)))
     elif arch.mlops_level >= 2:
         files.append(_f(".github/workflows/ml-pipeline.yml", "pipelines/ml-pipeline.yml.j2", ctx, ("delivery",)))
-    if ctx["cd"] and ctx["ci"] == "github":
+    if ctx["cd"]:
         files.append(_f("deploy/release.mk", "pipelines/release.mk.j2", ctx, ("delivery", "deployment")))
     if not job_list and arch.training.mode != "online":
         return files
