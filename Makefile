@@ -13,7 +13,7 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 # pipefail: a failing pip install fails the target even through the QUIET_PIP filter
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: help test-quick setup setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
+.PHONY: help test-quick setup setup-node-tools setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
 
 help:
 	@echo "make demo       set up and generate + run the reference system end to end"
@@ -64,8 +64,16 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup setup-triton setup-airflow setup-model-analyzer system-deps services
-	ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) ARCHGEN_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) \
+# Backstage's own catalog model, to validate the generated catalog-info.yaml the way the catalog does
+NODE_TOOLS := .node-tools
+$(NODE_TOOLS)/.installed:
+	@command -v npm >/dev/null || { echo "npm is needed to validate catalog-info.yaml (apt-get install npm)"; exit 1; }
+	npm install --no-audit --no-fund --prefix $(NODE_TOOLS) '@backstage/catalog-model@1.10.3'
+	@touch $@
+setup-node-tools: $(NODE_TOOLS)/.installed
+
+pytest: setup setup-triton setup-airflow setup-model-analyzer setup-node-tools system-deps services
+	ARCHGEN_NODE_TOOLS=$(abspath $(NODE_TOOLS)) ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) ARCHGEN_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) \
 		ARCHGEN_MODEL_ANALYZER_VENV=$(abspath $(MA_VENV)) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -95,7 +95,20 @@ def check_repository(root: Path) -> Report:
     check_schedulers(root, report)
     check_kubernetes(root, report)
     check_compose(root, report)
+    _check_plugins(root, report)
     return report
+
+
+def _check_plugins(root: Path, report: Report) -> None:
+    """The probes of plugin components (``archgen.components`` entry points) whose files the repository holds."""
+    try:
+        manifest = read_manifest(root)
+    except ArchgenError:
+        return
+    if manifest is not None:
+        from .plugins import check_plugins
+
+        check_plugins(root, report, {f.component for f in manifest.files})
 
 
 # ------------------------------------------------------------------ manifest

@@ -172,11 +172,32 @@ def new(
         bool, typer.Option("--force", help="Write into a non-empty folder (files archgen did not write are kept).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the file plan; write nothing.")] = False,
+    overlay: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--overlay",
+            help="A company cookiecutter template (folder or zip) to render over the repository; "
+            "repeat for several, applied in order after the spec's own overlays.",
+        ),
+    ] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Run the overlays' cookiecutter hooks.")] = False,
 ) -> None:
     """Generate the repository of a spec."""
     from .commands import new as cmd
 
-    _run(lambda: cmd.run(spec, output, force, dry_run))
+    _run(lambda: cmd.run(spec, output, force, dry_run, overlay or [], trust))
+
+
+@app.command("export-template")
+def export_template(
+    spec: SpecArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The template folder to create.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Write a cookiecutter template of the decided architecture, for other teams to copy the pattern."""
+    from . import export as cmd
+
+    _run(lambda: cmd.run(spec, output, force))
 
 
 @app.command()
@@ -215,11 +236,18 @@ def update(
     directory: Annotated[Path, typer.Argument(help="A generated repository.")] = Path("."),
     spec: Annotated[Path | None, typer.Option("--spec", help="The new spec (default: the recorded one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
+    overlay: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--overlay", help="Replace the overlays given on the command line of `new` (default: the recorded ones)."
+        ),
+    ] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Run the overlays' cookiecutter hooks.")] = False,
 ) -> None:
     """Re-generate after a spec change, keeping the team's edits (three-way merge)."""
     from .commands import update as cmd
 
-    _run(lambda: cmd.run(directory, spec, dry_run))
+    _run(lambda: cmd.run(directory, spec, dry_run, overlay, trust))
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ Only loading reads the disk; nothing here writes (that is :mod:`generator.write`
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +18,8 @@ from requirements_spec.validate import LoadedSpec, parse_spec
 
 from .architecture import Architecture, Finding
 from .errors import INVALID_SPEC, ArchgenError
-from .manifest import MANIFEST, SPEC_COPY, Manifest, build_manifest
+from .manifest import MANIFEST, SPEC_COPY, Manifest, OverlayRecord, build_manifest
+from .overlay import OverlaySource
 from .plan import FilePlan, build_plan
 from .progress import Progress, null_progress
 from .render import render_file
@@ -127,13 +128,24 @@ def no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def generate_loaded(loaded: LoadedSpec, *, progress: Progress | None = None) -> Generation:
+@dataclass(frozen=True)
+class Overlays:
+    """The company templates to render over the repository (:mod:`generator.overlay`), in order."""
+
+    sources: Sequence[OverlaySource] = ()
+    trust: bool = False  # run their hooks
+    root: Path | None = None  # the repository: the manifest records each template's place relative to it
+
+
+def generate_loaded(
+    loaded: LoadedSpec, *, progress: Progress | None = None, overlays: Overlays | None = None
+) -> Generation:
     """Decide, plan and render a spec that is already loaded and validated."""
     with no_gc_pauses():
-        return _generate_loaded(loaded, progress)
+        return _generate_loaded(loaded, progress, overlays)
 
 
-def _generate_loaded(loaded: LoadedSpec, progress: Progress | None) -> Generation:
+def _generate_loaded(loaded: LoadedSpec, progress: Progress | None, overlays: Overlays | None = None) -> Generation:
     progress = progress or null_progress()
     arch = decide(loaded)
     plan = build_plan(arch)
@@ -143,21 +155,28 @@ def _generate_loaded(loaded: LoadedSpec, progress: Progress | None) -> Generatio
     files = render_all(plan, arch, progress)
     modes = _modes(plan)
     components = {f.path: f.component for f in plan.files}
+    records: tuple[OverlayRecord, ...] = ()
+    if overlays is not None and overlays.sources:
+        from . import overlay
+
+        for source in overlays.sources:
+            overlay.apply(overlay.render_overlay(source, arch, trust=overlays.trust), files, modes, components)
+        records = tuple(s.record(overlays.root) for s in overlays.sources)
     spec_bytes = loaded.text.encode("utf-8")
     files[SPEC_COPY] = spec_bytes
     modes[SPEC_COPY] = 0o644
     components[SPEC_COPY] = RECORD_COMPONENT
-    manifest = build_manifest(arch.spec.project.name, spec_bytes, files, modes, components)
+    manifest = build_manifest(arch.spec.project.name, spec_bytes, files, modes, components, records)
     files[MANIFEST] = manifest.to_json()
     modes[MANIFEST] = 0o644
     components[MANIFEST] = RECORD_COMPONENT
     return Generation(loaded, arch, plan, files, modes, components, manifest)
 
 
-def generate(spec_path: Path, *, progress: Progress | None = None) -> Generation:
+def generate(spec_path: Path, *, progress: Progress | None = None, overlays: Overlays | None = None) -> Generation:
     """Load, validate, decide, check, plan and render the spec at ``spec_path``."""
     with no_gc_pauses():
-        return _generate_loaded(load_spec(spec_path), progress)
+        return _generate_loaded(load_spec(spec_path), progress, overlays)
 
 
 def generate_text(text: str, filename: str = "spec.yaml", *, progress: Progress | None = None) -> Generation:

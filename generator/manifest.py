@@ -37,11 +37,33 @@ class ManagedFile:
 
 
 @dataclass(frozen=True)
+class OverlayRecord:
+    """A company template rendered over the repository: where it is (relative to the repository), its
+    content hash, which side wins a shared path, and whether the spec or the command line named it."""
+
+    name: str
+    source: str
+    sha256: str
+    wins: str
+    declared: str  # "spec" | "cli"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256,
+            "wins": self.wins,
+            "declared": self.declared,
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     archgen_version: str
     project: str
     spec_sha256: str
     files: tuple[ManagedFile, ...]  # sorted by path; the manifest itself is not listed
+    overlays: tuple[OverlayRecord, ...] = ()  # in the order they were applied
 
     def paths(self) -> set[str]:
         return {f.path for f in self.files} | {MANIFEST}
@@ -59,11 +81,18 @@ class Manifest:
                 f.path: {"sha256": f.sha256, "mode": f"{f.mode:04o}", "component": f.component} for f in self.files
             },
         }
+        if self.overlays:  # absent without overlays: manifests of plain repositories stay as they were
+            data["overlays"] = [o.to_dict() for o in self.overlays]
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def build_manifest(
-    project: str, spec_bytes: bytes, files: Mapping[str, bytes], modes: Mapping[str, int], components: Mapping[str, str]
+    project: str,
+    spec_bytes: bytes,
+    files: Mapping[str, bytes],
+    modes: Mapping[str, int],
+    components: Mapping[str, str],
+    overlays: tuple[OverlayRecord, ...] = (),
 ) -> Manifest:
     """The manifest of ``files`` (which include the spec copy, and not the manifest itself)."""
     entries = tuple(
@@ -71,7 +100,9 @@ def build_manifest(
         for p in sorted(files)
         if p != MANIFEST
     )
-    return Manifest(archgen_version=__version__, project=project, spec_sha256=sha256(spec_bytes), files=entries)
+    return Manifest(
+        archgen_version=__version__, project=project, spec_sha256=sha256(spec_bytes), files=entries, overlays=overlays
+    )
 
 
 def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
@@ -83,11 +114,22 @@ def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
             )
             for p, v in sorted(raw["files"].items())
         )
+        overlays = tuple(
+            OverlayRecord(
+                name=str(o["name"]),
+                source=str(o["source"]),
+                sha256=str(o["sha256"]),
+                wins=str(o["wins"]),
+                declared=str(o["declared"]),
+            )
+            for o in raw.get("overlays", [])
+        )
         return Manifest(
             archgen_version=str(raw["archgen_version"]),
             project=str(raw["project"]),
             spec_sha256=str(raw["spec"]["sha256"]),
             files=files,
+            overlays=overlays,
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArchgenError(

@@ -27,6 +27,7 @@ COMPONENTS = (
     "deploy",
     "docs",
     "fitness",
+    "portal",
 )
 
 
@@ -84,7 +85,9 @@ def component_modules() -> list[Any]:
         except ModuleNotFoundError as exc:
             if exc.name != f"generator.components.{name}":
                 raise
-    return mods
+    from .plugins import plugin_components  # packages' components (`archgen.components` entry points)
+
+    return mods + list(plugin_components())
 
 
 def build_plan(arch: Architecture) -> FilePlan:

@@ -181,10 +181,22 @@ def template_cache() -> jinja2.BytecodeCache | None:
     return _TemplateCache(directory)
 
 
+def _loader() -> jinja2.BaseLoader:
+    """archgen's templates; a plugin component's as ``<its entry point name>/<file>`` (:mod:`generator.plugins`)."""
+    from .plugins import template_folders
+
+    own = jinja2.FileSystemLoader(str(TEMPLATES))
+    folders = template_folders()
+    if not folders:
+        return own
+    prefixed = jinja2.PrefixLoader({name: jinja2.FileSystemLoader(path) for name, path in folders.items()})
+    return jinja2.ChoiceLoader([own, prefixed])
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=_loader(),
         bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,

@@ -61,6 +61,9 @@ class Existing(SpecModel):
     orchestrator: Orchestrator = "none"
     platform: Platform = "local"
     broker: Broker = "none"
+    ci: Literal["github", "gitlab"] = Field(
+        default="github", description="The CI the level-2 pipeline runs on: GitHub Actions or GitLab CI."
+    )
 
 
 # ------------------------------------------------------------------ data
@@ -319,6 +322,18 @@ class Waiver(SpecModel):
     accepted_by: Owner | None = None
 
 
+class OverlaySpec(SpecModel):
+    """A company's cookiecutter template rendered over the generated repository (``archgen new --overlay``)."""
+
+    path: Annotated[str, Field(min_length=1, max_length=4096, strict=True)] = Field(
+        description="A cookiecutter template folder or zip, relative to this spec file."
+    )
+    wins: Literal["refuse", "overlay", "archgen"] = Field(
+        default="refuse",
+        description="Where an overlay file and an archgen file share a path: refuse (name both), or keep one.",
+    )
+
+
 class Spec(SpecModel):
     """An ML system's requirements: one YAML file."""
 
@@ -335,6 +350,7 @@ class Spec(SpecModel):
     customization: Literal["low", "medium", "high"] = "low"
     delivery: Delivery = Field(default_factory=Delivery)
     waivers: list[Waiver] = Field(default_factory=list)
+    overlays: list[OverlaySpec] = Field(default_factory=list)
 
     # -------------------------------------------------------------- lookups
     def source(self, name: str) -> FileSourceSpec | TableSourceSpec | StreamSourceSpec | RequestSourceSpec | None:

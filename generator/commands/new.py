@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from ..generate import Generation, generate
+from requirements_spec import load_spec
+from requirements_spec.validate import LoadedSpec
+
+from ..generate import Generation, Overlays, generate_loaded
 from ..manifest import MANIFEST, SPEC_COPY
 from ..progress import Progress
 from ..write import WriteResult, check_target, sigterm_interrupts, write_repository
 
 
 def _print_plan(gen: Generation, output: Path) -> None:
-    rows = [(f.path, f.component, ", ".join(f.decisions) or "-") for f in gen.plan.files]
+    decided = {f.path: ", ".join(f.decisions) or "-" for f in gen.plan.files}
+    # every file, an overlay's (component overlay:<name>) included
+    rows = [
+        (p, c, "-" if c.startswith("overlay:") else decided.get(p, "-"))
+        for p, c in gen.components.items()
+        if p not in (SPEC_COPY, MANIFEST)
+    ]
     rows += [(SPEC_COPY, "archgen", "-"), (MANIFEST, "archgen", "-")]
     rows.sort()
     width_path = max(len("path"), *(len(r[0]) for r in rows))
@@ -51,17 +61,35 @@ def _summary(gen: Generation, result: WriteResult, output: Path) -> None:
     print("  less README.md # who owns what and how each part runs")
 
 
-def run(spec: Path, output: Path, force: bool = False, dry_run: bool = False) -> int:
+def run(
+    spec: Path,
+    output: Path,
+    force: bool = False,
+    dry_run: bool = False,
+    overlays: list[Path] | None = None,
+    trust: bool = False,
+) -> int:
     with sigterm_interrupts():  # SIGTERM, like Ctrl-C, ends with exit 130 and nothing left behind
-        return _run(spec, output, force=force, dry_run=dry_run)
+        return _run(spec, output, force=force, dry_run=dry_run, overlays=overlays or [], trust=trust)
 
 
-def _run(spec: Path, output: Path, *, force: bool, dry_run: bool) -> int:
+def _overlays(loaded: LoadedSpec, spec: Path, cli: list[Path], output: Path, trust: bool) -> Overlays | None:
+    """The spec's overlays (relative to the spec file), then the command line's, in order."""
+    from ..overlay import load_overlay, spec_overlays, unique_names
+
+    if not cli and not loaded.spec.overlays:
+        return None
+    sources = spec_overlays(loaded.spec, spec.parent) + [load_overlay(p) for p in cli]
+    return Overlays(unique_names(sources), trust=trust, root=Path(os.path.abspath(output)))
+
+
+def _run(spec: Path, output: Path, *, force: bool, dry_run: bool, overlays: list[Path], trust: bool) -> int:
     progress = Progress(sys.stderr)
     if not dry_run:
         # refuse an occupied or unsafe target before spending time on rendering
         check_target(output, force=force, spec_path=spec)
-    gen = generate(spec, progress=progress)
+    loaded = load_spec(spec)
+    gen = generate_loaded(loaded, progress=progress, overlays=_overlays(loaded, spec, overlays, output, trust))
     if dry_run:
         _print_plan(gen, output)
         return 0

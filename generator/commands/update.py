@@ -31,9 +31,10 @@ from requirements_spec.validate import LoadedSpec, parse_spec
 from .. import __version__
 from ..architecture import Architecture
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
-from ..generate import Generation, generate_loaded
+from ..generate import Generation, Overlays, generate_loaded
 from ..manifest import MANIFEST, SPEC_COPY, Manifest, read_manifest, sha256
 from ..merge import BASE, OURS, SEP, THEIRS, Merged, decode_text, has_markers, merge2, merge3
+from ..overlay import OverlaySource
 from ..progress import Progress
 from ..write import apply_update, sigterm_interrupts
 
@@ -80,15 +81,18 @@ class Update:
 class _Base:
     """What archgen wrote last time, rebuilt on first use from the recorded spec (rendering takes seconds)."""
 
-    def __init__(self, loaded: LoadedSpec | None, manifest: Manifest, why_not: str) -> None:
+    def __init__(
+        self, loaded: LoadedSpec | None, manifest: Manifest, why_not: str, overlays: Overlays | None = None
+    ) -> None:
         self.loaded, self.manifest, self.why_not = loaded, manifest, why_not
+        self.overlays = overlays
         self._files: dict[str, bytes] | None = None
 
     def text(self, path: str) -> tuple[str | None, str]:
         """The base text of ``path``, or None and the reason it is unavailable."""
         if self._files is None and self.loaded is not None:
             try:
-                self._files = generate_loaded(self.loaded).files
+                self._files = generate_loaded(self.loaded, overlays=self.overlays).files
             except (SpecError, ArchgenError) as exc:
                 self.loaded, self.why_not = None, f"the recorded spec no longer generates ({_first_line(exc)})"
         if self._files is None:
@@ -256,12 +260,54 @@ def _report(up: Update, directory: Path, decisions: str, dry_run: bool) -> None:
         )
 
 
-def run(directory: Path, spec: Path | None = None, dry_run: bool = False) -> int:
+def run(
+    directory: Path,
+    spec: Path | None = None,
+    dry_run: bool = False,
+    overlays: list[Path] | None = None,
+    trust: bool = False,
+) -> int:
     with sigterm_interrupts():  # SIGTERM, like Ctrl-C, ends with exit 130 and the repository as it was
-        return _run(directory, spec, dry_run)
+        return _run(directory, spec, dry_run, overlays, trust)
 
 
-def _run(directory: Path, spec: Path | None, dry_run: bool) -> int:
+def _recorded(root: Path, manifest: Manifest, declared: str | None = None) -> list[OverlaySource]:
+    """The overlays the manifest records (those ``declared`` by the spec or the command line), re-read."""
+    from ..overlay import load_overlay
+
+    out = []
+    for rec in manifest.overlays:
+        if declared is None or rec.declared == declared:
+            src = load_overlay(root / rec.source, wins=rec.wins, declared=rec.declared)
+            out.append(OverlaySource(rec.name, src.location, src.files, src.wins, src.declared))
+    return out
+
+
+def _new_overlays(
+    root: Path, manifest: Manifest, loaded: LoadedSpec, spec: Path | None, cli: list[Path] | None, trust: bool
+) -> Overlays | None:
+    """This update's overlays: the spec's (the new spec's, relative to it; else the recorded ones), then the
+    command line's (``--overlay``; else the ones `new` was given)."""
+    from ..overlay import load_overlay, spec_overlays, unique_names
+
+    from_spec = spec_overlays(loaded.spec, spec.parent) if spec is not None else _recorded(root, manifest, "spec")
+    from_cli = [load_overlay(p) for p in cli] if cli is not None else _recorded(root, manifest, "cli")
+    if not from_spec and not from_cli:
+        return None
+    return Overlays(unique_names(from_spec + from_cli), trust=trust, root=root)
+
+
+def _base_overlays(root: Path, manifest: Manifest, trust: bool) -> Overlays | None:
+    """The overlays as recorded, for the base; one that can no longer be read leaves its files without a base."""
+    if not manifest.overlays:
+        return None
+    try:
+        return Overlays(_recorded(root, manifest), trust=trust, root=root)
+    except ArchgenError:
+        return None
+
+
+def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
     from ..rules import decide
 
     root, manifest, recorded = _open(directory)
@@ -275,10 +321,12 @@ def _run(directory: Path, spec: Path | None, dry_run: bool) -> int:
         )
     progress = Progress(sys.stderr)
     loaded = load_spec(spec if spec is not None else directory / SPEC_COPY)  # file:line:col errors, exit 65/66
-    new = generate_loaded(loaded, progress=progress)
+    new = generate_loaded(
+        loaded, progress=progress, overlays=_new_overlays(root, manifest, loaded, spec, overlays, trust)
+    )
     old_loaded, why_not = _old_spec(directory, manifest, recorded)
     old_arch = decide(old_loaded) if old_loaded is not None else None
-    up = plan_update(root, manifest, new, _Base(old_loaded, manifest, why_not))
+    up = plan_update(root, manifest, new, _Base(old_loaded, manifest, why_not, _base_overlays(root, manifest, trust)))
     if manifest.archgen_version != __version__:
         up.notes.append(f"the repository was generated by archgen {manifest.archgen_version}; this is {__version__}")
     if sha256(recorded or b"") != manifest.spec_sha256 and spec is not None:

@@ -163,6 +163,27 @@ def context(arch: Architecture) -> dict[str, Any]:
         "online_broker": arch.training.consumer_broker,
         "retention_s": arch.privacy.retention_s,
         "model_pvc": f"{app}-model-repository",
+        **ci_context(arch),
+    }
+
+
+def ci_context(arch: Architecture) -> dict[str, Any]:
+    """The CI of the level-2 pipeline (``existing.ci``) and the services its feature steps need."""
+    from . import deploy
+
+    return {
+        "ci": arch.spec.existing.ci,
+        # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
+        "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
+        "cd_images": ["triton", "app"],
+        "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
+        "cd_model": arch.serving.entrypoint,
+        # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
+        "cd_overlay_registry": f"registry.example.internal/{deploy.slug(arch.spec.project.name)}",
+        "ci_redis": deploy.uses_redis(arch),
+        "ci_postgres": deploy.uses_postgres(arch),
+        "redis_image": deploy.REDIS_IMAGE,
+        "postgres_image": deploy.POSTGRES_IMAGE,
     }
 
 
@@ -176,8 +197,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     files: list[PlannedFile] = []
     if arch.privacy.retention_s and arch.feature_store is not None:
         files.append(_f("scripts/purge.py", "pipelines/purge.py.j2", _purge_context(arch), ("pii",)))
-    if arch.mlops_level >= 2:
+    if arch.mlops_level >= 2 and ctx["ci"] == "gitlab":
+        files.append(_f(".gitlab-ci.yml", "pipelines/gitlab-ci.yml.j2", ctx, ("delivery",)))
+    elif arch.mlops_level >= 2:
         files.append(_f(".github/workflows/ml-pipeline.yml", "pipelines/ml-pipeline.yml.j2", ctx, ("delivery",)))
+    if ctx["cd"]:
+        files.append(_f("deploy/release.mk", "pipelines/release.mk.j2", ctx, ("delivery", "deployment")))
     if not job_list and arch.training.mode != "online":
         return files
     files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))
