@@ -100,11 +100,12 @@ def validate(
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Print the JSON Schema of the spec (for editors and CI)."""
     from .commands import schema as cmd
 
-    _run(lambda: cmd.run(output))
+    _run(lambda: cmd.run(output, force))
 
 
 @app.command()
@@ -157,11 +158,12 @@ def explain(
 @app.command("rules-doc")
 def rules_doc(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Generate docs/rules.md from the rules."""
     from .commands import explain as cmd
 
-    _run(lambda: cmd.run_doc(output))
+    _run(lambda: cmd.run_doc(output, force))
 
 
 @app.command()
@@ -184,22 +186,24 @@ def diagram(
     spec: SpecArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the diagrams.")] = Path("diagrams"),
     fmt: Annotated[DiagramFormat, typer.Option("--format", help="png, svg, dot or mermaid.")] = DiagramFormat.png,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output files.")] = False,
 ) -> None:
     """Draw the data-flow and deployment diagrams of a spec's architecture."""
     from .commands import diagram as cmd
 
-    _run(lambda: cmd.run(spec, output, fmt.value))
+    _run(lambda: cmd.run(spec, output, fmt.value, force))
 
 
 @app.command()
 def review(
     spec: SpecArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("review.html"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Write a self-contained HTML page for a design review."""
     from .commands import review as cmd
 
-    _run(lambda: cmd.run(spec, output))
+    _run(lambda: cmd.run(spec, output, force))
 
 
 @app.command()
