@@ -60,9 +60,12 @@ def safe_relative(rel: str) -> bool:
     return not any(part in ("", ".", "..") for part in rel.split("/"))
 
 
-def check_inside(root: Path, rel: str) -> str | None:
-    """Why ``root/rel`` leaves ``root`` (an unsafe path, a symlink on the way leading out), or None."""
-    if not safe_relative(rel):
+def check_inside(root: Path, rel: str, *, names: bool = True) -> str | None:
+    """Why ``root/rel`` leaves ``root`` (an unsafe path, a symlink on the way leading out), or None.
+
+    ``names=False``: a path found on disk (not read from a file); control characters in it are allowed.
+    """
+    if not (safe_relative(rel) if names else safe_relative(_CONTROL.sub("_", rel))):
         return f"{escape(rel)!s} is not a relative path inside the repository"
     real_root = Path(os.path.realpath(root))
     cur = Path(root)
@@ -110,7 +113,7 @@ def _open_regular(path: Path, cap: int) -> tuple[int, int]:
     if root is not None:
         absolute = Path(os.path.abspath(path))
         if absolute.is_relative_to(root) and absolute != root:
-            why = check_inside(root, absolute.relative_to(root).as_posix())
+            why = check_inside(root, absolute.relative_to(root).as_posix(), names=False)
             if why:
                 raise Refused(why)
     try:
