@@ -180,3 +180,30 @@ def test_a_failing_dot_leaves_new_to_succeed_and_name_what_it_skipped(tmp_path: 
     result = _cli("new", str(spec), "-o", str(tmp_path / "s" / "repo"), env=env)
     assert result.returncode == 0, result.stderr
     assert "skipped docs/diagrams/*.png and *.svg" in result.stderr
+
+
+# ------------------------------------------------------------------ the terminal
+def test_control_characters_from_the_spec_are_printed_escaped(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(REFERENCE.read_text().replace("project:\n", 'project:\n  "\\e[2J\\e]0;owned\\a": 1\n', 1))
+    code, output = archgen("validate", str(bad))
+    assert code == 65, output
+    assert "\x1b" not in output and "\x07" not in output
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in output
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_any_terminal_encoding_works(spec: Path, command: str) -> None:
+    env = {**os.environ, "LANG": "C", "LC_ALL": "C", "PYTHONIOENCODING": "ascii"}
+    result = _cli(command, str(spec), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_diff_exit_code_says_whether_decisions_change(tmp_path: Path, spec: Path) -> None:
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(spec.read_text().replace("protocol: rest ", "protocol: grpc "))
+    assert archgen("diff", str(spec), str(spec), "--exit-code")[0] == 0
+    code, output = archgen("diff", str(spec), str(changed), "--exit-code")
+    assert code == 1, output
+    assert archgen("diff", str(spec), str(changed))[0] == 0  # without the flag: information only
