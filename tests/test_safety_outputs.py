@@ -207,3 +207,28 @@ def test_diff_exit_code_says_whether_decisions_change(tmp_path: Path, spec: Path
     code, output = archgen("diff", str(spec), str(changed), "--exit-code")
     assert code == 1, output
     assert archgen("diff", str(spec), str(changed))[0] == 0  # without the flag: information only
+
+
+# ------------------------------------------------------------------ placeholder secrets
+def test_the_generated_image_refuses_to_start_with_the_example_placeholders(tmp_path: Path, spec: Path) -> None:
+    import json
+
+    out = tmp_path / "repo"
+    code, output = archgen("new", str(spec), "-o", str(out))
+    assert code == 0, output
+    line = next(x for x in (out / "deploy" / "app.Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT"))
+    entrypoint = json.loads(line.removeprefix("ENTRYPOINT"))
+    assert entrypoint[0] == "python"
+    command = [sys.executable, *entrypoint[1:], sys.executable, "-c", "print('started')"]
+    base = {k: v for k, v in os.environ.items() if not v.startswith("change-me")}
+    refused = subprocess.run(
+        command, env={**base, "REDIS_PASSWORD": "change-me-redis-prod"}, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and "started" not in refused.stdout
+    assert "REDIS_PASSWORD" in refused.stderr and "placeholder" in refused.stderr
+    started = subprocess.run(
+        command, env={**base, "REDIS_PASSWORD": "s3cr3t"}, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
+    compose = (out / "deploy" / "docker-compose.yaml").read_text()
+    assert "change-me*) echo 'refusing to start: REDIS_PASSWORD" in compose or "redis:" not in compose
