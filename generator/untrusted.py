@@ -27,12 +27,15 @@ from typing import Any
 
 import yaml
 
+from requirements_spec.loader import MAX_DEPTH as SPEC_MAX_DEPTH
+from requirements_spec.loader import MAX_NODES as SPEC_MAX_NODES
+
 from .errors import UNSAFE, ArchgenError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any generated file; far below a planted multi-GB blob
 MAX_YAML_BYTES = 8 * 1024 * 1024
-MAX_YAML_DEPTH = 64  # as requirements_spec.loader
-MAX_YAML_NODES = 200_000  # counted after alias expansion, as requirements_spec.loader
+MAX_YAML_DEPTH = SPEC_MAX_DEPTH  # the spec loader's limits
+MAX_YAML_NODES = SPEC_MAX_NODES  # counted after alias expansion
 _CHUNK = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 

@@ -226,3 +226,31 @@ def test_after_a_hard_kill_the_next_run_rolls_back_the_interrupted_transaction(t
     assert recover_interrupted(out) is not None
     assert snapshot(out) == before and leftovers(tmp_path) == []
     assert recover_interrupted(out) is None  # nothing more to do
+
+
+def test_a_transaction_killed_after_its_commit_is_finished_not_rolled_back(tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "a.txt").write_text("new\n")  # the commit had moved the new file in
+    staging = tmp_path / f".repo{STAGING_MARK}killed"
+    (staging / "old").mkdir(parents=True)
+    (staging / "new").mkdir()
+    (staging / "old" / "a.txt").write_text("old\n")
+    (staging / JOURNAL).write_text('["aside", "a.txt", 0]\n["put", "a.txt", 0]\n["committed", "", 0]\n')
+    assert recover_interrupted(out) == "finished an interrupted update"
+    assert (out / "a.txt").read_text() == "new\n" and leftovers(tmp_path) == []
+
+
+def test_a_journal_cut_mid_line_rolls_back_the_steps_it_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "a.txt").write_text("new\n")
+    staging = tmp_path / f".repo{STAGING_MARK}killed"
+    (staging / "old").mkdir(parents=True)
+    (staging / "new" / "b").mkdir(parents=True)
+    (staging / "old" / "a.txt").write_text("old\n")
+    (staging / "new" / "b" / "c.txt").write_text("never moved in\n")
+    (out / "b").mkdir()
+    (staging / JOURNAL).write_text('["aside", "a.txt", 0]\n["put", "a.txt", 0]\n["mkdir", "b", 0]\n["put", "b/c.t')
+    assert recover_interrupted(out) is not None
+    assert (out / "a.txt").read_text() == "old\n" and not (out / "b").exists() and leftovers(tmp_path) == []
