@@ -8,12 +8,15 @@ Guarantees (each has a test in tests/test_write*.py):
   a byte is written.
 - **Atomic.** Files are staged in a sibling folder ``.<name>.archgen-tmp-*`` in the target's parent
   (same filesystem, so no EXDEV), then a new target is one ``rename``. Into an existing folder
-  (``--force``, or an empty one) each staged file is moved with ``os.replace``; that commit is
-  renames only, with SIGINT/SIGTERM deferred until it ends.
+  (``--force``, or an empty one) the write is one transaction, as for ``archgen update``: under the
+  repository lock, every file replaced or removed is moved aside first and every step is journaled,
+  so a failure or signal takes it all back, and after a hard kill the next run rolls it back.
 - **Nothing left behind.** A failed write (disk full, ...) or an interrupt removes the staging
   folder and any parent folder archgen created; the target stays as it was.
 - **Never clobbers.** A non-empty target needs ``--force``; then only files archgen plans are
-  replaced, files the team added are kept, a file archgen wrote before and no longer plans is
+  replaced, and only where the manifest says archgen wrote them (or they are identical: a differing file
+  archgen did not write is refused, exit 73); files the team added are kept; paths read from the manifest
+  are checked like planned ones (exit 4); a file archgen wrote before and no longer plans is
   removed only if the team did not change it, and no folder is ever removed.
 - **Updates are one transaction.** :func:`apply_update` (``archgen update``) moves every file it
   replaces or removes aside before moving the new one in, and takes every step back on a failure
