@@ -196,3 +196,16 @@ def test_file_names_with_escape_sequences_are_printed_escaped(repo: Path, tmp_pa
     found: list[tuple[str, str]] = []
     scan_tree(repo, set(), lambda f, m: found.append((f, m)))
     assert any(f.startswith(escape("\x1b]0;pwned")) for f, _ in found)
+
+
+def test_kubernetes_manifests_with_long_names_are_found_in_the_repository(tmp_path: Path) -> None:
+    from generator.check_untrusted import check_kubernetes_names
+
+    k8s = tmp_path / "deploy" / "k8s" / "base"
+    k8s.mkdir(parents=True)
+    (k8s / "svc.yaml").write_text(f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {'s' * 70}\n")
+    (k8s / "ok.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: ranker\n")
+    found: list[tuple[str, str]] = []
+    with reading(tmp_path):
+        check_kubernetes_names(tmp_path, lambda f, m: found.append((f, m)))
+    assert found == [("deploy/k8s/base/svc.yaml", "Service name is 70 characters; Kubernetes allows at most 63")]
