@@ -22,6 +22,8 @@ from generator.cli import app
 from generator.errors import FINDINGS, OK
 from generator.untrusted import Refused, YamlLimit, escape, load_yaml_all, read_bytes, reading
 
+pytestmark = pytest.mark.slow  # like tests/test_check.py: the real checks (Feast, Triton's protobuf) run
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
 SECRET = "TOP-SECRET-7f3a9c"
