@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
+from . import untrusted
 from .errors import ArchgenError
-from .manifest import MANIFEST, read_manifest, sha256
+from .manifest import MANIFEST, read_manifest
 
 KUBERNETES_VERSION = "1.30"
 FEATURE_STORE_YAML = "feature_repo/feature_store.yaml"
@@ -88,14 +89,26 @@ class Report:
 
 
 def check_repository(root: Path) -> Report:
+    """Every check; the repository is untrusted input (:mod:`generator.untrusted`): nothing outside it is read."""
+    from . import check_untrusted as cu
+
     report = Report()
-    check_manifest(root, report)
-    check_feature_store(root, report)
-    check_triton(root, report)
-    check_schedulers(root, report)
-    check_kubernetes(root, report)
-    check_compose(root, report)
-    _check_plugins(root, report)
+
+    def add(file: str, message: str) -> None:
+        report.problems.append(Problem(file, message))
+
+    with untrusted.reading(root):
+        cu.scan_tree(root, IGNORED_DIRS, add)
+        check_manifest(root, report)
+        check_feature_store(root, report)
+        check_triton(root, report)
+        if cu.check_triton_load_rules(root, add):
+            report.count("Triton load-time rules")
+        check_schedulers(root, report)
+        check_kubernetes(root, report)
+        cu.check_kubernetes_names(root, add)
+        check_compose(root, report)
+        _check_plugins(root, report)
     return report
 
 
@@ -135,7 +148,13 @@ def check_manifest(root: Path, report: Report) -> None:
         path = root / f.path
         if path.is_symlink() or not path.is_file():
             report.deleted.append(f.path)
-        elif sha256(path.read_bytes()) != f.sha256:
+            continue
+        try:
+            digest = untrusted.sha256_file(path)
+        except untrusted.Refused as exc:
+            report.problems.append(Problem(f.path, f"managed file {exc}"))
+            continue
+        if digest != f.sha256:
             report.changed.append(f.path)
     managed = manifest.paths()
     report.added = [p for p in _walk(root) if p not in managed]
@@ -162,9 +181,10 @@ def check_feature_store(root: Path, report: Report) -> None:
             report.problems.append(Problem(FEATURE_STORE_YAML, "missing: Feast needs it to load the feature repo"))
         return
     try:
-        raw = yaml.safe_load(expand_placeholders(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        report.problems.append(Problem(FEATURE_STORE_YAML, f"is not valid YAML: {_one_line(exc)}"))
+        docs = untrusted.load_yaml_all(expand_placeholders(untrusted.read_text(path)))
+        raw = docs[0] if len(docs) == 1 else docs or None
+    except (yaml.YAMLError, ValueError) as exc:
+        report.problems.append(Problem(FEATURE_STORE_YAML, f"is not valid YAML: {untrusted.yaml_error(exc)}"))
         return
     if not isinstance(raw, dict):
         report.problems.append(Problem(FEATURE_STORE_YAML, "must be a mapping of Feast settings"))
@@ -239,7 +259,12 @@ def cron_problem(expr: str) -> str | None:
 
 
 def check_crontab(path: Path, rel: str, report: Report) -> None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = untrusted.read_text(path)
+    except ValueError as exc:
+        report.problems.append(Problem(rel, f"cannot be read: {untrusted.yaml_error(exc)}"))
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
             continue
@@ -259,11 +284,11 @@ def check_crontab(path: Path, rel: str, report: Report) -> None:
 
 def check_python(path: Path, rel: str, report: Report) -> None:
     try:
-        compile(path.read_text(encoding="utf-8"), rel, "exec", dont_inherit=True)
+        compile(untrusted.read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
         report.problems.append(Problem(f"{rel}:{exc.lineno or 0}", f"Python syntax error: {exc.msg}"))
     except (UnicodeDecodeError, ValueError) as exc:
-        report.problems.append(Problem(rel, f"cannot compile: {exc}"))
+        report.problems.append(Problem(rel, f"cannot compile: {untrusted.yaml_error(exc)}"))
     else:
         report.count("Python pipeline files")
 
@@ -289,9 +314,9 @@ def check_schedulers(root: Path, report: Report) -> None:
 
 def _load_yaml_docs(path: Path, rel: str, report: Report) -> list[Any] | None:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        report.problems.append(Problem(rel, f"is not valid YAML: {_one_line(exc)}"))
+        docs = untrusted.load_yaml_all(untrusted.read_text(path))
+    except (yaml.YAMLError, ValueError) as exc:
+        report.problems.append(Problem(rel, f"is not valid YAML: {untrusted.yaml_error(exc)}"))
         return None
     return docs
 

@@ -6,6 +6,7 @@ Every command body imports its implementation lazily, so a quick command such as
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -34,13 +35,14 @@ def _run(body: Callable[[], int | None]) -> NoReturn:
     """Run a command body; map every failure to a clear message and a documented exit code."""
     from requirements_spec.errors import SpecError
 
+    _tolerant_streams()
     try:
         code = body() or 0
     except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
+        print(_terminal_safe(exc.render()), file=sys.stderr)
         code = exc.exit_code
     except ec.ArchgenError as exc:
-        print(exc.render(), file=sys.stderr)
+        print(_terminal_safe(exc.render()), file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was changed", file=sys.stderr)
@@ -48,9 +50,28 @@ def _run(body: Callable[[], int | None]) -> NoReturn:
     except Exception as exc:  # a bug: say so, and keep the traceback for --debug
         if _debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}\n    (run with --debug for the traceback)", file=sys.stderr)
+        print(
+            _terminal_safe(f"internal error: {type(exc).__name__}: {exc}\n    (run with --debug for the traceback)"),
+            file=sys.stderr,
+        )
         code = ec.INTERNAL
     raise typer.Exit(code)
+
+
+def _terminal_safe(text: str) -> str:
+    """Messages quote the spec (an unknown key, a value): its control characters are shown escaped, not obeyed."""
+    from .untrusted import escape
+
+    return "\n".join(escape(line).replace("\\x09", "\t") for line in text.split("\n"))
+
+
+def _tolerant_streams() -> None:
+    """Any terminal encoding (LANG=C, PYTHONIOENCODING=ascii): characters it cannot show are escaped, not fatal."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # one that cannot be reconfigured keeps its setting
+                reconfigure(errors="backslashreplace")
 
 
 def _version(value: bool) -> None:
@@ -100,11 +121,12 @@ def validate(
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Print the JSON Schema of the spec (for editors and CI)."""
     from .commands import schema as cmd
 
-    _run(lambda: cmd.run(output))
+    _run(lambda: cmd.run(output, force))
 
 
 @app.command()
@@ -136,11 +158,14 @@ def diff(
     old: Annotated[Path, typer.Argument(help="The spec before the change.")],
     new: Annotated[Path, typer.Argument(help="The spec after the change.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text, json or markdown.")] = OutputFormat.text,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when a decision or finding changes (for CI), else 0.")
+    ] = False,
 ) -> None:
     """Show which decisions change when the requirements change, and why."""
     from .commands import diff as cmd
 
-    _run(lambda: cmd.run(old, new, fmt.value))
+    _run(lambda: cmd.run(old, new, fmt.value, exit_code))
 
 
 @app.command()
@@ -157,11 +182,12 @@ def explain(
 @app.command("rules-doc")
 def rules_doc(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Generate docs/rules.md from the rules."""
     from .commands import explain as cmd
 
-    _run(lambda: cmd.run_doc(output))
+    _run(lambda: cmd.run_doc(output, force))
 
 
 @app.command()
@@ -205,22 +231,24 @@ def diagram(
     spec: SpecArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the diagrams.")] = Path("diagrams"),
     fmt: Annotated[DiagramFormat, typer.Option("--format", help="png, svg, dot or mermaid.")] = DiagramFormat.png,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output files.")] = False,
 ) -> None:
     """Draw the data-flow and deployment diagrams of a spec's architecture."""
     from .commands import diagram as cmd
 
-    _run(lambda: cmd.run(spec, output, fmt.value))
+    _run(lambda: cmd.run(spec, output, fmt.value, force))
 
 
 @app.command()
 def review(
     spec: SpecArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("review.html"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
 ) -> None:
     """Write a self-contained HTML page for a design review."""
     from .commands import review as cmd
 
-    _run(lambda: cmd.run(spec, output))
+    _run(lambda: cmd.run(spec, output, force))
 
 
 @app.command()

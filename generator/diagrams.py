@@ -490,8 +490,28 @@ def to_dot(view: View, *, origin: str = "") -> str:
     return "\n".join(header) + "\n" + source
 
 
+_PROBE = b"digraph probe { a -> b }\n"
+_probed: dict[str, bool] = {}
+
+
 def dot_available() -> bool:
-    return shutil.which("dot") is not None
+    """Whether graphviz ``dot`` is on PATH *and* draws (a probe graph, with a timeout; once per binary).
+
+    A ``dot`` that fails (no layout plugins registered) or hangs counts as missing, so the drawings are
+    skipped with a warning instead of failing the command.
+    """
+    path = shutil.which("dot")
+    if path is None:
+        return False
+    if path not in _probed:
+        from .tools import run_tool, tool_timeout
+
+        try:
+            result = run_tool([path, "-Tsvg"], _PROBE, timeout=min(tool_timeout(), 20.0))
+            _probed[path] = result.ok and b"<svg" in result.stdout
+        except OSError:
+            _probed[path] = False
+    return _probed[path]
 
 
 def skipped_note() -> str | None:
@@ -499,8 +519,8 @@ def skipped_note() -> str | None:
     if dot_available():
         return None
     return (
-        "skipped docs/diagrams/*.png and *.svg: graphviz `dot` is not on PATH (wrote the DOT and Mermaid "
-        f"diagrams; docs show the Mermaid ones). To draw them: {INSTALL_HINT}"
+        "skipped docs/diagrams/*.png and *.svg: graphviz `dot` is not on PATH or does not draw (wrote the DOT and "
+        f"Mermaid diagrams; docs show the Mermaid ones). To draw them: {INSTALL_HINT}"
     )
 
 
@@ -541,11 +561,18 @@ class _Piped:
 
 
 def _draw(source: str, fmt: str) -> bytes:
-    import graphviz
+    from .tools import run_tool
 
-    if not dot_available():
-        raise ArchgenError("graphviz `dot` is not on PATH", exit_code=DEPENDENCY, hint=INSTALL_HINT)
-    out = bytes(graphviz.Source(source).pipe(format=fmt, quiet=True))
+    dot = shutil.which("dot")
+    if dot is None or not dot_available():
+        raise ArchgenError("graphviz `dot` is not on PATH or does not draw", exit_code=DEPENDENCY, hint=INSTALL_HINT)
+    try:
+        result = run_tool([dot, "-Kdot", f"-T{fmt}"], source.encode("utf-8"))
+    except OSError as exc:
+        raise ArchgenError(f"graphviz `dot` cannot be started: {exc.strerror}", exit_code=DEPENDENCY) from None
+    if not result.ok:
+        raise ArchgenError(f"graphviz `dot` failed: {result.reason()}", exit_code=DEPENDENCY, hint=INSTALL_HINT)
+    out = result.stdout
     if fmt == "svg":  # self-contained and free of the graphviz version
         out = _inline_images(_VERSION_COMMENT.sub("", out.decode("utf-8"))).encode("utf-8")
     return out

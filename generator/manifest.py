@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import CANT_CREATE, ArchgenError
+from .errors import CANT_CREATE, UNSAFE, ArchgenError
 
 RECORD_DIR = ".archgen"
 SPEC_COPY = f"{RECORD_DIR}/spec.yaml"
@@ -132,16 +132,46 @@ def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
             overlays=overlays,
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        from .untrusted import escape
+
         raise ArchgenError(
-            f"{where} is not an archgen manifest ({type(exc).__name__}: {exc})",
+            f"{where} is not an archgen manifest ({type(exc).__name__}: {escape(exc)[:200]})",
             exit_code=CANT_CREATE,
             hint="restore it from version control, or generate into a new folder",
         ) from None
 
 
+def check_manifest_paths(manifest: Manifest, where: str = MANIFEST) -> Manifest:
+    """Paths read from a manifest are checked like generated paths: relative, normalised, no '..' (exit 4)."""
+    from .untrusted import escape, safe_relative
+
+    for f in manifest.files:
+        if not safe_relative(f.path) or f.path == MANIFEST:
+            raise ArchgenError(
+                f"{where} lists the unsafe path {escape(f.path)!r} (absolute, '..' or not normalised); "
+                "nothing was changed",
+                exit_code=UNSAFE,
+                hint="restore the manifest from version control; archgen only writes inside the repository",
+            )
+    return manifest
+
+
 def read_manifest(root: Path) -> Manifest | None:
-    """The manifest of a generated repository, or None when the folder has none."""
+    """The manifest of a generated repository, or None when the folder has none.
+
+    The manifest is untrusted input: `.archgen/` may not lead outside ``root`` (exit 4), the file must be a
+    regular file of sane size, and every path it lists must be safe and stay inside ``root`` (exit 4).
+    """
+    from .untrusted import Refused, read_bytes, require_inside
+
+    require_inside(root, [MANIFEST], source=str(root / MANIFEST))
     path = root / MANIFEST
     if path.is_symlink() or not path.is_file():
         return None
-    return parse_manifest(path.read_bytes(), str(path))
+    try:
+        data = read_bytes(path, 256 * 1024 * 1024)
+    except Refused as exc:
+        raise ArchgenError(f"{path} {exc}", exit_code=CANT_CREATE) from None
+    manifest = check_manifest_paths(parse_manifest(data, str(path)), str(path))
+    require_inside(root, [f.path for f in manifest.files], source=str(path))
+    return manifest

@@ -276,9 +276,11 @@ def parse_config(path: Path) -> tuple[Any | None, list[Problem]]:
 
     mc = _pb()
     rel = str(path)
+    from .untrusted import read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path)  # a regular file of sane size, no symlink leading out (untrusted input)
+    except (OSError, ValueError) as exc:
         return None, [Problem(rel, f"cannot read: {exc}")]
     try:
         cfg = text_format.Parse(text, mc.ModelConfig())

@@ -8,12 +8,15 @@ Guarantees (each has a test in tests/test_write*.py):
   a byte is written.
 - **Atomic.** Files are staged in a sibling folder ``.<name>.archgen-tmp-*`` in the target's parent
   (same filesystem, so no EXDEV), then a new target is one ``rename``. Into an existing folder
-  (``--force``, or an empty one) each staged file is moved with ``os.replace``; that commit is
-  renames only, with SIGINT/SIGTERM deferred until it ends.
+  (``--force``, or an empty one) the write is one transaction, as for ``archgen update``: under the
+  repository lock, every file replaced or removed is moved aside first and every step is journaled,
+  so a failure or signal takes it all back, and after a hard kill the next run rolls it back.
 - **Nothing left behind.** A failed write (disk full, ...) or an interrupt removes the staging
   folder and any parent folder archgen created; the target stays as it was.
 - **Never clobbers.** A non-empty target needs ``--force``; then only files archgen plans are
-  replaced, files the team added are kept, a file archgen wrote before and no longer plans is
+  replaced, and only where the manifest says archgen wrote them (or they are identical: a differing file
+  archgen did not write is refused, exit 73); files the team added are kept; paths read from the manifest
+  are checked like planned ones (exit 4); a file archgen wrote before and no longer plans is
   removed only if the team did not change it, and no folder is ever removed.
 - **Updates are one transaction.** :func:`apply_update` (``archgen update``) moves every file it
   replaces or removes aside before moving the new one in, and takes every step back on a failure
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import json
 import os
 import shutil
 import signal
@@ -39,9 +44,10 @@ from pathlib import Path
 from types import FrameType
 
 from .errors import CANT_CREATE, INTERRUPTED, IO_ERROR, UNSAFE, ArchgenError
-from .manifest import read_manifest, sha256
+from .manifest import read_manifest
 from .plan import check_relative
 from .progress import Progress, null_progress
+from .untrusted import Refused, escape, read_bytes, safe_relative, sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
@@ -261,39 +267,62 @@ def _same(dest: Path, data: bytes, mode: int) -> bool:
         return False
 
 
-def _commit_into(
-    target: Target,
-    staging: Path,
-    files: Mapping[str, bytes],
-    modes: Mapping[str, int],
-    result: WriteResult,
-    created_dirs: list[Path],
-) -> None:
-    """Move each staged file into an existing target; skip identical files; drop stale untouched ones."""
+def _plan_into(
+    target: Target, files: Mapping[str, bytes], modes: Mapping[str, int], result: WriteResult
+) -> dict[str, bytes]:
+    """What ``new --force`` changes in an existing target: the files to write (others are identical), the
+    files archgen wrote before and no longer plans (``result.removed``, untouched) or that the team changed
+    (``result.stale_kept``). A differing file the manifest does not say archgen wrote is refused (exit 73)."""
     root = target.path
-    old = read_manifest(root)
+    old = read_manifest(root)  # paths checked: relative, inside the target (exit 4)
+    managed = old.paths() if old is not None else set()
+    writes: dict[str, bytes] = {}
+    foreign: list[str] = []
     for rel in sorted(files):
         dest = root / rel
         if _same(dest, files[rel], modes.get(rel, 0o644)):
             result.unchanged.append(rel)
             continue
-        _make_parents(dest.parent, created_dirs)
-        if not dest.parent.resolve().is_relative_to(root):  # re-checked at the moment of writing
-            raise _refuse(f"{target.given / rel} would be written outside the target", UNSAFE)
-        (result.replaced if os.path.lexists(dest) else result.created).append(rel)
-        os.replace(staging / rel, dest)
-    if old is not None:
-        for managed in old.files:
-            if managed.path in files:
+        if os.path.lexists(dest):
+            if rel not in managed and not _same_content(dest, files[rel]):
+                foreign.append(rel)
                 continue
-            dest = root / managed.path
+            result.replaced.append(rel)
+        else:
+            result.created.append(rel)
+        writes[rel] = files[rel]
+    if foreign:
+        shown = ", ".join(escape(p) for p in foreign[:10]) + (
+            f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+        )
+        raise _refuse(
+            f"{target.given}: {len(foreign)} file(s) archgen did not write would be overwritten: {shown}; "
+            "nothing was written",
+            CANT_CREATE,
+            "move them away, or generate into a new folder (`archgen update` merges a repository archgen generated)",
+        )
+    if old is not None:
+        for f in old.files:
+            if f.path in files:
+                continue
+            dest = root / f.path
             if not dest.is_file() or dest.is_symlink():
                 continue
-            if sha256(dest.read_bytes()) == managed.sha256:
-                dest.unlink()
-                result.removed.append(managed.path)
-            else:
-                result.stale_kept.append(managed.path)
+            try:
+                same = sha256_file(dest) == f.sha256
+            except Refused:
+                same = False
+            (result.removed if same else result.stale_kept).append(f.path)
+    return writes
+
+
+def _same_content(dest: Path, data: bytes) -> bool:
+    try:
+        return (
+            dest.is_file() and not dest.is_symlink() and dest.stat().st_size == len(data) and read_bytes(dest) == data
+        )
+    except (OSError, Refused):
+        return False
 
 
 def _count_unmanaged(root: Path, managed: set[str]) -> int:
@@ -316,12 +345,23 @@ def write_repository(
     spec_path: Path | None = None,
     progress: Progress | None = None,
 ) -> WriteResult:
-    """Write ``files`` (relative posix path -> bytes) as the repository at ``given``."""
+    """Write ``files`` (relative posix path -> bytes) as the repository at ``given``.
+
+    A new target is staged and renamed into place. An existing one (``--force``, or empty) is changed as
+    one journaled transaction under the repository lock, like ``archgen update``: all of it, or nothing.
+    """
     progress = progress or null_progress()
     target = check_target(given, force=force, spec_path=spec_path)
     check_destinations(target, list(files))
     root = target.path
     result = WriteResult(target=root, new=not target.exists)
+    if target.exists:
+        with repository_lock(root):
+            recover_interrupted(root)
+            writes = _plan_into(target, files, modes, result)
+            _transaction(given, root, writes, modes, result.removed, progress=progress, prune=False)
+        result.kept = _count_unmanaged(root, set(files))
+        return result
     created_dirs: list[Path] = []
     staging: Path | None = None
     ok = False
@@ -339,15 +379,12 @@ def write_repository(
                 raise _os_error(exc, given) from None
             with _signals_deferred(received):
                 try:
-                    if target.exists:
-                        _commit_into(target, staging, files, modes, result, created_dirs)
-                    else:
-                        os.rename(staging, root)
-                        staging = None
-                        result.created.extend(sorted(files))
+                    os.rename(staging, root)
+                    staging = None
+                    result.created.extend(sorted(files))
                 except OSError as exc:
                     raise _os_error(exc, given) from None
-        progress.done(f"{len(result.created)} new, {len(result.replaced)} replaced, {len(result.unchanged)} unchanged")
+        progress.done(f"{len(result.created)} new")
         ok = True
     finally:
         if staging is not None:
@@ -356,8 +393,6 @@ def write_repository(
             for d in reversed(created_dirs):
                 with contextlib.suppress(OSError):
                     os.rmdir(d)
-    if target.exists:
-        result.kept = _count_unmanaged(root, set(files))
     if received:
         raise _refuse(
             f"interrupted after {given} was completely written (the write itself is not cut in half)", INTERRUPTED
@@ -365,55 +400,145 @@ def write_repository(
     return result
 
 
-# ------------------------------------------------------------------ update: one transaction
-_Step = tuple[str, Path, Path | None, int]  # (put | aside | mkdir | rmdir, path, where it was set aside, mode)
+# ------------------------------------------------------------------ one transaction, with a lock and a journal
+_Step = tuple[str, str, int]  # (put | aside | mkdir | rmdir, path relative to the root, mode)
+JOURNAL = "journal"  # in the staging folder: one JSON line per step, written before the step is taken
+_COMMITTED = "committed"
+_held: set[str] = set()  # roots this process holds the lock of (the lock is re-entrant within a process)
 
 
-def _undo(journal: list[_Step]) -> None:
-    """Take back every step of an update, newest first: the repository is as it was before."""
-    for kind, path, aside, mode in reversed(journal):
+@contextlib.contextmanager
+def repository_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the repository folder (``flock`` on the folder itself: no lock file is left behind).
+
+    A second ``archgen update`` or ``new --force`` on the same folder is refused (exit 73) while one runs;
+    the lock goes with the process, so a hard kill never leaves a stale lock.
+    """
+    key = os.path.realpath(root)
+    if key in _held:
+        yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise _os_error(exc, root) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _refuse(
+                f"another archgen command is writing {root}; nothing was changed",
+                CANT_CREATE,
+                "wait for it to finish, then run this command again",
+            ) from None
+        _held.add(key)
+        try:
+            yield
+        finally:
+            _held.discard(key)
+    finally:
+        os.close(fd)
+
+
+def _journal_note(fd: int, kind: str, rel: str, mode: int = 0) -> None:
+    os.write(fd, (json.dumps([kind, rel, mode]) + "\n").encode("utf-8"))
+
+
+def _read_journal(path: Path) -> tuple[list[_Step], bool]:
+    steps: list[_Step] = []
+    committed = False
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                kind, rel, mode = json.loads(line)
+            except ValueError:
+                break  # a line cut short by the kill: its step was not taken
+            if kind == _COMMITTED:
+                committed = True
+            elif kind in ("put", "aside", "mkdir", "rmdir") and isinstance(rel, str) and safe_relative(rel):
+                steps.append((kind, rel, int(mode)))
+    return steps, committed
+
+
+def _undo(root: Path, staging: Path, steps: list[_Step]) -> None:
+    """Take back the steps of a transaction, newest first; each undo checks what was really done (idempotent)."""
+    for kind, rel, mode in reversed(steps):
+        path = root / rel
         with contextlib.suppress(OSError):
             if kind == "put":
-                os.unlink(path)
-            elif kind == "aside" and aside is not None:
-                os.replace(aside, path)
+                if not os.path.lexists(staging / "new" / rel) and os.path.lexists(path):
+                    os.unlink(path)
+            elif kind == "aside":
+                if os.path.lexists(staging / "old" / rel):
+                    os.replace(staging / "old" / rel, path)
             elif kind == "mkdir":
                 os.rmdir(path)
-            elif kind == "rmdir":
+            elif kind == "rmdir" and not os.path.lexists(path):
                 os.mkdir(path)
                 os.chmod(path, mode)
-    journal.clear()
+    steps.clear()
 
 
-def _commit_update(
+def recover_interrupted(root: Path) -> str | None:
+    """Finish or roll back a transaction on ``root`` that a hard kill cut short; what was done, or None.
+
+    A transaction whose journal ends with its commit mark is complete: only its staging folder is left to
+    remove. Any other journal is rolled back step by step, so the repository is as it was before.
+    Call with :func:`repository_lock` held.
+    """
+    done = []
+    for staging in sorted(root.parent.glob(f".{glob.escape(root.name)}{STAGING_MARK}*")):
+        journal = staging / JOURNAL
+        if staging.is_symlink() or not journal.is_file():
+            continue
+        steps, committed = _read_journal(journal)
+        if committed:
+            done.append("finished an interrupted update")
+        else:
+            _undo(root, staging, steps)
+            done.append(f"rolled back an interrupted update ({len(steps)} steps)")
+        shutil.rmtree(staging, ignore_errors=True)
+    return "; ".join(done) or None
+
+
+def _commit_steps(
     root: Path,
     staging: Path,
     writes: Mapping[str, bytes],
     removals: list[str],
-    journal: list[_Step],
+    steps: list[_Step],
     received: list[int],
+    journal: int,
+    prune: bool,
 ) -> None:
     """Move removed files aside (into the staging folder), then each replaced one, moving the new one in.
 
-    Every step is noted in ``journal`` for :func:`_undo`; a signal stops the commit after the current step.
+    Every step is written to the journal before it is taken and kept in ``steps`` for :func:`_undo`;
+    a signal stops the commit after the current step.
     """
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     old = staging / "old"
 
+    def note(kind: str, rel: str, mode: int = 0) -> None:
+        _journal_note(journal, kind, rel, mode)
+        steps.append((kind, rel, mode))
+
     def set_aside(dest: Path, rel: str) -> None:
         aside = old / rel
         aside.parent.mkdir(parents=True, exist_ok=True)
+        note("aside", rel)
         os.rename(dest, aside)
-        journal.append(("aside", dest, aside, 0))
 
     for rel in sorted(removals):
         dest = root / rel
         set_aside(dest, rel)
         folder = dest.parent
-        while folder != root and not os.listdir(folder):  # a folder this removal left empty goes too
+        while prune and folder != root and not os.listdir(folder):  # a folder this removal left empty goes too
             mode = stat.S_IMODE(folder.stat().st_mode)
+            note("rmdir", folder.relative_to(root).as_posix(), mode)
             os.rmdir(folder)
-            journal.append(("rmdir", folder, None, mode))
             folder = folder.parent
         if delay:
             time.sleep(delay)
@@ -427,18 +552,65 @@ def _commit_update(
             missing.append(cur)
             cur = cur.parent
         for d in reversed(missing):
+            note("mkdir", d.relative_to(root).as_posix())
             os.mkdir(d, 0o755)
-            journal.append(("mkdir", d, None, 0))
         if not dest.parent.resolve().is_relative_to(root):  # re-checked at the moment of writing
             raise _refuse(f"{rel} would be written outside the target", UNSAFE)
         if os.path.lexists(dest):
             set_aside(dest, rel)
+        note("put", rel)
         os.replace(staging / "new" / rel, dest)
-        journal.append(("put", dest, None, 0))
         if delay:
             time.sleep(delay)
         if received:
             return
+    _journal_note(journal, _COMMITTED, "")
+
+
+def _transaction(
+    given: Path,
+    root: Path,
+    writes: Mapping[str, bytes],
+    modes: Mapping[str, int],
+    removals: list[str],
+    *,
+    progress: Progress,
+    prune: bool,
+) -> None:
+    """Stage ``writes`` beside ``root``, then commit them and ``removals`` as one journaled transaction."""
+    staging: Path | None = None
+    received: list[int] = []
+    steps: list[_Step] = []
+    journal: int | None = None
+    try:
+        with sigterm_interrupts():
+            try:
+                staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{STAGING_MARK}", dir=root.parent))
+                os.mkdir(staging / "new", 0o700)
+                os.mkdir(staging / "old", 0o700)
+                _stage(staging / "new", writes, modes, progress)
+                journal = os.open(staging / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            except OSError as exc:
+                raise _os_error(exc, given) from None
+            with _signals_deferred(received):
+                try:
+                    _commit_steps(root, staging, writes, removals, steps, received, journal, prune)
+                except OSError as exc:
+                    _undo(root, staging, steps)
+                    raise _os_error(exc, given) from None
+                except BaseException:
+                    _undo(root, staging, steps)
+                    raise
+                if received:
+                    _undo(root, staging, steps)
+        progress.done(f"{len(writes)} written, {len(removals)} removed")
+    finally:
+        if journal is not None:
+            os.close(journal)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    if received:
+        raise _refuse(f"interrupted: {given} was left exactly as it was", INTERRUPTED)
 
 
 def apply_update(
@@ -452,42 +624,15 @@ def apply_update(
     """Write ``writes`` into the existing repository ``given`` and remove ``removals``, as one transaction.
 
     New contents are staged beside the target first. The commit moves each file it replaces or
-    removes aside (into the staging folder) before moving the new one in, and notes every step;
-    a failure, or a SIGINT/SIGTERM at any point (deferred during the commit, then acted on), takes
-    every step back, so the repository is byte for byte as it was (exit 73/74, or 130).
+    removes aside (into the staging folder) before moving the new one in, and journals every step
+    before taking it; a failure, or a SIGINT/SIGTERM at any point (deferred during the commit, then
+    acted on), takes every step back, so the repository is byte for byte as it was (exit 73/74, or
+    130). After a hard kill, the next run (:func:`recover_interrupted`) finishes or rolls back.
     """
     progress = progress or null_progress()
     target = check_target(given, force=True)
     if not target.exists:
         raise _refuse(f"{given} does not exist", CANT_CREATE)
     check_destinations(target, [*writes, *removals])
-    root = target.path
-    staging: Path | None = None
-    received: list[int] = []
-    journal: list[_Step] = []
-    try:
-        with sigterm_interrupts():
-            try:
-                staging = Path(tempfile.mkdtemp(prefix=f".{root.name}{STAGING_MARK}", dir=root.parent))
-                os.mkdir(staging / "new", 0o700)
-                os.mkdir(staging / "old", 0o700)
-                _stage(staging / "new", writes, modes, progress)
-            except OSError as exc:
-                raise _os_error(exc, given) from None
-            with _signals_deferred(received):
-                try:
-                    _commit_update(root, staging, writes, removals, journal, received)
-                except OSError as exc:
-                    _undo(journal)
-                    raise _os_error(exc, given) from None
-                except BaseException:
-                    _undo(journal)
-                    raise
-                if received:
-                    _undo(journal)
-        progress.done(f"{len(writes)} written, {len(removals)} removed")
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-    if received:
-        raise _refuse(f"interrupted: {given} was left exactly as it was", INTERRUPTED)
+    with repository_lock(target.path):
+        _transaction(given, target.path, writes, modes, removals, progress=progress, prune=True)

@@ -26,7 +26,8 @@ from .types import (
     Topic,
 )
 
-PositiveNumber = Annotated[StrictInt | FiniteFloat, Field(gt=0)]
+# bounded above too: a value like 1e308 is finite, but the arithmetic of later stages (ms to s, sizing) overflows
+PositiveNumber = Annotated[StrictInt | FiniteFloat, Field(gt=0, le=1_000_000_000)]
 
 
 class SpecModel(BaseModel):

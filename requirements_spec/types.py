@@ -31,7 +31,7 @@ _SHADOWING = {
 
 
 def check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '_', starting with a letter "
             "(at most 63 characters)"
@@ -65,13 +65,15 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_relative_path(value: str) -> str:
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"{value!r}: path parts may use letters, digits, '_', '-' and '.' (ASCII, printable)")
     parts = value.split("/")
     if value.startswith("/") or "\\" in value or ":" in value:
         raise ValueError(f"{value!r} must be a relative path inside the feature repo (no drive, no leading '/')")
     for part in parts:
         if part in ("", ".", ".."):
             raise ValueError(f"{value!r} must not contain empty, '.' or '..' parts")
-        if not _PATH_PART.match(part) or part.endswith("."):
+        if not _PATH_PART.fullmatch(part) or part.endswith("."):
             raise ValueError(f"{value!r}: path parts may use letters, digits, '_', '-' and '.'")
     if len(value) > 200:
         raise ValueError("path longer than 200 characters")
@@ -80,9 +82,12 @@ def check_relative_path(value: str) -> str:
 
 RelativePath = Annotated[StrictStr, AfterValidator(check_relative_path)]
 
-# free text (descriptions): anything printable; emitted verbatim, never used as template source
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# free text (descriptions): anything printable; emitted verbatim, never used as template source.
+# C0/C1 controls are refused, and so are the line breaks only some tools know (NEL, U+2028, U+2029:
+# YAML breaks lines at them, Python does not), so a description cannot start a new line in a
+# generated YAML file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*$"
 
 
 def check_text(value: str) -> str:
@@ -116,7 +121,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def check_duration(value: str) -> str:
-    if not _DURATION.match(value):
+    if not _DURATION.fullmatch(value):
         raise ValueError(f"{value!r} is not a duration: write a number and a unit, e.g. 30s, 15m, 1h, 7d, 2w")
     return value
 
@@ -171,7 +176,7 @@ def _cron_values(text: str, name: str, lo: int, hi: int, names: dict[str, int]) 
         step = 1
         if "/" in item:
             item, step_text = item.split("/", 1)
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise ValueError(f"bad step {step_text!r} in the {name} field")
             step = int(step_text)
         if item == "*":
@@ -183,7 +188,7 @@ def _cron_values(text: str, name: str, lo: int, hi: int, names: dict[str, int]) 
                 b_low = b.lower()
                 if b_low in names:
                     nums.append(names[b_low])
-                elif b.isdigit():
+                elif b.isascii() and b.isdigit() and len(b) <= 4:
                     nums.append(int(b))
                 else:
                     raise ValueError(f"{b!r} is not a valid {name}")
@@ -198,7 +203,16 @@ def _cron_values(text: str, name: str, lo: int, hi: int, names: dict[str, int]) 
     return out
 
 
+# a cron expression is fields of ASCII characters separated by single-line blanks: crontab, Kubernetes and
+# the schedulers read nothing else (no line breaks, no non-ASCII digits, no tabs or NEL inside)
+_CRON_CHARS = re.compile(r"[A-Za-z0-9*/,@ -]+")
+
+
 def check_cron(value: str) -> str:
+    if not _CRON_CHARS.fullmatch(value):
+        raise ValueError(
+            f"cron expression {value!r} may only hold ASCII letters, digits, '*', '/', ',', '-', '@' and spaces"
+        )
     text = value.strip()
     if text.startswith("@"):
         if text not in CRON_MACROS:

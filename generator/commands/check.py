@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..checks import Report, check_repository
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
+from ..untrusted import escape
 
 SHOWN = 20  # files listed per category before "... and N more"
 
@@ -14,14 +15,14 @@ def _listing(title: str, paths: list[str]) -> list[str]:
     if not paths:
         return []
     lines = [f"  {title} ({len(paths)}):"]
-    lines += [f"    {p}" for p in paths[:SHOWN]]
+    lines += [f"    {escape(p)}" for p in paths[:SHOWN]]
     if len(paths) > SHOWN:
         lines.append(f"    ... and {len(paths) - SHOWN} more")
     return lines
 
 
 def render(report: Report, directory: Path) -> str:
-    lines = [f"archgen check {directory}"]
+    lines = [f"archgen check {escape(directory)}"]
     if report.managed:
         lines.append(
             f"manifest: {report.managed} managed files; {len(report.changed)} changed, {len(report.deleted)} deleted, "
@@ -33,10 +34,10 @@ def render(report: Report, directory: Path) -> str:
     if report.checked:
         lines.append("checked: " + ", ".join(f"{what} ({n})" for what, n in sorted(report.checked.items())))
     for reason in report.skipped:
-        lines.append(f"skipped: {reason}")
+        lines.append(f"skipped: {escape(reason)}")
     if report.problems:
         lines.append(f"{len(report.problems)} problem(s):")
-        lines += [f"  {p}" for p in report.problems]
+        lines += [f"  {escape(p)}" for p in report.problems]  # names and reasons only, control characters escaped
         lines.append("FAILED")
     else:
         lines.append("OK")

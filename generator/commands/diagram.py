@@ -8,43 +8,50 @@ from pathlib import Path
 from requirements_spec import load_spec
 
 from ..diagrams import EXTENSIONS, IMAGE_FORMATS, INSTALL_HINT, dot_available, produce, views
-from ..errors import CANT_CREATE, IO_ERROR, ArchgenError
+from ..errors import CANT_CREATE, DEPENDENCY, UNSAFE, ArchgenError
+from ..outfile import write_outputs
+from ..untrusted import escape
 
 
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise ArchgenError(f"cannot write {path}: {exc.strerror}", exit_code=IO_ERROR) from None
-
-
-def run(spec: Path, output: Path, fmt: str = "png") -> int:
+def run(spec: Path, output: Path, fmt: str = "png", force: bool = False) -> int:
     from ..rules import decide
 
     loaded = load_spec(spec)
     arch = decide(loaded)
     origin = Path(loaded.filename).name
-    formats = [fmt]
-    if fmt in IMAGE_FORMATS and not dot_available():
-        print(
-            f"warning: graphviz `dot` is not on PATH: cannot draw {fmt}; writing the DOT and Mermaid text instead.\n"
-            f"    hint: {INSTALL_HINT}",
-            file=sys.stderr,
+    if output.is_symlink():
+        raise ArchgenError(
+            f"{output} is a symlink; archgen does not write through symlinks",
+            exit_code=UNSAFE,
+            hint="pass a real folder",
         )
-        formats = ["dot", "mermaid"]
     if output.exists() and not output.is_dir():
         raise ArchgenError(f"{output} exists and is not a folder", exit_code=CANT_CREATE)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchgenError(f"cannot create {output}: {exc.strerror}", exit_code=CANT_CREATE) from None
-    written = []
+    files: list[tuple[Path, bytes]] = []
+    skipped: list[str] = []
+    drawn = fmt not in IMAGE_FORMATS or dot_available()
     for view in views(arch):
-        for f in formats:
-            path = output / f"{view.name}.{EXTENSIONS[f]}"
-            _write(path, produce(view, f, origin=origin))
-            written.append(str(path))
+        if fmt in IMAGE_FORMATS and drawn:
+            try:
+                files.append((output / f"{view.name}.{EXTENSIONS[fmt]}", produce(view, fmt, origin=origin)))
+                continue
+            except ArchgenError:  # dot failed or hung on this drawing
+                pass
+        if fmt in IMAGE_FORMATS:
+            skipped.append(f"{view.name}.{EXTENSIONS[fmt]}")
+            for f in ("dot", "mermaid"):  # the text forms, so the drawing can be made elsewhere
+                files.append((output / f"{view.name}.{EXTENSIONS[f]}", produce(view, f, origin=origin)))
+        else:
+            files.append((output / f"{view.name}.{EXTENSIONS[fmt]}", produce(view, fmt, origin=origin)))
+    write_outputs(files, force=force, reads=[spec], parents=True)
     for finding in arch.errors:
         print(f"note: the requirements conflict ({finding.code}): {finding.message}", file=sys.stderr)
-    print("wrote " + ", ".join(written))
+    print("wrote " + ", ".join(escape(p) for p, _ in files))
+    if skipped:
+        print(
+            f"error: graphviz `dot` is not on PATH or does not draw: skipped {', '.join(skipped)} "
+            f"(wrote the DOT and Mermaid text instead).\n    hint: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return DEPENDENCY
     return 0

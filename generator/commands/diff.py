@@ -7,10 +7,10 @@ from pathlib import Path
 
 from requirements_spec import load_spec
 
-from ..errors import OK
+from ..errors import FINDINGS, OK
 
 
-def run(old_path: Path, new_path: Path, fmt: str = "text") -> int:
+def run(old_path: Path, new_path: Path, fmt: str = "text", exit_code: bool = False) -> int:
     from ..rules import decide
     from ..rules.diffing import diff_architectures, diff_json, diff_markdown, diff_text
 
@@ -18,4 +18,4 @@ def run(old_path: Path, new_path: Path, fmt: str = "text") -> int:
     diff = diff_architectures(old, new)
     render = {"json": diff_json, "markdown": diff_markdown}.get(fmt, diff_text)
     sys.stdout.write(render(diff, old, new))
-    return OK
+    return FINDINGS if exit_code and not diff.empty else OK

@@ -9,6 +9,7 @@ from pathlib import Path
 from requirements_spec import presets
 
 from ..errors import CANT_CREATE, USAGE, ArchgenError
+from ..outfile import write_output
 
 
 def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> int:
@@ -31,14 +32,9 @@ def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> in
     if output is None:
         sys.stdout.write(text)
         return 0
-    if output.is_dir():
+    if output.is_dir() and not output.is_symlink():
         raise ArchgenError(f"{output} is a directory", exit_code=CANT_CREATE, hint="name the spec file to write")
-    if output.exists() and not force:
-        raise ArchgenError(f"{output} already exists", exit_code=CANT_CREATE, hint="use --force to overwrite it")
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArchgenError(f"cannot write {output}: {exc.strerror}", exit_code=CANT_CREATE) from None
+    write_output(output, text.encode("utf-8"), force=force)  # atomic: --force never leaves half a spec
     print(
         f"wrote {output} (preset {preset}); check it with: archgen validate {output}\n"
         f"    editor completion: archgen schema -o spec.schema.json, then put "

@@ -7,17 +7,14 @@ from pathlib import Path
 
 from requirements_spec.schema import json_schema_text
 
-from ..errors import CANT_CREATE, ArchgenError
+from ..outfile import write_output
 
 
-def run(output: Path | None) -> int:
+def run(output: Path | None, force: bool = False) -> int:
     text = json_schema_text()
     if output is None:
         sys.stdout.write(text)
         return 0
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArchgenError(f"cannot write {output}: {exc.strerror}", exit_code=CANT_CREATE) from None
+    write_output(output, text.encode("utf-8"), force=force, regenerable=lambda head: head == text.encode()[: len(head)])
     print(f"wrote {output}", file=sys.stderr)
     return 0

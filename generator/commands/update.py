@@ -36,7 +36,8 @@ from ..manifest import MANIFEST, SPEC_COPY, Manifest, read_manifest, sha256
 from ..merge import BASE, OURS, SEP, THEIRS, Merged, decode_text, has_markers, merge2, merge3
 from ..overlay import OverlaySource
 from ..progress import Progress
-from ..write import apply_update, sigterm_interrupts
+from ..untrusted import Refused, read_bytes, require_inside
+from ..write import apply_update, recover_interrupted, repository_lock, sigterm_interrupts
 
 # the order of the file listing, with the word shown for each action
 ACTIONS = {
@@ -199,6 +200,7 @@ def _open(directory: Path) -> tuple[Path, Manifest, bytes | None]:
     if directory.is_symlink() or not directory.is_dir():
         raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
     root = directory.resolve()
+    require_inside(root, [SPEC_COPY], source=f"{directory}/{SPEC_COPY}")  # exit 4: .archgen/ leads outside
     manifest = read_manifest(root)
     if manifest is None:
         raise ArchgenError(
@@ -207,7 +209,10 @@ def _open(directory: Path) -> tuple[Path, Manifest, bytes | None]:
             hint="generate it with `archgen new`, or restore .archgen/ from version control",
         )
     spec_copy = root / SPEC_COPY
-    recorded = spec_copy.read_bytes() if spec_copy.is_file() and not spec_copy.is_symlink() else None
+    try:
+        recorded = read_bytes(spec_copy) if spec_copy.is_file() and not spec_copy.is_symlink() else None
+    except Refused:
+        recorded = None
     return root, manifest, recorded
 
 
@@ -308,6 +313,18 @@ def _base_overlays(root: Path, manifest: Manifest, trust: bool) -> Overlays | No
 
 
 def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
+    if directory.is_symlink() or not directory.is_dir():
+        raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
+    if dry_run:
+        return _run_locked(directory, spec, dry_run, overlays, trust)
+    with repository_lock(directory.resolve()):  # a second update is refused while this one runs
+        recovered = recover_interrupted(directory.resolve())  # after a hard kill: finish or roll back
+        if recovered:
+            print(f"note: {recovered}", file=sys.stderr)
+        return _run_locked(directory, spec, dry_run, overlays, trust)
+
+
+def _run_locked(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
     from ..rules import decide
 
     root, manifest, recorded = _open(directory)
@@ -320,6 +337,12 @@ def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path]
             hint="resolve them (or restore them from version control) and run archgen update again",
         )
     progress = Progress(sys.stderr)
+    if spec is None and recorded is None:  # missing, a symlink, a FIFO or a device: never read or waited on
+        raise ArchgenError(
+            f"{directory}/{SPEC_COPY} is not a regular file archgen can read",
+            exit_code=UNREADABLE,
+            hint="restore it from version control, or pass the spec with --spec",
+        )
     loaded = load_spec(spec if spec is not None else directory / SPEC_COPY)  # file:line:col errors, exit 65/66
     new = generate_loaded(
         loaded, progress=progress, overlays=_new_overlays(root, manifest, loaded, spec, overlays, trust)
