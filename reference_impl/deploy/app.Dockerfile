@@ -13,4 +13,7 @@ COPY . .
 RUN useradd --create-home --uid 10001 app && chown -R app /app
 USER 10001
 EXPOSE 6566
+# every service of this image starts through this guard: it refuses the placeholder values (change-me-...) of
+# deploy/env/*.env.example, so a copied example file never runs with its public example secrets
+ENTRYPOINT ["python", "-c", "import os, sys; bad = sorted(k for k, v in os.environ.items() if v.startswith('change-me')); bad and sys.exit('refusing to start: ' + ', '.join(bad) + ' still hold the placeholder values of the example env file; set real values'); os.execvp(sys.argv[1], sys.argv[1:])"]
 CMD ["feast", "-c", "feature_repo", "serve", "--host", "0.0.0.0", "--port", "6566"]
