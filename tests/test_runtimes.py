@@ -272,26 +272,42 @@ def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------ embedded, end to end (slow)
+def _closure(*names: str) -> set[str]:
+    """The distributions these need, with everything they need in turn (extras left out)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("-", "_")
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in metadata.requires(name) or []:
+            parsed = Requirement(req)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                todo.append(parsed.name)
+    return seen
+
+
 def _clean_venv(where: Path) -> Path:
-    """A virtualenv with no Feast: the wheel's dependencies (numpy, scikit-learn, joblib) linked from archgen's."""
+    """A virtualenv with no Feast: only the wheel's dependencies (and theirs), linked from archgen's."""
+    from importlib import metadata
+
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
-    main = Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve()
-    (site,) = main.glob("lib/python3*/site-packages")
     deps = where / "deps"
     deps.mkdir()
-    for name in (
-        "numpy",
-        "numpy.libs",
-        "scipy",
-        "scipy.libs",
-        "sklearn",
-        "scikit_learn.libs",
-        "joblib",
-        "threadpoolctl.py",
-        "cloudpickle",
-    ):
-        if (site / name).exists():
-            (deps / name).symlink_to(site / name)
+    for dist in sorted(_closure("numpy", "scikit-learn", "joblib")):
+        found = metadata.distribution(dist)
+        for file in found.files or []:
+            top = file.parts[0]
+            source = Path(str(found.locate_file(top)))
+            if top.endswith(".dist-info") or top == ".." or (deps / top).exists() or not source.exists():
+                continue
+            (deps / top).symlink_to(source)
+    assert not (deps / "feast").exists()
     (clean_site,) = where.glob("lib/python3*/site-packages")
     (clean_site / "deps.pth").write_text(str(deps) + "\n")
     return clean_site

@@ -179,6 +179,7 @@ def _freshness(arch: Architecture) -> dict[str, Any] | None:
     return {
         "requirement": requirement(arch, "features.freshness", features.freshness),
         "seconds": duration_seconds(features.freshness),
+        "batch": arch.serving.runtime == "batch_scoring",
         # batch scoring reads the offline store: nothing is materialized for it
         "materialized": arch.feature_store.ingestion != "push"
         and bool(features.views)

@@ -489,7 +489,9 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     spec = ctx.spec
     policy = spec.serving.stale_bundle
     fresh = spec.features.freshness if spec.features is not None else None
-    reads: list[ReqPath] = [("serving", "stale_bundle"), ("features", "freshness"), ("privacy", "retention")]
+    reads: list[ReqPath] = [("serving", "stale_bundle"), ("privacy", "retention")]
+    if fresh is not None:
+        reads.insert(1, ("features", "freshness"))
     keep = f"; bundles older than the retention {spec.privacy.retention} are purged" if spec.privacy.retention else ""
     return Outcome(
         f"{policy} bundles older than {fresh}" if fresh else "no feature freshness: every bundle is served",
