@@ -165,6 +165,17 @@ class Architecture(ArchModel):
         raise KeyError(key)
 
     @property
+    def triton_serves(self) -> bool:
+        """Whether a Triton server serves the models: not python_rest, embedded or batch scoring (in process)."""
+        return self.serving.runtime in ("triton", "async_worker")
+
+    @property
+    def feature_server_runs(self) -> bool:
+        """Whether a Feast feature server runs: online reads over the network. Embedded systems read a local
+        bundle and batch systems the offline store."""
+        return self.feature_store is not None and self.serving.runtime in ("triton", "python_rest", "async_worker")
+
+    @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
 

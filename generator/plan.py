@@ -22,6 +22,8 @@ COMPONENTS = (
     "feature_repo",
     "model_repository",
     "serving",
+    "batch",
+    "embedded",
     "training",
     "pipelines",
     "deploy",

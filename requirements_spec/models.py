@@ -292,6 +292,20 @@ class Serving(SpecModel):
     throughput_rps: PositiveNumber
     models: list[ModelSpec] = Field(min_length=1)
     pipeline: Pipeline | None = None
+    population: Name | None = Field(
+        default=None,
+        description="Batch serving: the file or table source whose rows hold the entity keys to score "
+        "(default: the source of the scored feature service's first view).",
+    )
+    schedule: Cron | None = Field(
+        default=None,
+        description="Batch serving: when scoring runs, right after training and its gate (default: training.schedule).",
+    )
+    stale_bundle: Literal["refuse", "warn"] = Field(
+        default="refuse",
+        description="Embedded serving: a bundle whose features are older than features.freshness is refused "
+        "(the previous bundle keeps serving) or served with a warning.",
+    )
 
 
 # ------------------------------------------------------------------ privacy, delivery

@@ -215,6 +215,20 @@ def _check(spec: Spec) -> Iterator[Problem]:
             seen_steps.add(step)
         yield from _check_pipeline_tensors(serving)
 
+    if serving.population is not None:
+        population = sources.get(serving.population)
+        if population is None:
+            yield Problem(
+                ("serving", "population"),
+                f"unknown source {serving.population!r}",
+                _suggest(serving.population, sources) or "declare it under sources (kind: file or table)",
+            )
+        elif population.kind not in ("file", "table"):
+            yield Problem(
+                ("serving", "population"),
+                f"source {serving.population!r} is a {population.kind} source; the population is a file or table",
+                "name a file or table source whose rows hold the entity keys to score",
+            )
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
 
 

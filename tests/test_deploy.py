@@ -71,6 +71,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Archi
     out = {}
     for name in [*PRESETS, *VARIANTS]:
         arch = _arch(name)
+        if arch.serving.runtime in ("embedded", "batch_scoring"):
+            assert deploy.plan(arch) == []  # no server: their runtimes bring their own (tests/test_runtimes.py)
+            continue
         root = tmp_path_factory.mktemp(name)
         out[name] = (arch, root, _render(arch, root))
     return out

@@ -121,6 +121,12 @@ def test_every_preset_decides_a_complete_feasible_architecture(path: Path) -> No
         assert arch.feature_store is None
     else:
         assert arch.feature_store is not None
+    runtime = arch.serving.runtime
+    expected -= {k for k, r in (("batch_scoring", "batch_scoring"), ("embedded_bundle", "embedded")) if r != runtime}
+    if runtime in ("batch_scoring", "embedded"):  # the model runs in process: no Triton settings, no protocol
+        in_process = {"protocol", "triton_backend", "dynamic_batching", "instance_group", "sequence_batching"}
+        expected -= in_process | {"pipeline"} | ({"deployment"} if runtime == "embedded" else set())
+        assert not keys & in_process
     assert expected <= keys
     assert arch.serving.entrypoint in {m.name for m in arch.serving.models}
     for d in arch.decisions:

@@ -97,10 +97,15 @@ def test_jobs_follow_level_trigger_retention_and_serving_mode() -> None:
     for name, arch in ARCHS:
         names = [j.name for j in pipelines.jobs(arch)]
         trains = arch.training.mode == "scheduled" and arch.mlops_level >= 1 and bool(arch.training.trained_models)
-        assert ("train" in names) == trains, name
+        # batch systems train then score in one pipeline (components/batch.py) and read the offline store
+        batch = arch.serving.runtime == "batch_scoring"
+        assert ("train" in names) == (trains and not batch), name
         assert ("purge" in names) == bool(arch.privacy.retention_s and arch.feature_store), name
-        assert ("batch_score" in names) == (arch.serving.mode == "batch"), name
-        if arch.feature_store is not None and arch.feature_store.ingestion != "push":
+        assert "batch_score" not in names and ("materialize" not in names or not batch), name
+        if batch and arch.spec.training.schedule:
+            pipeline = ("pipelines/batch.crontab", "pipelines/k8s/train-score-cronjob.yaml", "_train_score.py")
+            assert any(p.endswith(pipeline) for p in RENDERED[name]), (name, sorted(RENDERED[name]))
+        if arch.feature_store is not None and arch.feature_store.ingestion != "push" and not batch:
             mat = next(j for j in pipelines.jobs(arch) if j.name == "materialize")
             assert mat.cron == arch.feature_store.materialization_cron
         assert (".github/workflows/ml-pipeline.yml" in RENDERED[name]) == (arch.mlops_level >= 2), name
@@ -152,6 +157,13 @@ def test_every_cronjob_passes_kubernetes_validate_strict() -> None:
         assert spec["timeZone"] == "Etc/UTC" and spec["concurrencyPolicy"] == "Forbid"
         container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+        if path.endswith("/train-score-cronjob.yaml"):  # batch: training (the gate) is the init container
+            inits = spec["jobTemplate"]["spec"]["template"]["spec"].get("initContainers", [])
+            assert [i["args"] for i in inits] == (
+                [["-m", "training.train"]] if pipelines.scheduled_training(ARCH[name]) else []
+            )
+            assert container["args"] == ["-m", "batch.score"]
+            continue
         job = next(j for j in pipelines.jobs(ARCH[name]) if path.endswith(f"/{j.dash}-cronjob.yaml"))
         assert container["args"] == list(job.command)
         if job.gpus:
@@ -234,8 +246,8 @@ def test_every_airflow_dag_imports_into_a_real_dagbag(airflow_python: Path, tmp_
     for name, files in RENDERED.items():
         arch = ARCH[name]
         for path, text in files.items():
-            if not path.startswith("pipelines/airflow/dags/"):
-                continue
+            if not path.startswith("pipelines/airflow/dags/") or path.endswith("_train_score.py"):
+                continue  # the batch pipeline (train -> score) runs through Airflow in tests/test_runtimes.py
             job = next(j for j in pipelines.jobs(arch) if path.endswith(f"_{j.name}.py"))
             dag_id = f"{arch.spec.project.name}_{job.name}"
             if dag_id in texts:  # the same project in several variants: the same DAG file

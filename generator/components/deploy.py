@@ -323,6 +323,8 @@ def pipeline_kustomize_dirs(paths: list[str]) -> list[str]:
 def plan(arch: Architecture) -> list[PlannedFile]:
     if arch.serving.runtime != "triton" and arch.feature_store is None:
         return []
+    if arch.serving.runtime in ("embedded", "batch_scoring"):
+        return []  # no server to deploy: the embedded and batch runtimes bring their own (components/batch.py)
     ctx = context(arch)
     files = [
         _t("deploy/README.md", "deploy/README.md.j2", ctx, ("deployment", "online_store", "scheduler")),

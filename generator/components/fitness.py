@@ -180,7 +180,11 @@ def _freshness(arch: Architecture) -> dict[str, Any] | None:
     return {
         "requirement": requirement(arch, "features.freshness", features.freshness),
         "seconds": duration_seconds(features.freshness),
-        "materialized": arch.feature_store.ingestion != "push" and bool(features.views),
+        "batch": arch.serving.runtime == "batch_scoring",
+        # batch scoring reads the offline store: nothing is materialized for it
+        "materialized": arch.feature_store.ingestion != "push"
+        and bool(features.views)
+        and arch.serving.runtime != "batch_scoring",
     }
 
 
@@ -288,7 +292,7 @@ def _monitoring_context(arch: Architecture) -> dict[str, Any]:
         "entrypoint": serving.entrypoint,
         "models": models,
         "model_regex": "|".join(models),
-        "triton": serving.runtime != "python_rest",
+        "triton": arch.triton_serves,
         "metrics_port": METRICS_PORT,
         "freshness_port": FRESHNESS_PORT,
         "freshness": freshness,

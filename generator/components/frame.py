@@ -179,9 +179,37 @@ def context(arch: Architecture) -> dict[str, Any]:
         "requirements": requirements(arch),
         "triton_requirements": list(PINS_TRITON),
         "setup_modules": setup_modules,
+        **runtime_make(arch),
         "view_names": [v.name for v in spec.features.views] if spec.features else [],
         "service_names": [s.name for s in spec.features.services] if spec.features else [],
     }
+
+
+def runtime_make(arch: Architecture) -> dict[str, Any]:
+    """The Makefile part of the embedded and batch runtimes (templates/embedded/, templates/batch/)."""
+    if arch.serving.runtime == "batch_scoring" and arch.spec.serving.models[0].feature_service:
+        return {
+            "runtime_make": "batch/Makefile.part.j2",
+            "runtime_targets": ["score"],
+            "runtime_help": [
+                "make score        score every entity of the population into the warehouse (batch/score.py)",
+            ],
+            "runtime_demo": "data apply train score",
+        }
+    if arch.serving.runtime == "embedded" and arch.spec.serving.models[0].feature_service:
+        return {
+            "runtime_make": "embedded/Makefile.part.j2",
+            "runtime_targets": ["bundle", "package", "install-bundle"],
+            "runtime_help": [
+                "make bundle       the model + a SQLite snapshot of the online features + manifest (dist/bundles/)",
+                "make package      the prediction library as a wheel (dist/)",
+                "make install-bundle  install the newest bundle where the library reads it (BUNDLE_DIR)",
+                "make predict      one prediction from the library, in process (PREDICT_ARGS)",
+            ],
+            "runtime_demo": "data apply materialize train bundle package install-bundle predict",
+            "bundle_var": f"{arch.spec.project.name.upper()}_BUNDLE_DIR",
+        }
+    return {"runtime_make": None, "runtime_targets": [], "runtime_help": [], "runtime_demo": None}
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:

@@ -62,8 +62,8 @@ def _model_code(arch: Architecture, m: TritonModelArch, models: dict[str, Triton
 
 
 def triton_served(arch: Architecture) -> bool:
-    """Whether a Triton server serves the models (every runtime but the in-process python_rest one)."""
-    return arch.serving.runtime != "python_rest"
+    """Whether a Triton server serves the models (not the in-process python_rest, embedded and batch runtimes)."""
+    return arch.triton_serves
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:

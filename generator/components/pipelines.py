@@ -60,7 +60,9 @@ def jobs(arch: Architecture) -> list[Job]:
     """Every scheduled job of the architecture, in a stable order."""
     out: list[Job] = []
     fs = arch.feature_store
-    if fs is not None and fs.ingestion != "push":
+    # batch scoring reads the offline store, and trains then scores in one pipeline (components/batch.py)
+    batch = arch.serving.runtime == "batch_scoring"
+    if fs is not None and fs.ingestion != "push" and not batch:
         out.append(
             Job(
                 "materialize",
@@ -74,7 +76,7 @@ def jobs(arch: Architecture) -> list[Job]:
             )
         )
     tr = arch.training
-    if scheduled_training(arch):
+    if scheduled_training(arch) and not batch:
         assert tr.schedule_cron is not None
         out.append(
             Job(
@@ -101,7 +103,18 @@ def jobs(arch: Architecture) -> list[Job]:
                 decisions=("pii",),
             )
         )
-    if arch.serving.mode == "batch":
+    if arch.serving.runtime == "embedded" and fs is not None and fs.ingestion != "push":
+        out.append(
+            Job(
+                "bundle",
+                _after(fs.materialization_cron, 15),
+                ("scripts/build_bundle.py",),
+                "build a bundle for the devices: the newest gated model and a snapshot of the online features",
+                timeout_s=1800,
+                decisions=("serving_runtime", "embedded_bundle"),
+            )
+        )
+    if arch.serving.mode == "batch" and not batch:
         out.append(
             Job(
                 "batch_score",
@@ -115,6 +128,12 @@ def jobs(arch: Architecture) -> list[Job]:
             )
         )
     return out
+
+
+def _after(cron: str, minutes: int) -> str:
+    """The same schedule, ``minutes`` later when the minute field is a plain number (after its run ends)."""
+    minute, rest = cron.split(" ", 1)
+    return f"{(int(minute) + minutes) % 60} {rest}" if minute.isdigit() and int(minute) + minutes < 60 else cron
 
 
 def k8s_name(project: str, job: str) -> str:
@@ -203,6 +222,10 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         files.append(_f(".github/workflows/ml-pipeline.yml", "pipelines/ml-pipeline.yml.j2", ctx, ("delivery",)))
     if ctx["cd"]:
         files.append(_f("deploy/release.mk", "pipelines/release.mk.j2", ctx, ("delivery", "deployment")))
+    if arch.serving.runtime == "batch_scoring":
+        from .batch import pipeline_files
+
+        files += pipeline_files(arch)
     if not job_list and arch.training.mode != "online":
         return files
     files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))

@@ -52,7 +52,7 @@ SCORE_PREDICTIONS = "feature_repo/data/predictions.parquet"
 
 def batch_scoring(arch: Architecture) -> bool:
     """Whether serving/batch_score.py is generated: batch serving, scored through Triton."""
-    return arch.serving.mode == "batch" and arch.serving.runtime != "python_rest"
+    return arch.serving.mode == "batch" and arch.triton_serves
 
 
 def worker_broker(arch: Architecture) -> str | None:
@@ -238,6 +238,8 @@ def _rest_plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    if arch.serving.runtime in ("embedded", "batch_scoring"):
+        return []  # their own runtimes: components/embedded.py and components/batch.py
     if arch.serving.runtime == "python_rest":
         return _rest_plan(arch)
     ctx = client_context(arch)

@@ -41,14 +41,25 @@ def delivery(ctx: RuleContext) -> Outcome:
     alternatives=("docker_compose", "kubernetes"),
     choices=("docker_compose", "kubernetes"),
 )
-def deployment(ctx: RuleContext) -> Outcome:
+def deployment(ctx: RuleContext) -> Outcome | None:
     """docker-compose for one machine (local, docker-compose); Kubernetes manifests (Triton
     Deployment with autoscaling, Redis, the Feast feature server, CronJobs) on Kubernetes and
     OpenShift. SageMaker and Heroku get the docker-compose bundle and a finding: their deployment
     is not generated."""
     spec = ctx.spec
+    if spec.serving.mode == "embedded":
+        return None  # the model runs inside the application: nothing of this system is deployed as a service
     platform = spec.existing.platform
     gpu = spec.training.resources.accelerator == "gpu" or any(m.accelerator == "gpu" for m in spec.serving.models)
+    if platform in ("kubernetes", "openshift") and spec.serving.mode == "batch":
+        return Outcome(
+            "kubernetes",
+            f"platform {platform}: the train -> score job runs as pods of the app image with the model volume; "
+            "no server, autoscaler or feature server (nothing answers requests)",
+            [PLATFORM, ("serving", "mode")],
+            [("docker_compose", "one machine; the cluster is already there")],
+            value={"gpu_nodes": gpu},
+        )
     if platform in ("kubernetes", "openshift"):
         return Outcome(
             "kubernetes",

@@ -223,9 +223,11 @@ def _serving(ctx: RuleContext) -> ServingArch:
     spec = ctx.spec
     sv = spec.serving
     trained = set(ctx.value("training_mode")["trained_models"])
-    backends: dict[str, str] = ctx.value("triton_backend")
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching")
-    groups: dict[str, tuple[str, int]] = ctx.value("instance_group")
+    # embedded and batch runtimes call the model in process: no Triton settings were decided
+    backends: dict[str, str] = ctx.value("triton_backend") or {}
+    no_batching = {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0}
+    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {m.name: no_batching for m in sv.models}
+    groups: dict[str, tuple[str, int]] = ctx.value("instance_group") or {m.name: ("KIND_CPU", 1) for m in sv.models}
     sequences = set(ctx.value("sequence_batching") or [])
     models: list[TritonModelArch] = []
     shaped = pipe_shapes(ctx)
@@ -270,7 +272,7 @@ def _serving(ctx: RuleContext) -> ServingArch:
     return ServingArch(
         mode=sv.mode,
         runtime=ctx.choice("serving_runtime"),
-        protocol=ctx.choice("protocol"),
+        protocol=ctx.choice("protocol") or "rest",
         pipeline_form=form,
         entrypoint=entry,
         models=models,
@@ -315,9 +317,9 @@ def _privacy(ctx: RuleContext) -> PrivacyArch:
 
 def _deployment(ctx: RuleContext) -> DeploymentArch:
     return DeploymentArch(
-        target=ctx.choice("deployment"),
+        target=ctx.choice("deployment") or "docker_compose",  # embedded: nothing is deployed
         platform=ctx.spec.existing.platform,
-        gpu_nodes=bool(ctx.value("deployment")["gpu_nodes"]),
+        gpu_nodes=bool((ctx.value("deployment") or {}).get("gpu_nodes")),
     )
 
 

@@ -474,29 +474,10 @@ NOT_GENERATED = _kind(
 )
 
 
-EMBEDDED = _kind(
-    "serving.embedded_not_packaged",
-    "warning",
-    "Embedded serving is not packaged as a library",
-    "archgen does not generate a library of the model for the application to import; it generates the "
-    "model repository, a Triton server to run it and the serving client, which the team replaces with "
-    "the model loaded in the application's own process.",
-)
-
-
-@check(STATEFUL_PIPE, ONE_MACHINE, NOT_GENERATED, EMBEDDED)
+@check(STATEFUL_PIPE, ONE_MACHINE, NOT_GENERATED)
 def serving(ctx: RuleContext) -> Iterator[Finding]:
     spec = ctx.spec
     sv = spec.serving
-    if sv.mode == "embedded":
-        yield ctx.finding(
-            EMBEDDED.code,
-            "serving.mode embedded: the model is meant to run inside the application, but archgen generates "
-            "a model server (Triton) and its client instead of a library",
-            [("serving", "mode")],
-            "load the exported model (model_repository/<model>/<version>/) in the application, or serve it "
-            "online (serving.mode: online); then waive this warning",
-        )
     if sv.pipeline is not None:
         for i, m in enumerate(sv.models):
             if m.stateful and m.name in sv.pipeline.steps:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from requirements_spec.models import ModelSpec
+from requirements_spec.types import cron_expression
 
 from .context import Outcome, ReqPath, RuleContext
 from .registry import rule
@@ -28,6 +29,14 @@ THIN_FRAMEWORKS = ("sklearn", "python")
 
 def _model(i: int, *rest: str) -> ReqPath:
     return ("serving", "models", i, *rest)
+
+
+IN_PROCESS = ("embedded", "batch_scoring")  # runtimes that load the model in process: no Triton, no protocol
+
+
+def _in_process(ctx: RuleContext) -> bool:
+    """Embedded and batch runtimes call the model in process: Triton's settings and a protocol do not apply."""
+    return ctx.choice("serving_runtime") in IN_PROCESS
 
 
 def _unused_note(ctx: RuleContext) -> str:
@@ -164,12 +173,14 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     after=("serving_runtime",),
     thresholds=("grpc_below_p99_ms",),
 )
-def protocol(ctx: RuleContext) -> Outcome:
+def protocol(ctx: RuleContext) -> Outcome | None:
     """gRPC below `grpc_below_p99_ms` (binary framing, persistent HTTP/2 connections); else as asked.
 
     The thin Python wrapper speaks REST only.
     """
     sv = ctx.spec.serving
+    if _in_process(ctx):
+        return None  # nothing is called over a network
     limit = THRESHOLDS["grpc_below_p99_ms"]
     if ctx.choice("serving_runtime") == "python_rest":
         return Outcome(
@@ -202,9 +213,11 @@ def protocol(ctx: RuleContext) -> Outcome:
     alternatives=("python", "onnxruntime", "pytorch", "tensorflow"),
     after=("serving_runtime",),
 )
-def triton_backend(ctx: RuleContext) -> Outcome:
+def triton_backend(ctx: RuleContext) -> Outcome | None:
     """onnx: onnxruntime; pytorch: pytorch (TorchScript); tensorflow: tensorflow; sklearn and python: the
     python backend (sklearn models are loaded from their joblib artefact inside it)."""
+    if _in_process(ctx):
+        return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
     value = {m.name: BACKENDS[m.framework] for m in models}
     return Outcome(
@@ -247,7 +260,7 @@ def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
         "queue_delay_max_us",
     ),
 )
-def dynamic_batching(ctx: RuleContext) -> Outcome:
+def dynamic_batching(ctx: RuleContext) -> Outcome | None:
     """Enable dynamic batching for stateless models: throughput at a held latency.
 
     max_batch_size is the spec's value or `default_max_batch_size`; the server waits at most
@@ -255,6 +268,8 @@ def dynamic_batching(ctx: RuleContext) -> Outcome:
     to fill a batch, preferring a quarter, half and full batch. Stateful models keep their
     sequences instead (sequence batching); `max_batch_size: 0` turns batching off.
     """
+    if _in_process(ctx):
+        return None  # the model runs in process: no Triton model configuration
     sv = ctx.spec.serving
     value = {m.name: _batching(m, sv.latency_p99_ms) for m in sv.models}
     summary = {
@@ -302,11 +317,13 @@ def dynamic_batching(ctx: RuleContext) -> Outcome:
     after=("serving_runtime",),
     thresholds=("cpu_instance_rps", "gpu_instance_rps", "max_cpu_instances", "max_gpu_instances"),
 )
-def instance_group(ctx: RuleContext) -> Outcome:
+def instance_group(ctx: RuleContext) -> Outcome | None:
     """KIND_GPU for GPU models, KIND_CPU otherwise; the count covers the throughput.
 
     count = ceil(throughput_rps / per-instance rate), between 1 and the per-kind maximum.
     """
+    if _in_process(ctx):
+        return None  # the model runs in process: no Triton model configuration
     sv = ctx.spec.serving
     value: dict[str, tuple[str, int]] = {}
     for m in sv.models:
@@ -336,12 +353,15 @@ def instance_group(ctx: RuleContext) -> Outcome:
     reads=("serving.pipeline",),
     alternatives=("none", "ensemble", "bls"),
     choices=("none", "ensemble", "bls"),
+    after=("serving_runtime",),
 )
-def pipeline(ctx: RuleContext) -> Outcome:
+def pipeline(ctx: RuleContext) -> Outcome | None:
     """A fixed line of models is a Triton ensemble (no glue code); control flow between models
     (skip the rest when nothing is detected, loops) is a python-backend BLS model calling the
     others, as in the lecture's plate recognition (detector, then STN, then LPRNet)."""
     pipe = ctx.spec.serving.pipeline
+    if pipe is None and _in_process(ctx):
+        return None  # one model, called in process
     if pipe is None:
         return Outcome(
             "none",
@@ -372,10 +392,13 @@ def pipeline(ctx: RuleContext) -> Outcome:
     title="Stateful models: sequence batching",
     reads=("serving.models[].stateful",),
     alternatives=("sequence batching", "none"),
+    after=("serving_runtime",),
 )
-def sequence_batching(ctx: RuleContext) -> Outcome:
+def sequence_batching(ctx: RuleContext) -> Outcome | None:
     """A stateful model gets Triton's sequence batcher: every request of a sequence (one correlation
     id) reaches the same instance, which keeps the state between them."""
+    if _in_process(ctx):
+        return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
     stateful = [(i, m.name) for i, m in enumerate(models) if m.stateful]
     if not stateful:
@@ -393,4 +416,91 @@ def sequence_batching(ctx: RuleContext) -> Outcome:
         [_model(i, "stateful") for i, _ in stateful],
         [("dynamic batching", "would mix requests of different sequences")],
         value=[n for _, n in stateful],
+    )
+
+
+def _population(ctx: RuleContext) -> tuple[str | None, list[ReqPath]]:
+    """The source whose rows are the entities to score: the declared one, else the source of the scored
+    feature service's first view."""
+    spec = ctx.spec
+    if spec.serving.population is not None:
+        return spec.serving.population, [("serving", "population")]
+    service = spec.service(spec.serving.models[0].feature_service or "")
+    for ref in service.features if service is not None else []:
+        view = spec.view(ref.partition(".")[0])
+        if view is not None:
+            return view.source, [("serving", "population"), ("serving", "models", 0, "feature_service")]
+    return None, [("serving", "population")]
+
+
+@rule(
+    "batch_scoring",
+    title="Batch scoring: the population, where the scores go and when",
+    reads=("serving.population", "serving.schedule", "training.schedule", "existing.warehouse"),
+    alternatives=("postgres table", "partitioned parquet"),
+    after=("serving_runtime", "offline_store", "training_mode"),
+)
+def batch_scoring(ctx: RuleContext) -> Outcome | None:
+    """Batch serving scores the whole population in process, with point-in-time features from the offline
+    store (the path training uses) and the model loaded once, in chunks so memory stays flat. Scores go to
+    the warehouse: a PostgreSQL table when the warehouse is PostgreSQL, partitioned parquet otherwise, with
+    the entity keys, score, model version, run id and time; a rerun of a run replaces its rows. It runs
+    right after training and its quality gate, on `serving.schedule` (default: the training schedule)."""
+    if ctx.choice("serving_runtime") != "batch_scoring":
+        return None
+    spec = ctx.spec
+    population, reads = _population(ctx)
+    schedule = spec.serving.schedule or spec.training.schedule
+    reads.append(("serving", "schedule") if spec.serving.schedule else ("training", "schedule"))
+    cron = cron_expression(schedule) if schedule else None
+    target = "postgres" if spec.existing.warehouse == "postgres" else "parquet"
+    reads.append(("existing", "warehouse"))
+    table = f"{spec.project.name}_scores"
+    where = f"table {table}" if target == "postgres" else f"partitioned parquet scores/{table}/run_id=.../"
+    when = f"at `{cron}`" if cron else "when run (`make score`)"
+    return Outcome(
+        f"{population or 'no population'} -> {where}, {when}",
+        f"every entity of {population} is scored in process with point-in-time features from the offline store, "
+        f"in chunks; scores go to {where} {when}, right after training passes its gate",
+        reads,
+        [
+            ("triton", "a model server for a job that calls the model once per chunk in process"),
+            ("online features", "reading the online store row by row is slow and skips point-in-time correctness"),
+            ("postgres table" if target == "parquet" else "partitioned parquet", "not where the business reads"),
+        ],
+        value={"population": population, "cron": cron, "target": target, "table": table},
+    )
+
+
+@rule(
+    "embedded_bundle",
+    title="Embedded serving: the bundle the library reads",
+    reads=("features.freshness", "serving.stale_bundle", "privacy.retention"),
+    alternatives=("refuse", "warn"),
+    after=("serving_runtime",),
+)
+def embedded_bundle(ctx: RuleContext) -> Outcome | None:
+    """Embedded serving ships the model as a library reading a local, versioned bundle: the trained model, a
+    SQLite snapshot of the online features and a manifest with checksums. Bundles are built centrally
+    (`make bundle`), installed atomically on the device, verified, and refused (or served with a warning)
+    when their features are older than the freshness allows; the previous good bundle keeps serving."""
+    if ctx.choice("serving_runtime") != "embedded":
+        return None
+    spec = ctx.spec
+    policy = spec.serving.stale_bundle
+    fresh = spec.features.freshness if spec.features is not None else None
+    reads: list[ReqPath] = [("serving", "stale_bundle"), ("privacy", "retention")]
+    if fresh is not None:
+        reads.insert(1, ("features", "freshness"))
+    keep = f"; bundles older than the retention {spec.privacy.retention} are purged" if spec.privacy.retention else ""
+    return Outcome(
+        f"{policy} bundles older than {fresh}" if fresh else "no feature freshness: every bundle is served",
+        f"the model and a SQLite snapshot of the online features travel as one checksummed bundle; a bundle whose "
+        f"features are older than {fresh} is {'refused' if policy == 'refuse' else 'served with a warning'}{keep}",
+        reads,
+        [
+            ("warn" if policy == "refuse" else "refuse", "the spec's serving.stale_bundle says otherwise"),
+            ("feature server", "a network hop and a server on the device"),
+        ],
+        value={"policy": policy},
     )

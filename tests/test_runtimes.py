@@ -1,0 +1,364 @@
+"""Embedded and batch serving as runtimes of their own.
+
+Fast: their plans hold only the decisions their runtime uses; they get their own files and none of Triton's,
+the feature server's or an autoscaler's; the batch system's Kubernetes manifests validate strictly.
+Slow (real PostgreSQL, Feast, Airflow): a batch system trains then scores through Airflow itself into a
+PostgreSQL table (a rerun keeps the row count, a failed gate writes no scores); an embedded system with string
+entity keys builds a bundle from real Feast, builds its wheel, installs it into a clean virtualenv without
+Feast and answers `predict`, and its own tests refuse damaged, truncated and stale bundles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from triton_harness import PRESETS, generate, make_generated, scratch_database
+
+from generator.generate import generate as generate_in_memory
+from generator.rules import decide
+from requirements_spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_VENV = Path(os.environ.get("ARCHGEN_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
+TRITON_DECISIONS = {"protocol", "triton_backend", "dynamic_batching", "instance_group", "sequence_batching", "pipeline"}
+NOT_FOR_RUNTIMES = ("model_repository/", "serving/", "requirements-triton.txt", "model_analyzer/", "monitoring/alerts")
+
+EMBEDDED_SPEC = """\
+version: 1
+project:
+  name: {name}
+  description: Offer a voucher at the kiosk when a visitor is likely to buy.
+  owners: {{data_engineering: "@shop/data", data_science: "@shop/ds"}}
+existing: {{warehouse: files, orchestrator: cron, platform: local, broker: none}}
+entities:
+  - {{name: visitor, join_key: visitor_id, dtype: string}}
+sources:
+  - {{name: visits, kind: file, path: data/visits.parquet, timestamp_field: event_timestamp}}
+  - {{name: purchases, kind: file, path: data/purchases.parquet, timestamp_field: event_timestamp}}
+features:
+  computation: precomputed
+  freshness: 1d
+  views:
+    - name: visitor_stats
+      entities: [visitor]
+      source: visits
+      granularity: day
+      ttl: 30d
+      fields:
+        - {{name: visits_7d, dtype: int64}}
+        - {{name: basket_eur_7d, dtype: float64}}
+  services:
+    - name: kiosk_v1
+      features: [visitor_stats.visits_7d, visitor_stats.basket_eur_7d]
+training:
+  trigger: schedule
+  schedule: "0 3 * * *"
+  label: {{source: purchases, field: bought}}
+  min_quality: {{metric: roc_auc, threshold: 0.6}}
+serving:
+  mode: embedded
+  latency_p99_ms: 5
+  throughput_rps: 10
+  stale_bundle: refuse
+  models:
+    - name: offer_model
+      framework: sklearn
+      feature_service: kiosk_v1
+      outputs: [{{name: buy_probability, dtype: fp32, dims: [1]}}]
+privacy: {{retention: 90d}}
+autonomy: air_gapped
+"""
+
+
+def embedded_spec(tmp_path: Path, name: str = "kiosk_offers") -> Path:
+    path = tmp_path / "embedded.yaml"
+    path.write_text(EMBEDDED_SPEC.format(name=name))
+    return path
+
+
+def batch_spec(tmp_path: Path, **existing: str) -> Path:
+    data = yaml.safe_load((PRESETS / "batch_warehouse.yaml").read_text())
+    data["existing"].update(existing)
+    path = tmp_path / f"batch_{'_'.join(existing.values()) or 'preset'}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ------------------------------------------------------------------ plans and files (fast)
+@pytest.mark.parametrize("kind", ["embedded", "batch", "batch_k8s_airflow"])
+def test_plans_hold_only_the_decisions_the_runtime_uses(tmp_path: Path, kind: str) -> None:
+    spec = (
+        embedded_spec(tmp_path)
+        if kind == "embedded"
+        else batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")
+        if kind == "batch_k8s_airflow"
+        else PRESETS / "batch_warehouse.yaml"
+    )
+    arch = decide(load_spec(spec))
+    keys = {d.key for d in arch.decisions}
+    assert not keys & TRITON_DECISIONS, keys & TRITON_DECISIONS
+    assert ("embedded_bundle" in keys) is (kind == "embedded")
+    assert ("batch_scoring" in keys) is (kind != "embedded")
+    assert ("deployment" in keys) is (kind != "embedded")  # nothing of an embedded system is deployed
+    assert not arch.triton_serves and not arch.feature_server_runs
+    assert not any(
+        "Triton" in d.rationale or "triton" in d.choice for d in arch.decisions if d.key != "serving_runtime"
+    )
+
+
+def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path) -> None:
+    files = generate_in_memory(embedded_spec(tmp_path)).files
+    paths = sorted(files)
+    assert not [p for p in paths if p.startswith(NOT_FOR_RUNTIMES) or p.startswith("deploy/")], paths
+    for path in (
+        "package/pyproject.toml",
+        "package/kiosk_offers/__init__.py",
+        "package/kiosk_offers/bundle.py",
+        "scripts/build_bundle.py",
+        "tests/test_embedded.py",
+    ):
+        assert path in files, path
+    pyproject = files["package/pyproject.toml"].decode()
+    assert 'name = "kiosk_offers"' in pyproject and "feast" not in pyproject and "triton" not in pyproject
+    library = files["package/kiosk_offers/__init__.py"].decode() + files["package/kiosk_offers/bundle.py"].decode()
+    assert "import feast" not in library and "tritonclient" not in library
+    assert "def predict(visitor_id: str) -> Prediction:" in library
+    assert "def predict_many(keys: Iterable[str]) -> list[Prediction]:" in library
+    assert "tritonclient" not in files["requirements.txt"].decode()
+    makefile = files["Makefile"].decode()
+    assert "\nbundle:" in makefile and "\npackage:" in makefile and "pip wheel" in makefile
+    crontab = files["pipelines/crontab"].decode()  # training, materialization and bundles run centrally
+    assert "training.train" in crontab and "scripts/materialize.py" in crontab and "scripts/build_bundle.py" in crontab
+
+
+def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    for existing, pipeline in (
+        ({}, "pipelines/batch.crontab"),
+        ({"platform": "kubernetes", "orchestrator": "airflow"}, "pipelines/airflow/dags/churn_scoring_train_score.py"),
+        ({"platform": "kubernetes", "orchestrator": "kubernetes"}, "pipelines/k8s/train-score-cronjob.yaml"),
+    ):
+        files = generate_in_memory(batch_spec(tmp_path, **existing)).files
+        paths = sorted(files)
+        assert not [p for p in paths if p.startswith(NOT_FOR_RUNTIMES)], paths
+        assert "batch/score.py" in files and pipeline in files, (existing, paths)
+        assert "tritonclient" not in files["requirements.txt"].decode()
+        assert "materialize.py" not in files.get("pipelines/crontab", b"").decode()  # scoring reads the offline store
+        k8s = [p for p in paths if p.endswith(".yaml") and ("/k8s/" in p)]
+        kinds = set()
+        for path in k8s:
+            for doc in yaml.safe_load_all(files[path]):
+                if doc.get("kind") == "Kustomization":
+                    continue
+                kubernetes_validate.validate(doc, "1.30", strict=True)
+                kinds.add(doc["kind"])
+        if existing.get("platform") == "kubernetes":
+            assert "PersistentVolumeClaim" in kinds
+            assert not kinds & {"Deployment", "HorizontalPodAutoscaler", "Service", "PodDisruptionBudget"}, kinds
+        if existing.get("orchestrator") == "airflow":
+            dag = files[pipeline].decode()
+            compile(dag, pipeline, "exec")
+            assert "KubernetesPodOperator" in dag and "BashOperator" not in dag and "train >> score" in dag
+            assert 'pod("train", ["-m", "training.train"], "4", "8Gi", 0)' in dag  # the spec's training resources
+        if existing.get("orchestrator") == "kubernetes":
+            job = yaml.safe_load(files[pipeline])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            assert [c["args"] for c in job["initContainers"]] == [["-m", "training.train"]]
+            assert job["containers"][0]["args"] == ["-m", "batch.score"]
+
+
+def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
+    from requirements_spec.errors import SpecError
+
+    data = yaml.safe_load((PRESETS / "batch_warehouse.yaml").read_text())
+    data["serving"]["population"] = "no_such_source"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SpecError, match=r"serving\.population"):
+        load_spec(path)
+
+
+# ------------------------------------------------------------------ batch, end to end (slow)
+def _rows(dsn: dict[str, Any], query: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(**dsn) as conn:
+        return conn.execute(query).fetchall()
+
+
+def _dags_test(repo: Path, home: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AIRFLOW_VENV / "bin" / "airflow"), "dags", "test", "churn_scoring_train_score"],
+        cwd=repo,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> None:
+    if not (AIRFLOW_VENV / "bin" / "airflow").exists():
+        pytest.skip(f"needs the Airflow virtualenv ({AIRFLOW_VENV})")
+    with scratch_database("archgen_batchrt") as (db, user):
+        repo = tmp_path / "churn"
+        generate(batch_spec(tmp_path, orchestrator="airflow"), repo)
+        (repo / ".venv").symlink_to(Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve())
+        pg = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_DB": db, "POSTGRES_USER": user}
+        env = {**os.environ, **pg, "POSTGRES_SSLMODE": "disable"}
+        prepared = make_generated(repo, "data", "apply", env=env)
+        assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+        home = tmp_path / "airflow"
+        af = {
+            **env,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "pipelines" / "airflow" / "dags"),
+            "CHURN_SCORING_HOME": str(repo),
+        }
+        migrated = subprocess.run(
+            [str(AIRFLOW_VENV / "bin" / "airflow"), "db", "migrate"],
+            env=af,
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        first = _dags_test(repo, home, af)
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        dsn = {"host": "127.0.0.1", "port": 5432, "dbname": db, "user": user}
+        population = _rows(dsn, "SELECT count(DISTINCT customer_id) FROM public.customer_orders_daily")[0][0]
+        ((rows, keys, runs, low, high, version),) = _rows(
+            dsn,
+            "SELECT count(*), count(DISTINCT customer_id), count(DISTINCT run_id), min(score), max(score), "
+            "max(model_version) FROM churn_scoring_scores",
+        )
+        assert rows == keys == population > 10 and runs == 1 and version == 1
+        assert 0.0 <= low < high <= 1.0
+        (run_id,) = _rows(dsn, "SELECT DISTINCT run_id FROM churn_scoring_scores")[0]
+        assert run_id.startswith("manual__")  # Airflow's run id, passed to the scorer
+
+        # a rerun of the same run replaces its rows
+        again = subprocess.run(
+            [str(repo / ".venv" / "bin" / "python"), "-m", "batch.score", "--run-id", run_id],
+            cwd=repo,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert json.loads(again.stdout.strip().splitlines()[-1])["scored"] == population
+        assert _rows(dsn, "SELECT count(*), count(DISTINCT run_id) FROM churn_scoring_scores") == [(population, 1)]
+
+        # a model that fails its gate: training fails in Airflow and scoring never runs
+        settings = repo / "training" / "settings.py"
+        settings.write_text(settings.read_text().replace("THRESHOLD = 0.7", "THRESHOLD = 0.99999"))
+        failed = _dags_test(repo, home, af)
+        out = failed.stdout + failed.stderr
+        assert "quality gate failed" in out, out[-4000:]
+        assert _rows(dsn, "SELECT count(*), count(DISTINCT run_id) FROM churn_scoring_scores") == [(population, 1)]
+        assert not (repo / "model_repository" / "churn_model" / "2").exists()
+
+
+# ------------------------------------------------------------------ embedded, end to end (slow)
+def _closure(*names: str) -> set[str]:
+    """The distributions these need, with everything they need in turn (extras left out)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("-", "_")
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in metadata.requires(name) or []:
+            parsed = Requirement(req)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                todo.append(parsed.name)
+    return seen
+
+
+def _clean_venv(where: Path) -> Path:
+    """A virtualenv with no Feast: only the wheel's dependencies (and theirs), linked from archgen's."""
+    from importlib import metadata
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    deps = where / "deps"
+    deps.mkdir()
+    for dist in sorted(_closure("numpy", "scikit-learn", "joblib")):
+        found = metadata.distribution(dist)
+        for file in found.files or []:
+            top = file.parts[0]
+            source = Path(str(found.locate_file(top)))
+            if top.endswith(".dist-info") or top == ".." or (deps / top).exists() or not source.exists():
+                continue
+            (deps / top).symlink_to(source)
+    assert not (deps / "feast").exists()
+    (clean_site,) = where.glob("lib/python3*/site-packages")
+    (clean_site / "deps.pth").write_text(str(deps) + "\n")
+    return clean_site
+
+
+@pytest.mark.slow
+def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path) -> None:
+    repo = tmp_path / "kiosk"
+    generate(embedded_spec(tmp_path), repo)
+    env = {**os.environ, "KIOSK_OFFERS_BUNDLE_DIR": str(tmp_path / "device" / "bundles")}
+    built = make_generated(repo, "data", "apply", "materialize", "train", "bundle", "package", env=env)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    (archive,) = (repo / "dist" / "bundles").glob("*.tar.gz")
+    (wheel,) = (repo / "dist").glob("kiosk_offers-*.whl")
+
+    clean = tmp_path / "clean"
+    site = _clean_venv(clean)
+    main = Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve()
+    installed = subprocess.run(
+        [str(main / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    python = str(clean / "bin" / "python")
+    device = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    probe = subprocess.run([python, "-c", "import feast"], env=device, capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0 and "No module named 'feast'" in probe.stderr
+    put = subprocess.run(
+        [python, "-m", "kiosk_offers", "install", str(archive)], env=device, capture_output=True, text=True, timeout=120
+    )
+    assert put.returncode == 0, put.stderr
+    code = (
+        "import sys, json, kiosk_offers as k; one = k.predict('visitor_0001'); many = k.predict_many"
+        "(['visitor_0001', 'visitor_0002']); print(json.dumps([one.buy_probability, [m.buy_probability for m in many],"
+        " sorted({m.split('.')[0] for m in sys.modules} & {'feast', 'tritonclient'}), k.__file__]))"
+    )
+    answer = subprocess.run([python, "-c", code], env=device, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    one, many, heavy, where = json.loads(answer.stdout)
+    assert 0.0 <= one <= 1.0 and many[0] == pytest.approx(one) and len(many) == 2
+    assert heavy == [] and where.startswith(str(site))
+
+    # the generated repository's own tests: predict on the real bundle; damaged, truncated, stale refused
+    own = subprocess.run(
+        [str(main / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_embedded.py"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert own.returncode == 0 and "6 passed" in own.stdout, own.stdout[-3000:] + own.stderr[-2000:]
