@@ -187,7 +187,7 @@ def export(result: Result, repository: Path) -> Path:
     import joblib
 
     model_dir = repository / result.model
-    if settings.SERVING_RUNTIME == "python_rest":  # no Triton configs: the REST service loads the versions
+    if settings.SERVING_RUNTIME in ("python_rest", "embedded", "batch_scoring"):  # in process: no Triton configs
         model_dir.mkdir(parents=True, exist_ok=True)
     elif not (model_dir / "config.pbtxt").exists():
         raise TrainingError(f"{model_dir}/config.pbtxt is missing: is this the generated model repository?")
