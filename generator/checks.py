@@ -78,10 +78,11 @@ class Report:
     checked: dict[str, int] = field(default_factory=dict)  # what -> how many files
     skipped: list[str] = field(default_factory=list)  # "what: why"
     managed: int = 0
+    drift: list[Any] = field(default_factory=list)  # generator.probes.Drift: the repository held to its spec
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not any(d.severity == "error" for d in self.drift)
 
     def count(self, what: str, n: int = 1) -> None:
         self.checked[what] = self.checked.get(what, 0) + n
@@ -95,7 +96,19 @@ def check_repository(root: Path) -> Report:
     check_schedulers(root, report)
     check_kubernetes(root, report)
     check_compose(root, report)
+    check_spec(root, report)
     return report
+
+
+def check_spec(root: Path, report: Report) -> None:
+    """The probes of :mod:`generator.probes`: each decided value read back from the files it shaped."""
+    from .probes import run_probes
+
+    drift, skipped = run_probes(root)
+    report.drift += drift
+    report.skipped += skipped
+    if not skipped:
+        report.count("spec probes")
 
 
 # ------------------------------------------------------------------ manifest

@@ -215,14 +215,14 @@ def dataflow_view(arch: Architecture) -> View:
 
     b.cluster("c_serving", "serving")
     runtime_icon = "triton" if sv.runtime == "triton" else "python"
-    b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\n{sv.protocol}", runtime_icon, "c_serving")
+    b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\n{sv.wire}", runtime_icon, "c_serving")
     for m in sv.models:
         b.node(f"model_{m.name}", f"{m.name}\n{m.framework}", "model", "c_serving")
     b.edge("model_repo", "serving", "loads")
     _model_edges(arch, b)
     b.node("clients", "clients", "users")
     if sv.runtime == "python_rest":  # the REST service reads the features and predicts in process
-        b.edge("clients", "serving", sv.protocol)
+        b.edge("clients", "serving", sv.wire)
         if fs is not None:
             b.edge("online_store", "serving", "online features")
             b.edge("registry", "serving", "definitions", dashed=True)
@@ -234,12 +234,12 @@ def dataflow_view(arch: Architecture) -> View:
         b.edge("clients", "client_lib", "request")
         b.edge("online_store", "client_lib", "online features")
         b.edge("registry", "client_lib", "definitions", dashed=True)
-        b.edge("client_lib", "serving", sv.protocol)
+        b.edge("client_lib", "serving", sv.wire)
         for s in spec.sources:
             if s.kind == "request":
                 b.edge(f"src_{s.name}", "client_lib", "request values")
     else:
-        b.edge("clients", "serving", sv.protocol)
+        b.edge("clients", "serving", sv.wire)
     return b.view("dataflow", f"{spec.project.name}: data flow")
 
 
@@ -323,13 +323,13 @@ def _one_machine_view(arch: Architecture) -> View:
     b.edge("jobs", "model_repo", "exports model")
     b.node("clients", "clients", "users")
     if rest:
-        b.edge("clients", server, arch.serving.protocol)
+        b.edge("clients", server, arch.serving.wire)
         if fs is not None:
             b.edge(roles["online"], server, "online features")
         return b.view("deployment", f"{arch.spec.project.name}: deployment (one machine)")
     b.node("client_lib", "serving/client.py", "python", host)
     b.edge("clients", "client_lib", "request")
-    b.edge("client_lib", "triton", arch.serving.protocol)
+    b.edge("client_lib", "triton", arch.serving.protocol or "http")
     if fs is not None:
         b.edge(roles["online"], "client_lib", "online features")
     return b.view("deployment", f"{arch.spec.project.name}: deployment (one machine)")
@@ -373,7 +373,7 @@ def _kubernetes_view(arch: Architecture) -> View:
     if rest and arch.deployment.gpu_nodes:
         b.edge("jobs", "gpu_nodes", "scheduled on", dashed=True)
     b.node("clients", "clients\n(serving/client.py)", "users")
-    b.edge("clients", "svc", arch.serving.protocol)
+    b.edge("clients", "svc", arch.serving.wire)
     if fs is not None:
         b.edge(roles["online"], server if rest else "clients", "online features")
     return b.view("deployment", f"{arch.spec.project.name}: deployment (Kubernetes)")

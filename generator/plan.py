@@ -101,7 +101,11 @@ def build_plan(arch: Architecture) -> FilePlan:
         finalize = getattr(mod, "finalize", None)
         if finalize is not None:
             _add(files, finalize(arch, first))
-    return FilePlan(tuple(sorted(files.values(), key=lambda f: f.path)))
+    from .contract import enforce
+
+    planned = tuple(sorted(files.values(), key=lambda f: f.path))
+    enforce(arch, planned)
+    return FilePlan(planned)
 
 
 def _add(files: dict[str, PlannedFile], new: Iterable[PlannedFile]) -> None:

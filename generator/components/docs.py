@@ -74,7 +74,7 @@ def _glance(arch: Architecture) -> list[tuple[str, str]]:
     gate = f", gate {tr.quality_gate.metric} >= {tr.quality_gate.threshold}" if tr.quality_gate else ""
     rows += [
         ("training", f"{tr.mode} on {tr.scheduler}" + (f" ({tr.schedule_cron})" if tr.schedule_cron else "") + gate),
-        ("serving", f"{sv.runtime} over {sv.protocol}, entrypoint {sv.entrypoint}"),
+        ("serving", f"{sv.runtime} over {sv.wire}, entrypoint {sv.entrypoint}"),
         ("service level", f"p99 <= {sv.latency_p99_ms:g} ms at {sv.throughput_rps:g} rps"),
         ("models", ", ".join(f"{m.name} ({m.framework})" for m in sv.models)),
         ("deployment", f"{arch.deployment.target} on {arch.deployment.platform}"),
@@ -88,7 +88,7 @@ def _summary(arch: Architecture) -> str:
     fs, tr, sv = arch.feature_store, arch.training, arch.serving
     models = ", ".join(f"`{m.name}`" for m in sv.models if m.kind == "model")
     text = (
-        f"It serves {models} through {sv.runtime} ({sv.protocol}) within {sv.latency_p99_ms:g} ms p99 "
+        f"It serves {models} through {sv.runtime} ({sv.wire}) within {sv.latency_p99_ms:g} ms p99 "
         f"at {sv.throughput_rps:g} requests per second"
     )
     if fs is not None:

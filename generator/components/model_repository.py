@@ -59,8 +59,8 @@ def _model_code(arch: Architecture, m: TritonModelArch, models: dict[str, Triton
 
 
 def triton_served(arch: Architecture) -> bool:
-    """Whether a Triton server serves the models (every runtime but the in-process python_rest one)."""
-    return arch.serving.runtime != "python_rest"
+    """Whether a Triton server serves the models (:attr:`Architecture.triton_serves`)."""
+    return arch.triton_serves
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:

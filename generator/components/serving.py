@@ -209,8 +209,13 @@ def _rest_plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
-    if arch.serving.runtime == "python_rest":
-        return _rest_plan(arch)
+    from ..contract import only_decided
+
+    # a runtime without callers on the network has no protocol decision: its files are shaped by the runtime alone
+    return only_decided(arch, _rest_plan(arch) if arch.rest_app_serves else _triton_plan(arch))
+
+
+def _triton_plan(arch: Architecture) -> list[PlannedFile]:
     ctx = client_context(arch)
     standins = {m.name: [m.backend, m.instance_kind] for m in _standins(arch)}
     files = [

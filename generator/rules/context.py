@@ -12,7 +12,7 @@ from requirements_spec.errors import PathItem, format_path
 from requirements_spec.loader import SourceMap
 from requirements_spec.models import Spec
 
-from ..architecture import Decision, Finding, Requirement
+from ..architecture import Decision, Finding, NotApplicable, Requirement
 from .registry import FindingKind, Registry
 
 ReqPath = tuple[PathItem, ...]
@@ -36,6 +36,7 @@ class RuleContext:
     registry: Registry
     decisions: dict[str, Decision] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+    not_applicable: dict[str, NotApplicable] = field(default_factory=dict)
 
     # ------------------------------------------------------------ decisions made so far
     def choice(self, key: str) -> str | None:

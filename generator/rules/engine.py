@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from requirements_spec.errors import Diagnostic, SpecError
 from requirements_spec.loader import SourceMap
@@ -16,6 +16,7 @@ from ..architecture import (
     DeploymentArch,
     FeatureStoreArch,
     Finding,
+    NotApplicable,
     PrivacyArch,
     ServingArch,
     TensorArch,
@@ -77,8 +78,15 @@ def decide(loaded: LoadedSpec | Spec, *, registry: Registry | None = None) -> Ar
 def _run_rules(spec: Spec, smap: SourceMap | None, registry: Registry) -> RuleContext:
     ctx = RuleContext(spec=spec, source_map=smap, registry=registry)
     for rule in registry.ordered():
+        reason = rule.unless(ctx) if rule.unless is not None else None
+        if reason is not None:
+            ctx.not_applicable[rule.key] = NotApplicable(key=rule.key, rule=rule_id(rule), reason=reason)
+            continue
         out = rule.fn(ctx)
         if out is None:
+            ctx.not_applicable[rule.key] = NotApplicable(
+                key=rule.key, rule=rule_id(rule), reason=rule.applies or "nothing in the spec for it to decide"
+            )
             continue
         if rule.choices and out.choice not in rule.choices:
             raise RuleError(
@@ -173,6 +181,7 @@ def _assemble(ctx: RuleContext, spec_file: str, findings: list[Finding]) -> Arch
         deployment=_deployment(ctx),
         mlops_level=spec.delivery.mlops_level,
         decisions=list(ctx.decisions.values()),
+        not_applicable=list(ctx.not_applicable.values()),
         findings=findings,
     )
 
@@ -258,13 +267,21 @@ def _serving(ctx: RuleContext) -> ServingArch:
     return ServingArch(
         mode=sv.mode,
         runtime=ctx.choice("serving_runtime"),
-        protocol=ctx.choice("protocol"),
+        protocol=_protocol(ctx.choice("protocol")),
         pipeline_form=form,
         entrypoint=entry,
         models=models,
         latency_p99_ms=float(sv.latency_p99_ms),
         throughput_rps=float(sv.throughput_rps),
     )
+
+
+def _protocol(choice: str | None) -> Literal["rest", "grpc"] | None:
+    if choice == "rest":
+        return "rest"
+    if choice == "grpc":
+        return "grpc"
+    return None
 
 
 def _pipeline_model(name: str, steps: list[str], form: str, models: list[TritonModelArch]) -> TritonModelArch:

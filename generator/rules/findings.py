@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from requirements_spec.models import StreamSourceSpec
 from requirements_spec.types import duration_seconds, format_seconds
@@ -133,25 +134,38 @@ LATENCY_INFEASIBLE = _kind(
 
 @check(LATENCY_INFEASIBLE)
 def latency(ctx: RuleContext) -> Iterator[Finding]:
+    """Online and embedded serving: the p99 must leave room for the generated path's floor (embedded included)."""
     sv = ctx.spec.serving
-    if sv.mode != "online":
+    if sv.mode not in ("online", "embedded"):
         return
-    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol")
+    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol") or "in_process"
     floor = THRESHOLDS["serving_floor_ms"].get(f"{runtime}/{proto}", 0.0)
-    parts = [f"{runtime} over {proto} {floor} ms"]
+    parts = [f"{runtime} over {proto} {floor} ms" if proto != "in_process" else f"an in-process call {floor} ms"]
     cited: list[ReqPath] = [("serving", "latency_p99_ms"), ("serving", "protocol"), ("serving", "mode")]
     store = ctx.choice("online_store")
+    read = 0.0
     if store is not None and any(m.feature_service for m in sv.models):
         read = THRESHOLDS["online_read_floor_ms"][store]
         floor += read
         parts.append(f"a {store} feature read {read} ms")
         cited.append(("serving", "throughput_rps"))
     if sv.latency_p99_ms < floor:
+        embedded_floor = THRESHOLDS["serving_floor_ms"]["embedded/in_process"] + read
+        if sv.mode == "embedded" or sv.latency_p99_ms < embedded_floor:
+            fix = (
+                f"raise serving.latency_p99_ms to at least {round(embedded_floor, 3)} ms: no serving mode meets "
+                f"{sv.latency_p99_ms} ms (an in-process model still reads its features"
+                + (f" from {store}" if read else "")
+                + ")"
+                + (", or read the features from a faster online store" if read else "")
+            )
+        else:
+            fix = f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)"
         yield ctx.finding(
             LATENCY_INFEASIBLE.code,
-            f"p99 {sv.latency_p99_ms} ms is below the {floor} ms floor of " + " plus ".join(parts),
+            f"p99 {sv.latency_p99_ms} ms is below the {round(floor, 3)} ms floor of " + " plus ".join(parts),
             cited,
-            f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)",
+            fix,
         )
 
 
@@ -550,3 +564,50 @@ WAIVER_UNUSED = _kind(
 def waivers(ctx: RuleContext) -> Iterator[Finding]:
     """Placeholder: waivers are matched by the engine after every other check has run."""
     return iter(())
+
+
+# ---------------------------------------------------------------- requirements the system would drop
+SCHEDULE_AT_LEVEL_0 = _kind(
+    "training.schedule_at_mlops_level_0",
+    "warning",
+    "A training schedule that nothing runs at MLOps level 0",
+    "MLOps level 0 generates no pipeline: training is a manual step (`make train`). A training.schedule "
+    "would be promised in the docs and run by no scheduler.",
+)
+VARIABLE_BATCHING = _kind(
+    "serving.variable_size_batching",
+    "warning",
+    "Variable-size inputs batched dynamically",
+    "Dynamic batching joins requests only when every input has the same shape; an input with a variable "
+    "dimension (-1) splits batches by shape, so the batching the plan promises may not happen.",
+)
+
+
+@check(SCHEDULE_AT_LEVEL_0, VARIABLE_BATCHING)
+def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
+    """Requirements the generated system would not honour: said at plan time, never dropped in silence."""
+    spec = ctx.spec
+    tr = spec.training
+    trained = (ctx.value("training_mode") or {}).get("trained_models") or []
+    if spec.delivery.mlops_level == 0 and tr.trigger == "schedule" and tr.schedule is not None and trained:
+        yield ctx.finding(
+            SCHEDULE_AT_LEVEL_0.code,
+            f"training.schedule {tr.schedule!r} is set, but MLOps level 0 generates no scheduler entry for training",
+            [("training", "schedule"), ("delivery", "mlops_level")],
+            "set delivery.mlops_level: 1 to run training on the schedule, or remove training.schedule "
+            "(training stays a manual `make train`)",
+        )
+    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {}
+    for i, m in enumerate(spec.serving.models):
+        if not batching.get(m.name, {}).get("dynamic"):
+            continue
+        variable = [j for j, t in enumerate(m.inputs) if -1 in t.dims]
+        if variable:
+            names = ", ".join(m.inputs[j].name for j in variable)
+            yield ctx.finding(
+                VARIABLE_BATCHING.code,
+                f"model {m.name}: input(s) {names} have a variable dimension (-1), yet requests are batched "
+                "dynamically: only requests of equal shape join a batch",
+                [*(("serving", "models", i, "inputs", j, "dims") for j in variable), ("serving", "models", i)],
+                f"fix the dimension, pad inputs to a fixed size, or set serving.models[{i}].max_batch_size: 0",
+            )

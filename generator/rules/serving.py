@@ -155,6 +155,15 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     )
 
 
+def _no_wire(runtime: str | None) -> str | None:
+    """Why no wire protocol is decided for a runtime, or None when callers reach it over a network."""
+    if runtime == "embedded":
+        return "the model is an in-process library of the application: no caller reaches it over a network"
+    if runtime == "batch_scoring":
+        return "batch scoring writes predictions where the application reads them: nobody calls the model"
+    return None
+
+
 @rule(
     "protocol",
     title="Protocol: how clients call the model server",
@@ -163,6 +172,8 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     choices=("rest", "grpc"),
     after=("serving_runtime",),
     thresholds=("grpc_below_p99_ms",),
+    unless=lambda ctx: _no_wire(ctx.choice("serving_runtime")),
+    applies="callers reach the model over a network: runtime triton, python_rest or async_worker",
 )
 def protocol(ctx: RuleContext) -> Outcome:
     """gRPC below `grpc_below_p99_ms` (binary framing, persistent HTTP/2 connections); else as asked.
