@@ -173,7 +173,13 @@ def _duration_s(text: str) -> int:
 
 
 # ------------------------------------------------------------------ schedules
-JOB_DECISION = {"materialize": "materialization", "train": "training_mode", "purge": "retention"}
+# scheduler configs that list every job in one file (the others hold one file per job in a folder)
+LIST_CONFIGS = (
+    "pipelines/crontab",
+    "deploy/scheduler.py",
+    "pipelines/prefect/prefect.yaml",
+    "pipelines/dagster/definitions.py",
+)
 
 
 def _job_requirement(ctx: ProbeContext, job: str) -> str:
@@ -207,9 +213,10 @@ def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[tuple[st
     scheduler = ctx.read("deploy/scheduler.py")
     if scheduler is not None:
         for number, line in enumerate(scheduler.splitlines(), start=1):
-            m = re.match(r'\s*"([a-z_]+)": \("([^"]*)", \[', line)
+            m = re.match(r'\s*"([a-z_-]+)": \("([^"]*)", \[', line)
             if m:
-                yield (m.group(1) if m.group(1) in names else "", "deploy/scheduler.py", number, m.group(2))
+                job = m.group(1).replace("-", "_")
+                yield (job if job in names else "", "deploy/scheduler.py", number, m.group(2))
     dags = ctx.root / "pipelines" / "airflow" / "dags"
     for dag in sorted(dags.glob("*.py")) if dags.is_dir() else []:
         rel = dag.relative_to(ctx.root).as_posix()
@@ -256,10 +263,10 @@ def schedules(ctx: ProbeContext) -> None:
     from .components import pipelines
 
     jobs = {j.name: j for j in pipelines.jobs(ctx.arch)}
-    seen: set[str] = set()
-    any_entry = False
+    seen: dict[str, set[str]] = {}  # scheduler config (a file, or a folder of one file per job) -> its jobs
     for job, rel, line, cron in _scheduled_entries(ctx, list(jobs)):
-        any_entry = True
+        config = rel if rel in LIST_CONFIGS else rel.rsplit("/", 1)[0] + "/"
+        seen.setdefault(config, set())
         if not job:
             ctx.error(
                 rel,
@@ -269,7 +276,7 @@ def schedules(ctx: ProbeContext) -> None:
                 "remove the entry, or change the spec so that the job is decided (then `archgen update`)",
             )
             continue
-        seen.add(job)
+        seen[config].add(job)
         decided = jobs[job].cron
         if " ".join(cron.split()) == decided:
             continue
@@ -292,16 +299,15 @@ def schedules(ctx: ProbeContext) -> None:
             requirement,
             f"set the schedule back to {decided!r}, or change the requirement and run `archgen update`",
         )
-    if not any_entry:
-        return
-    for name in sorted(set(jobs) - seen):
-        ctx.error(
-            "pipelines/",
-            0,
-            f"the decided job {name} ({jobs[name].cron}) is in no scheduler config",
-            _job_requirement(ctx, name),
-            "run `archgen update` to put it back",
-        )
+    for config, found in sorted(seen.items()):
+        for name in sorted(set(jobs) - found):
+            ctx.error(
+                config,
+                0,
+                f"the decided job {name} ({jobs[name].cron}) is missing from this scheduler config",
+                _job_requirement(ctx, name),
+                "run `archgen update` to put it back",
+            )
 
 
 # ------------------------------------------------------------------ feature views (TTL) and services
@@ -390,6 +396,34 @@ def ttl(ctx: ProbeContext) -> None:
                 f"view {name}: ttl {got} s instead of {want} s, within the retention",
                 ctx.spec_at("features", "views", i, "ttl"),
             )
+
+
+@probe("pii_fields", "pii")
+def pii_fields(ctx: ProbeContext) -> None:
+    """With privacy.pii_handling drop, no personal field is in a feature view's schema (feature_repo/views.py)."""
+    spec = ctx.arch.spec
+    tree = _parse(ctx, "feature_repo/views.py")
+    if tree is None or spec.features is None or ctx.arch.privacy.pii_handling != "drop":
+        return
+    index = {v.name: i for i, v in enumerate(spec.features.views)}
+    for call in _calls(tree, "FeatureView"):
+        name = _const_str(_kw(call, "name"))
+        if name not in index:
+            continue
+        i = index[name]
+        pii = {f.name: j for j, f in enumerate(spec.features.views[i].fields) if f.pii}
+        for field_call in _calls(call, "Field"):
+            field_name = _const_str(_kw(field_call, "name"))
+            if field_name in pii:
+                ctx.error(
+                    "feature_repo/views.py",
+                    field_call.lineno,
+                    f"view {name} keeps the personal field {field_name}, which privacy.pii_handling drop leaves out",
+                    ctx.spec_at("features", "views", i, "fields", pii[field_name], "pii")
+                    + ", "
+                    + ctx.spec_at("privacy", "pii_handling"),
+                    f"remove the Field {field_name!r} from the view",
+                )
 
 
 def _service_features(call: ast.Call, views: dict[str, str]) -> list[tuple[str, int]]:
