@@ -231,9 +231,11 @@ def _serving(ctx: RuleContext) -> ServingArch:
     spec = ctx.spec
     sv = spec.serving
     trained = set(ctx.value("training_mode")["trained_models"])
-    backends: dict[str, str] = ctx.value("triton_backend")
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching")
-    groups: dict[str, tuple[str, int]] = ctx.value("instance_group")
+    # Triton settings are decided only where Triton serves: elsewhere a model runs in process, unbatched
+    backends: dict[str, str] = ctx.value("triton_backend") or {}
+    unbatched = {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0}
+    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {m.name: unbatched for m in sv.models}
+    groups: dict[str, tuple[str, int]] = ctx.value("instance_group") or {m.name: ("KIND_CPU", 1) for m in sv.models}
     sequences = set(ctx.value("sequence_batching") or [])
     models: list[TritonModelArch] = []
     for m in sv.models:

@@ -39,6 +39,7 @@ def _no_features(ctx: RuleContext) -> str | None:
     choices=("sqlite", "redis", "postgres"),
     thresholds=("redis_below_p99_ms", "redis_from_rps"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def online_store(ctx: RuleContext) -> Outcome | None:
     """Pick the Feast online store from the latency budget, the throughput and what the company runs.
@@ -129,6 +130,7 @@ OFFLINE |= {"redshift": "redshift", "spark": "spark"}
     alternatives=("file", "duckdb", "postgres", "bigquery", "snowflake", "redshift", "spark"),
     choices=("file", "duckdb", "postgres", "bigquery", "snowflake", "redshift", "spark"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def offline_store(ctx: RuleContext) -> Outcome | None:
     """Reuse the warehouse the company runs as Feast's offline store.
@@ -166,6 +168,7 @@ def offline_store(ctx: RuleContext) -> Outcome | None:
     alternatives=("file", "sql"),
     choices=("file", "sql"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def registry(ctx: RuleContext) -> Outcome | None:
     """A file registry on one machine; a SQL registry (PostgreSQL) on Kubernetes or at MLOps level 2.
@@ -210,6 +213,7 @@ def _push_sources(ctx: RuleContext) -> list[str]:
     alternatives=("batch", "push", "batch+push"),
     choices=("batch", "push", "batch+push"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def ingestion(ctx: RuleContext) -> Outcome | None:
     """Precomputed features are materialized in batches; realtime ones are pushed; hybrid does both.
@@ -283,6 +287,7 @@ def interval_cron(seconds: int) -> str:
     after=("offline_store", "ingestion"),
     thresholds=("min_materialization_interval_s", "granularity_s", "max_materialization_interval_s"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def materialization(ctx: RuleContext) -> Outcome | None:
     """Materialize at most every `freshness`, on a cron step that divides the hour or the day.
@@ -340,6 +345,7 @@ def materialization(ctx: RuleContext) -> Outcome | None:
         "features.views[].fields",
     ),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def feature_views(ctx: RuleContext) -> Outcome | None:
     """One Feast feature view per declared view, grouped by entity and pre-aggregation grain.
@@ -374,6 +380,7 @@ def feature_views(ctx: RuleContext) -> Outcome | None:
     title="On-demand views: request-time transformations",
     reads=("features.on_demand[].inputs", "features.computation"),
     unless=_no_features,
+    applies="the spec declares features",
 )
 def on_demand_views(ctx: RuleContext) -> Outcome | None:
     """Each declared on-demand view becomes a Feast on-demand feature view computed at request time.

@@ -155,6 +155,18 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     )
 
 
+TRITON_APPLIES = "a Triton server serves the models (every runtime but python_rest)"
+
+
+def _no_triton(ctx: RuleContext) -> str | None:
+    """Triton settings apply only where a Triton server serves the models."""
+    from ..architecture import TRITON_RUNTIMES
+
+    if ctx.choice("serving_runtime") in TRITON_RUNTIMES:
+        return None
+    return "no Triton server: the REST service runs the model in its own process"
+
+
 def _no_wire(runtime: str | None) -> str | None:
     """Why no wire protocol is decided for a runtime, or None when callers reach it over a network."""
     if runtime == "embedded":
@@ -212,6 +224,8 @@ def protocol(ctx: RuleContext) -> Outcome:
     reads=("serving.models[].framework",),
     alternatives=("python", "onnxruntime", "pytorch", "tensorflow"),
     after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def triton_backend(ctx: RuleContext) -> Outcome:
     """onnx: onnxruntime; pytorch: pytorch (TorchScript); tensorflow: tensorflow; sklearn and python: the
@@ -257,6 +271,8 @@ def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
         "queue_delay_min_us",
         "queue_delay_max_us",
     ),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def dynamic_batching(ctx: RuleContext) -> Outcome:
     """Enable dynamic batching for stateless models: throughput at a held latency.
@@ -312,6 +328,8 @@ def dynamic_batching(ctx: RuleContext) -> Outcome:
     alternatives=("KIND_CPU", "KIND_GPU"),
     after=("serving_runtime",),
     thresholds=("cpu_instance_rps", "gpu_instance_rps", "max_cpu_instances", "max_gpu_instances"),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def instance_group(ctx: RuleContext) -> Outcome:
     """KIND_GPU for GPU models, KIND_CPU otherwise; the count covers the throughput.
@@ -347,6 +365,9 @@ def instance_group(ctx: RuleContext) -> Outcome:
     reads=("serving.pipeline",),
     alternatives=("none", "ensemble", "bls"),
     choices=("none", "ensemble", "bls"),
+    after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def pipeline(ctx: RuleContext) -> Outcome:
     """A fixed line of models is a Triton ensemble (no glue code); control flow between models
@@ -383,6 +404,9 @@ def pipeline(ctx: RuleContext) -> Outcome:
     title="Stateful models: sequence batching",
     reads=("serving.models[].stateful",),
     alternatives=("sequence batching", "none"),
+    after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def sequence_batching(ctx: RuleContext) -> Outcome:
     """A stateful model gets Triton's sequence batcher: every request of a sequence (one correlation
