@@ -171,6 +171,8 @@ class Architecture(ArchModel):
     deployment: DeploymentArch
     mlops_level: int
     decisions: list[Decision]
+    # the team's own files (the customization decision): generated once, never rewritten by `archgen update`
+    seams: list[str] = Field(default_factory=list)
     not_applicable: list[NotApplicable] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
 

@@ -44,6 +44,7 @@ ADR_ORDER = (
     "access",
     "delivery",
     "deployment",
+    "customization",
 )
 _UNLISTED_START = 100
 

@@ -360,3 +360,49 @@ def test_training_schedule_changed_in_every_scheduler_form(orchestrator: str, tm
     errors = _errors(repo)
     assert {(d.file, d.line) for d in errors} >= set(edited), [f"{d.where}: {d.message}" for d in errors]
     assert all(d.probe == "schedules" and "training.schedule" in d.requirement for d in errors)
+
+
+def test_docs_contract_md_documents_every_probe_and_decision() -> None:
+    text = (ROOT / "docs" / "contract.md").read_text()
+    for p in PROBES:
+        assert f"### `{p.name}`" in text, p.name
+    for r in rows():
+        assert f"| `{r.key}` |" in text, f"{r.key}: regenerate with python -m generator.contract > docs/contract.md"
+
+
+# ------------------------------------------------------------------ customization decides the team's seams
+HIGH = (PRESETS / "reference.yaml").read_text().replace("customization: low", "customization: high")
+
+
+def test_customization_decides_the_seams() -> None:
+    low = decide(load_spec(PRESETS / "reference.yaml"))
+    assert low.decision("customization").choice == "low" and low.seams == []
+    high = decide(parse_spec(HIGH, "spec.yaml"))
+    assert high.seams == ["model_repository/ranker/1/model.py", "training/train.py"]
+    shaped = {
+        f.path for f in build_plan(high).files if "customization" in f.decisions and not f.path.startswith("docs/")
+    }
+    assert shaped == set(high.seams)
+
+
+@pytest.mark.parametrize(("text", "kept"), [(HIGH, True), ((PRESETS / "reference.yaml").read_text(), False)])
+def test_update_never_rewrites_a_seam(text: str, kept: bool, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(app, ["new", str(spec), "-o", str(repo)]).exit_code == 0
+    model = repo / "model_repository/ranker/1/model.py"
+    ours = model.read_text().replace('"""', '"""Our ranker. ', 1)
+    model.write_text(ours)
+    spec.write_text(text.replace("name: score", "name: rank_score"))  # archgen's model.py changes too
+    result = CliRunner().invoke(app, ["update", str(repo), "--spec", str(spec)])
+    assert result.exit_code in (0, 1), result.output
+    if kept:
+        assert model.read_text() == ours
+        assert "never rewritten" in result.output
+    else:  # managed: archgen's change is merged into the team's edit
+        assert model.read_text() != ours and "rank_score" in model.read_text()

@@ -181,6 +181,7 @@ def _assemble(ctx: RuleContext, spec_file: str, findings: list[Finding]) -> Arch
         deployment=_deployment(ctx),
         mlops_level=spec.delivery.mlops_level,
         decisions=list(ctx.decisions.values()),
+        seams=list(ctx.value("customization") or []),
         not_applicable=list(ctx.not_applicable.values()),
         findings=findings,
     )
