@@ -406,3 +406,16 @@ def test_update_never_rewrites_a_seam(text: str, kept: bool, tmp_path: Path) -> 
         assert "never rewritten" in result.output
     else:  # managed: archgen's change is merged into the team's edit
         assert model.read_text() != ours and "rank_score" in model.read_text()
+
+
+def test_generated_paths_do_not_depend_on_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.diagrams as dg
+
+    loaded = load_spec(PRESETS / "reference.yaml")
+    with_dot = build_plan(decide(loaded)).paths()
+    monkeypatch.setattr(dg.shutil, "which", lambda name, *a, **k: None)
+    without_dot = build_plan(decide(loaded)).paths()
+    assert with_dot == without_dot
+    assert not [p for p in with_dot if p.endswith((".png", ".svg"))]
+    note = dg.skipped_note()
+    assert note is not None and "skipped docs/diagrams/*.png and *.svg" in note and "archgen diagram" in note

@@ -1,8 +1,9 @@
 """Docs of the generated repository: diagrams, architecture.md, ADRs, onboarding and the review page.
 
-``plan`` contributes the diagrams (DOT and Mermaid always; PNG and SVG only when graphviz ``dot`` is on PATH,
-see :func:`skipped`). ``finalize`` runs after every component has planned, because architecture.md and the
-ADRs list the files each decision shaped. Images and the review page are ``producer`` callables, so graphviz
+``plan`` contributes the diagrams (DOT and Mermaid on every machine; PNG and SVG are drawn by
+``archgen diagram``, see :func:`skipped`), so the generated files are the same whether graphviz is installed
+or not. ``finalize`` runs after every component has planned, because architecture.md and the ADRs list the
+files each decision shaped. Images and the review page are ``producer`` callables, so graphviz
 runs in the render stage, never while planning.
 """
 
@@ -13,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from ..architecture import Architecture
-from ..diagrams import EXTENSIONS, IMAGE_FORMATS, View, dot_available, produce, render, skipped_note, to_mermaid, views
+from ..diagrams import EXTENSIONS, IMAGE_FORMATS, View, produce, render, skipped_note, to_mermaid, views
 from ..docs import (
     SPEC_COPY,
     DiagramEmbed,
@@ -31,7 +32,11 @@ COMPONENT = "docs"
 
 
 def _formats() -> tuple[str, ...]:
-    return ("dot", "mermaid", "png", "svg") if dot_available() else ("dot", "mermaid")
+    """DOT and Mermaid on every machine: the generated files never depend on graphviz being installed.
+
+    The drawings (PNG, SVG) are reported as skipped; `archgen diagram` draws them where graphviz runs.
+    """
+    return ("dot", "mermaid")
 
 
 def skipped() -> str | None:
@@ -128,7 +133,7 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         for e in entries
     ]
     view_list = views(arch)
-    with_images = any(f.path == f"docs/diagrams/{view_list[0].name}.svg" for f in files)  # plan() probed dot
+    with_images = any(f.path == f"docs/diagrams/{view_list[0].name}.svg" for f in files)  # never, see _formats
     own = [
         *adrs,
         PlannedFile(
