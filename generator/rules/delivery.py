@@ -74,7 +74,10 @@ def _seams(ctx: RuleContext, level: str) -> list[str]:
     if level == "low":
         return []
     sv = ctx.spec.serving
-    trained = set((ctx.value("training_mode") or {}).get("trained_models") or [])
+    from .values import TRAINING_MODE, typed
+
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = set(mode["trained_models"] if mode is not None else [])
     triton = ctx.choice("serving_runtime") in TRITON_RUNTIMES
     out: list[str] = []
     if triton:

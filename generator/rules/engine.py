@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from requirements_spec.errors import Diagnostic, SpecError
 from requirements_spec.loader import SourceMap
@@ -28,6 +28,22 @@ from .context import RuleContext
 from .privacy import salt_env
 from .registry import Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
+from .values import (
+    BATCHING,
+    BY_NAME,
+    DEPLOYMENT,
+    FLAG,
+    INSTANCE_GROUPS,
+    MATERIALIZATION,
+    NAMES,
+    PERMISSIONS,
+    RETENTION,
+    TRAINING_MODE,
+    Batching,
+    Deployment,
+    Retention,
+    typed,
+)
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
@@ -181,7 +197,7 @@ def _assemble(ctx: RuleContext, spec_file: str, findings: list[Finding]) -> Arch
         deployment=_deployment(ctx),
         mlops_level=spec.delivery.mlops_level,
         decisions=list(ctx.decisions.values()),
-        seams=list(ctx.value("customization") or []),
+        seams=typed(ctx, "customization", NAMES) or [],
         not_applicable=list(ctx.not_applicable.values()),
         findings=findings,
     )
@@ -191,7 +207,8 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     spec = ctx.spec
     if spec.features is None:
         return None
-    mat = ctx.value("materialization")
+    mat = typed(ctx, "materialization", MATERIALIZATION)
+    assert mat is not None
     handling = spec.privacy.pii_handling
     pii = [ref for _, ref in ctx.pii_fields()]
     return FeatureStoreArch(
@@ -207,13 +224,14 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
         encrypted_fields=pii if handling == "encrypt" else [],
         allowed_pii_fields=pii if handling == "allow" else [],
         on_demand_views=[o.name for o in spec.features.on_demand],
-        push_sources=list(ctx.value("ingestion") or []),
+        push_sources=typed(ctx, "ingestion", NAMES) or [],
     )
 
 
 def _training(ctx: RuleContext) -> TrainingArch:
     tr = ctx.spec.training
-    mode: dict[str, Any] = ctx.value("training_mode")
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    assert mode is not None
     return TrainingArch(
         mode=ctx.choice("training_mode"),
         scheduler=ctx.choice("scheduler"),
@@ -231,13 +249,15 @@ def _training(ctx: RuleContext) -> TrainingArch:
 def _serving(ctx: RuleContext) -> ServingArch:
     spec = ctx.spec
     sv = spec.serving
-    trained = set(ctx.value("training_mode")["trained_models"])
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = set(mode["trained_models"] if mode is not None else [])
     # Triton settings are decided only where Triton serves: elsewhere a model runs in process, unbatched
-    backends: dict[str, str] = ctx.value("triton_backend") or {}
-    unbatched = {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0}
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {m.name: unbatched for m in sv.models}
-    groups: dict[str, tuple[str, int]] = ctx.value("instance_group") or {m.name: ("KIND_CPU", 1) for m in sv.models}
-    sequences = set(ctx.value("sequence_batching") or [])
+    backends = typed(ctx, "triton_backend", BY_NAME) or {}
+    unbatched = Batching(max_batch_size=0, dynamic=False, preferred=[], delay_us=0)
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {m.name: unbatched for m in sv.models}
+    groups = typed(ctx, "instance_group", INSTANCE_GROUPS) or {m.name: ("KIND_CPU", 1) for m in sv.models}
+    stateful = typed(ctx, "sequence_batching", NAMES) or []
+    sequences = set(stateful)
     models: list[TritonModelArch] = []
     for m in sv.models:
         b = batching[m.name]
@@ -309,14 +329,14 @@ def _pipeline_model(name: str, steps: list[str], form: str, models: list[TritonM
 
 def _privacy(ctx: RuleContext) -> PrivacyArch:
     pv = ctx.spec.privacy
-    ret: dict[str, Any] = ctx.value("retention")
+    ret = typed(ctx, "retention", RETENTION) or Retention(retention_s=None, purge_cron=None)
     return PrivacyArch(
         pii_handling=pv.pii_handling,
         residency=pv.residency,
         retention_s=ret["retention_s"],
         purge_cron=ret["purge_cron"],
-        permissions=list(ctx.value("access") or []),
-        local_mirror=bool(ctx.value("residency")),
+        permissions=typed(ctx, "access", PERMISSIONS) or [],
+        local_mirror=typed(ctx, "residency", FLAG) is True,
         pii_salt_env=salt_env(ctx.spec.project.name) if pv.pii_handling == "hash" else None,
     )
 
@@ -325,7 +345,7 @@ def _deployment(ctx: RuleContext) -> DeploymentArch:
     return DeploymentArch(
         target=ctx.choice("deployment"),
         platform=ctx.spec.existing.platform,
-        gpu_nodes=bool(ctx.value("deployment")["gpu_nodes"]),
+        gpu_nodes=bool((typed(ctx, "deployment", DEPLOYMENT) or Deployment(gpu_nodes=False))["gpu_nodes"]),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from requirements_spec.models import StreamSourceSpec
 from requirements_spec.types import duration_seconds, format_seconds
@@ -12,6 +11,7 @@ from ..architecture import Finding
 from .context import ReqPath, RuleContext
 from .registry import FindingKind, check
 from .thresholds import THRESHOLDS
+from .values import BATCHING, MATERIALIZATION, NAMES, TRAINING_MODE, typed
 
 CLOUD_WAREHOUSES = ("bigquery", "snowflake", "redshift")
 CLOUD_PLATFORMS = ("sagemaker", "heroku")
@@ -206,10 +206,11 @@ def features(ctx: RuleContext) -> Iterator[Finding]:
     if f is None:
         return
     spec = ctx.spec
-    mat = ctx.value("materialization") or {}
-    interval = int(mat.get("interval_s", 0))
+    mat = typed(ctx, "materialization", MATERIALIZATION)
+    interval = mat["interval_s"] if mat is not None else 0
     fresh = duration_seconds(f.freshness)
-    pushed = set(ctx.value("ingestion") or [])
+    pushed_views = typed(ctx, "ingestion", NAMES) or []
+    pushed = set(pushed_views)
     streams = {s.name for s in spec.sources if isinstance(s, StreamSourceSpec)}
     batch_only = [(i, v) for i, v in enumerate(f.views) if v.source not in pushed]
     if interval > fresh and batch_only:
@@ -588,7 +589,8 @@ def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
     """Requirements the generated system would not honour: said at plan time, never dropped in silence."""
     spec = ctx.spec
     tr = spec.training
-    trained = (ctx.value("training_mode") or {}).get("trained_models") or []
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = mode["trained_models"] if mode is not None else []
     if spec.delivery.mlops_level == 0 and tr.trigger == "schedule" and tr.schedule is not None and trained:
         yield ctx.finding(
             SCHEDULE_AT_LEVEL_0.code,
@@ -597,9 +599,9 @@ def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
             "set delivery.mlops_level: 1 to run training on the schedule, or remove training.schedule "
             "(training stays a manual `make train`)",
         )
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {}
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {}
     for i, m in enumerate(spec.serving.models):
-        if not batching.get(m.name, {}).get("dynamic"):
+        if m.name not in batching or not batching[m.name]["dynamic"]:
             continue
         variable = [j for j, t in enumerate(m.inputs) if -1 in t.dims]
         if variable:
