@@ -287,7 +287,7 @@ def _monitoring_context(arch: Architecture) -> dict[str, Any]:
         "entrypoint": serving.entrypoint,
         "models": models,
         "model_regex": "|".join(models),
-        "triton": serving.runtime != "python_rest",
+        "triton": arch.triton_serves,
         "metrics_port": METRICS_PORT,
         "freshness_port": FRESHNESS_PORT,
         "freshness": freshness,

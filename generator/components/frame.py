@@ -68,7 +68,7 @@ def requirements(arch: Architecture) -> list[str]:
     pins = ([feast] if feast else []) + list(PINS_COMMON)
     if triton_served(arch):  # the serving client (and batch scoring or the async worker) call Triton
         pins += list(PINS_CLIENT)
-    if arch.serving.runtime == "python_rest":
+    if arch.rest_app_serves:
         pins += list(PINS_REST)
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
@@ -148,7 +148,7 @@ def context(arch: Architecture) -> dict[str, Any]:
     setup_modules = (["feast"] if arch.feature_store else []) + ["sklearn", "pytest"]
     if has_triton:
         setup_modules.append("tritonclient")
-    if arch.serving.runtime == "python_rest":
+    if arch.rest_app_serves:
         setup_modules += ["fastapi", "uvicorn"]
     setup_modules += [module for _, module in broker_clients(arch)]
     make_env, make_env_unset = make_environment(arch)
@@ -163,7 +163,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_feature_store": arch.feature_store is not None,
         "has_training": bool(arch.training.trained_models),
         "has_triton": has_triton,
-        "has_rest_app": arch.serving.runtime == "python_rest",
+        "has_rest_app": arch.rest_app_serves,
         "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),

@@ -51,12 +51,12 @@ SCORE_PREDICTIONS = "feature_repo/data/predictions.parquet"
 
 def batch_scoring(arch: Architecture) -> bool:
     """Whether serving/batch_score.py is generated: batch serving, scored through Triton."""
-    return arch.serving.mode == "batch" and arch.serving.runtime != "python_rest"
+    return arch.serving.mode == "batch" and arch.triton_serves
 
 
 def worker_broker(arch: Architecture) -> str | None:
     """The broker serving/worker.py consumes (async serving; Redis when the spec names none), or None."""
-    if arch.serving.mode != "async" or arch.serving.runtime == "python_rest":
+    if arch.serving.mode != "async" or not arch.triton_serves:
         return None
     return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
 
