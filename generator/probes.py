@@ -299,6 +299,15 @@ def schedules(ctx: ProbeContext) -> None:
             requirement,
             f"set the schedule back to {decided!r}, or change the requirement and run `archgen update`",
         )
+    if jobs and not seen:
+        for name in sorted(jobs):
+            ctx.error(
+                "pipelines/",
+                0,
+                f"the decided job {name} ({jobs[name].cron}) is in no scheduler config",
+                _job_requirement(ctx, name),
+                "run `archgen update` to put the scheduler config back",
+            )
     for config, found in sorted(seen.items()):
         for name in sorted(set(jobs) - found):
             ctx.error(

@@ -419,3 +419,15 @@ def test_generated_paths_do_not_depend_on_graphviz(monkeypatch: pytest.MonkeyPat
     assert not [p for p in with_dot if p.endswith((".png", ".svg"))]
     note = dg.skipped_note()
     assert note is not None and "skipped docs/diagrams/*.png and *.svg" in note and "archgen diagram" in note
+
+
+def test_a_scheduler_config_removed_leaves_decided_jobs_unscheduled(repo: Path) -> None:
+    (repo / "pipelines/crontab").unlink()
+    (repo / "deploy/scheduler.py").unlink()
+    errors = _errors(repo)
+    assert {d.message.split(" (")[0] for d in errors} == {
+        "the decided job materialize",
+        "the decided job purge",
+        "the decided job train",
+    }
+    assert all(d.file == "pipelines/" and "no scheduler config" in d.message for d in errors)
