@@ -69,6 +69,7 @@ class ProbeContext:
     loaded: LoadedSpec
     found: list[Drift] = field(default_factory=list)
     probe: str = ""
+    _manifest: dict[str, str] | None = None
 
     def spec_at(self, *path: PathItem) -> str:
         """``dotted.path (.archgen/spec.yaml:LINE)`` of a spec node (its nearest written ancestor's line)."""
@@ -89,6 +90,20 @@ class ProbeContext:
         if len(data) > MAX_PROBED_BYTES:
             return None
         return data.decode("utf-8", errors="replace")
+
+    def as_generated(self, rel: str) -> bool:
+        """Whether ``rel`` is byte for byte what archgen wrote (the manifest's hash): no hand edit to find."""
+        from .errors import ArchgenError
+        from .manifest import read_manifest, sha256
+
+        if self._manifest is None:
+            try:
+                manifest = read_manifest(self.root)
+            except ArchgenError:
+                manifest = None
+            self._manifest = {f.path: f.sha256 for f in manifest.files} if manifest is not None else {}
+        text = self.read(rel)
+        return text is not None and self._manifest.get(rel) == sha256(text.encode("utf-8"))
 
     def error(self, file: str, line: int, message: str, requirement: str, fix: str) -> None:
         self.found.append(Drift(self.probe, "error", file, line, message, requirement, fix))
@@ -658,8 +673,13 @@ def images_and_ports(ctx: ProbeContext) -> None:
     from .plan import build_plan
     from .render import render_file
 
+    watched = ("deploy/docker-compose.yaml", "deploy/k8s/base/")
+    if all(ctx.as_generated(p) for p in ("deploy/docker-compose.yaml",)) and not (ctx.root / "deploy/k8s").is_dir():
+        return  # nothing edited by hand: no plan to build
     plan = build_plan(ctx.arch)
     for f in plan.files:
+        if not f.path.startswith(watched):
+            continue
         if not (
             f.path == "deploy/docker-compose.yaml"
             or (
@@ -669,8 +689,8 @@ def images_and_ports(ctx: ProbeContext) -> None:
         ):
             continue
         actual = ctx.read(f.path)
-        if actual is None:
-            continue
+        if actual is None or ctx.as_generated(f.path):
+            continue  # unedited: compared against this archgen's rendering it could only show a version skew
         expected = render_file(f, ctx.arch).decode("utf-8")
         want = {p: v for doc in _yaml_nodes(expected) for p, v, _ in _leaves(doc) if _watched(p)}
         got = {p: (v, line) for doc in _yaml_nodes(actual) for p, v, line in _leaves(doc) if _watched(p)}
