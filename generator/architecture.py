@@ -40,6 +40,14 @@ class Decision(ArchModel):
     alternatives: list[Alternative] = Field(default_factory=list)
 
 
+class NotApplicable(ArchModel):
+    """A decision key that does not apply to this system: not made, listed by `archgen plan` with the reason."""
+
+    key: str
+    rule: str
+    reason: str
+
+
 class Waived(ArchModel):
     justification: str
     accepted_by: str | None = None
@@ -55,6 +63,11 @@ class Finding(ArchModel):
     requirements: list[Requirement]
     fix: str
     waiver: Waived | None = None
+
+
+#: runtimes whose model calls a Triton server answers. Batch scoring and the embedded runtime still run the
+#: model in a local Triton until their in-process forms replace it; change this one tuple when they do.
+TRITON_RUNTIMES: tuple[str, ...] = ("triton", "async_worker")
 
 
 # ------------------------------------------------------------------ components
@@ -122,12 +135,17 @@ class TritonModelArch(ArchModel):
 class ServingArch(ArchModel):
     mode: Literal["online", "batch", "async", "embedded"]
     runtime: Literal["triton", "python_rest", "batch_scoring", "async_worker", "embedded"]
-    protocol: Literal["rest", "grpc"]
+    protocol: Literal["rest", "grpc"] | None  # None: no caller reaches the model over a network (embedded, batch)
     pipeline_form: Literal["none", "ensemble", "bls"]
     entrypoint: str  # the Triton model a request goes to (pipeline or single model)
     models: list[TritonModelArch]
     latency_p99_ms: float
     throughput_rps: float
+
+    @property
+    def wire(self) -> str:
+        """How callers reach the model, in words: the decided protocol, or in process."""
+        return self.protocol or "in process"
 
 
 class PrivacyArch(ArchModel):
@@ -156,6 +174,9 @@ class Architecture(ArchModel):
     deployment: DeploymentArch
     mlops_level: int
     decisions: list[Decision]
+    # the team's own files (the customization decision): generated once, never rewritten by `archgen update`
+    seams: list[str] = Field(default_factory=list)
+    not_applicable: list[NotApplicable] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
 
     def decision(self, key: str) -> Decision:
@@ -164,16 +185,62 @@ class Architecture(ArchModel):
                 return d
         raise KeyError(key)
 
+    def decided(self, key: str) -> bool:
+        return any(d.key == key for d in self.decisions)
+
+    # ------------------------------------------------------------ facts, defined once (plan and render read these)
     @property
     def triton_serves(self) -> bool:
-        """Whether a Triton server serves the models: not python_rest, embedded or batch scoring (in process)."""
-        return self.serving.runtime in ("triton", "async_worker")
+        """A Triton server answers the model calls (model repository, Triton image and Deployment)."""
+        return self.serving.runtime in TRITON_RUNTIMES
+
+    @property
+    def rest_app_serves(self) -> bool:
+        """The thin Python REST service predicts in process (runtime python_rest)."""
+        return self.serving.runtime == "python_rest"
+
+    @property
+    def callers_over_network(self) -> bool:
+        """Callers reach the model over a wire protocol (so the ``protocol`` decision applies)."""
+        return self.serving.protocol is not None
+
+    @property
+    def reads_online_features(self) -> bool:
+        """Something reads online features per request (a model's feature service, served online or async)."""
+        return (
+            self.feature_store is not None
+            and self.serving.mode in ("online", "async")
+            and any(m.feature_service for m in self.spec.serving.models)
+        )
 
     @property
     def feature_server_runs(self) -> bool:
-        """Whether a Feast feature server runs: online reads over the network. Embedded systems read a local
-        bundle and batch systems the offline store."""
-        return self.feature_store is not None and self.serving.runtime in ("triton", "python_rest", "async_worker")
+        """A Feast feature server runs: only when something reads online features over the network.
+
+        An embedded library and batch scoring read features in process; nothing calls a feature server.
+        """
+        return self.reads_online_features
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.feature_store is not None and self.feature_store.online_store == "redis"
+
+    @property
+    def uses_postgres(self) -> bool:
+        fs = self.feature_store
+        return fs is not None and (
+            fs.online_store == "postgres" or fs.offline_store == "postgres" or fs.registry == "sql"
+        )
+
+    @property
+    def uses_spark(self) -> bool:
+        return self.feature_store is not None and self.feature_store.offline_store == "spark"
+
+    @property
+    def training_scheduled(self) -> bool:
+        """A scheduler runs training: scheduled trigger, a schedule, trained models, and MLOps level >= 1."""
+        tr = self.training
+        return self.mlops_level >= 1 and tr.mode == "scheduled" and bool(tr.schedule_cron) and bool(tr.trained_models)
 
     @property
     def errors(self) -> list[Finding]:

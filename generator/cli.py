@@ -252,11 +252,14 @@ def review(
 
 
 @app.command()
-def check(directory: Annotated[Path, typer.Argument(help="A generated repository.")] = Path(".")) -> None:
-    """Verify a generated repository in place: manifest, Feast, Triton, schedulers, manifests."""
+def check(
+    directory: Annotated[Path, typer.Argument(help="A generated repository.")] = Path("."),
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
+) -> None:
+    """Hold a generated repository to its spec: probes of every decision, manifest, Feast, Triton, schedulers."""
     from .commands import check as cmd
 
-    _run(lambda: cmd.run(directory))
+    _run(lambda: cmd.run(directory, fmt.value))
 
 
 @app.command()

@@ -332,11 +332,10 @@ def check_setup(venv: Path, triton_venv: Path) -> list[str]:
 
 def service_problems(arch: Any) -> list[str]:
     """Redis or PostgreSQL the generated system needs here but that do not answer on loopback."""
-    fs = arch.feature_store
     needed = []
-    if fs is not None and fs.online_store == "redis":
+    if arch.uses_redis:
         needed.append(("Redis", 6379))
-    if fs is not None and "postgres" in (fs.online_store, fs.offline_store, "postgres" if fs.registry == "sql" else ""):
+    if arch.uses_postgres:
         needed.append(("PostgreSQL", 5432))
     return [
         f"{name} does not answer on 127.0.0.1:{port} (`make services` starts it)"

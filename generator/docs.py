@@ -45,6 +45,7 @@ ADR_ORDER = (
     "delivery",
     "deployment",
     "pipeline_instances",
+    "customization",
 )
 _UNLISTED_START = 100
 

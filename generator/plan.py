@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -102,12 +102,19 @@ def build_plan(arch: Architecture) -> FilePlan:
     modules = component_modules()
     for mod in modules:
         _add(files, mod.plan(arch))
+    for path in arch.seams:  # the customization decision makes these the team's own (never rewritten by update)
+        if path in files and "customization" not in files[path].decisions:
+            files[path] = replace(files[path], decisions=(*files[path].decisions, "customization"))
     first = tuple(sorted(files.values(), key=lambda f: f.path))
     for mod in modules:
         finalize = getattr(mod, "finalize", None)
         if finalize is not None:
             _add(files, finalize(arch, first))
-    return FilePlan(tuple(sorted(files.values(), key=lambda f: f.path)))
+    from .contract import enforce
+
+    planned = tuple(sorted(files.values(), key=lambda f: f.path))
+    enforce(arch, planned)
+    return FilePlan(planned)
 
 
 def _add(files: dict[str, PlannedFile], new: Iterable[PlannedFile]) -> None:

@@ -362,7 +362,12 @@ class Spec(SpecModel):
     serving: Serving
     privacy: Privacy = Field(default_factory=Privacy)
     autonomy: Literal["air_gapped", "self_hosted", "cloud"] = "self_hosted"
-    customization: Literal["low", "medium", "high"] = "low"
+    customization: Literal["low", "medium", "high"] = Field(
+        default="low",
+        description="How much custom code the team plugs in: decides which files are its own seams, generated "
+        "once and never rewritten by `archgen update` (low: none; medium: stubbed model code; high: also python "
+        "models, BLS pipelines and training/train.py).",
+    )
     delivery: Delivery = Field(default_factory=Delivery)
     waivers: list[Waiver] = Field(default_factory=list)
     overlays: list[OverlaySpec] = Field(default_factory=list)

@@ -223,8 +223,10 @@ def test_compose_has_health_checks_and_no_secrets(generated: Any) -> None:
             assert "24.10-py3" in files["deploy/triton.Dockerfile"].decode()  # Triton 2.51 = NGC 24.10
         else:
             assert "/health" in " ".join(services["rest-app"]["healthcheck"]["test"])
-        if arch.feature_store is not None:
-            assert "feature-server" in services and "serve" in services["feature-server"]["command"]
+        # a feature server runs only when something reads online features over the network (not batch, embedded)
+        assert ("feature-server" in services) == arch.feature_server_runs, name
+        if arch.feature_server_runs:
+            assert "serve" in services["feature-server"]["command"]
         assert ("redis" in services) == (arch.feature_store is not None and arch.feature_store.online_store == "redis")
         gpu = any(m.instance_kind == "KIND_GPU" for m in arch.serving.models)
         server = services["triton" if _triton(arch) else "rest-app"]

@@ -84,6 +84,10 @@ def test_rule_case(case: dict[str, Any]) -> None:
         assert codes == sorted(case["findings"]), [f.message for f in arch.findings]
     for dotted, expected in (case.get("arch") or {}).items():
         assert arch_value(arch, dotted) == expected, dotted
+    for key in case.get("not_applicable") or []:
+        assert key not in got, f"{key} is decided, but the case says it does not apply"
+        skipped = {n.key: n for n in arch.not_applicable}
+        assert key in skipped and skipped[key].reason, f"{key} is not listed as not applicable"
     if "waived" in case:
         assert sorted(f.code for f in arch.findings if f.waiver) == sorted(case["waived"])
 
@@ -114,7 +118,8 @@ def test_every_preset_decides_a_complete_feasible_architecture(path: Path) -> No
     arch = decide(load_spec(path))
     require_feasible(arch)
     keys = {d.key for d in arch.decisions}
-    expected = set(builtin_registry().rules)
+    expected = set(builtin_registry().rules) - {n.key for n in arch.not_applicable}
+    assert not keys & {n.key for n in arch.not_applicable}
     if arch.spec.features is None:
         expected -= {"online_store", "offline_store", "registry", "ingestion", "materialization"}
         expected -= {"feature_views", "on_demand_views"}

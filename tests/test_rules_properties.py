@@ -139,9 +139,24 @@ def test_every_decision_cites_requirements_that_exist(spec: Spec) -> None:
 
 @PROPS
 @given(SPECS)
-def test_no_two_decisions_share_a_key(spec: Spec) -> None:
-    keys = [d.key for d in decide(spec).decisions]
-    assert len(keys) == len(set(keys))
+def test_every_key_is_decided_or_not_applicable_with_a_reason(spec: Spec) -> None:
+    """The contract's applicability: each registered key is decided once, or listed as not applicable with its
+    reason, never both, and what applies agrees with the architecture's facts."""
+    from generator.rules.registry import builtin_registry
+
+    arch = decide(spec)
+    decided = [d.key for d in arch.decisions]
+    skipped = {n.key: n.reason for n in arch.not_applicable}
+    assert len(decided) == len(set(decided))
+    assert not set(decided) & set(skipped)
+    assert set(decided) | set(skipped) == set(builtin_registry().rules)
+    assert all(skipped.values())
+    assert arch.decided("protocol") == (arch.serving.protocol is not None) == arch.callers_over_network
+    for key in ("triton_backend", "dynamic_batching", "instance_group"):
+        assert arch.decided(key) == arch.triton_serves, key
+    assert arch.decided("online_store") == (arch.feature_store is not None)
+    if arch.feature_server_runs:
+        assert arch.feature_store is not None and arch.serving.mode in ("online", "async")
 
 
 @pytest.mark.parametrize("name", sorted(_PRESETS))

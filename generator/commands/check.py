@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from ..checks import Report, check_repository
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
@@ -35,18 +37,51 @@ def render(report: Report, directory: Path) -> str:
         lines.append("checked: " + ", ".join(f"{what} ({n})" for what, n in sorted(report.checked.items())))
     for reason in report.skipped:
         lines.append(f"skipped: {escape(reason)}")
-    if report.problems:
-        lines.append(f"{len(report.problems)} problem(s):")
-        lines += [f"  {escape(p)}" for p in report.problems]  # names and reasons only, control characters escaped
+    info = [d for d in report.drift if d.severity != "error"]
+    drift = [d for d in report.drift if d.severity == "error"]
+    if info:
+        lines.append(f"{len(info)} edit(s) that still satisfy the spec (information):")
+        lines += [f"  {escape(d.where)}: {escape(d.message)} [{d.requirement}]" for d in info]
+    if drift:
+        lines.append(f"{len(drift)} requirement(s) broken:")
+        for d in drift:
+            lines += [
+                f"  {escape(d.where)}: {escape(d.message)}",
+                f"    breaks: {d.requirement}",
+                f"    fix: {escape(d.fix)}",
+            ]
+    if report.problems or drift:
+        if report.problems:
+            lines.append(f"{len(report.problems)} problem(s):")
+            lines += [f"  {escape(p)}" for p in report.problems]  # names and reasons only, control characters escaped
         lines.append("FAILED")
     else:
         lines.append("OK")
     return "\n".join(lines)
 
 
-def run(directory: Path) -> int:
+def report_data(report: Report, directory: Path) -> dict[str, Any]:
+    """The report as JSON data (``--format json``)."""
+    return {
+        "directory": str(directory),
+        "ok": report.ok,
+        "managed": report.managed,
+        "changed": report.changed,
+        "deleted": report.deleted,
+        "added": report.added,
+        "checked": dict(sorted(report.checked.items())),
+        "skipped": report.skipped,
+        "problems": [{"file": p.file, "message": p.message} for p in report.problems],
+        "drift": [d.as_dict() for d in report.drift],
+    }
+
+
+def run(directory: Path, fmt: str = "text") -> int:
     if not directory.is_dir():
         raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
     report = check_repository(directory)
-    print(render(report, directory))
+    if fmt == "json":
+        print(json.dumps(report_data(report, directory), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(render(report, directory))
     return OK if report.ok else FINDINGS

@@ -150,11 +150,19 @@ def plan_update(root: Path, manifest: Manifest, new: Generation, base: _Base) ->
     old = {f.path: f for f in manifest.files}
     owned = {f.path for f in new.plan.files if f.team_owned}
     targets = (set(old) | set(new.files)) - {SPEC_COPY, MANIFEST}
+    seams = set(new.arch.seams)
     for rel in sorted(targets):
         cur, data, was = _current(root, rel), new.files.get(rel), old.get(rel)
         mode_ok = cur is None or (root / rel).stat().st_mode & 0o777 == new.modes.get(rel)
         if _odd(root, rel):
             up.add(rel, "keep", "not a regular file: left alone")
+        elif rel in seams and cur is not None and data is not None:
+            if cur != data:
+                up.add(
+                    rel, "keep", f"the team's own seam (customization: {new.arch.spec.customization}): never rewritten"
+                )
+            else:
+                up.unchanged += 1
         elif data is None:  # no longer part of the architecture
             if cur is None or was is None:
                 continue

@@ -78,23 +78,20 @@ def slug(name: str, max_len: int = 63) -> str:
 
 # ------------------------------------------------------------------ what the deployment contains
 def uses_redis(arch: Architecture) -> bool:
-    return arch.feature_store is not None and arch.feature_store.online_store == "redis"
+    return arch.uses_redis
 
 
 def uses_postgres(arch: Architecture) -> bool:
-    fs = arch.feature_store
-    if fs is None:
-        return False
-    return fs.online_store == "postgres" or fs.offline_store == "postgres" or fs.registry == "sql"
+    return arch.uses_postgres
 
 
 def uses_spark(arch: Architecture) -> bool:
-    return arch.feature_store is not None and arch.feature_store.offline_store == "spark"
+    return arch.uses_spark
 
 
 def rest_app(arch: Architecture) -> bool:
     """Runtime python_rest: the REST service predicts in process and no Triton server is deployed."""
-    return arch.serving.runtime == "python_rest"
+    return arch.rest_app_serves
 
 
 def triton_gpus(arch: Architecture) -> int:
@@ -188,14 +185,15 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
     fs = arch.feature_store
     if fs is None:
         return out
-    out.append(
-        EnvVar(
-            "FEATURE_SERVER_URL",
-            False,
-            dict.fromkeys(ENVIRONMENTS, f"http://feature-server:{FEATURE_SERVER_PORT}"),
-            "Feast feature server",
+    if arch.feature_server_runs:
+        out.append(
+            EnvVar(
+                "FEATURE_SERVER_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"http://feature-server:{FEATURE_SERVER_PORT}"),
+                "Feast feature server",
+            )
         )
-    )
     feast_vars = dict(_feast_env_vars(arch))
     if "REDIS_CONNECTION_STRING" in feast_vars or fs.online_store == "redis":
         feast_vars.pop("REDIS_CONNECTION_STRING", None)
@@ -344,7 +342,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         files.append(_t("deploy/scheduler.py", "deploy/scheduler.py.j2", ctx, ("scheduler",)))
     if arch.deployment.target == "kubernetes":
         files += _k8s_files(arch, ctx)
-    return files
+    from ..contract import only_decided
+
+    return only_decided(arch, files)  # no feature store: no online_store decision shaped the README
 
 
 def _t(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = ()) -> PlannedFile:
@@ -355,7 +355,7 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
     base = "deploy/k8s/base"
     server = ctx["server"]  # triton, or rest-app (python_rest)
     names = [f"{server}-deployment.yaml", f"{server}-service.yaml", "model-repository-pvc.yaml"]
-    if ctx["feature_store"]:
+    if ctx["feature_server"]:
         names += ["feature-server-deployment.yaml", "feature-server-service.yaml", "feature-server-hpa.yaml"]
     if ctx["redis"]:
         names += ["redis-statefulset.yaml", "redis-service.yaml"]
@@ -419,6 +419,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
         "feature_store": arch.feature_store is not None,
+        "feature_server": arch.feature_server_runs,
         "gpus": triton_gpus(arch),
         "triton": triton_resources(arch),
         "replicas": replica_bounds(arch),

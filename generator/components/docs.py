@@ -1,8 +1,9 @@
 """Docs of the generated repository: diagrams, architecture.md, ADRs, onboarding and the review page.
 
-``plan`` contributes the diagrams (DOT and Mermaid always; PNG and SVG only when graphviz ``dot`` is on PATH,
-see :func:`skipped`). ``finalize`` runs after every component has planned, because architecture.md and the
-ADRs list the files each decision shaped. Images and the review page are ``producer`` callables, so graphviz
+``plan`` contributes the diagrams (DOT and Mermaid on every machine; PNG and SVG are drawn by
+``archgen diagram``, see :func:`skipped`), so the generated files are the same whether graphviz is installed
+or not. ``finalize`` runs after every component has planned, because architecture.md and the ADRs list the
+files each decision shaped. Images and the review page are ``producer`` callables, so graphviz
 runs in the render stage, never while planning.
 """
 
@@ -13,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from ..architecture import Architecture
-from ..diagrams import EXTENSIONS, IMAGE_FORMATS, View, dot_available, produce, render, skipped_note, to_mermaid, views
+from ..diagrams import EXTENSIONS, IMAGE_FORMATS, View, produce, render, skipped_note, to_mermaid, views
 from ..docs import (
     SPEC_COPY,
     DiagramEmbed,
@@ -31,7 +32,11 @@ COMPONENT = "docs"
 
 
 def _formats() -> tuple[str, ...]:
-    return ("dot", "mermaid", "png", "svg") if dot_available() else ("dot", "mermaid")
+    """DOT and Mermaid on every machine: the generated files never depend on graphviz being installed.
+
+    The drawings (PNG, SVG) are reported as skipped; `archgen diagram` draws them where graphviz runs.
+    """
+    return ("dot", "mermaid")
 
 
 def skipped() -> str | None:
@@ -74,7 +79,7 @@ def _glance(arch: Architecture) -> list[tuple[str, str]]:
     gate = f", gate {tr.quality_gate.metric} >= {tr.quality_gate.threshold}" if tr.quality_gate else ""
     rows += [
         ("training", f"{tr.mode} on {tr.scheduler}" + (f" ({tr.schedule_cron})" if tr.schedule_cron else "") + gate),
-        ("serving", f"{sv.runtime} over {sv.protocol}, entrypoint {sv.entrypoint}"),
+        ("serving", f"{sv.runtime} over {sv.wire}, entrypoint {sv.entrypoint}"),
         ("service level", f"p99 <= {sv.latency_p99_ms:g} ms at {sv.throughput_rps:g} rps"),
         ("models", ", ".join(f"{m.name} ({m.framework})" for m in sv.models)),
         ("deployment", f"{arch.deployment.target} on {arch.deployment.platform}"),
@@ -88,7 +93,7 @@ def _summary(arch: Architecture) -> str:
     fs, tr, sv = arch.feature_store, arch.training, arch.serving
     models = ", ".join(f"`{m.name}`" for m in sv.models if m.kind == "model")
     text = (
-        f"It serves {models} through {sv.runtime} ({sv.protocol}) within {sv.latency_p99_ms:g} ms p99 "
+        f"It serves {models} through {sv.runtime} ({sv.wire}) within {sv.latency_p99_ms:g} ms p99 "
         f"at {sv.throughput_rps:g} requests per second"
     )
     if fs is not None:
@@ -128,7 +133,7 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         for e in entries
     ]
     view_list = views(arch)
-    with_images = any(f.path == f"docs/diagrams/{view_list[0].name}.svg" for f in files)  # plan() probed dot
+    with_images = any(f.path == f"docs/diagrams/{view_list[0].name}.svg" for f in files)  # never, see _formats
     own = [
         *adrs,
         PlannedFile(

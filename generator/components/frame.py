@@ -70,7 +70,7 @@ def requirements(arch: Architecture) -> list[str]:
     pins = ([feast] if feast else []) + list(PINS_COMMON)
     if triton_served(arch):  # the serving client (and batch scoring or the async worker) call Triton
         pins += list(PINS_CLIENT)
-    if arch.serving.runtime == "python_rest":
+    if arch.rest_app_serves:
         pins += list(PINS_REST)
     if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
@@ -152,7 +152,7 @@ def context(arch: Architecture) -> dict[str, Any]:
     setup_modules = (["feast"] if arch.feature_store else []) + ["sklearn", "pytest"]
     if has_triton:
         setup_modules.append("tritonclient")
-    if arch.serving.runtime == "python_rest":
+    if arch.rest_app_serves:
         setup_modules += ["fastapi", "uvicorn"]
     setup_modules += [module for _, module in broker_clients(arch)]
     make_env, make_env_unset = make_environment(arch)
@@ -168,7 +168,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_training": bool(arch.training.trained_models),
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
-        "has_rest_app": arch.serving.runtime == "python_rest",
+        "has_rest_app": arch.rest_app_serves,
         "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),

@@ -62,7 +62,7 @@ def _model_code(arch: Architecture, m: TritonModelArch, models: dict[str, Triton
 
 
 def triton_served(arch: Architecture) -> bool:
-    """Whether a Triton server serves the models (not the in-process python_rest, embedded and batch runtimes)."""
+    """Whether a Triton server serves the models (:attr:`Architecture.triton_serves`)."""
     return arch.triton_serves
 
 

@@ -52,8 +52,7 @@ class Job:
 
 
 def scheduled_training(arch: Architecture) -> bool:
-    tr = arch.training
-    return arch.mlops_level >= 1 and tr.mode == "scheduled" and bool(tr.schedule_cron) and bool(tr.trained_models)
+    return arch.training_scheduled
 
 
 def jobs(arch: Architecture) -> list[Job]:

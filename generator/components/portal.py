@@ -111,11 +111,13 @@ def entities(arch: Architecture) -> list[dict[str, Any]]:
         _entity(
             "Component",
             f"{system}-serving",
-            f"{sv.mode.capitalize()} serving with {sv.runtime} over {sv.protocol}; models: "
+            f"{sv.mode.capitalize()} serving with {sv.runtime}"
+            + (f" over {sv.protocol}" if sv.protocol else " (in process)")
+            + "; models: "
             + ", ".join(m.name for m in sv.models)
             + ".",
             serving_spec,
-            ["serving", sv.runtime.replace("_", "-"), sv.protocol],
+            ["serving", sv.runtime.replace("_", "-"), *([sv.protocol] if sv.protocol else [])],
         )
     )
     return out

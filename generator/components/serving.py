@@ -57,7 +57,7 @@ def batch_scoring(arch: Architecture) -> bool:
 
 def worker_broker(arch: Architecture) -> str | None:
     """The broker serving/worker.py consumes (async serving; Redis when the spec names none), or None."""
-    if arch.serving.mode != "async" or arch.serving.runtime == "python_rest":
+    if arch.serving.mode != "async" or not arch.triton_serves:
         return None
     return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
 
@@ -238,10 +238,15 @@ def _rest_plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    from ..contract import only_decided
+
     if arch.serving.runtime in ("embedded", "batch_scoring"):
         return []  # their own runtimes: components/embedded.py and components/batch.py
-    if arch.serving.runtime == "python_rest":
-        return _rest_plan(arch)
+    # a runtime without callers on the network has no protocol decision: its files are shaped by the runtime alone
+    return only_decided(arch, _rest_plan(arch) if arch.rest_app_serves else _triton_plan(arch))
+
+
+def _triton_plan(arch: Architecture) -> list[PlannedFile]:
     ctx = client_context(arch)
     standins = {m.name: [m.backend, m.instance_kind] for m in _standins(arch)}
     files = [

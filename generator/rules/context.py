@@ -12,8 +12,9 @@ from requirements_spec.errors import PathItem, format_path
 from requirements_spec.loader import SourceMap
 from requirements_spec.models import Spec
 
-from ..architecture import Decision, Finding, Requirement
+from ..architecture import Decision, Finding, NotApplicable, Requirement
 from .registry import FindingKind, Registry
+from .values import RuleValue
 
 ReqPath = tuple[PathItem, ...]
 
@@ -26,7 +27,7 @@ class Outcome:
     rationale: str
     reads: Sequence[ReqPath]
     alternatives: Sequence[tuple[str, str]] = ()
-    value: Any = None
+    value: RuleValue = None
 
 
 @dataclass
@@ -35,14 +36,16 @@ class RuleContext:
     source_map: SourceMap | None
     registry: Registry
     decisions: dict[str, Decision] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, RuleValue] = field(default_factory=dict)
+    not_applicable: dict[str, NotApplicable] = field(default_factory=dict)
 
     # ------------------------------------------------------------ decisions made so far
     def choice(self, key: str) -> str | None:
         d = self.decisions.get(key)
         return d.choice if d is not None else None
 
-    def value(self, key: str) -> Any:
+    def value(self, key: str) -> RuleValue:
+        """The raw value of a decision; read it typed with :func:`generator.rules.values.typed`."""
         return self.values.get(key)
 
     # ------------------------------------------------------------ requirements

@@ -76,3 +76,61 @@ def deployment(ctx: RuleContext) -> Outcome | None:
         [("kubernetes", "a cluster to run for what one machine handles")],
         value={"gpu_nodes": gpu},
     )
+
+
+def _seams(ctx: RuleContext, level: str) -> list[str]:
+    """The files the team owns at a customization level: generated once, never rewritten by `archgen update`."""
+    from ..architecture import TRITON_RUNTIMES
+
+    if level == "low":
+        return []
+    sv = ctx.spec.serving
+    from .values import TRAINING_MODE, typed
+
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = set(mode["trained_models"] if mode is not None else [])
+    triton = ctx.choice("serving_runtime") in TRITON_RUNTIMES
+    out: list[str] = []
+    if triton:
+        # model code: the placeholders the team replaces (medium), every python model and BLS pipeline (high)
+        for m in sv.models:
+            if m.framework in ("python", "sklearn") and (m.name not in trained or level == "high"):
+                out.append(f"model_repository/{m.name}/1/model.py")
+        if level == "high" and sv.pipeline is not None and sv.pipeline.conditional:
+            out.append(f"model_repository/{sv.pipeline.name}/1/model.py")
+    if level == "high" and trained:
+        out.append("training/train.py")
+    return sorted(out)
+
+
+@rule(
+    "customization",
+    title="Customization: which files are the team's own seams",
+    reads=("customization",),
+    alternatives=("low", "medium", "high"),
+    choices=("low", "medium", "high"),
+    after=("serving_runtime", "training_mode", "pipeline"),
+)
+def customization(ctx: RuleContext) -> Outcome:
+    """How much custom code the team plugs in decides which files are its own seams.
+
+    low: every file stays managed; the team's edits are merged three ways by `archgen update`. medium:
+    the model code archgen can only stub (placeholder `model.py` of untrained python/sklearn models) is
+    the team's: generated once, never rewritten. high: also every python model and BLS pipeline and the
+    training code (`training/train.py`).
+    """
+    level = ctx.spec.customization
+    seams = _seams(ctx, level)
+    listed = ", ".join(seams) if seams else "none"
+    text = {
+        "low": "every generated file stays managed: `archgen update` merges the team's edits three ways",
+        "medium": "the model code archgen can only stub is the team's own",
+        "high": "the model, pipeline and training code are the team's own",
+    }[level]
+    return Outcome(
+        level,
+        f"customization {level}: {text}; seams `archgen update` never rewrites: {listed}",
+        [("customization",)],
+        [(other, "not the customization the spec asks for") for other in ("low", "medium", "high") if other != level],
+        value=seams,
+    )

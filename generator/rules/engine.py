@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from requirements_spec.errors import Diagnostic, SpecError
 from requirements_spec.loader import SourceMap
@@ -16,6 +16,7 @@ from ..architecture import (
     DeploymentArch,
     FeatureStoreArch,
     Finding,
+    NotApplicable,
     PrivacyArch,
     ServingArch,
     TensorArch,
@@ -28,6 +29,23 @@ from .pipelines import pipe_shapes
 from .privacy import salt_env
 from .registry import Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
+from .values import (
+    BATCHING,
+    BY_NAME,
+    COUNT,
+    DEPLOYMENT,
+    FLAG,
+    INSTANCE_GROUPS,
+    MATERIALIZATION,
+    NAMES,
+    PERMISSIONS,
+    RETENTION,
+    TRAINING_MODE,
+    Batching,
+    Deployment,
+    Retention,
+    typed,
+)
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
@@ -78,8 +96,15 @@ def decide(loaded: LoadedSpec | Spec, *, registry: Registry | None = None) -> Ar
 def _run_rules(spec: Spec, smap: SourceMap | None, registry: Registry) -> RuleContext:
     ctx = RuleContext(spec=spec, source_map=smap, registry=registry)
     for rule in registry.ordered():
+        reason = rule.unless(ctx) if rule.unless is not None else None
+        if reason is not None:
+            ctx.not_applicable[rule.key] = NotApplicable(key=rule.key, rule=rule_id(rule), reason=reason)
+            continue
         out = rule.fn(ctx)
         if out is None:
+            ctx.not_applicable[rule.key] = NotApplicable(
+                key=rule.key, rule=rule_id(rule), reason=rule.applies or "nothing in the spec for it to decide"
+            )
             continue
         if rule.choices and out.choice not in rule.choices:
             raise RuleError(
@@ -174,6 +199,8 @@ def _assemble(ctx: RuleContext, spec_file: str, findings: list[Finding]) -> Arch
         deployment=_deployment(ctx),
         mlops_level=spec.delivery.mlops_level,
         decisions=list(ctx.decisions.values()),
+        seams=typed(ctx, "customization", NAMES) or [],
+        not_applicable=list(ctx.not_applicable.values()),
         findings=findings,
     )
 
@@ -182,7 +209,8 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     spec = ctx.spec
     if spec.features is None:
         return None
-    mat = ctx.value("materialization")
+    mat = typed(ctx, "materialization", MATERIALIZATION)
+    assert mat is not None
     handling = spec.privacy.pii_handling
     pii = [ref for _, ref in ctx.pii_fields()]
     return FeatureStoreArch(
@@ -198,13 +226,14 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
         encrypted_fields=pii if handling == "encrypt" else [],
         allowed_pii_fields=pii if handling == "allow" else [],
         on_demand_views=[o.name for o in spec.features.on_demand],
-        push_sources=list(ctx.value("ingestion") or []),
+        push_sources=typed(ctx, "ingestion", NAMES) or [],
     )
 
 
 def _training(ctx: RuleContext) -> TrainingArch:
     tr = ctx.spec.training
-    mode: dict[str, Any] = ctx.value("training_mode")
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    assert mode is not None
     return TrainingArch(
         mode=ctx.choice("training_mode"),
         scheduler=ctx.choice("scheduler"),
@@ -222,13 +251,15 @@ def _training(ctx: RuleContext) -> TrainingArch:
 def _serving(ctx: RuleContext) -> ServingArch:
     spec = ctx.spec
     sv = spec.serving
-    trained = set(ctx.value("training_mode")["trained_models"])
-    # embedded and batch runtimes call the model in process: no Triton settings were decided
-    backends: dict[str, str] = ctx.value("triton_backend") or {}
-    no_batching = {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0}
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {m.name: no_batching for m in sv.models}
-    groups: dict[str, tuple[str, int]] = ctx.value("instance_group") or {m.name: ("KIND_CPU", 1) for m in sv.models}
-    sequences = set(ctx.value("sequence_batching") or [])
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = set(mode["trained_models"] if mode is not None else [])
+    # Triton settings are decided only where Triton serves: elsewhere a model runs in process, unbatched
+    backends = typed(ctx, "triton_backend", BY_NAME) or {}
+    unbatched = Batching(max_batch_size=0, dynamic=False, preferred=[], delay_us=0)
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {m.name: unbatched for m in sv.models}
+    groups = typed(ctx, "instance_group", INSTANCE_GROUPS) or {m.name: ("KIND_CPU", 1) for m in sv.models}
+    stateful = typed(ctx, "sequence_batching", NAMES) or []
+    sequences = set(stateful)
     models: list[TritonModelArch] = []
     shaped = pipe_shapes(ctx)
     per_object = {s.model for s in shaped.steps if s.per_object} if shaped is not None else set()
@@ -265,20 +296,28 @@ def _serving(ctx: RuleContext) -> ServingArch:
                 update={
                     "outputs": shaped.outputs(),
                     "max_batch_size": shaped.max_batch_size,
-                    "instance_count": int(ctx.value("pipeline_instances") or 1),
+                    "instance_count": typed(ctx, "pipeline_instances", COUNT) or 1,
                 }
             )
         entry = sv.pipeline.name
     return ServingArch(
         mode=sv.mode,
         runtime=ctx.choice("serving_runtime"),
-        protocol=ctx.choice("protocol") or "rest",
+        protocol=_protocol(ctx.choice("protocol")),
         pipeline_form=form,
         entrypoint=entry,
         models=models,
         latency_p99_ms=float(sv.latency_p99_ms),
         throughput_rps=float(sv.throughput_rps),
     )
+
+
+def _protocol(choice: str | None) -> Literal["rest", "grpc"] | None:
+    if choice == "rest":
+        return "rest"
+    if choice == "grpc":
+        return "grpc"
+    return None
 
 
 def _pipeline_model(name: str, steps: list[str], form: str, models: list[TritonModelArch]) -> TritonModelArch:
@@ -303,14 +342,14 @@ def _pipeline_model(name: str, steps: list[str], form: str, models: list[TritonM
 
 def _privacy(ctx: RuleContext) -> PrivacyArch:
     pv = ctx.spec.privacy
-    ret: dict[str, Any] = ctx.value("retention")
+    ret = typed(ctx, "retention", RETENTION) or Retention(retention_s=None, purge_cron=None)
     return PrivacyArch(
         pii_handling=pv.pii_handling,
         residency=pv.residency,
         retention_s=ret["retention_s"],
         purge_cron=ret["purge_cron"],
-        permissions=list(ctx.value("access") or []),
-        local_mirror=bool(ctx.value("residency")),
+        permissions=typed(ctx, "access", PERMISSIONS) or [],
+        local_mirror=typed(ctx, "residency", FLAG) is True,
         pii_salt_env=salt_env(ctx.spec.project.name) if pv.pii_handling == "hash" else None,
     )
 
@@ -319,7 +358,7 @@ def _deployment(ctx: RuleContext) -> DeploymentArch:
     return DeploymentArch(
         target=ctx.choice("deployment") or "docker_compose",  # embedded: nothing is deployed
         platform=ctx.spec.existing.platform,
-        gpu_nodes=bool((ctx.value("deployment") or {}).get("gpu_nodes")),
+        gpu_nodes=bool((typed(ctx, "deployment", DEPLOYMENT) or Deployment(gpu_nodes=False))["gpu_nodes"]),
     )
 
 

@@ -19,6 +19,11 @@ FRESHNESS: ReqPath = ("features", "freshness")
 SINGLE_MACHINE = ("local", "docker-compose")
 
 
+def _no_features(ctx: RuleContext) -> str | None:
+    """Feature store keys apply only when the spec declares features."""
+    return None if ctx.spec.features is not None else "the spec declares no features: no feature store is built"
+
+
 @rule(
     "online_store",
     title="Online store: where the serving path reads features",
@@ -33,6 +38,8 @@ SINGLE_MACHINE = ("local", "docker-compose")
     alternatives=("sqlite", "redis", "postgres"),
     choices=("sqlite", "redis", "postgres"),
     thresholds=("redis_below_p99_ms", "redis_from_rps"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def online_store(ctx: RuleContext) -> Outcome | None:
     """Pick the Feast online store from the latency budget, the throughput and what the company runs.
@@ -122,6 +129,8 @@ OFFLINE |= {"redshift": "redshift", "spark": "spark"}
     reads=("existing.warehouse",),
     alternatives=("file", "duckdb", "postgres", "bigquery", "snowflake", "redshift", "spark"),
     choices=("file", "duckdb", "postgres", "bigquery", "snowflake", "redshift", "spark"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def offline_store(ctx: RuleContext) -> Outcome | None:
     """Reuse the warehouse the company runs as Feast's offline store.
@@ -158,6 +167,8 @@ def offline_store(ctx: RuleContext) -> Outcome | None:
     reads=("existing.platform", "delivery.mlops_level"),
     alternatives=("file", "sql"),
     choices=("file", "sql"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def registry(ctx: RuleContext) -> Outcome | None:
     """A file registry on one machine; a SQL registry (PostgreSQL) on Kubernetes or at MLOps level 2.
@@ -201,6 +212,8 @@ def _push_sources(ctx: RuleContext) -> list[str]:
     reads=("features.computation", "sources[].kind", "existing.broker"),
     alternatives=("batch", "push", "batch+push"),
     choices=("batch", "push", "batch+push"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def ingestion(ctx: RuleContext) -> Outcome | None:
     """Precomputed features are materialized in batches; realtime ones are pushed; hybrid does both.
@@ -273,6 +286,8 @@ def interval_cron(seconds: int) -> str:
     reads=("features.freshness", "features.views[].granularity", "existing.warehouse"),
     after=("offline_store", "ingestion"),
     thresholds=("min_materialization_interval_s", "granularity_s", "max_materialization_interval_s"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def materialization(ctx: RuleContext) -> Outcome | None:
     """Materialize at most every `freshness`, on a cron step that divides the hour or the day.
@@ -329,6 +344,8 @@ def materialization(ctx: RuleContext) -> Outcome | None:
         "features.views[].ttl",
         "features.views[].fields",
     ),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def feature_views(ctx: RuleContext) -> Outcome | None:
     """One Feast feature view per declared view, grouped by entity and pre-aggregation grain.
@@ -362,6 +379,8 @@ def feature_views(ctx: RuleContext) -> Outcome | None:
     "on_demand_views",
     title="On-demand views: request-time transformations",
     reads=("features.on_demand[].inputs", "features.computation"),
+    unless=_no_features,
+    applies="the spec declares features",
 )
 def on_demand_views(ctx: RuleContext) -> Outcome | None:
     """Each declared on-demand view becomes a Feast on-demand feature view computed at request time.

@@ -11,6 +11,7 @@ from ..architecture import Finding
 from .context import ReqPath, RuleContext
 from .registry import FindingKind, check
 from .thresholds import THRESHOLDS
+from .values import BATCHING, MATERIALIZATION, NAMES, TRAINING_MODE, typed
 
 CLOUD_WAREHOUSES = ("bigquery", "snowflake", "redshift")
 CLOUD_PLATFORMS = ("sagemaker", "heroku")
@@ -133,25 +134,38 @@ LATENCY_INFEASIBLE = _kind(
 
 @check(LATENCY_INFEASIBLE)
 def latency(ctx: RuleContext) -> Iterator[Finding]:
+    """Online and embedded serving: the p99 must leave room for the generated path's floor (embedded included)."""
     sv = ctx.spec.serving
-    if sv.mode != "online":
+    if sv.mode not in ("online", "embedded"):
         return
-    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol")
+    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol") or "in_process"
     floor = THRESHOLDS["serving_floor_ms"].get(f"{runtime}/{proto}", 0.0)
-    parts = [f"{runtime} over {proto} {floor} ms"]
+    parts = [f"{runtime} over {proto} {floor} ms" if proto != "in_process" else f"an in-process call {floor} ms"]
     cited: list[ReqPath] = [("serving", "latency_p99_ms"), ("serving", "protocol"), ("serving", "mode")]
     store = ctx.choice("online_store")
+    read = 0.0
     if store is not None and any(m.feature_service for m in sv.models):
         read = THRESHOLDS["online_read_floor_ms"][store]
         floor += read
         parts.append(f"a {store} feature read {read} ms")
         cited.append(("serving", "throughput_rps"))
     if sv.latency_p99_ms < floor:
+        embedded_floor = THRESHOLDS["serving_floor_ms"]["embedded/in_process"] + read
+        if sv.mode == "embedded" or sv.latency_p99_ms < embedded_floor:
+            fix = (
+                f"raise serving.latency_p99_ms to at least {round(embedded_floor, 3)} ms: no serving mode meets "
+                f"{sv.latency_p99_ms} ms (an in-process model still reads its features"
+                + (f" from {store}" if read else "")
+                + ")"
+                + (", or read the features from a faster online store" if read else "")
+            )
+        else:
+            fix = f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)"
         yield ctx.finding(
             LATENCY_INFEASIBLE.code,
-            f"p99 {sv.latency_p99_ms} ms is below the {floor} ms floor of " + " plus ".join(parts),
+            f"p99 {sv.latency_p99_ms} ms is below the {round(floor, 3)} ms floor of " + " plus ".join(parts),
             cited,
-            f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)",
+            fix,
         )
 
 
@@ -192,10 +206,11 @@ def features(ctx: RuleContext) -> Iterator[Finding]:
     if f is None:
         return
     spec = ctx.spec
-    mat = ctx.value("materialization") or {}
-    interval = int(mat.get("interval_s", 0))
+    mat = typed(ctx, "materialization", MATERIALIZATION)
+    interval = mat["interval_s"] if mat is not None else 0
     fresh = duration_seconds(f.freshness)
-    pushed = set(ctx.value("ingestion") or [])
+    pushed_views = typed(ctx, "ingestion", NAMES) or []
+    pushed = set(pushed_views)
     streams = {s.name for s in spec.sources if isinstance(s, StreamSourceSpec)}
     batch_only = [(i, v) for i, v in enumerate(f.views) if v.source not in pushed]
     if interval > fresh and batch_only:
@@ -531,3 +546,51 @@ WAIVER_UNUSED = _kind(
 def waivers(ctx: RuleContext) -> Iterator[Finding]:
     """Placeholder: waivers are matched by the engine after every other check has run."""
     return iter(())
+
+
+# ---------------------------------------------------------------- requirements the system would drop
+SCHEDULE_AT_LEVEL_0 = _kind(
+    "training.schedule_at_mlops_level_0",
+    "warning",
+    "A training schedule that nothing runs at MLOps level 0",
+    "MLOps level 0 generates no pipeline: training is a manual step (`make train`). A training.schedule "
+    "would be promised in the docs and run by no scheduler.",
+)
+VARIABLE_BATCHING = _kind(
+    "serving.variable_size_batching",
+    "warning",
+    "Variable-size inputs batched dynamically",
+    "Dynamic batching joins requests only when every input has the same shape; an input with a variable "
+    "dimension (-1) splits batches by shape, so the batching the plan promises may not happen.",
+)
+
+
+@check(SCHEDULE_AT_LEVEL_0, VARIABLE_BATCHING)
+def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
+    """Requirements the generated system would not honour: said at plan time, never dropped in silence."""
+    spec = ctx.spec
+    tr = spec.training
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = mode["trained_models"] if mode is not None else []
+    if spec.delivery.mlops_level == 0 and tr.trigger == "schedule" and tr.schedule is not None and trained:
+        yield ctx.finding(
+            SCHEDULE_AT_LEVEL_0.code,
+            f"training.schedule {tr.schedule!r} is set, but MLOps level 0 generates no scheduler entry for training",
+            [("training", "schedule"), ("delivery", "mlops_level")],
+            "set delivery.mlops_level: 1 to run training on the schedule, or remove training.schedule "
+            "(training stays a manual `make train`)",
+        )
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {}
+    for i, m in enumerate(spec.serving.models):
+        if m.name not in batching or not batching[m.name]["dynamic"]:
+            continue
+        variable = [j for j, t in enumerate(m.inputs) if -1 in t.dims]
+        if variable:
+            names = ", ".join(m.inputs[j].name for j in variable)
+            yield ctx.finding(
+                VARIABLE_BATCHING.code,
+                f"model {m.name}: input(s) {names} have a variable dimension (-1), yet requests are batched "
+                "dynamically: only requests of equal shape join a batch",
+                [*(("serving", "models", i, "inputs", j, "dims") for j in variable), ("serving", "models", i)],
+                f"fix the dimension, pad inputs to a fixed size, or set serving.models[{i}].max_batch_size: 0",
+            )

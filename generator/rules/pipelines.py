@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 
 from ..architecture import Finding
 from ..pipeline_shapes import PipelineShapes, shapes
@@ -23,7 +22,9 @@ def pipe_shapes(ctx: RuleContext) -> PipelineShapes | None:
     pipe = spec.serving.pipeline
     if pipe is None or any(spec.model(s) is None for s in pipe.steps):
         return None
-    batching: dict[str, dict[str, Any]] = ctx.value("dynamic_batching") or {}
+    from .values import BATCHING, typed
+
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {}
     sizes = {name: int(b["max_batch_size"]) for name, b in batching.items()}
     return shapes(spec, sizes, _model_inputs(spec, pipe.steps[0]), TRITON_DTYPES)
 

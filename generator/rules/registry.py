@@ -22,6 +22,8 @@ ENTRY_POINT_GROUP = "archgen.rules"
 MODULE_ORDER = ("feature_store", "training", "serving", "pipelines", "privacy", "delivery")
 
 RuleFn = Callable[["RuleContext"], "Outcome | None"]
+# when a key applies: None, or the reason it does not (given the decided runtime, scope and MLOps level)
+ApplyFn = Callable[["RuleContext"], "str | None"]
 CheckFn = Callable[["RuleContext"], Iterable[Any]]
 
 
@@ -47,6 +49,9 @@ class Rule:
     thresholds: tuple[str, ...] = ()
     overrides: bool = False
     origin: str = "archgen"  # "archgen" or the entry point that added it
+    # when the key applies: ``unless(ctx)`` gives the reason it does not (the decision is then not made)
+    unless: ApplyFn | None = None
+    applies: str = ""  # when it applies, in words (docs/contract.md)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,8 @@ def rule(
     thresholds: Iterable[str] = (),
     overrides: bool = False,
     register: bool = True,
+    unless: ApplyFn | None = None,
+    applies: str = "",
 ) -> Callable[[RuleFn], Rule]:
     """Make a function a :class:`Rule`; its docstring is the rule's documentation.
 
@@ -185,6 +192,8 @@ def rule(
             after=tuple(after),
             thresholds=tuple(thresholds),
             overrides=overrides,
+            unless=unless,
+            applies=applies,
         )
         if register:
             _BUILTIN.add_rule(made)

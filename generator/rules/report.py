@@ -78,6 +78,7 @@ def plan_data(arch: Architecture) -> dict[str, Any]:
         "feasible": not arch.errors,
         "summary": c,
         "decisions": [d.model_dump(mode="json") for d in arch.decisions],
+        "not_applicable": [n.model_dump(mode="json") for n in arch.not_applicable],
         "findings": [f.model_dump(mode="json") for f in arch.findings],
         "architecture": components,
     }
@@ -127,6 +128,10 @@ def plan_text(arch: Architecture, *, color: bool = False) -> str:
             lines.append(s.dim(f"    read: {reads}"))
             for a in d.alternatives:
                 lines.append(s.dim(f"    not {a.choice}: {a.reason}"))
+    if arch.not_applicable:
+        lines += ["", s.bold("Not applicable (not decided)")]
+        for n in arch.not_applicable:
+            lines.append(f"  {s.bold(n.key)}  {s.dim('[' + n.rule + ']')}: {n.reason}")
     lines += ["", s.bold("Findings")]
     if not arch.findings:
         lines.append("  none: the requirements are consistent")
@@ -196,4 +201,7 @@ def plan_markdown(arch: Architecture) -> str:
             if d.alternatives:
                 lines += ["", "Alternatives rejected:", ""]
                 lines += [f"- **{md_cell(a.choice)}**: {md_cell(a.reason)}" for a in d.alternatives]
+    if arch.not_applicable:
+        lines += ["", "## Not applicable", "", "| decision | why it is not made |", "| --- | --- |"]
+        lines += [f"| `{n.key}` | {md_cell(n.reason)} |" for n in arch.not_applicable]
     return "\n".join(lines) + "\n"

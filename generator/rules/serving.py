@@ -164,6 +164,32 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     )
 
 
+TRITON_APPLIES = "a Triton server serves the models (every runtime but python_rest)"
+
+
+def _no_triton(ctx: RuleContext) -> str | None:
+    """Triton settings apply only where a Triton server serves the models."""
+    from ..architecture import TRITON_RUNTIMES
+
+    if ctx.choice("serving_runtime") in TRITON_RUNTIMES:
+        return None
+    where = {
+        "python_rest": "the REST service runs the model in its own process",
+        "embedded": "the model runs in the application's process, as a library",
+        "batch_scoring": "batch scoring runs the model in process",
+    }
+    return f"no Triton server: {where.get(str(ctx.choice('serving_runtime')), 'the model runs in process')}"
+
+
+def _no_wire(runtime: str | None) -> str | None:
+    """Why no wire protocol is decided for a runtime, or None when callers reach it over a network."""
+    if runtime == "embedded":
+        return "the model is an in-process library of the application: no caller reaches it over a network"
+    if runtime == "batch_scoring":
+        return "batch scoring writes predictions where the application reads them: nobody calls the model"
+    return None
+
+
 @rule(
     "protocol",
     title="Protocol: how clients call the model server",
@@ -172,6 +198,8 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     choices=("rest", "grpc"),
     after=("serving_runtime",),
     thresholds=("grpc_below_p99_ms",),
+    unless=lambda ctx: _no_wire(ctx.choice("serving_runtime")),
+    applies="callers reach the model over a network: runtime triton, python_rest or async_worker",
 )
 def protocol(ctx: RuleContext) -> Outcome | None:
     """gRPC below `grpc_below_p99_ms` (binary framing, persistent HTTP/2 connections); else as asked.
@@ -212,6 +240,8 @@ def protocol(ctx: RuleContext) -> Outcome | None:
     reads=("serving.models[].framework",),
     alternatives=("python", "onnxruntime", "pytorch", "tensorflow"),
     after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def triton_backend(ctx: RuleContext) -> Outcome | None:
     """onnx: onnxruntime; pytorch: pytorch (TorchScript); tensorflow: tensorflow; sklearn and python: the
@@ -259,6 +289,8 @@ def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
         "queue_delay_min_us",
         "queue_delay_max_us",
     ),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def dynamic_batching(ctx: RuleContext) -> Outcome | None:
     """Enable dynamic batching for stateless models: throughput at a held latency.
@@ -316,6 +348,8 @@ def dynamic_batching(ctx: RuleContext) -> Outcome | None:
     alternatives=("KIND_CPU", "KIND_GPU"),
     after=("serving_runtime",),
     thresholds=("cpu_instance_rps", "gpu_instance_rps", "max_cpu_instances", "max_gpu_instances"),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def instance_group(ctx: RuleContext) -> Outcome | None:
     """KIND_GPU for GPU models, KIND_CPU otherwise; the count covers the throughput.
@@ -354,6 +388,8 @@ def instance_group(ctx: RuleContext) -> Outcome | None:
     alternatives=("none", "ensemble", "bls"),
     choices=("none", "ensemble", "bls"),
     after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def pipeline(ctx: RuleContext) -> Outcome | None:
     """A fixed line of models is a Triton ensemble (no glue code); control flow between models
@@ -393,6 +429,8 @@ def pipeline(ctx: RuleContext) -> Outcome | None:
     reads=("serving.models[].stateful",),
     alternatives=("sequence batching", "none"),
     after=("serving_runtime",),
+    unless=_no_triton,
+    applies=TRITON_APPLIES,
 )
 def sequence_batching(ctx: RuleContext) -> Outcome | None:
     """A stateful model gets Triton's sequence batcher: every request of a sequence (one correlation

@@ -30,7 +30,7 @@ _TABLE: dict[str, tuple[Any, str]] = {
     "triton_below_p99_ms": (50, "below this p99 (ms) an online model is served by Triton"),
     "grpc_below_p99_ms": (20, "below this p99 (ms) the protocol is gRPC"),
     "serving_floor_ms": (
-        {"triton/grpc": 1.0, "triton/rest": 2.0, "python_rest/rest": 10.0},
+        {"triton/grpc": 1.0, "triton/rest": 2.0, "python_rest/rest": 10.0, "embedded/in_process": 0.1},
         "the p99 (ms) a runtime/protocol pair adds at best on one hop, inference excluded",
     ),
     "online_read_floor_ms": (
