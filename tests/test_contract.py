@@ -246,8 +246,9 @@ def test_embedded_makes_no_protocol_decision_and_runs_no_feature_server() -> Non
     assert "in-process library" in skipped.reason
     assert not arch.feature_server_runs
     paths = build_plan(arch).paths()
-    compose = generate_loaded(parse_spec(EMBEDDED, "spec.yaml")).files["deploy/docker-compose.yaml"].decode()
-    assert "feature-server:" not in compose
+    files = generate_loaded(parse_spec(EMBEDDED, "spec.yaml")).files
+    assert "feature-server:" not in files.get("deploy/docker-compose.yaml", b"").decode()
+    assert not any(p.startswith("model_repository/") for p in files), "an in-process library needs no Triton"
     assert not any("feature-server" in p for p in paths)
     assert all("protocol" not in f.decisions for f in build_plan(arch).files)
 
@@ -257,7 +258,8 @@ def test_batch_runs_no_feature_server_and_no_protocol() -> None:
     assert not arch.decided("protocol") and not arch.feature_server_runs
     files = generate_loaded(load_spec(PRESETS / "batch_warehouse.yaml")).files
     assert not any("feature-server" in p for p in files)
-    assert "feature-server:" not in files["deploy/docker-compose.yaml"].decode()
+    assert "feature-server:" not in files.get("deploy/docker-compose.yaml", b"").decode()
+    assert not any(p.startswith("model_repository/") for p in files), "batch scoring runs the model in process"
 
 
 def test_online_serving_keeps_the_feature_server() -> None:
@@ -284,7 +286,8 @@ def test_plan_lists_not_applicable_decisions_with_the_reason(tmp_path: Path) -> 
             [*ARCHGEN, "plan", str(spec), "--format", "json"], capture_output=True, text=True, check=False
         ).stdout
     )
-    assert [n["key"] for n in data["not_applicable"]] == ["protocol"]
+    skipped = [n["key"] for n in data["not_applicable"]]
+    assert {"protocol", "triton_backend", "dynamic_batching", "instance_group"} <= set(skipped)
     assert "protocol" not in {d["key"] for d in data["decisions"]}
     md = subprocess.run(
         [*ARCHGEN, "plan", str(spec), "--format", "markdown"], capture_output=True, text=True, check=False

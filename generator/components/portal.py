@@ -200,13 +200,25 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
-    return [
-        PlannedFile(
-            path=CATALOG,
-            component=COMPONENT,
-            content=catalog_info(arch),
-            decisions=("online_store", "offline_store", "scheduler", "training_mode", "serving_runtime", "delivery"),
-        ),
-        PlannedFile(path=MKDOCS, component=COMPONENT, content=mkdocs_yml(arch)),
-        PlannedFile(path=LINKS_HOOK, component=COMPONENT, content=LINKS_HOOK_SOURCE.format(version=__version__)),
-    ]
+    from ..contract import only_decided
+
+    return only_decided(
+        arch,
+        [
+            PlannedFile(
+                path=CATALOG,
+                component=COMPONENT,
+                content=catalog_info(arch),
+                decisions=(
+                    "online_store",
+                    "offline_store",
+                    "scheduler",
+                    "training_mode",
+                    "serving_runtime",
+                    "delivery",
+                ),
+            ),
+            PlannedFile(path=MKDOCS, component=COMPONENT, content=mkdocs_yml(arch)),
+            PlannedFile(path=LINKS_HOOK, component=COMPONENT, content=LINKS_HOOK_SOURCE.format(version=__version__)),
+        ],
+    )

@@ -9,6 +9,7 @@ from requirements_spec.types import duration_seconds, format_seconds
 
 from ..architecture import Finding
 from .context import ReqPath, RuleContext
+from .pipelines import pipe_shapes
 from .registry import FindingKind, check
 from .thresholds import THRESHOLDS
 from .values import BATCHING, MATERIALIZATION, NAMES, TRAINING_MODE, typed
@@ -581,8 +582,10 @@ def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
             "(training stays a manual `make train`)",
         )
     batching = typed(ctx, "dynamic_batching", BATCHING) or {}
+    # the steps of a shaped pipeline are judged with their shapes (pipeline.variable_size_batching)
+    piped = set(spec.serving.pipeline.steps) if spec.serving.pipeline and pipe_shapes(ctx) is not None else set()
     for i, m in enumerate(spec.serving.models):
-        if m.name not in batching or not batching[m.name]["dynamic"]:
+        if m.name not in batching or not batching[m.name]["dynamic"] or m.name in piped:
             continue
         variable = [j for j, t in enumerate(m.inputs) if -1 in t.dims]
         if variable:
