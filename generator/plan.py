@@ -25,6 +25,7 @@ COMPONENTS = (
     "training",
     "pipelines",
     "deploy",
+    "security",
     "docs",
     "fitness",
 )

@@ -359,6 +359,7 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["redis-statefulset.yaml", "redis-service.yaml"]
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
+    names.append("network-policies.yaml")
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")

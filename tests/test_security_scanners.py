@@ -1,0 +1,148 @@
+"""The scanners teams use pass over every preset's generated repository.
+
+checkov (Kubernetes manifests, Dockerfiles, GitHub workflow), actionlint (the workflow) and bandit (the
+generated Python) run over a fresh generation of every preset with the skip files archgen writes in
+`.security/`; each skipped check is listed with its reason in `.security/README.md`, and a spec waiver
+(`checkov.<id>`, `bandit.<id>`) adds one with its justification. `make security` runs the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.plan import build_plan
+from generator.render import render_plan
+from generator.rules import decide
+from requirements_spec.validate import parse_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = sorted(p.stem for p in (ROOT / "requirements_spec" / "presets").glob("*.yaml"))
+BIN = Path(sys.executable).parent
+
+
+def preset_data(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "requirements_spec" / "presets" / f"{name}.yaml").read_text())
+
+
+def rendered(data: dict[str, Any]) -> dict[str, bytes]:
+    arch = decide(parse_spec(yaml.safe_dump(data, sort_keys=False), "spec.yaml"))
+    return render_plan(build_plan(arch), arch)
+
+
+def write(files: dict[str, bytes], root: Path) -> Path:
+    for path, data in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_repository_has_its_scanner_config_and_reasons(name: str) -> None:
+    files = rendered(preset_data(name))
+    for path in (".security/checkov.yaml", ".security/bandit.yaml", ".security/README.md", "requirements-security.txt"):
+        assert path in files, path
+    readme = files[".security/README.md"].decode()
+    config = yaml.safe_load(files[".security/checkov.yaml"])
+    bandit = yaml.safe_load(files[".security/bandit.yaml"])
+    for check in [*config.get("skip-check", []), *bandit["skips"]]:
+        row = next((line for line in readme.splitlines() if f"| {check} |" in line), None)
+        assert row is not None and len(row.split("|")[3].strip()) > 30, f"{check}: skipped without a reason"
+    assert "security:" in files["Makefile"].decode() and "checkov --config-file .security/checkov.yaml" in (
+        files["Makefile"].decode()
+    )
+    workflow = files.get(".github/workflows/ml-pipeline.yml")
+    if workflow is not None:
+        assert b"make security" in workflow
+
+
+def test_a_spec_waiver_skips_a_scanner_check_with_its_justification() -> None:
+    data = preset_data("realtime")
+    reason = "the cluster's admission controller enforces image pull policy"
+    data["waivers"] = [*data.get("waivers", []), {"finding": "checkov.ckv_k8s_15", "justification": reason}]
+    arch = decide(parse_spec(yaml.safe_dump(data, sort_keys=False), "spec.yaml"))
+    assert not [f for f in arch.findings if f.code.startswith("waiver.")], arch.findings  # not an unknown code
+    files = render_plan(build_plan(arch), arch)
+    assert "CKV_K8S_15" in yaml.safe_load(files[".security/checkov.yaml"])["skip-check"]
+    assert f"| checkov | CKV_K8S_15 | {reason} | spec waivers |" in files[".security/README.md"].decode()
+    # an unknown code that is no scanner's is still refused
+    data["waivers"][-1]["finding"] = "checkovv.ckv_k8s_15"
+    arch = decide(parse_spec(yaml.safe_dump(data, sort_keys=False), "spec.yaml"))
+    assert any(f.code == "waiver.unknown_finding" for f in arch.findings)
+
+
+def _checkov() -> Path:
+    venv = Path(os.environ.get("ARCHGEN_CHECKOV_VENV", ROOT / ".venv-checkov"))
+    exe = venv / "bin" / "checkov"
+    if not exe.exists():
+        pytest.skip(f"checkov is not installed at {exe} (make setup-checkov, or set ARCHGEN_CHECKOV_VENV)")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("scanned")
+    return {name: write(rendered(preset_data(name)), root / name) for name in PRESETS}
+
+
+@pytest.mark.slow
+def test_bandit_passes_on_every_generated_repository(repos: dict[str, Path]) -> None:
+    bandit = BIN / "bandit"
+    if not bandit.exists():
+        pytest.skip("bandit is not installed (the dev extra)")
+    for name, repo in repos.items():
+        proc = subprocess.run(
+            [str(bandit), "-q", "-c", ".security/bandit.yaml", "-r", ".", "-f", "custom"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"{name}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+
+
+@pytest.mark.slow
+def test_actionlint_passes_on_every_generated_workflow(repos: dict[str, Path]) -> None:
+    actionlint = shutil.which("actionlint", path=str(BIN)) or shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (the dev extra)")
+    workflows = [wf for repo in repos.values() for wf in sorted(repo.glob(".github/workflows/*.yml"))]
+    assert workflows, "no preset generates a GitHub workflow: nothing to lint"
+    for wf in workflows:
+        proc = subprocess.run([actionlint, str(wf)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{wf}:\n{proc.stdout[-3000:]}"
+
+
+@pytest.mark.slow
+def test_checkov_passes_on_every_generated_repository(repos: dict[str, Path]) -> None:
+    checkov = _checkov()
+    configs = {name: yaml.safe_load((repo / ".security" / "checkov.yaml").read_text()) for name, repo in repos.items()}
+    assert len({str(sorted(c.items())) for c in configs.values()}) == 1, "the presets skip different checks"
+    root = next(iter(repos.values())).parent
+    config = next(iter(repos.values())) / ".security" / "checkov.yaml"
+    proc = subprocess.run(  # one run over all repositories: checkov's start-up dominates
+        [str(checkov), "--config-file", str(config), "--directory", str(root), "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    report = yaml.safe_load(proc.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [
+        f"{r['check_id']} {r['file_path']} {r['resource']}"
+        for rep in reports
+        for r in rep.get("results", {}).get("failed_checks", [])
+    ]
+    passed = sum(int(rep.get("summary", {}).get("passed", 0)) for rep in reports)
+    assert {rep.get("check_type") for rep in reports} >= {"kubernetes", "dockerfile", "github_actions"}
+    assert passed > 100 and not failed, "\n".join(failed)
+    assert proc.returncode == 0, proc.stderr[-3000:]
