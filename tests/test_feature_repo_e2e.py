@@ -43,6 +43,8 @@ SALT = "test-salt-not-a-secret"
 REQUEST_VALUES = {"float64": 25.0, "float32": 25.0, "int64": 3, "int32": 3, "string": "EUR", "bool": True}
 
 pytestmark = pytest.mark.slow
+UNGRANTED = "not_a_granted_role"
+AUTHZ_ACTIONS = ["READ_ONLINE", "READ_OFFLINE", "WRITE_ONLINE", "DESCRIBE"]
 
 
 # ------------------------------------------------------------------ building variants
@@ -207,7 +209,11 @@ class Variant:
             "historical": historical,
             "teardown": self.arch.feature_store.online_store == "redis",  # type: ignore[union-attr]
             "dump_online": self.dump_online,
+            "authz": [[role, action] for role in [*self.roles(), UNGRANTED] for action in AUTHZ_ACTIONS],
         }
+
+    def roles(self) -> list[str]:
+        return [a.role for a in self.spec.privacy.access]
 
     def entity_df(self, service: str) -> Any:
         """Label rows when the label source carries the service's keys, else feature rows shifted in time."""
@@ -406,6 +412,21 @@ def check_pii(variant: Variant, result: dict[str, Any]) -> None:
         assert values == [hmac.new(SALT.encode(), str(r).encode(), hashlib.sha256).hexdigest() for r in raws]
 
 
+def check_access(variant: Variant, result: dict[str, Any]) -> None:
+    """Feast's permission check refuses every role the spec did not grant an action on a feature view."""
+    access = {a.role: {x for c in a.can for x in fr_component.ACTIONS[c]} for a in variant.spec.privacy.access}
+    if not access:  # no roles declared: Feast grants every authenticated user (nothing generated to check)
+        return
+    assert result["authz"], "no permission check ran"
+    for key, outcome in result["authz"].items():
+        _view, role, action = key.split("|")
+        granted = action in access.get(role, set())
+        assert (outcome == "allowed") == granted, (variant.name, key, outcome)
+        if not granted:
+            assert "Permission" in outcome, (key, outcome)
+    assert any(k.split("|")[1] == UNGRANTED for k in result["authz"])
+
+
 def check_all(variant: Variant, result: dict[str, Any]) -> None:
     spec = variant.spec
     assert spec.features is not None
@@ -416,6 +437,7 @@ def check_all(variant: Variant, result: dict[str, Any]) -> None:
     check_historical(variant, result)
     check_pii(variant, result)
     check_training_set(variant, result)
+    check_access(variant, result)
 
 
 # ------------------------------------------------------------------ fixtures

@@ -44,6 +44,25 @@ def _registry(store: Any) -> dict[str, Any]:
     }
 
 
+def _authz(store: Any, checks: list[list[str]]) -> dict[str, str]:
+    """`view|role|action` -> "allowed" or the error Feast's enforce_policy raised."""
+    from feast.permissions.action import AuthzedAction
+    from feast.permissions.enforcer import enforce_policy
+    from feast.permissions.user import User
+
+    permissions = store.list_permissions()
+    out: dict[str, str] = {}
+    for view in store.list_feature_views():
+        for role, action in checks:
+            user = User(username=f"user-{role}", roles=[role])
+            try:
+                enforce_policy(permissions, user, [view], [AuthzedAction[action]])
+                out[f"{view.name}|{role}|{action}"] = "allowed"
+            except Exception as exc:  # FeastPermissionError: the refusal under test
+                out[f"{view.name}|{role}|{action}"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
 def _redis_dump(store: Any) -> list[str]:
     """Every key and hash value this project holds in Redis, hex-encoded bytes."""
     import redis
@@ -118,6 +137,8 @@ def _run_one(request: dict[str, Any]) -> dict[str, Any]:
         out = Path(hist["out"])
         df.to_parquet(out, index=False)
         result["historical"][name] = str(out)
+    if request.get("authz"):  # Feast's own permission check, in process, for each role and action asked
+        result["authz"] = _authz(store, request["authz"])
     if request.get("dump_online"):  # every stored value, to scan for personal data before teardown
         result["online_dump"] = _redis_dump(store)
     if request.get("teardown"):

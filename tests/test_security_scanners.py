@@ -146,3 +146,77 @@ def test_checkov_passes_on_every_generated_repository(repos: dict[str, Path]) ->
     assert {rep.get("check_type") for rep in reports} >= {"kubernetes", "dockerfile", "github_actions"}
     assert passed > 100 and not failed, "\n".join(failed)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_triton_serves_only_inference_to_clients(tmp_path: Path) -> None:
+    """The generated Kubernetes Triton arguments on the real tritonserver: repository and model control need the key."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from triton_harness import have_triton, triton_venv
+
+    if not have_triton():
+        pytest.skip("tritonserver (nvidia-pytriton) is not installed")
+    files = rendered(preset_data("realtime"))
+    manifest = yaml.safe_load(files["deploy/k8s/base/triton-deployment.yaml"])
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    restricted = [a for a in container["args"] if "restricted" in a]
+    assert len(restricted) == 2 and all("model-repository" in a and "inference" not in a for a in restricted)
+    assert any(e["name"] == "TRITON_ADMIN_KEY" and "secretKeyRef" in e["valueFrom"] for e in container["env"])
+    key = "test-admin-key"
+    args = [a.replace("$(TRITON_ADMIN_KEY)", key) for a in restricted]
+    http, grpc, metrics = _free_port(), _free_port(), _free_port()
+    base = triton_venv() / "lib" / "python3.11" / "site-packages" / "pytriton" / "tritonserver"
+    env = {**os.environ, "LD_LIBRARY_PATH": f"{base / 'external_libs'}:{base / 'lib'}"}
+    (tmp_path / "models").mkdir()
+    server = subprocess.Popen(
+        [
+            str(base / "bin" / "tritonserver"),
+            f"--model-repository={tmp_path / 'models'}",
+            "--model-control-mode=explicit",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            f"--http-port={http}",
+            f"--grpc-port={grpc}",
+            f"--metrics-port={metrics}",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def call(path: str, method: str = "GET", headers: dict[str, str] | None = None) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{http}{path}", method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if call("/v2/health/ready") == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert call("/v2/health/ready") == 200 and call("/v2") == 200  # health and metadata stay open
+        assert call("/v2/repository/index", "POST") == 403  # the repository API needs the key
+        assert call("/v2/repository/models/anything/load", "POST") == 403  # so does model control
+        assert call("/v2/repository/index", "POST", {"triton-admin-key": key}) == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
