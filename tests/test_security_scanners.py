@@ -220,3 +220,24 @@ def test_triton_serves_only_inference_to_clients(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_threat_model_lists_every_flow_with_its_boundary_data_and_control(name: str) -> None:
+    data = preset_data(name)
+    arch = decide(parse_spec(yaml.safe_dump(data, sort_keys=False), "spec.yaml"))
+    doc = render_plan(build_plan(arch), arch)["docs/threat-model.md"].decode()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert rows, doc
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 6 and all(cells), row  # from, to, boundary, personal data, control: none empty
+    fs = arch.feature_store
+    if fs is not None and fs.hashed_fields:
+        assert "as salted hashes only" in doc and "scripts/protect_pii.py" in doc
+    if fs is not None and fs.dropped_fields:
+        assert "dropped (never materialized)" in doc or "left out of every feature view" in doc
+    if arch.serving.runtime == "triton":
+        assert "TRITON_ADMIN_KEY" in doc
+    for role, _ in arch.privacy.permissions:
+        assert f"`{role}`" in doc

@@ -120,9 +120,128 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     def f(path: str, template: str) -> PlannedFile:
         return PlannedFile(path=path, component=COMPONENT, template=template, context=ctx, decisions=("deployment",))
 
+    threat = PlannedFile(
+        path="docs/threat-model.md",
+        component=COMPONENT,
+        template="security/threat-model.md.j2",
+        context={**ctx, "flows": threat_flows(arch)},
+        decisions=("pii", "access", "residency", "deployment"),
+    )
     return [
+        threat,
         f(".security/checkov.yaml", "security/checkov.yaml.j2"),
         f(".security/bandit.yaml", "security/bandit.yaml.j2"),
         f(".security/README.md", "security/README.md.j2"),
         f("requirements-security.txt", "security/requirements-security.txt.j2"),
     ]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One data flow of the system: where data go, the trust boundary crossed, what personal data, the control."""
+
+    source: str
+    target: str
+    boundary: str
+    personal: str
+    control: str
+
+
+def _personal(arch: Architecture, stage: str) -> str:
+    fs = arch.feature_store
+    if fs is None:
+        return "none declared"
+    raw = [*fs.dropped_fields, *fs.hashed_fields, *fs.encrypted_fields, *fs.allowed_pii_fields]
+    if not raw:
+        return "none declared"
+    if stage == "raw":
+        return ", ".join(raw) + " (raw values)"
+    parts = []
+    if fs.hashed_fields:
+        parts.append(", ".join(fs.hashed_fields) + " as salted hashes only")
+    if fs.encrypted_fields:
+        parts.append(", ".join(fs.encrypted_fields) + " encrypted")
+    if fs.allowed_pii_fields:
+        parts.append(", ".join(fs.allowed_pii_fields) + " AS IS (pii_handling allow)")
+    if fs.dropped_fields and not parts:
+        return "none: " + ", ".join(fs.dropped_fields) + " dropped (never materialized)"
+    return "; ".join(parts) or "none"
+
+
+def threat_flows(arch: Architecture) -> list[Flow]:
+    """The data flows of the architecture, in the order data travel, each with its boundary and control."""
+    fs = arch.feature_store
+    k8s = arch.deployment.target == "kubernetes"
+    net = (
+        "NetworkPolicy (deploy/k8s/base/network-policies.yaml)" if k8s else "compose network, ports bound to 127.0.0.1"
+    )
+    roles = ", ".join(r for r, _ in arch.privacy.permissions) or "none declared"
+    flows: list[Flow] = []
+    if fs is not None:
+        protect = (
+            "personal fields hashed at write time (scripts/protect_pii.py, salt from the secret PII_HASH_SALT)"
+            if fs.hashed_fields
+            else "personal fields left out of every feature view"
+            if fs.dropped_fields
+            else "none beyond the warehouse's own"
+        )
+        flows.append(
+            Flow(
+                "company sources",
+                f"offline store ({fs.offline_store})",
+                "data owners -> this system",
+                _personal(arch, "raw"),
+                protect,
+            )
+        )
+        flows.append(
+            Flow(
+                f"offline store ({fs.offline_store})",
+                f"online store ({fs.online_store})",
+                "inside the system",
+                _personal(arch, "stored"),
+                f"materialization reads the protected sources only; store credentials from the secret; {net}",
+            )
+        )
+        flows.append(
+            Flow(
+                f"offline store ({fs.offline_store})",
+                "training set",
+                "inside the system",
+                _personal(arch, "stored"),
+                "get_historical_features over the feature services only (no raw personal field is a feature)",
+            )
+        )
+        if arch.serving.runtime in ("triton", "python_rest"):
+            flows.append(
+                Flow(
+                    f"online store ({fs.online_store})",
+                    "feature server / serving client",
+                    "system -> clients",
+                    _personal(arch, "stored"),
+                    f"Feast permissions per role ({roles}); {net}",
+                )
+            )
+    if arch.serving.runtime == "triton":
+        flows.append(
+            Flow(
+                "clients",
+                "Triton inference",
+                "clients -> system",
+                "model inputs (no raw personal field)",
+                "inference, health and metadata only; model control and repository behind TRITON_ADMIN_KEY",
+            )
+        )
+    elif arch.serving.runtime == "python_rest":
+        flows.append(Flow("clients", "REST service", "clients -> system", "model inputs", net))
+    if arch.privacy.retention_s:
+        flows.append(
+            Flow(
+                "system stores",
+                "purge",
+                "inside the system",
+                "everything older than the retention",
+                "scripts/purge.py deletes only what the system owns (never a source)",
+            )
+        )
+    return flows
