@@ -5,6 +5,7 @@ VENV := .venv
 TRITON_VENV := .venv-triton
 AIRFLOW_VENV := .venv-airflow
 MA_VENV := .venv-model-analyzer
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check -q
 # pip on some machines warns once per package about absent local mirrors; keep the output readable
@@ -13,7 +14,7 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 # pipefail: a failing pip install fails the target even through the QUIET_PIP filter
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: help test-quick setup setup-node-tools setup-triton setup-airflow setup-model-analyzer system-deps test lint typecheck pytest demo reference rules-doc bench clean services
+.PHONY: help test-quick setup setup-node-tools setup-triton setup-airflow setup-model-analyzer setup-checkov system-deps test lint typecheck pytest demo reference rules-doc bench clean services
 
 help:
 	@echo "make demo       set up and generate + run the reference system end to end"
@@ -50,6 +51,15 @@ $(MA_VENV)/.installed:
 
 setup-model-analyzer: $(MA_VENV)/.installed
 
+# checkov in its own venv (its pins would downgrade packages Feast uses): scans every preset's generated repo
+$(CHECKOV_VENV)/.installed:
+	@echo "==> creating $(CHECKOV_VENV) (checkov, the scanner of the generated manifests, Dockerfiles and workflow)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) checkov==3.3.30 $(QUIET_PIP)
+	@touch $@
+
+setup-checkov: $(CHECKOV_VENV)/.installed
+
 # graphviz, chromium and docker-compose from Debian when missing (tests skip with a reason otherwise)
 system-deps:
 	@bash .ci/system-deps.sh
@@ -72,9 +82,9 @@ $(NODE_TOOLS)/.installed:
 	@touch $@
 setup-node-tools: $(NODE_TOOLS)/.installed
 
-pytest: setup setup-triton setup-airflow setup-model-analyzer setup-node-tools system-deps services
+pytest: setup setup-triton setup-airflow setup-model-analyzer setup-node-tools setup-checkov system-deps services
 	ARCHGEN_NODE_TOOLS=$(abspath $(NODE_TOOLS)) ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) ARCHGEN_AIRFLOW_VENV=$(abspath $(AIRFLOW_VENV)) \
-		ARCHGEN_MODEL_ANALYZER_VENV=$(abspath $(MA_VENV)) \
+		ARCHGEN_MODEL_ANALYZER_VENV=$(abspath $(MA_VENV)) ARCHGEN_CHECKOV_VENV=$(abspath $(CHECKOV_VENV)) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -97,4 +107,4 @@ bench: setup setup-triton
 	@for f in bench/bench_*.py; do echo "==> $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(AIRFLOW_VENV) $(MA_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) $(AIRFLOW_VENV) $(MA_VENV) $(CHECKOV_VENV) $(NODE_TOOLS) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

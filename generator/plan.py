@@ -27,6 +27,7 @@ COMPONENTS = (
     "training",
     "pipelines",
     "deploy",
+    "security",
     "docs",
     "fitness",
     "portal",

@@ -49,10 +49,11 @@ def arch_of(data: dict[str, Any], **stores: str) -> Architecture:
 
 def rendered(arch: Architecture) -> dict[str, str]:
     files = render_plan(build_plan(arch), arch)
-    return {p: b.decode() for p, b in files.items() if p.startswith("feature_repo/") or p in _SCRIPTS}
+    return {p: b.decode() for p, b in files.items() if p.startswith("feature_repo/") or p in (*_SCRIPTS, _PROTECT)}
 
 
 _SCRIPTS = ("scripts/generate_sample_data.py", "scripts/materialize.py")
+_PROTECT = "scripts/protect_pii.py"
 
 
 def test_no_feature_store_plans_nothing() -> None:
@@ -81,9 +82,10 @@ def test_preset_files_parse(name: str) -> None:
 
 def test_files_follow_decisions() -> None:
     rt = rendered(arch_of(preset("realtime")))
-    assert {"feature_repo/on_demand.py", "feature_repo/pii.py", "feature_repo/permissions.py"} <= set(rt)
+    assert {"feature_repo/on_demand.py", "scripts/protect_pii.py", "feature_repo/permissions.py"} <= set(rt)
+    assert "feature_repo/pii.py" not in rt  # hashed at write time, not by an on-demand view on read
     ref = rendered(arch_of(preset("reference")))
-    assert "feature_repo/on_demand.py" not in ref and "feature_repo/pii.py" not in ref
+    assert "feature_repo/on_demand.py" not in ref and "scripts/protect_pii.py" not in ref
     assert "PushSource" in rt["feature_repo/sources.py"] and "RequestSource" in rt["feature_repo/sources.py"]
     assert "AuthzedAction.READ_ONLINE" in rt["feature_repo/permissions.py"]
 
@@ -103,16 +105,27 @@ def test_drop_keeps_the_personal_field_out_of_views_and_services() -> None:
     ]
 
 
-def test_hash_points_services_at_the_hash() -> None:
+def test_hash_points_services_at_the_hash_written_by_the_protected_copy() -> None:
     data = preset("reference")
     data["privacy"]["pii_handling"] = "hash"
     data["features"]["services"][0]["features"].append("driver_activity.phone_number")
     arch = arch_of(data)
-    assert component.served_features(arch, "ranking_v1")[-1] == "driver_activity_pii_hashed.phone_number_sha256"
+    assert component.served_features(arch, "ranking_v1")[-1] == "driver_activity.phone_number_sha256"
     files = rendered(arch)
-    assert 'driver_activity_pii_hashed_odfv[["phone_number_sha256"]]' in files["feature_repo/services.py"]
-    assert 'os.environ.get("PII_HASH_SALT"' in files["feature_repo/pii.py"]
+    schema = files["feature_repo/views.py"].split("schema=[")[1]
+    assert '"phone_number_sha256", dtype=String' in schema and '"phone_number"' not in schema
+    assert '"phone_number_sha256"]]' in files["feature_repo/services.py"]
+    # the Feast source reads the protected copy, which scripts/protect_pii.py writes from the raw file
+    assert 'path="data/protected/driver_activity.parquet"' in files["feature_repo/sources.py"]
+    protect = files["scripts/protect_pii.py"]
+    assert '"data/driver_activity.parquet", "data/protected/driver_activity.parquet"' in protect
+    assert 'os.environ.get(SALT_ENV, "")' in protect and "_getframe" not in protect
+    assert "protect_pii()" in files["scripts/materialize.py"]
     assert any(v.name == "PII_HASH_SALT" and v.secret for v in component.env_vars(arch))
+    # a warehouse source: the protected copy is a table next to the raw one
+    data["existing"]["warehouse"] = "postgres"
+    files = rendered(arch_of(data))
+    assert 'table="driver_activity_protected"' in files["feature_repo/sources.py"]
 
 
 @pytest.mark.parametrize("online", ONLINE)
@@ -229,7 +242,8 @@ def test_every_store_renders_definitions_feast_loads(tmp_path: Path) -> None:
         got = result[root]
         assert classes[offline] in got["sources"], (online, offline, got)
         assert "PushSource" in got["sources"] and "RequestSource" in got["sources"]
-        assert (got["views"], got["services"], got["odfvs"], got["permissions"]) == (2, 1, 2, 2)
+        # one on-demand view (amount_vs_habit); the personal field is hashed at write time, not by another one
+        assert (got["views"], got["services"], got["odfvs"], got["permissions"]) == (2, 1, 1, 2)
         if offline in ("file", "postgres"):  # the stores installed here: Feast's own validation passes
             assert got["validated"] == ["online+registry", "offline"], (online, offline, got)
         else:  # Feast resolves the store type; only the warehouse's client library is missing here

@@ -43,6 +43,8 @@ SALT = "test-salt-not-a-secret"
 REQUEST_VALUES = {"float64": 25.0, "float32": 25.0, "int64": 3, "int32": 3, "string": "EUR", "bool": True}
 
 pytestmark = pytest.mark.slow
+UNGRANTED = "not_a_granted_role"
+AUTHZ_ACTIONS = ["READ_ONLINE", "READ_OFFLINE", "WRITE_ONLINE", "DESCRIBE"]
 
 
 # ------------------------------------------------------------------ building variants
@@ -73,7 +75,9 @@ def write_repo(arch: Architecture, root: Path) -> Path:
     """Only the feature repo and its scripts: the files this component plans."""
     files = render_plan(build_plan(arch), arch)
     for path, data in files.items():
-        if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")):
+        if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")) or (
+            path == "scripts/protect_pii.py"
+        ):
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -96,6 +100,7 @@ class Variant:
 
     def __init__(self, name: str, arch: Architecture, root: Path, now: datetime, env: dict[str, str]) -> None:
         self.name, self.arch, self.root, self.now, self.env = name, arch, root, now, env
+        self.dump_online = False
         self.model = fr_component.build_model(arch)
         self.spec = arch.spec
 
@@ -134,8 +139,6 @@ class Variant:
             view = ref.partition(".")[0]
             if self.spec.view(view) is not None:
                 out.append(view)
-            elif view.endswith(fr_component.HASH_VIEW_SUFFIX):
-                out.append(view.removesuffix(fr_component.HASH_VIEW_SUFFIX))
             else:
                 out += [
                     r.partition(".")[0] for o in self.model["odfvs"] if o["name"] == view for r in self._inputs(view)
@@ -205,7 +208,12 @@ class Variant:
             "direct": direct,
             "historical": historical,
             "teardown": self.arch.feature_store.online_store == "redis",  # type: ignore[union-attr]
+            "dump_online": self.dump_online,
+            "authz": [[role, action] for role in [*self.roles(), UNGRANTED] for action in AUTHZ_ACTIONS],
         }
+
+    def roles(self) -> list[str]:
+        return [a.role for a in self.spec.privacy.access]
 
     def entity_df(self, service: str) -> Any:
         """Label rows when the label source carries the service's keys, else feature rows shifted in time."""
@@ -275,17 +283,16 @@ def check_online(variant: Variant, result: dict[str, Any]) -> None:
 
 def expected_value(variant: Variant, view: str, field: str, row: dict[str, Any]) -> Any:
     spec = variant.spec
+    raw_ref = f"{view}.{field.removesuffix(fr_component.HASH_SUFFIX)}"
+    if field.endswith(fr_component.HASH_SUFFIX) and raw_ref in variant.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
+        raw = expected_value(variant, view, raw_ref.partition(".")[2], row)
+        return None if raw is None else hmac.new(SALT.encode(), str(raw).encode(), hashlib.sha256).hexdigest()
     if spec.view(view) is not None:
         v = spec.view(view)
         assert v is not None
         key = row[variant.join_key(v.entities[0])]
         latest = variant.latest(view)
         return plain(latest.loc[key, field]) if key in latest.index else None
-    if view.endswith(fr_component.HASH_VIEW_SUFFIX):
-        raw = expected_value(
-            variant, view.removesuffix(fr_component.HASH_VIEW_SUFFIX), field.removesuffix("_sha256"), row
-        )
-        return None if raw is None else hmac.new(SALT.encode(), str(raw).encode(), hashlib.sha256).hexdigest()
     odfv = next(o for o in variant.model["odfvs"] if o["name"] == view)
     out = next(f for f in odfv["outputs"] if f["name"] == field)
     assert out["kind"] == "ratio", "the presets' on-demand outputs are numeric ratios"
@@ -314,7 +321,8 @@ def check_historical(variant: Variant, result: dict[str, Any]) -> None:
             src = variant.batch_of_view(view)
             ts = variant.timestamp_of(src)
             key = variant.join_key(v.entities[0])
-            feats = variant.frame(src)[[key, ts, field]].rename(columns={ts: "event_timestamp"})
+            feats = hashed_frame(variant, view, variant.frame(src))[[key, ts, field]]
+            feats = feats.rename(columns={ts: "event_timestamp"})
             left = entity_df.reset_index()[["row_id", key, "event_timestamp"]].sort_values("event_timestamp")
             feats = feats.sort_values("event_timestamp")
             feats["event_timestamp"] = feats["event_timestamp"].astype(left["event_timestamp"].dtype)
@@ -327,6 +335,55 @@ def check_historical(variant: Variant, result: dict[str, Any]) -> None:
                 w = None if pd.isna(w) else plain(w)
                 g = None if pd.isna(g) else plain(g)
                 assert close(g, w), (variant.name, service, ref, row_id, g, w)
+
+
+def hashed_frame(variant: Variant, view: str, frame: Any) -> Any:
+    """The raw sample frame with each hashed personal field of `view` as its expected hash column."""
+    frame = frame.copy()
+    for ref in variant.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
+        v, _, field = ref.partition(".")
+        if v == view and field in frame.columns:
+            frame[field + fr_component.HASH_SUFFIX] = [
+                None if r is None else hmac.new(SALT.encode(), str(r).encode(), hashlib.sha256).hexdigest()
+                for r in frame[field].tolist()
+            ]
+    return frame
+
+
+def raw_pii_values(variant: Variant) -> dict[str, list[str]]:
+    """Every raw value of each hashed personal field in the sample data (the company's source)."""
+    out: dict[str, list[str]] = {}
+    for ref in variant.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
+        view, _, field = ref.partition(".")
+        frame = variant.frame(variant.batch_of_view(view))
+        out[ref] = sorted({str(v) for v in frame[field].dropna().tolist()})
+        assert out[ref] and all(len(v) >= 6 for v in out[ref]), (ref, out[ref][:5])
+    return out
+
+
+def assert_no_raw_pii(variant: Variant, cells: list[bytes], where: str) -> None:
+    """No raw personal value in any cell, and the hashes are there (the scan saw the data)."""
+    blob = b"\x00".join(cells)
+    for ref, raws in raw_pii_values(variant).items():
+        leaked = [r for r in raws if r.encode() in blob]
+        assert not leaked, f"{where}: raw values of {ref} stored: {leaked[:3]}"
+        digests = [hmac.new(SALT.encode(), r.encode(), hashlib.sha256).hexdigest().encode() for r in raws]
+        assert any(d in blob for d in digests), f"{where}: no hash of {ref} found: the scan saw no data"
+
+
+def check_training_set(variant: Variant, result: dict[str, Any]) -> None:
+    """The training sets (historical features) hold no raw personal value and no dropped column."""
+    fs = variant.arch.feature_store
+    assert fs is not None
+    for service, path in result["historical"].items():
+        got = pd.read_parquet(path)
+        for ref in fs.dropped_fields:
+            assert ref.partition(".")[2] not in got.columns, (variant.name, service, ref)
+        for ref in fs.hashed_fields:
+            assert ref.partition(".")[2] not in got.columns, (variant.name, service, ref)
+        if fs.hashed_fields and any(c.endswith(fr_component.HASH_SUFFIX) for c in got.columns):
+            cells = [str(v).encode() for c in got.columns for v in got[c].tolist()]
+            assert_no_raw_pii(variant, cells, f"training set {service}")
 
 
 def check_pii(variant: Variant, result: dict[str, Any]) -> None:
@@ -355,6 +412,21 @@ def check_pii(variant: Variant, result: dict[str, Any]) -> None:
         assert values == [hmac.new(SALT.encode(), str(r).encode(), hashlib.sha256).hexdigest() for r in raws]
 
 
+def check_access(variant: Variant, result: dict[str, Any]) -> None:
+    """Feast's permission check refuses every role the spec did not grant an action on a feature view."""
+    access = {a.role: {x for c in a.can for x in fr_component.ACTIONS[c]} for a in variant.spec.privacy.access}
+    if not access:  # no roles declared: Feast grants every authenticated user (nothing generated to check)
+        return
+    assert result["authz"], "no permission check ran"
+    for key, outcome in result["authz"].items():
+        _view, role, action = key.split("|")
+        granted = action in access.get(role, set())
+        assert (outcome == "allowed") == granted, (variant.name, key, outcome)
+        if not granted:
+            assert "Permission" in outcome, (key, outcome)
+    assert any(k.split("|")[1] == UNGRANTED for k in result["authz"])
+
+
 def check_all(variant: Variant, result: dict[str, Any]) -> None:
     spec = variant.spec
     assert spec.features is not None
@@ -364,6 +436,8 @@ def check_all(variant: Variant, result: dict[str, Any]) -> None:
     check_online(variant, result)
     check_historical(variant, result)
     check_pii(variant, result)
+    check_training_set(variant, result)
+    check_access(variant, result)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -404,8 +478,9 @@ def test_embedded_round_trip(name: str, embedded_runs: list[tuple[Variant, dict[
 def test_hash_replaces_the_personal_field_in_the_service(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
     variant, result = next((v, r) for v, r in embedded_runs if v.name == "reference_hash")
     projections = dict(result["registry"]["services"]["ranking_v1"])
-    assert projections["driver_activity_pii_hashed"] == ["phone_number_sha256"]
+    assert projections["driver_activity"][-1] == "phone_number_sha256"
     assert "phone_number" not in projections["driver_activity"]
+    assert "phone_number" not in result["registry"]["views"]["driver_activity"]  # never materialized
     hashes = result["online"]["ranking_v1"]["phone_number_sha256"]
     raws = [
         expected_value(variant, "driver_activity", "phone_number", r) for r in variant.request()["online"]["ranking_v1"]
@@ -426,8 +501,11 @@ def _redis() -> Any:
 
 @pytest.mark.redis
 def test_redis_round_trip(tmp_path: Path) -> None:
+    """Also: with pii_handling hash, a scan of every Redis value of the project finds no raw personal value."""
     client = _redis()
     data = preset_data("reference")
+    data["privacy"]["pii_handling"] = "hash"
+    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
     data["project"]["name"] = f"archgen_fr_{uuid.uuid4().hex[:10]}"  # a Feast project of its own
     data["serving"]["latency_p99_ms"] = 5  # strict latency: the rules pick Redis
     arch = arch_of(data)
@@ -436,9 +514,12 @@ def test_redis_round_trip(tmp_path: Path) -> None:
     variant = make_variant("redis", arch, tmp_path, env={"REDIS_CONNECTION_STRING": "127.0.0.1:6379,db=0"})
     project = arch.feature_store.project.encode()  # type: ignore[union-attr]
     try:
+        variant.dump_online = True
         (result,) = run_variants([variant], tmp_path)
         assert any(k.endswith(project) for k in client.scan_iter(count=1000)) is False  # teardown cleaned up
         check_all(variant, result)
+        assert len(result["online_dump"]) > 20, result["online_dump"]
+        assert_no_raw_pii(variant, [bytes.fromhex(c) for c in result["online_dump"]], "Redis online store")
     finally:
         for key in client.scan_iter(match=b"*" + project, count=1000):
             client.delete(key)
@@ -446,7 +527,10 @@ def test_redis_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_postgres_round_trip(tmp_path: Path) -> None:
+    """Also: with pii_handling hash, a scan of every table the system wrote finds no raw personal value."""
     data = preset_data("reference")
+    data["privacy"]["pii_handling"] = "hash"
+    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
     data["existing"]["warehouse"] = "postgres"
     data["delivery"]["mlops_level"] = 2  # a shared SQL registry
     arch = arch_of(data)
@@ -470,3 +554,22 @@ def test_postgres_round_trip(tmp_path: Path) -> None:
             tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
         assert {"driver_activity", "ride_outcomes"} <= tables  # the warehouse tables the sources read
         assert any("registry" in t or "feast" in t or "projects" in t for t in tables), tables  # SQL registry
+        # the protected copy and the online table: the system's own tables, with hashes and no raw value
+        assert "driver_activity_protected" in tables
+        online = [t for t in tables if t.startswith(arch.spec.project.name + "_")]
+        assert online, tables
+        with psycopg.connect(host="127.0.0.1", port=5432, dbname=db, user=user) as conn:
+            raw = conn.execute('SELECT * FROM "driver_activity"').fetchall()  # the source: the scan must see it
+            with pytest.raises(AssertionError, match="raw values"):
+                assert_no_raw_pii(variant, [str(c).encode() for row in raw for c in row], "source")
+            for table in ["driver_activity_protected", *online]:
+                rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()  # names from pg_tables
+                cells = [c if isinstance(c, bytes) else str(c).encode() for row in rows for c in row]
+                assert_no_raw_pii(variant, cells, f"PostgreSQL table {table}")
+            columns = {
+                r[0]
+                for r in conn.execute(
+                    "select column_name from information_schema.columns where table_name = 'driver_activity_protected'"
+                )
+            }
+        assert "phone_number_sha256" in columns and "phone_number" not in columns, columns

@@ -44,6 +44,44 @@ def _registry(store: Any) -> dict[str, Any]:
     }
 
 
+def _authz(store: Any, checks: list[list[str]]) -> dict[str, str]:
+    """`view|role|action` -> "allowed" or the error Feast's enforce_policy raised."""
+    from feast.permissions.action import AuthzedAction
+    from feast.permissions.enforcer import enforce_policy
+    from feast.permissions.user import User
+
+    permissions = store.list_permissions()
+    out: dict[str, str] = {}
+    for view in store.list_feature_views():
+        for role, action in checks:
+            user = User(username=f"user-{role}", roles=[role])
+            try:
+                enforce_policy(permissions, user, [view], [AuthzedAction[action]])
+                out[f"{view.name}|{role}|{action}"] = "allowed"
+            except Exception as exc:  # FeastPermissionError: the refusal under test
+                out[f"{view.name}|{role}|{action}"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _redis_dump(store: Any) -> list[str]:
+    """Every key and hash value this project holds in Redis, hex-encoded bytes."""
+    import redis
+
+    host_port, *options = store.config.online_store.connection_string.split(",")
+    host, _, port = host_port.partition(":")
+    db = next((int(o.split("=", 1)[1]) for o in options if o.startswith("db=")), 0)
+    client = redis.Redis(host=host, port=int(port or 6379), db=db)
+    project = store.project.encode()
+    out: list[str] = []
+    for key in client.scan_iter(count=1000):
+        if not key.endswith(project):
+            continue
+        out.append(key.hex())
+        for field, value in client.hgetall(key).items():
+            out += [field.hex(), value.hex()]
+    return out
+
+
 def main(request_path: str, result_path: str) -> int:
     results = [run_one(request) for request in json.loads(Path(request_path).read_text())]
     Path(result_path).write_text(json.dumps(results, default=str, indent=1, sort_keys=True))
@@ -99,6 +137,10 @@ def _run_one(request: dict[str, Any]) -> dict[str, Any]:
         out = Path(hist["out"])
         df.to_parquet(out, index=False)
         result["historical"][name] = str(out)
+    if request.get("authz"):  # Feast's own permission check, in process, for each role and action asked
+        result["authz"] = _authz(store, request["authz"])
+    if request.get("dump_online"):  # every stored value, to scan for personal data before teardown
+        result["online_dump"] = _redis_dump(store)
     if request.get("teardown"):
         store.teardown()
     return result

@@ -32,6 +32,9 @@ KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated again
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
+# Triton API groups behind the admin key (--http-restricted-api / --grpc-restricted-protocol): all but
+# inference, health and metadata, so clients cannot load, unload or reconfigure models
+TRITON_RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 FEATURE_SERVER_PORT = 6566
 REST_PORT = 8080  # the python_rest runtime's REST service (serving.REST_PORT)
 # own scheduler (docker compose service, Kubernetes CronJobs) unless the company runs an orchestrator
@@ -180,6 +183,15 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
                 False,
                 dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
                 "Triton endpoint of the serving client",
+            )
+        )
+        out.append(
+            EnvVar(
+                "TRITON_ADMIN_KEY",
+                True,
+                _secret("triton-admin"),
+                "key of Triton's restricted APIs (model control, repository, config, statistics, ...): "
+                "clients get inference, health and metadata only",
             )
         )
     fs = arch.feature_store
@@ -361,6 +373,7 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["redis-statefulset.yaml", "redis-service.yaml"]
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
+    names.append("network-policies.yaml")
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")
@@ -407,6 +420,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         },
         "rest_app": rest_app(arch),
         "server": "rest-app" if rest_app(arch) else "triton",
+        "triton_restricted": TRITON_RESTRICTED,
         "images": ["app"] if rest_app(arch) else ["triton", "app"],
         "rest": rest_resources(arch),
         "env_vars": env_vars,

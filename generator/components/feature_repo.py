@@ -6,9 +6,11 @@ the spec's entities, sources and features; the templates under ``templates/featu
 Python names; free text (descriptions, owners) reaches generated code only through the ``py`` filter.
 
 PII: ``drop`` leaves the field out of every feature view (it stays in the raw source only), so no
-feature service can reach it; ``hash`` adds an on-demand view per view with personal fields that
-publishes ``<field>_sha256`` (HMAC-SHA256 keyed with ``$PII_HASH_SALT``) and points services at it;
-``encrypt`` and ``allow`` keep the field, tagged, with comments.
+feature service can reach it; ``hash`` hashes at write time: ``scripts/protect_pii.py`` copies each
+source with personal fields into a protected copy the system owns (``<field>_sha256``, HMAC-SHA256
+keyed with ``$PII_HASH_SALT``, in place of the value), the Feast source reads that copy, so the raw
+value never reaches the online store or a training set; ``encrypt`` and ``allow`` keep the field,
+tagged, with comments.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ ACTIONS = {
 }
 ACTION_ORDER = ["DESCRIBE", "READ_ONLINE", "READ_OFFLINE", "WRITE_ONLINE", "WRITE_OFFLINE"]
 HASH_SUFFIX = "_sha256"
-HASH_VIEW_SUFFIX = "_pii_hashed"
 SOURCE_CLASSES = {
     "file": ("feast", "FileSource"),
     "postgres": ("feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source", "PostgreSQLSource"),
@@ -138,8 +139,8 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
-    if fr["hashed"]:
-        files.append(tpl("feature_repo/pii.py", "feature_repo/pii.py.j2", "pii"))
+    if fr["protected"]:
+        files.append(tpl("scripts/protect_pii.py", "scripts/protect_pii.py.j2", "pii", executable=True))
     if fr["services"]:
         files.append(tpl("feature_repo/services.py", "feature_repo/services.py.j2", "pii"))
     if fr["permissions"]:
@@ -196,7 +197,6 @@ def build_model(arch: Architecture) -> dict[str, Any]:
         raise ArchgenError("internal: no feature store to build", exit_code=INTERNAL)
     features = spec.features
     dropped = set(fs.dropped_fields)
-    hashed = _hashed_by_view(fs)
     tags_of = {
         **dict.fromkeys(fs.dropped_fields, "drop"),
         **dict.fromkeys(fs.hashed_fields, "hash"),
@@ -204,10 +204,9 @@ def build_model(arch: Architecture) -> dict[str, Any]:
         **dict.fromkeys(fs.allowed_pii_fields, "allow"),
     }
     batch, push, request = _sources(arch)
+    protected = _protected_sources(arch, batch)
     views = [_view(spec, v, dropped, tags_of, fs) for v in features.views]
-    odfvs = [_odfv(spec, o, dropped) for o in features.on_demand]
-    hashed_views = [_hashed_view(spec, name, fields) for name, fields in sorted(hashed.items())]
-    _check_unique_names(spec, hashed_views)
+    odfvs = [_odfv(spec, o, dropped, set(fs.hashed_fields)) for o in features.on_demand]
     services = [_service(spec, s, fs) for s in features.services]
     permissions = _permissions(arch)
     source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted({s["kind"] for s in batch})]
@@ -249,10 +248,9 @@ def build_model(arch: Architecture) -> dict[str, Any]:
                 "views": [v for v in odfv_sources if v.endswith("_view")],
             }
         ),
-        "hashed": hashed_views,
-        "pii_imports": _import_lines({"views": sorted({h["view_var"] for h in hashed_views})}),
+        "protected": protected,
         "services": services,
-        "service_imports": _service_imports(services, {h["var"] for h in hashed_views}),
+        "service_imports": _service_imports(services),
         "pii_note": _pii_note(fs),
         "permissions": permissions,
         "sample": _sample_model(arch, batch),
@@ -332,6 +330,50 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
     return out
 
 
+def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sources with hashed personal fields, and the protected copy the Feast source reads instead.
+
+    The copy is the system's own: a parquet file under data/protected/ (file offline stores) or the table
+    `<table>_protected` next to the raw one (warehouses). scripts/protect_pii.py writes it before each
+    materialization; each batch source entry gets `read_path`/`read_table` pointing at it.
+    """
+    fs = arch.feature_store
+    spec = arch.spec
+    assert fs is not None and spec.features is not None
+    hashed: dict[str, list[str]] = {}
+    for ref in fs.hashed_fields:
+        view_name, _, field = ref.partition(".")
+        view = spec.view(view_name)
+        if view is None:
+            continue
+        src = spec.source(view.source)
+        name = src.batch_source if isinstance(src, StreamSourceSpec) else view.source
+        hashed.setdefault(name, [])
+        if field not in hashed[name]:
+            hashed[name].append(field)
+    out = []
+    for b in batch:
+        b.setdefault("read_path", b["path"])
+        b.setdefault("read_table", b["table"])
+        b.setdefault("read_table_name", b["table_name"])
+        fields = hashed.get(b["name"])
+        if not fields:
+            continue
+        b["read_path"] = f"data/protected/{b['name']}.parquet"
+        b["read_table"] = f"{b['table']}_protected"
+        b["read_table_name"] = f"{b['table_name']}_protected"
+        out.append(
+            {
+                "name": b["name"],
+                "kind": b["kind"],
+                "raw": b["path"] if b["kind"] == "file" else b["table"],
+                "protected": b["read_path"] if b["kind"] == "file" else b["read_table"],
+                "hash": [(f, f + HASH_SUFFIX) for f in sorted(fields)],
+            }
+        )
+    return out
+
+
 def _sources_doc(fs: FeatureStoreArch) -> str:
     if fs.offline_store in ("file", "duckdb"):
         text = "Batch sources are parquet files under data/ (scripts/generate_sample_data.py writes sample ones)."
@@ -358,10 +400,16 @@ def _view(
             )
             continue
         tags = {"pii": tags_of[ref]} if ref in tags_of else {}
-        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
         if tags.get("pii") == "hash":
-            notes.append(f"{f.name} is personal data: services read its salted hash from {v.name}{HASH_VIEW_SUFFIX}")
-        elif tags.get("pii") == "encrypt":
+            name = f.name + HASH_SUFFIX
+            fields.append({"name": name, "dtype": "String", "description": f.description, "tags": tags})
+            notes.append(
+                f"{f.name} is personal data: only its salted hash {name} is written (scripts/protect_pii.py), "
+                "never the value"
+            )
+            continue
+        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
+        if tags.get("pii") == "encrypt":
             notes.append(
                 f"{f.name} is personal data kept encrypted at rest: run the {fs.online_store} online and "
                 f"{fs.offline_store} offline stores with encryption at rest and TLS, and grant reads only to roles "
@@ -407,8 +455,8 @@ def _field_dtype(spec: Spec, ref: str) -> str | None:
     return None
 
 
-def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str]) -> dict[str, Any]:
-    inputs = [r for r in o.inputs if r not in dropped]
+def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], hashed: set[str]) -> dict[str, Any]:
+    inputs = [hashed_ref(r) if r in hashed else r for r in o.inputs if r not in dropped]
     by_view: dict[str, list[str]] = {}
     for ref in inputs:
         view, _, field = ref.partition(".")
@@ -453,43 +501,10 @@ def _odfv_output(f: FeatureField, names: list[str], numeric: list[str], i: int) 
     return out
 
 
-def _hashed_by_view(fs: FeatureStoreArch) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for ref in fs.hashed_fields:
-        view, _, field = ref.partition(".")
-        out.setdefault(view, []).append(field)
-    return out
-
-
-def _hashed_view(spec: Spec, view: str, fields: list[str]) -> dict[str, Any]:
-    name = view + HASH_VIEW_SUFFIX
-    return {
-        "name": name,
-        "var": _var(name, "odfv"),
-        "view_var": _var(view, "view"),
-        "fields": fields,
-        "outputs": [f + HASH_SUFFIX for f in fields],
-        "pairs": [(f, f + HASH_SUFFIX) for f in fields],
-        "description": f"Salted SHA-256 of the personal fields of {view}; salt from $PII_HASH_SALT.",
-    }
-
-
 def hashed_ref(ref: str) -> str:
-    """Where a hashed personal field is served: `view.field` -> `view_pii_hashed.field_sha256`."""
+    """Where a hashed personal field is served: `view.field` -> `view.field_sha256` (hashed at write time)."""
     view, _, field = ref.partition(".")
-    return f"{view}{HASH_VIEW_SUFFIX}.{field}{HASH_SUFFIX}"
-
-
-def _check_unique_names(spec: Spec, hashed_views: list[dict[str, Any]]) -> None:
-    assert spec.features is not None
-    taken = {v.name for v in spec.features.views} | {o.name for o in spec.features.on_demand}
-    for h in hashed_views:
-        if h["name"] in taken:
-            raise ArchgenError(
-                f"the on-demand view {h['name']!r} that publishes hashed personal fields clashes with a declared view",
-                exit_code=INTERNAL,
-                hint="rename the declared view",
-            )
+    return f"{view}.{field}{HASH_SUFFIX}"
 
 
 # ------------------------------------------------------------------ services, permissions
@@ -542,12 +557,12 @@ def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
     }
 
 
-def _service_imports(services: list[dict[str, Any]], hashed_vars: set[str]) -> list[str]:
-    by_module: dict[str, set[str]] = {"views": set(), "on_demand": set(), "pii": set()}
+def _service_imports(services: list[dict[str, Any]]) -> list[str]:
+    by_module: dict[str, set[str]] = {"views": set(), "on_demand": set()}
     for s in services:
         for p in s["projections"]:
             var = p["var"]
-            module = "views" if var.endswith("_view") else "pii" if var in hashed_vars else "on_demand"
+            module = "views" if var.endswith("_view") else "on_demand"
             by_module[module].add(var)
     return _import_lines({k: sorted(v) for k, v in by_module.items()})
 
@@ -556,7 +571,10 @@ def _pii_note(fs: FeatureStoreArch) -> str:
     if fs.dropped_fields:
         return "Personal fields (privacy.pii_handling drop) are in no feature view, so no service can serve them."
     if fs.hashed_fields:
-        return "Personal fields (privacy.pii_handling hash) are served only as salted hashes (see pii.py)."
+        return (
+            "Personal fields (privacy.pii_handling hash) are hashed before they are written\n"
+            "(scripts/protect_pii.py): the stores hold only salted hashes."
+        )
     return ""
 
 

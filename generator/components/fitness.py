@@ -380,7 +380,7 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     if ctx["pii"]["forbidden"]:
         privacy += ["FORBIDDEN_PII", "ROOT"]
     if ctx["pii"]["hashed"]:
-        privacy += ["HASHED_PII", "ROOT"]
+        privacy += ["HASHED_PII", "ROOT", "load_module"]
     if ctx["retention"] is not None:
         privacy += ["RETENTION", "VIEW_TTLS"] + (["load_module"] if ctx["has_purge"] else [])
     freshness = ["FRESHNESS", "feast_definitions"]

@@ -256,19 +256,46 @@ def plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def _purge_context(arch: Architecture) -> dict[str, Any]:
-    """The offline data the purge visits: every file or table source, with its timestamp column."""
+    """What the purge may delete: only what this system writes (never a source), with its timestamp column.
+
+    The protected copies of sources with hashed personal fields, the online store's tables (PostgreSQL and
+    SQLite; Redis expires its keys itself) and the batch predictions file.
+    """
+    from . import feature_repo, serving
+
     spec = arch.spec
-    sources = [
-        {"name": s.name, "kind": s.kind, "location": s.path if s.kind == "file" else s.table, "ts": s.timestamp_field}
-        for s in sorted(spec.sources, key=lambda s: s.name)
-        if s.kind in ("file", "table")
-    ]
-    assert arch.feature_store is not None
+    fs = arch.feature_store
+    assert fs is not None
+    model = feature_repo.build_model(arch)
+    ts_of = {b["name"]: b["timestamp_field"] for b in model["batch_sources"]}
+    owned: list[dict[str, str]] = []
+    for p in model["protected"]:
+        kind = "file" if p["kind"] == "file" else "table"
+        owned.append(
+            {
+                "what": f"protected copy of {p['name']}",
+                "kind": kind,
+                "location": p["protected"],
+                "ts": ts_of[p["name"]],
+            }
+        )
+    if fs.online_store in ("postgres", "sqlite"):
+        for v in model["views"]:
+            table = f"{fs.project}_{v['name']}"
+            owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
+    if serving.batch_scoring(arch):
+        owned.append({"what": "batch predictions", "kind": "output", "location": serving.SCORE_PREDICTIONS, "ts": ""})
+    sources = sorted(
+        {b["path"] for b in model["batch_sources"]}
+        | {b["table"] for b in model["batch_sources"] if b["kind"] != "file"}
+    )
     return {
         "project": spec.project.name,
         "retention_s": arch.privacy.retention_s,
         "retention": spec.privacy.retention,
-        "sources": sources,
-        "offline_store": arch.feature_store.offline_store,
-        "online_store": arch.feature_store.online_store,
+        "owned": owned,
+        "sources": sorted(s.name for s in spec.sources if s.kind in ("file", "table")),
+        "source_locations": sources,
+        "offline_store": fs.offline_store,
+        "online_store": fs.online_store,
     }

@@ -137,6 +137,12 @@ def _run_checks(ctx: RuleContext) -> list[Finding]:
     return sorted(found, key=lambda f: (f.severity != "error", f.code, f.message))
 
 
+def _is_scanner_waiver(code: str) -> bool:
+    from ..components.security import is_scanner_waiver
+
+    return is_scanner_waiver(code)
+
+
 def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
     waivers = ctx.spec.waivers
     if not waivers:
@@ -156,6 +162,8 @@ def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
     for i, w in enumerate(waivers):
         path = ("waivers", i, "finding")
         kind = ctx.registry.kinds.get(w.finding)
+        if kind is None and _is_scanner_waiver(w.finding):
+            continue  # a scanner check (checkov.<id>, bandit.<id>): skipped in .security/ with its justification
         if kind is None:
             out.append(
                 ctx.finding(

@@ -12,7 +12,7 @@ HANDLING: ReqPath = ("privacy", "pii_handling")
 
 
 def salt_env(project: str) -> str:
-    return f"{project.upper()}_PII_SALT"
+    return "PII_HASH_SALT"  # what scripts/protect_pii.py reads, the same name in every project
 
 
 @rule(
@@ -24,7 +24,8 @@ def salt_env(project: str) -> str:
 )
 def pii(ctx: RuleContext) -> Outcome:
     """drop: never in a feature service (served only if a finding is ignored — it is an error);
-    hash: an on-demand view publishes a salted SHA-256 hash, the salt read from the environment;
+    hash: hashed at write time (a protected copy of each source holds a salted SHA-256 instead of the
+    value, the salt read from the environment), so no store or training set ever holds the value;
     encrypt: encrypted at rest, decrypted only for the roles allowed to read; allow: kept as is,
     with a warning in the review."""
     handling = ctx.spec.privacy.pii_handling
@@ -33,7 +34,8 @@ def pii(ctx: RuleContext) -> Outcome:
     names = ", ".join(ref for _, ref in fields)
     what = {
         "drop": "kept out of every feature service and the training set",
-        "hash": f"published as a salted hash by an on-demand view (salt in ${salt_env(ctx.spec.project.name)})",
+        "hash": f"hashed before they are written: stores and training sets hold only a salted hash "
+        f"(salt in ${salt_env(ctx.spec.project.name)})",
         "encrypt": "encrypted at rest; only roles allowed to read can decrypt them",
         "allow": "kept and served as is; the review shows a warning",
     }[handling]
