@@ -12,6 +12,8 @@ RUN pip install -r requirements.txt
 COPY . .
 RUN useradd --create-home --uid 10001 app && chown -R app /app
 USER 10001
+# the default command's health (the feature server); jobs run from this image exit on their own
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:6566/health', timeout=3)"]
 EXPOSE 6566
 # every service of this image starts through this guard: it refuses the placeholder values (change-me-...) of
 # deploy/env/*.env.example, so a copied example file never runs with its public example secrets

@@ -9,5 +9,8 @@ FROM ${TRITON_IMAGE}
 ARG SKLEARN_SPEC="scikit-learn>=1.5,<2"
 RUN pip install --no-cache-dir "numpy<2" "${SKLEARN_SPEC}" "joblib>=1.3"
 COPY model_repository/ /models/
+# the NGC image's unprivileged user; Kubernetes runs it as 10001 (deploy/k8s), which also works
+USER triton-server
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s CMD curl -fsS http://127.0.0.1:8000/v2/health/ready || exit 1
 EXPOSE 8000 8001 8002
 CMD ["tritonserver", "--model-repository=/models", "--model-control-mode=poll", "--repository-poll-secs=30"]

@@ -287,6 +287,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+SAMPLE_MARK = "sample data written by scripts/generate_sample_data.py"
+
+
 def load_postgres(dsn: str, frames: dict[str, pd.DataFrame]) -> None:
     """Create (or replace) each table source and copy its sample rows in."""
     import psycopg
@@ -301,11 +304,21 @@ def load_postgres(dsn: str, frames: dict[str, pd.DataFrame]) -> None:
             name = sql.Identifier(schema, table) if schema else sql.Identifier(table)
             if schema:
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            exists, mark = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')",
+                (src["table"], src["table"]),
+            ).fetchone() or (False, None)
+            if exists and mark != SAMPLE_MARK:  # a table this script did not write is a source: never replaced
+                raise SystemExit(
+                    f"table {src['table']} exists and holds no sample data of this script: it belongs to its "
+                    "data owners; load sample data into a scratch database"
+                )
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
             columns = sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_pg_type(df[c]))) for c in df.columns
             )
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(name, columns))
+            conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(name, sql.Literal(SAMPLE_MARK)))
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
                 name, sql.SQL(", ").join(sql.Identifier(c) for c in df.columns)
             )

@@ -70,7 +70,8 @@ def label_events(feature_repo: Path) -> pd.DataFrame | str:
     columns = [*settings.JOIN_KEYS, *settings.REQUEST_FIELDS, label["field"]]
     if label["kind"] == "table":
         select = ", ".join(_quote(c) for c in columns)
-        return f"SELECT {select}, {_quote(label['timestamp_field'])} AS event_timestamp FROM {label['location']}"
+        stamp = _quote(label["timestamp_field"])
+        return f"SELECT {select}, {stamp} AS event_timestamp FROM {label['location']}"  # nosec B608: spec names
     path = feature_repo / label["location"]
     if not path.exists():
         raise TrainingError(f"label source {label['source']}: {path} does not exist (run `make data` first)")
