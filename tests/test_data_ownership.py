@@ -36,7 +36,7 @@ PRESETS = ROOT / "requirements_spec" / "presets"
 # deleting stored data: SQL, Redis, Feast's teardown (a state file or staging folder of the program is no data)
 DESTRUCTIVE = re.compile(r"DELETE\s+FROM|DROP\s+TABLE|TRUNCATE|flushdb|flushall|\.teardown\(", re.IGNORECASE)
 # the generated files allowed to delete, and what each may delete (checked below)
-ALLOWED = {"scripts/purge.py", "scripts/protect_pii.py", "scripts/generate_sample_data.py"}
+ALLOWED = {"scripts/purge.py", "scripts/protect_pii.py", "scripts/generate_sample_data.py", "batch/score.py"}
 
 
 def preset_data(name: str) -> dict[str, Any]:
@@ -59,6 +59,9 @@ def variants() -> dict[str, Architecture]:
     out["reference_hash_postgres"] = arch_of(hashed, online_store="postgres", offline_store="postgres")
     hashed_files = preset_data("realtime")
     out["realtime_hash_sqlite_file"] = arch_of(hashed_files, online_store="sqlite", offline_store="file")
+    scored = preset_data("reference")  # batch scoring into run partitions (the warehouse is files)
+    scored["serving"]["mode"] = "batch"
+    out["reference_batch_files"] = arch_of(scored)
     return out
 
 
@@ -105,8 +108,10 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
             assert location not in sources, f"{name}: the purge deletes from the source {location} ({what})"
             if kind == "online":
                 assert location.startswith(f"{project}_"), (name, location)
-            elif kind == "output":
-                assert location == serving.SCORE_PREDICTIONS, (name, location)
+            elif kind == "output":  # what batch scoring writes: its predictions file or its run partitions
+                assert location == serving.SCORE_PREDICTIONS or location.startswith("scores/"), (name, location)
+            elif location.endswith("_scores"):  # the score table batch scoring writes
+                assert kind == "table" and location == f"{arch.spec.project.name}_scores", (name, location)
             else:  # a protected copy the PII protection writes
                 assert location.endswith(("_protected", ".parquet")) and "protected" in location, (name, location)
         # and the purge refuses a source even if someone adds one to OWNED
@@ -120,6 +125,9 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
         text = files["scripts/generate_sample_data.py"]
         # the sample loader replaces only tables it marked as its own sample data
         assert text.index("mark != SAMPLE_MARK") < text.index("DROP TABLE")
+    if "batch/score.py" in files:  # a rerun replaces only its own run's rows in its own score table
+        deletes = re.findall(r"DELETE\s+FROM[^\n]*", files["batch/score.py"])
+        assert deletes == ['DELETE FROM {t} WHERE run_id = %s").format(t=self.table), (run_id,))'], deletes
 
 
 def test_the_variants_exercise_every_kind_of_owned_data() -> None:

@@ -47,6 +47,12 @@ def _decision_value(arch: Architecture) -> dict[str, Any]:
     }
 
 
+def score_store(arch: Architecture) -> tuple[str, str]:
+    """Where batch scoring writes: (table name, "postgres" or "parquet"); the purge deletes only from it."""
+    value = _decision_value(arch)
+    return str(value["table"]), str(value["target"])
+
+
 def context(arch: Architecture) -> dict[str, Any]:
     from .serving import client_context
 

@@ -259,7 +259,7 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
     """What the purge may delete: only what this system writes (never a source), with its timestamp column.
 
     The protected copies of sources with hashed personal fields, the online store's tables (PostgreSQL and
-    SQLite; Redis expires its keys itself) and the batch predictions file.
+    SQLite; Redis expires its keys itself) and the scores batch scoring writes (its table, or its run partitions).
     """
     from . import feature_repo, serving
 
@@ -285,6 +285,14 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
             owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
     if serving.batch_scoring(arch):
         owned.append({"what": "batch predictions", "kind": "output", "location": serving.SCORE_PREDICTIONS, "ts": ""})
+    if arch.serving.runtime == "batch_scoring":  # the score store batch scoring writes (components/batch.py)
+        from .batch import score_store
+
+        table, target = score_store(arch)
+        if target == "postgres":
+            owned.append({"what": f"score table {table}", "kind": "table", "location": table, "ts": "scored_at"})
+        else:
+            owned.append({"what": "score runs", "kind": "output", "location": f"scores/{table}", "ts": ""})
     sources = sorted(
         {b["path"] for b in model["batch_sources"]}
         | {b["table"] for b in model["batch_sources"] if b["kind"] != "file"}

@@ -118,7 +118,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     }
 
     def f(path: str, template: str) -> PlannedFile:
-        return PlannedFile(path=path, component=COMPONENT, template=template, context=ctx, decisions=("deployment",))
+        return PlannedFile(
+            path=path, component=COMPONENT, template=template, context=ctx, decisions=("deployment", "pii")
+        )
 
     threat = PlannedFile(
         path="docs/threat-model.md",
@@ -127,13 +129,19 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         context={**ctx, "flows": threat_flows(arch)},
         decisions=("pii", "access", "residency", "deployment"),
     )
-    return [
-        threat,
-        f(".security/checkov.yaml", "security/checkov.yaml.j2"),
-        f(".security/bandit.yaml", "security/bandit.yaml.j2"),
-        f(".security/README.md", "security/README.md.j2"),
-        f("requirements-security.txt", "security/requirements-security.txt.j2"),
-    ]
+    from ..contract import only_decided
+
+    # the scanners check what is deployed and the generated code; an embedded library deploys nothing itself
+    return only_decided(
+        arch,
+        [
+            threat,
+            f(".security/checkov.yaml", "security/checkov.yaml.j2"),
+            f(".security/bandit.yaml", "security/bandit.yaml.j2"),
+            f(".security/README.md", "security/README.md.j2"),
+            f("requirements-security.txt", "security/requirements-security.txt.j2"),
+        ],
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ def purge_file(path: Path, ts: str, cutoff: datetime, dry_run: bool) -> int:
 
 
 def purge_output(path: Path, cutoff: datetime, dry_run: bool) -> int:
+    """A file this system writes, or a folder of its run partitions (run_id=...): deleted whole once old."""
+    if path.is_dir():
+        old = [p for p in sorted(path.glob("run_id=*")) if datetime.fromtimestamp(p.stat().st_mtime, UTC) < cutoff]
+        if not dry_run:
+            for p in old:
+                shutil.rmtree(p)
+        return len(old)
     if not path.exists() or datetime.fromtimestamp(path.stat().st_mtime, UTC) >= cutoff:
         return 0
     if not dry_run:
