@@ -42,6 +42,19 @@ _TABLE: dict[str, tuple[Any, str]] = {
     "queue_delay_share": (0.1, "the share of the p99 budget dynamic batching may spend waiting for a batch"),
     "queue_delay_min_us": (100, "the shortest max_queue_delay_microseconds worth configuring"),
     "queue_delay_max_us": (5000, "the longest max_queue_delay_microseconds, whatever the budget"),
+    "batch_call_cost_us": (
+        {"sklearn": 400, "python": 300, "onnx": 100, "pytorch": 150, "tensorflow": 200},
+        "what one model execution costs (us) whatever its batch size, per framework: the backend call, input "
+        "checks, the python backend's round trip to its stub. sklearn: measured on the reference model "
+        "(StandardScaler + LogisticRegression in Triton 2.51's python backend, 2-core x86 VM) with "
+        "`python bench/bench_serving.py --cost`, from the server's compute time of batch-1 and batch-32 "
+        "executions; python, onnx, pytorch, tensorflow: estimates for small CPU models, not measured here "
+        "(measure yours the same way and change them here)",
+    ),
+    "batch_row_cost_us": (
+        {"sklearn": 1, "python": 2, "onnx": 2, "pytorch": 10, "tensorflow": 10},
+        "what each row of a batch adds to one execution (us), per framework; same sources as batch_call_cost_us",
+    ),
     "cpu_instance_rps": (500, "requests/s one CPU model instance serves"),
     "gpu_instance_rps": (2000, "requests/s one GPU model instance serves"),
     "max_cpu_instances": (4, "most CPU instances of one model per server"),
