@@ -4,11 +4,14 @@ count) and every request still gets its own rows back."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +37,16 @@ def counters(metrics_port: int, model: str) -> dict[str, float]:
     return out
 
 
+def load_module(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    name = f"generated_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def train(repo: Path) -> object:
     """A StandardScaler + LogisticRegression on three features, exported as training would export it."""
     import joblib
@@ -49,11 +62,14 @@ def train(repo: Path) -> object:
     return model
 
 
-def test_concurrent_requests_run_in_batches_and_each_gets_its_own_rows(tmp_path: Path) -> None:
+def test_concurrent_requests_run_in_batches_and_each_gets_its_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tritonclient.grpc as triton
 
     repo = tmp_path / "driver_ranking"
-    generate(PRESETS / "reference.yaml", repo, ("model_repository", "serving"))
+    generate(PRESETS / "reference.yaml", repo, ("model_repository", "serving", "fitness"))
+    loadgen = load_module(repo / "tests" / "loadgen.py", monkeypatch)  # the generated load test reads the same endpoint
     assert "dynamic_batching {" in (repo / "model_repository/ranker/config.pbtxt").read_text()
     model = train(repo)
     rng = np.random.default_rng(7)
@@ -63,6 +79,7 @@ def test_concurrent_requests_run_in_batches_and_each_gets_its_own_rows(tmp_path:
         port = int(server.state["metrics_port"])
         client = triton.InferenceServerClient(server.grpc)
         before = counters(port, "ranker")
+        seen_before = loadgen.server_counters(loadgen.metrics_url())  # via .run/triton.json, as make serve-start
         answers: dict[int, np.ndarray] = {}
         errors: list[str] = []
 
@@ -89,6 +106,7 @@ def test_concurrent_requests_run_in_batches_and_each_gets_its_own_rows(tmp_path:
                 time.sleep(0.02)
         client.close()
         after = counters(port, "ranker")
+        seen = loadgen.server_view(seen_before, loadgen.server_counters(loadgen.metrics_url()))
     assert not errors, errors[:3]
     assert len(answers) == len(batches)
     for i, rows in enumerate(batches):  # each request its own rows, in its own order
@@ -101,3 +119,5 @@ def test_concurrent_requests_run_in_batches_and_each_gets_its_own_rows(tmp_path:
     assert requests == len(batches)
     print(f"\n{requests:.0f} requests in {executions:.0f} executions: {requests / executions:.1f} requests a batch")
     assert executions < requests / 2, f"{requests:.0f} requests ran in {executions:.0f} executions: no batching"
+    assert seen["ranker"]["requests"] == requests and seen["ranker"]["executions"] == executions
+    assert seen["ranker"]["requests_per_execution"] == pytest.approx(requests / executions)
