@@ -212,6 +212,7 @@ def build_config(
         _sequence(cfg, mc)
     elif m.dynamic_batching and m.max_batch_size > 0:
         db = cfg.dynamic_batching
+        db.SetInParent()  # `dynamic_batching { }` (no delay, no preferred sizes) is batching too
         db.preferred_batch_size.extend(b for b in m.preferred_batch_sizes if b <= m.max_batch_size)
         db.max_queue_delay_microseconds = m.max_queue_delay_us
     if m.kind == "model":

@@ -35,8 +35,9 @@ def _edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-LATENCY = _edit(REF, "latency_p99_ms: 50", "latency_p99_ms: 20")
-LATENCY_RPS = _edit(LATENCY, "throughput_rps: 200", "throughput_rps: 300")
+# a looser budget and a load that fills a batch within the queue delay: the batching (config.pbtxt) changes
+LATENCY = _edit(_edit(REF, "latency_p99_ms: 50", "latency_p99_ms: 80"), "throughput_rps: 200", "throughput_rps: 400")
+LATENCY_RPS = _edit(LATENCY, "throughput_rps: 400", "throughput_rps: 300")
 GRPC = _edit(REF, "protocol: rest ", "protocol: grpc ")
 SERVICE = "      features: [driver_activity.trips_today, driver_activity.rating, driver_activity.acceptance_rate]\n"
 WITH_ON_DEMAND = _edit(
@@ -156,7 +157,7 @@ def test_spec_change_without_edits_gives_the_new_spec_s_repository(repo_of: Any,
     expected = generate_text(LATENCY)
     files, _ = snapshot(repo)
     assert files == {p: (expected.files[p], expected.modes[p]) for p in expected.files}
-    assert "changed  dynamic_batching" in output and "serving.latency_p99_ms: 50 -> 20" in output
+    assert "changed  dynamic_batching" in output and "serving.latency_p99_ms: 50 -> 80" in output
     assert f"replaced  {PBTXT}" in output and "CONFLICT" not in output
     code, output = archgen("update", str(repo))  # the recorded spec again: nothing to do
     assert code == 0 and "is up to date" in output and "no decision or finding changes" in output
@@ -195,7 +196,9 @@ def test_edits_in_different_places_merge_cleanly_and_the_next_update_merges_agai
 def test_edits_in_the_same_place_are_marked_as_a_conflict(repo_of: Any, tmp_path: Path) -> None:
     repo = repo_of()
     (repo / PBTXT).write_text(
-        (repo / PBTXT).read_text().replace("delay_microseconds: 5000", "delay_microseconds: 4000")
+        (repo / PBTXT)
+        .read_text()
+        .replace("dynamic_batching {\n}", "dynamic_batching {\n  max_queue_delay_microseconds: 100\n}")
     )
     code, output = archgen("update", str(repo), "--spec", str(spec_file(tmp_path, LATENCY)))
     assert code == 1, output
@@ -203,11 +206,11 @@ def test_edits_in_the_same_place_are_marked_as_a_conflict(repo_of: Any, tmp_path
     text = (repo / PBTXT).read_text()
     block = _lines(
         OURS,
-        "  max_queue_delay_microseconds: 4000",
+        "  max_queue_delay_microseconds: 100",
         BASE,
-        "  max_queue_delay_microseconds: 5000",
         SEP,
-        "  max_queue_delay_microseconds: 2000",
+        *(f"  preferred_batch_size: {n}" for n in (2, 4, 8, 16, 32)),
+        "  max_queue_delay_microseconds: 5000",
         THEIRS,
     )
     assert block in text and text.count(OURS) == 1
@@ -284,7 +287,9 @@ def test_without_a_reproducible_base_the_merge_is_two_way(repo_of: Any, tmp_path
 def test_dry_run_changes_nothing(repo_of: Any, tmp_path: Path) -> None:
     repo = repo_of(WITH_ON_DEMAND)
     (repo / PBTXT).write_text(
-        (repo / PBTXT).read_text().replace("delay_microseconds: 5000", "delay_microseconds: 4000")
+        (repo / PBTXT)
+        .read_text()
+        .replace("dynamic_batching {\n}", "dynamic_batching {\n  max_queue_delay_microseconds: 100\n}")
     )
     before = snapshot(repo)
     code, output = archgen("update", str(repo), "--spec", str(spec_file(tmp_path, LATENCY)), "--dry-run")

@@ -260,17 +260,63 @@ def triton_backend(ctx: RuleContext) -> Outcome | None:
     )
 
 
-def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
+def _batching(m: ModelSpec, p99: float, rps: float) -> dict[str, Any]:
+    """The batching of one model from the cost model: one execution costs `call + row * batch` us.
+
+    A request may wait at most `wait` us (the budget's share, capped) for others to join it; at ``rps`` that
+    brings ``rps * wait`` requests. When that is under 2, no batch fills within the wait: the model
+    batches with no delay (only requests that queue while it is busy are batched, at no cost in latency).
+    Otherwise the target batch is what arrives within the wait (no larger than max_batch_size nor than
+    what computes within the same share of the budget, rounded down to a power of two), the delay is the
+    time that target takes to arrive, and the preferred sizes are the target doubled up to max_batch_size.
+    """
+    off = {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0, "fills": False, "batch": 1}
     if m.stateful:
-        mbs = m.max_batch_size if m.max_batch_size is not None else 0
-        return {"max_batch_size": mbs, "dynamic": False, "preferred": [], "delay_us": 0}
+        return {**off, "max_batch_size": m.max_batch_size if m.max_batch_size is not None else 0}
     mbs = m.max_batch_size if m.max_batch_size is not None else THRESHOLDS["default_max_batch_size"]
     if mbs == 0:
-        return {"max_batch_size": 0, "dynamic": False, "preferred": [], "delay_us": 0}
-    delay = int(p99 * 1000 * THRESHOLDS["queue_delay_share"])
-    delay = max(THRESHOLDS["queue_delay_min_us"], min(delay, THRESHOLDS["queue_delay_max_us"]))
-    preferred = sorted({b for b in (mbs // 4, mbs // 2, mbs) if b >= 2})
-    return {"max_batch_size": mbs, "dynamic": True, "preferred": preferred, "delay_us": delay}
+        return off
+    call = THRESHOLDS["batch_call_cost_us"][m.framework]
+    row = THRESHOLDS["batch_row_cost_us"][m.framework]
+    share = p99 * 1000 * THRESHOLDS["queue_delay_share"]
+    wait = min(share, THRESHOLDS["queue_delay_max_us"])
+    computes = int((share - call) / row) if row else mbs  # the largest batch computed within the share
+    target = max(1, min(mbs, computes, int(rps * wait / 1e6)))
+    target = 1 << (target.bit_length() - 1)  # a power of two, as the sizes batches are usually tuned for
+    if target < 2:
+        return {**off, "max_batch_size": mbs, "dynamic": True}
+    delay = max(THRESHOLDS["queue_delay_min_us"], min(int(wait), math.ceil(target / rps * 1e6)))
+    preferred = sorted({target << k for k in range(mbs.bit_length()) if target << k < mbs} | {mbs})
+    return {
+        "max_batch_size": mbs,
+        "dynamic": True,
+        "preferred": preferred,
+        "delay_us": delay,
+        "fills": True,
+        "batch": target,
+    }
+
+
+def _batching_reason(m: ModelSpec, b: dict[str, Any], p99: float, rps: float) -> str:
+    """Why, in numbers: the cost model of the model's framework and what the load brings within the wait."""
+    call = THRESHOLDS["batch_call_cost_us"][m.framework]
+    row = THRESHOLDS["batch_row_cost_us"][m.framework]
+    wait = int(min(p99 * 1000 * THRESHOLDS["queue_delay_share"], THRESHOLDS["queue_delay_max_us"]))
+    cost = f"{m.name} ({m.framework}: {call} us a call + {row} us a row)"
+    arrivals = rps * wait / 1e6
+    if b["fills"]:
+        n = b["batch"]
+        gain = (call + row) / (call / n + row)
+        return (
+            f"{cost}: {rps} requests/s bring {arrivals:.1f} requests within the {wait} us a request may wait; "
+            f"a batch of {n} fills in {b['delay_us']} us and serves {gain:.1f}x the requests of one-by-one calls"
+        )
+    busy = rps * (call + row) / 1e6
+    return (
+        f"{cost}: {rps} requests/s bring only {arrivals:.1f} requests within the {wait} us a request may wait, "
+        f"so no batch fills: no queue delay; requests that queue while the model is busy (one by one it is "
+        f"busy {busy:.0%} of the time) are still batched, at no wait"
+    )
 
 
 @rule(
@@ -279,6 +325,7 @@ def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
     reads=(
         "serving.models[].max_batch_size",
         "serving.models[].stateful",
+        "serving.models[].framework",
         "serving.latency_p99_ms",
         "serving.throughput_rps",
     ),
@@ -288,37 +335,48 @@ def _batching(m: ModelSpec, p99: float) -> dict[str, Any]:
         "queue_delay_share",
         "queue_delay_min_us",
         "queue_delay_max_us",
+        "batch_call_cost_us",
+        "batch_row_cost_us",
     ),
     unless=_no_triton,
     applies=TRITON_APPLIES,
 )
 def dynamic_batching(ctx: RuleContext) -> Outcome | None:
-    """Enable dynamic batching for stateless models: throughput at a held latency.
+    """Enable dynamic batching for stateless models, with a queue delay the load can use.
 
-    max_batch_size is the spec's value or `default_max_batch_size`; the server waits at most
-    `queue_delay_share` of the p99 budget (between `queue_delay_min_us` and `queue_delay_max_us`)
-    to fill a batch, preferring a quarter, half and full batch. Stateful models keep their
-    sequences instead (sequence batching); `max_batch_size: 0` turns batching off.
+    max_batch_size is the spec's value or `default_max_batch_size`. A request may wait at most
+    `queue_delay_share` of the p99 budget (at most `queue_delay_max_us`) for others to join it. One
+    execution costs `batch_call_cost_us + batch_row_cost_us x rows` of the model's framework, so a batch
+    of n serves up to n times the requests of n calls when the per-call cost dominates. Where the
+    throughput brings fewer than 2 requests within that wait, no batch can fill: the delay is 0 (batches
+    form only from requests queued while the model is busy) instead of making every request wait.
+    Otherwise the target batch is what arrives within the wait (capped by max_batch_size and by what
+    computes within the same share of the budget; a power of two), the delay is its arrival time (at least
+    `queue_delay_min_us`), and the preferred sizes are the target doubled up to max_batch_size. Stateful
+    models keep their sequences instead (sequence batching); `max_batch_size: 0` turns batching off.
     """
     if _in_process(ctx):
         return None  # the model runs in process: no Triton model configuration
     sv = ctx.spec.serving
-    value = {m.name: _batching(m, sv.latency_p99_ms) for m in sv.models}
-    summary = {
-        name: (
-            f"max_batch_size {b['max_batch_size']}, preferred {b['preferred']}, queue delay {b['delay_us']} us"
-            if b["dynamic"]
-            else f"max_batch_size {b['max_batch_size']}, no dynamic batching"
-        )
-        for name, b in value.items()
-    }
+    value = {m.name: _batching(m, sv.latency_p99_ms, sv.throughput_rps) for m in sv.models}
+    summary = {}
+    for name, b in value.items():
+        if not b["dynamic"]:
+            summary[name] = f"max_batch_size {b['max_batch_size']}, no dynamic batching"
+        elif b["fills"]:
+            summary[name] = (
+                f"max_batch_size {b['max_batch_size']}, preferred {b['preferred']}, queue delay {b['delay_us']} us"
+            )
+        else:
+            summary[name] = f"max_batch_size {b['max_batch_size']}, no queue delay (the load fills no batch)"
     reads: list[ReqPath] = [LATENCY, THROUGHPUT]
     for i, m in enumerate(sv.models):
         if m.max_batch_size is not None:
             reads.append(_model(i, "max_batch_size"))
         if m.stateful:
             reads.append(_model(i, "stateful"))
-    share = THRESHOLDS["queue_delay_share"]
+        if value[m.name]["dynamic"]:
+            reads.append(_model(i, "framework"))
     if not any(b["dynamic"] for b in value.values()):
         return Outcome(
             _per_model(summary),
@@ -328,14 +386,20 @@ def dynamic_batching(ctx: RuleContext) -> Outcome | None:
             [("dynamic batching", "the models do not accept a batch dimension")],
             value=value,
         )
+    reasons = [
+        _batching_reason(m, value[m.name], sv.latency_p99_ms, sv.throughput_rps)
+        for m in sv.models
+        if value[m.name]["dynamic"]
+    ]
     return Outcome(
         _per_model(summary),
-        f"dynamic batching trades a wait of at most {share:.0%} of the {sv.latency_p99_ms} ms budget for "
-        f"throughput at {sv.throughput_rps} requests/s; stateful models keep their sequences" + _unused_note(ctx),
+        "; ".join(reasons)
+        + ("; stateful models keep their sequences" if any(m.stateful for m in sv.models) else "")
+        + _unused_note(ctx),
         reads,
         [
-            ("no batching", "one inference per request leaves the hardware idle between requests"),
-            ("a longer queue delay", "would spend the latency budget waiting"),
+            ("no batching", "one execution per request pays the per-call cost for every request"),
+            ("a longer queue delay", "would spend the latency budget waiting for requests the load does not bring"),
         ],
         value=value,
     )
