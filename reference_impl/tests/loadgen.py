@@ -4,10 +4,17 @@
     python tests/loadgen.py --rate 200 --seconds 2 --noop     # the generator alone: its own overhead
 
 Requests leave on a fixed schedule (evenly spaced at the target rate) whatever the answers do, spread over
-several processes: each owns one serving client (a Feast store and a Triton connection), and no two
-clients share a GIL (threads would queue behind each other's Python work and add latency that is not the
-system's). A request's latency runs from the moment it was *scheduled*, so a send that leaves late counts
-its wait: a slow system cannot hide behind a slowed-down generator (coordinated omission).
+several processes, so that no GIL is shared by all the clients; each process keeps up to --inflight requests
+in flight at once, each on its own serving client (a Feast store and a Triton connection), so a
+request need not wait for the previous answer to leave and Triton's dynamic batcher sees requests
+arrive together, as in production.
+
+A request's latency runs from the moment it was *scheduled*, so a send that leaves late counts its wait:
+a slow system cannot hide behind a slowed-down generator (coordinated omission).
+
+The server's own view comes from Triton's metrics endpoint, read before and after the run: per model, the
+requests it answered against the executions it ran (requests per execution: the batch sizes the dynamic
+batcher formed) and the time a request spent queued.
 """
 
 from __future__ import annotations
@@ -17,15 +24,19 @@ import json
 import math
 import multiprocessing
 import os
+import queue as queues
 import re
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_CALLS = 5  # per client before the clock starts: connections, the registry cache, the model's first call
+INFLIGHT = 2  # requests one process keeps in flight at most (each on its own client)
 
 
 @dataclass
@@ -38,6 +49,7 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0  # first scheduled send -> last answer
     cpu_s: float = 0.0  # CPU time the clients used while sending
+    server: dict[str, dict[str, float]] = field(default_factory=dict)  # per model: the server's counters
 
     @property
     def achieved_rps(self) -> float:
@@ -56,6 +68,11 @@ class LoadResult:
             f"p50 {self.latency(50):.1f} ms, p99 {self.latency(99):.1f} ms, max {self.latency(100):.1f} ms; "
             f"{self.achieved_rps:.0f} rps answered; {len(self.errors)} errors; generator: send lag p99 "
             f"{self.lag(99):.2f} ms, {self.cpu_s / max(self.elapsed_s, 1e-9):.2f} CPUs"
+            + "".join(
+                f"; server, {model}: {c['requests']:.0f} requests in {c['executions']:.0f} executions "
+                f"({c['requests_per_execution']:.1f} a batch), queued {c['queue_ms']:.2f} ms a request"
+                for model, c in sorted(self.server.items())
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +88,7 @@ class LoadResult:
             "achieved_rps": self.achieved_rps,
             "lag_p99_ms": self.lag(99),
             "generator_cpus": self.cpu_s / max(self.elapsed_s, 1e-9),
+            "server": self.server,
         }
 
 
@@ -84,6 +102,55 @@ def percentile(values: list[float], q: float) -> float:
 
 def default_workers() -> int:
     return int(os.environ.get("FITNESS_LOAD_WORKERS", 0)) or max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+# ------------------------------------------------------------------ the server's view
+COUNTERS = {
+    "requests": "nv_inference_request_success",
+    "executions": "nv_inference_exec_count",
+    "queue_us": "nv_inference_queue_duration_us",
+}
+
+
+def metrics_url() -> str | None:
+    """Triton's metrics endpoint: TRITON_METRICS_URL, else the one of the server `make serve-start` runs."""
+    if os.environ.get("TRITON_METRICS_URL"):
+        return os.environ["TRITON_METRICS_URL"]
+    state = ROOT / ".run" / "triton.json"
+    if state.is_file():
+        return f"http://127.0.0.1:{json.loads(state.read_text())['metrics_port']}/metrics"
+    return None
+
+
+def server_counters(url: str | None) -> dict[str, dict[str, float]]:
+    """Per model, the server's cumulative counters ({} when the endpoint does not answer)."""
+    if not url:
+        return {}
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for key, name in COUNTERS.items():
+        for model, value in re.findall(rf'^{name}{{[^}}]*model="([^"]+)"[^}}]*}} (\S+)$', text, re.MULTILINE):
+            out.setdefault(model, {})[key] = out.get(model, {}).get(key, 0.0) + float(value)
+    return out
+
+
+def server_view(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per model that answered requests during the run: requests, executions, requests per execution, queue time."""
+    view = {}
+    for model, end in after.items():
+        start = before.get(model, {})
+        d = {k: end.get(k, 0.0) - start.get(k, 0.0) for k in COUNTERS}
+        if d["requests"] > 0:
+            view[model] = {
+                "requests": d["requests"],
+                "executions": d["executions"],
+                "requests_per_execution": d["requests"] / d["executions"] if d["executions"] else math.nan,
+                "queue_ms": d["queue_us"] / d["requests"] / 1000,
+            }
+    return view
 
 
 # ------------------------------------------------------------------ one request
@@ -110,43 +177,70 @@ def make_call(url: str | None) -> tuple[Any, Any]:
 
 # ------------------------------------------------------------------ one worker process
 def _worker(index: int, plan: dict[str, Any], ready: Any, start: Any, results: Any) -> None:
-    """Client `index` sends requests index, index + workers, ... of the schedule."""
+    """Client process `index` sends requests index, index + workers, ... of the schedule, with up to
+    plan["inflight"] of them in flight at once: one sender thread per client, each client made and used in
+    its own thread (HTTP clients are bound to the thread that made them)."""
     sys.path.insert(0, str(ROOT))
-    try:
-        call, close = (lambda: None, lambda: None) if plan["noop"] else make_call(plan["url"])
-        for _ in range(WARMUP_CALLS):
-            call()
-    except Exception as exc:
-        ready.put(f"{type(exc).__name__}: {exc}")
+    sends: queues.SimpleQueue[float | None] = queues.SimpleQueue()
+    warmed: queues.SimpleQueue[str | None] = queues.SimpleQueue()
+    latencies: list[float] = []
+    lags: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        try:
+            call, close = (lambda: None, lambda: None) if plan["noop"] else make_call(plan["url"])
+            for _ in range(WARMUP_CALLS):
+                call()
+        except Exception as exc:
+            warmed.put(f"{type(exc).__name__}: {exc}")
+            return
+        warmed.put(None)
+        while (scheduled := sends.get()) is not None:
+            sent = time.monotonic()  # later than scheduled when every sender was busy: the lag counts
+            try:
+                call()
+            except Exception as exc:  # a failed request is a result, not the end of the run
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            done = time.monotonic()
+            with lock:
+                latencies.append((done - scheduled) * 1000)
+                lags.append((sent - scheduled) * 1000)
+        close()
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(plan["inflight"])]
+    for thread in threads:
+        thread.start()
+    problems = [problem for problem in (warmed.get() for _ in threads) if problem]
+    if problems:
+        for _ in threads:
+            sends.put(None)
+        ready.put(problems[0])
         return
     ready.put(None)
     start_at = start.get()  # wall-clock time, the same for every worker
     base = time.monotonic() + (start_at - time.time())
-    latencies, lags, errors = [], [], []
     cpu = time.process_time()
     for i in range(index, int(plan["seconds"] * plan["rate"]), plan["workers"]):
         scheduled = base + i / plan["rate"]
         delay = scheduled - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        sent = time.monotonic()
-        try:
-            call()
-        except Exception as exc:  # a failed request is a result, not the end of the run
-            errors.append(f"{type(exc).__name__}: {exc}")
-            continue
-        latencies.append((time.monotonic() - scheduled) * 1000)
-        lags.append((sent - scheduled) * 1000)
+        sends.put(scheduled)
+    for _ in threads:
+        sends.put(None)
+    for thread in threads:
+        thread.join()
     end = time.monotonic() - base
     cpu = time.process_time() - cpu
-    close()
     results.put({"latencies": latencies, "lags": lags, "errors": errors, "end": end, "cpu": cpu})
 
 
 def _wait(queue: Any, procs: list[Any], timeout: float) -> Any:
     """The next item of the queue; a worker that died or a timeout is an error, never a hang."""
-    import queue as queues
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -158,10 +252,18 @@ def _wait(queue: Any, procs: list[Any], timeout: float) -> Any:
     raise RuntimeError(f"no answer from the load workers within {timeout:g} s")
 
 
-def run(rate: float, seconds: float, *, url: str | None = None, workers: int = 0, noop: bool = False) -> LoadResult:
+def run(
+    rate: float,
+    seconds: float,
+    *,
+    url: str | None = None,
+    workers: int = 0,
+    inflight: int = INFLIGHT,
+    noop: bool = False,
+) -> LoadResult:
     """Send `rate` requests per second for `seconds` (nothing at all with `noop`) and measure each."""
     workers = workers or default_workers()
-    plan = {"url": url, "noop": noop, "rate": rate, "seconds": seconds, "workers": workers}
+    plan = {"url": url, "noop": noop, "rate": rate, "seconds": seconds, "workers": workers, "inflight": inflight}
     context = multiprocessing.get_context("spawn")  # never fork a process that holds gRPC or Feast threads
     ready, results = context.Queue(), context.Queue()
     starts = [context.Queue() for _ in range(workers)]
@@ -176,6 +278,8 @@ def run(rate: float, seconds: float, *, url: str | None = None, workers: int = 0
         if problems:
             raise RuntimeError(f"a load worker cannot reach the system: {problems[0]}")
         start_at = time.time() + 0.5
+        endpoint = None if noop else metrics_url()
+        before = server_counters(endpoint)
         for q in starts:
             q.put(start_at)
         for _ in procs:
@@ -185,6 +289,7 @@ def run(rate: float, seconds: float, *, url: str | None = None, workers: int = 0
             result.errors += part["errors"]
             result.elapsed_s = max(result.elapsed_s, part["end"])
             result.cpu_s += part["cpu"]
+        result.server = server_view(before, server_counters(endpoint))
     finally:
         for p in procs:
             p.join(timeout=30)
@@ -199,9 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--url", help="the server (default: the one `make serve-start` runs)")
     parser.add_argument("--workers", type=int, default=0, help="processes (default: 2 per CPU, 2 to 8)")
+    parser.add_argument("--inflight", type=int, default=INFLIGHT, help="requests in flight per process at most")
     parser.add_argument("--noop", action="store_true", help="send nothing: the generator's own overhead")
     args = parser.parse_args(argv)
-    result = run(args.rate, args.seconds, url=args.url, workers=args.workers, noop=args.noop)
+    result = run(args.rate, args.seconds, url=args.url, workers=args.workers, inflight=args.inflight, noop=args.noop)
     print(result.summary(), file=sys.stderr)
     print(json.dumps(result.as_dict(), sort_keys=True))
     return 1 if result.errors else 0

@@ -4,6 +4,11 @@ Serves the trained artefact `model.joblib` of its version directory, which `pyth
 exports (a scikit-learn Pipeline). Inputs, one tensor per feature of the feature service
 `ranking_v1`, are stacked in this order: trips_today, rating, acceptance_rate.
 Output `score`: predict_proba[:, 1] for a classifier, predict for a regressor.
+
+Batch-aware: the requests Triton's dynamic batcher hands to one `execute` call are stacked into one
+matrix, the model predicts once, and each request gets back its own rows. A request that cannot be
+read gets its own error; when the stacked call fails (a bad value in one request), each request is
+predicted alone, so only the bad one fails.
 """
 
 import json
@@ -33,16 +38,48 @@ class TritonPythonModel:
         self.classifier = hasattr(self.model, "predict_proba")
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
+        responses = [None] * len(requests)
+        rows = []  # (index of the request, its feature matrix)
+        for i, request in enumerate(requests):
             try:
-                columns = [pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in INPUTS]
-                x = np.hstack([c.reshape(c.shape[0], -1).astype(np.float64) for c in columns])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # fitted on named columns, served positionally
-                    y = self.model.predict_proba(x)[:, 1] if self.classifier else self.model.predict(x)
-                tensor = pb_utils.Tensor(OUTPUT, y.reshape(-1, *self.dims).astype(self.dtype))
-                responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
+                rows.append((i, self._features(request)))
             except Exception as exc:  # one bad request must not fail the others
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"ranker: {exc}")))
+                responses[i] = self._error(exc)
+        if rows:
+            try:  # the whole batch in one call
+                y = self._predict(np.vstack([x for _, x in rows]))
+                ends = np.cumsum([x.shape[0] for _, x in rows])
+                for (i, _), part in zip(rows, np.split(y, ends[:-1])):
+                    responses[i] = self._answer(part)
+            except Exception:  # a bad value somewhere: each request alone, so only its own fails
+                for i, x in rows:
+                    try:
+                        responses[i] = self._answer(self._predict(x))
+                    except Exception as exc:
+                        responses[i] = self._error(exc)
         return responses
+
+    def _features(self, request):
+        columns = []
+        for name in INPUTS:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is None:
+                raise ValueError(f"input {name} is missing")
+            columns.append(tensor.as_numpy())
+        x = np.hstack([c.reshape(c.shape[0], -1).astype(np.float64) for c in columns])
+        width = getattr(self.model, "n_features_in_", x.shape[1])
+        if x.shape[1] != width:
+            raise ValueError(f"expected {width} feature values per row, got {x.shape[1]}")
+        return x
+
+    def _predict(self, x):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fitted on named columns, served positionally
+            return self.model.predict_proba(x)[:, 1] if self.classifier else self.model.predict(x)
+
+    def _answer(self, y):
+        tensor = pb_utils.Tensor(OUTPUT, y.reshape(-1, *self.dims).astype(self.dtype))
+        return pb_utils.InferenceResponse(output_tensors=[tensor])
+
+    def _error(self, exc):
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"ranker: {exc}"))
