@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from triton_harness import PRESETS, generate
 
+from generator.architecture import TRITON_RUNTIMES
 from generator.rules import decide
 from generator.triton_config import validate_model_repository
 from requirements_spec.validate import load_spec
 
 PRESET_FILES = sorted(PRESETS.glob("*.yaml"))
 RUNTIMES = {p.stem: decide(load_spec(p)).serving.runtime for p in PRESET_FILES}
-TRITON_PRESETS = [p for p in PRESET_FILES if RUNTIMES[p.stem] != "python_rest"]
+TRITON_PRESETS = [p for p in PRESET_FILES if RUNTIMES[p.stem] in TRITON_RUNTIMES]
 REST_PRESETS = [p for p in PRESET_FILES if RUNTIMES[p.stem] == "python_rest"]
 
 

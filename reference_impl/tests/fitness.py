@@ -113,8 +113,12 @@ class Cron:
     def parse(cls, text: str) -> Cron:
         """Read with croniter (the parser the scheduler uses); 5 fields or an @ macro, names allowed."""
         expr = text.strip()
-        if not expr.startswith("@") and len(expr.split()) != 5:
-            raise ValueError(f"cron {text!r} has {len(expr.split())} fields; cron takes 5 (minute hour day month weekday)")
+        n = len(expr.split())
+        if not expr.startswith("@") and n != 5:
+            raise ValueError(f"cron {text!r} has {n} fields; cron takes 5 (minute hour day month weekday)")
+        for low, high in re.findall(r"(\d+)-(\d+)", expr):  # croniter wraps 5-1 around; cron refuses it
+            if int(low) > int(high):
+                raise ValueError(f"cron {text!r}: the range {low}-{high} runs backwards")
         try:
             fields, _ = croniter.expand(expr)
         except (CroniterError, ValueError) as exc:
