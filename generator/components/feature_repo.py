@@ -91,7 +91,6 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ctx = {
         "fr": fr,
         "fs": fs,
-        "sample_entities": _literal(fr["sample"]["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
     score = score_rows(arch)
@@ -138,6 +137,18 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
+    prereq = prerequisites(arch)
+    if any(prereq.values()):
+        files.append(
+            PlannedFile(
+                "scripts/prerequisites.py",
+                COMPONENT,
+                template="scripts/prerequisites.py.j2",
+                context={**ctx, "prereq": prereq},
+                executable=True,
+                decisions=_known(arch, "online_store", "offline_store", "registry"),
+            )
+        )
     if fr["hashed"]:
         files.append(tpl("feature_repo/pii.py", "feature_repo/pii.py.j2", "pii"))
     if fr["services"]:
@@ -145,6 +156,19 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if fr["permissions"]:
         files.append(tpl("feature_repo/permissions.py", "feature_repo/permissions.py.j2", "pii"))
     return files
+
+
+def prerequisites(arch: Architecture) -> dict[str, bool]:
+    """The local services scripts/prerequisites.py checks (and the Makefile runs it before data, apply, materialize)."""
+    fs = arch.feature_store
+    if fs is None or arch.spec.features is None:
+        return {"postgres": False, "redis": False}
+    return {"postgres": _uses_postgres(fs), "redis": fs.online_store == "redis"}
+
+
+def _known(arch: Architecture, *keys: str) -> tuple[str, ...]:
+    made = {d.key for d in arch.decisions}
+    return tuple(k for k in keys if k in made)
 
 
 def env_vars(arch: Architecture) -> list[EnvVar]:

@@ -142,6 +142,8 @@ def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    from .feature_repo import prerequisites
+
     spec = arch.spec
     owners = spec.project.owners
     has_triton = triton_served(arch)  # every runtime but python_rest: batch scoring and workers call Triton too
@@ -168,6 +170,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
+        "has_prerequisites": any(prerequisites(arch).values()),
         "make_env": make_env,
         "make_env_unset": make_env_unset,
         "requirements": requirements(arch),

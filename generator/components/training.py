@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from requirements_spec.models import Spec
+from requirements_spec.models import RequestSourceSpec, Spec
 
 from ..architecture import Architecture
 from ..plan import PlannedFile
@@ -129,10 +129,10 @@ def _entity_columns(spec: Spec, services: list[str]) -> tuple[list[str], list[st
         if odfv is None:
             return
         for ref in odfv.inputs:
-            owner, _, field = ref.partition(".")
+            owner = ref.partition(".")[0]
             src = spec.source(owner)
-            if src is not None and src.kind == "request":
-                request.add(field)
+            if isinstance(src, RequestSourceSpec):  # Feast asks for every field of the request source
+                request.update(f.name for f in src.fields)
             else:
                 visit_view(owner)
 
