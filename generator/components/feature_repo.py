@@ -35,6 +35,7 @@ from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
 from ..render import _PLAIN, _py
 from .serving import score_rows
+from .training import label_classes
 
 COMPONENT = "feature_repo"
 
@@ -162,8 +163,12 @@ def prerequisites(arch: Architecture) -> dict[str, bool]:
     """The local services scripts/prerequisites.py checks (and the Makefile runs it before data, apply, materialize)."""
     fs = arch.feature_store
     if fs is None or arch.spec.features is None:
-        return {"postgres": False, "redis": False}
-    return {"postgres": _uses_postgres(fs), "redis": fs.online_store == "redis"}
+        return {"postgres": False, "redis": False, "registry_url": False}
+    return {
+        "postgres": _uses_postgres(fs),
+        "redis": fs.online_store == "redis",
+        "registry_url": fs.registry == "sql" and not _uses_postgres(fs),  # FEAST_REGISTRY_URL
+    }
 
 
 def _known(arch: Architecture, *keys: str) -> tuple[str, ...]:
@@ -638,7 +643,11 @@ def _sample_model(arch: Architecture, batch: list[dict[str, Any]]) -> dict[str, 
         }
         if label is not None and label.source == b["name"]:
             src["entities"] = list(dict.fromkeys([*ents, *label_entities]))
-            src["label"] = {"field": label.field, "kind": "regression" if regression else "classification"}
+            src["label"] = {
+                "field": label.field,
+                "kind": "regression" if regression else "classification",
+                "classes": 0 if regression else label_classes(arch),
+            }
             src["request_fields"] = label_request
         elif not views:
             src["entities"] = sorted(entities)

@@ -9,11 +9,12 @@ updates the model from the broker's stream. Everything spec-specific lives in th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from requirements_spec.models import RequestSourceSpec, Spec
 
-from ..architecture import Architecture
+from ..architecture import Architecture, TritonModelArch
 from ..plan import PlannedFile
 
 COMPONENT = "training"
@@ -39,6 +40,17 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     return files
 
 
+def output_width(model: TritonModelArch) -> int:
+    """How many values per row the model's (first) output holds: the product of its fixed dims."""
+    return math.prod(d for d in model.outputs[0].dims if d > 0) if model.outputs else 1
+
+
+def label_classes(arch: Architecture) -> int:
+    """The label classes the sample data writes: per-class outputs of W values need W classes, else 2."""
+    widths = [output_width(m) for m in arch.serving.models if m.name in arch.training.trained_models]
+    return max([2, *(w for w in widths if w > 1)])
+
+
 def task_of(metric: str | None) -> str:
     if metric in REGRESSION_METRICS:
         return "regression"
@@ -61,6 +73,8 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
                 "feature_service": m.feature_service,
                 "features": [t.name for t in m.inputs],
                 "output": m.outputs[0].name,
+                # values per row of that output: more than one is a vector of per-class probabilities
+                "width": output_width(m),
             }
         )
     join_keys, request_fields = _entity_columns(spec, [str(m["feature_service"]) for m in models])
