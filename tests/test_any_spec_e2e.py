@@ -143,9 +143,22 @@ def test_generated_system_of_any_spec_runs_its_demo_and_tests(
     run_system(spec_file, workdir, f"--- spec.yaml ---\n{text}")
 
 
+# the real-time example asks for a 15 ms p99 at 2000 rps (200 on one machine) and 1-minute freshness: its demo
+# runs anywhere, its live tests only on a machine that meets them with materialization fresh
+REALTIME_ON = os.environ.get("ARCHGEN_E2E_REALTIME") == "1"
+
+
 @pytest.mark.parametrize(
     "spec_file",
-    [SPECS / "kiosk_strings.yaml", REALTIME_EXAMPLE],
+    [
+        SPECS / "kiosk_strings.yaml",
+        pytest.param(
+            REALTIME_EXAMPLE,
+            marks=pytest.mark.skipif(
+                not REALTIME_ON, reason="ARCHGEN_E2E_REALTIME=1 runs it: a 15 ms p99 at 200 rps needs a quiet machine"
+            ),
+        ),
+    ],
     ids=["string-keys-several-entities-request-features", "spec-realtime-example"],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:
