@@ -56,7 +56,7 @@ from requirements_spec.models import (
 )
 from requirements_spec.types import CRON_MACROS, check_name
 
-__all__ = ["descriptions", "durations", "names", "spec_yaml", "valid_specs"]
+__all__ = ["descriptions", "durations", "names", "runnable_specs", "spec_yaml", "valid_specs"]
 
 _FIELD_DTYPES = ["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"]
 _TENSOR_DTYPES = ["bool", "uint8", "int32", "int64", "fp16", "fp32", "fp64", "string"]
@@ -377,3 +377,176 @@ def spec_yaml(spec: Spec, *, exclude_defaults: bool = True) -> str:
     """The spec as YAML a user could have written (what ``parse_spec`` reads back)."""
     data = spec.model_dump(mode="json", exclude_defaults=exclude_defaults)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# ------------------------------------------------------------------ specs whose generated system runs here
+_RUN_KEY_DTYPES = ["int64", "int32", "string"]
+_RUN_NUMERIC = ["int64", "int32", "float32", "float64"]
+_RUN_REQUEST_DTYPES = ["float64", "int64", "string"]
+
+
+def _run_fields(draw: Any, fresh: _Names, n_max: int) -> list[FeatureField]:
+    """Numeric fields (what a model can be trained on), sometimes one PII string beside them."""
+    fields = [
+        FeatureField(name=fresh(), dtype=draw(st.sampled_from(_RUN_NUMERIC)))
+        for _ in range(draw(st.integers(1, n_max)))
+    ]
+    if draw(st.booleans()):
+        fields.append(FeatureField(name=fresh() + "_email", dtype="string", pii=True))
+    return fields
+
+
+@st.composite
+def runnable_specs(draw: Any) -> Spec:
+    """A valid spec whose generated repository runs its own `make demo` and `make test` on this machine.
+
+    It varies what the generated system must handle: entity dtypes (string, int32, int64) and counts, views
+    keyed by several entities, file, stream and request sources, on-demand views over request-time values,
+    a pipeline after the trained model (an ensemble, or a BLS pipeline when conditional), every serving mode
+    and protocol, PII handling, MLOps levels, orchestrators and platforms; or no feature store at all and a
+    model that takes a tensor (a small image). It stays within what runs here: file sources (the embedded
+    default: SQLite, or the local Redis where the platform has several nodes), CPU, budgets one loaded
+    machine can meet.
+    """
+    fresh = _Names(draw)
+    existing = Existing(
+        warehouse="files",
+        orchestrator=draw(st.sampled_from(["none", "cron", "airflow", "prefect", "dagster", "kubernetes"])),
+        platform=draw(st.sampled_from(["local", "docker-compose", "kubernetes", "openshift"])),
+        broker="none",
+    )
+    mode = draw(st.sampled_from(["online", "batch", "async", "embedded"]))
+    serving_common = {
+        "mode": mode,
+        "protocol": draw(st.sampled_from(["rest", "grpc"])),
+        "latency_p99_ms": draw(st.sampled_from([500, 1000, 2000])),
+        "throughput_rps": draw(st.integers(5, 20)),
+    }
+    privacy = Privacy(
+        pii_handling=draw(st.sampled_from(["drop", "hash", "encrypt", "allow"])),
+        residency=draw(st.sampled_from(["on_prem", "eu", "us", "any"])),
+        retention=draw(st.none() | st.sampled_from(["30d", "90d", "365d"])),
+    )
+    delivery = Delivery(
+        priority=draw(st.sampled_from(["speed", "reliability"])), mlops_level=draw(st.sampled_from([0, 1, 2]))
+    )
+    project = Project(name=fresh(), owners=Owners(data_engineering="@acme/data", data_science="@acme/ds"))
+    common = {"version": 1, "project": project, "existing": existing, "privacy": privacy, "delivery": delivery}
+    if draw(st.integers(0, 3)) == 3:  # no feature store: a model that takes a small image
+        image = Tensor(name="image", dtype="uint8", dims=[3, draw(st.sampled_from([8, 16, 32])), 16])
+        model = ModelSpec(
+            name=fresh(),
+            framework="python",
+            inputs=[image],
+            outputs=[Tensor(name="scores", dtype="fp32", dims=[draw(st.sampled_from([1, 4, 8]))])],
+            max_batch_size=draw(st.sampled_from([None, 0, 8])),
+        )
+        return Spec(
+            **common,
+            training=Training(trigger="manual"),
+            serving=Serving(**serving_common, models=[model]),
+        )
+    entities = [
+        Entity(name=fresh(), join_key=fresh(), dtype=draw(st.sampled_from(_RUN_KEY_DTYPES)))
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    files = [
+        FileSourceSpec(
+            name=(name := fresh()), kind="file", path=f"data/{name}.parquet", timestamp_field="event_timestamp"
+        )
+        for _ in range(draw(st.integers(1, 2)))
+    ]
+    label_source = FileSourceSpec(
+        name=(label_name := fresh()), kind="file", path=f"data/{label_name}.parquet", timestamp_field="event_timestamp"
+    )
+    streams = []
+    if draw(st.booleans()):
+        streams.append(
+            StreamSourceSpec(
+                name=fresh(),
+                kind="stream",
+                topic=fresh(),
+                batch_source=files[0].name,
+                timestamp_field="event_timestamp",
+            )
+        )
+    request = None
+    if draw(st.booleans()):
+        request = RequestSourceSpec(
+            name=fresh(),
+            kind="request",
+            fields=[
+                FeatureField(name=fresh(), dtype=draw(st.sampled_from(_RUN_REQUEST_DTYPES)))
+                for _ in range(draw(st.integers(1, 3)))
+            ],
+        )
+    viewable = [*files, *streams]
+    views = []
+    for i in range(draw(st.integers(1, 3))):
+        ents = draw(st.lists(st.sampled_from(entities), min_size=1, max_size=2, unique_by=lambda e: e.name))
+        views.append(
+            FeatureViewSpec(
+                name=fresh(),
+                entities=[e.name for e in ents],
+                source=viewable[i % len(viewable)].name if i else draw(st.sampled_from(viewable)).name,
+                granularity=draw(st.sampled_from(["hour", "day"])),
+                ttl=draw(st.sampled_from(["2d", "7d", "30d"])),
+                fields=_run_fields(draw, fresh, 3),
+            )
+        )
+    numeric = [f"{v.name}.{f.name}" for v in views for f in v.fields if not f.pii]
+    on_demand = []
+    if request is not None:
+        numeric_request = [f"{request.name}.{f.name}" for f in request.fields if f.dtype != "string"]
+        inputs = draw(st.lists(st.sampled_from(numeric), min_size=1, max_size=2, unique=True))
+        inputs += numeric_request[:1] or [f"{request.name}.{request.fields[0].name}"]
+        on_demand.append(
+            OnDemandViewSpec(name=fresh(), inputs=inputs, fields=[FeatureField(name=fresh(), dtype="float64")])
+        )
+    served = draw(st.lists(st.sampled_from(numeric), min_size=1, max_size=4, unique=True))
+    served += [f"{o.name}.{f.name}" for o in on_demand for f in o.fields]
+    service = FeatureServiceSpec(name=fresh(), features=served)
+    stream_names = {s.name for s in streams}
+    features = Features(
+        computation="hybrid" if on_demand or any(v.source in stream_names for v in views) else "precomputed",
+        freshness=draw(st.sampled_from(["1h", "1d"])),
+        views=views,
+        on_demand=on_demand,
+        services=[service],
+    )
+    classify = draw(st.booleans())
+    quality = MinQuality(metric="roc_auc", threshold=0.5) if classify else MinQuality(metric="r2", threshold=-1.0)
+    trigger = draw(st.sampled_from(["schedule", "manual"]))
+    training = Training(
+        trigger=trigger,
+        schedule="@daily" if trigger == "schedule" else None,
+        label=Label(source=label_source.name, field=fresh()),
+        resources=Resources(accelerator="cpu", cpus=2, memory_gb=4),
+        min_quality=quality,
+    )
+    trained = ModelSpec(
+        name=fresh(),
+        framework=draw(st.sampled_from(["sklearn", "sklearn", "onnx"])),
+        feature_service=service.name,
+        outputs=[Tensor(name="score", dtype="fp32", dims=[1])],
+    )
+    models = [trained]
+    pipeline = None
+    if draw(st.booleans()):
+        after = ModelSpec(
+            name=fresh(),
+            framework="python",
+            inputs=[Tensor(name="score", dtype="fp32", dims=[1])],
+            outputs=[Tensor(name="probability", dtype="fp32", dims=[1])],
+        )
+        models.append(after)
+        pipeline = Pipeline(name=fresh(), steps=[trained.name, after.name], conditional=draw(st.booleans()))
+    sources: list[Any] = [*files, label_source, *streams, *([request] if request else [])]
+    return Spec(
+        **common,
+        entities=entities,
+        sources=sources,
+        features=features,
+        training=training,
+        serving=Serving(**serving_common, models=models, pipeline=pipeline),
+    )

@@ -279,9 +279,6 @@ print(config.constraints["perf_latency_p99"]["max"], config.constraints["perf_th
 """
 
 
-@pytest.mark.skipif(
-    _model_analyzer_python() is None, reason=f"no Model Analyzer in {MA_VENV} (pip install triton-model-analyzer)"
-)
 def _model_analyzer_parse(python: Path, repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Model Analyzer's CLI parsing model_analyzer/config.yaml in ``repo`` (a stub perf_analyzer on PATH)."""
     stub = tmp_path / "bin" / "perf_analyzer"
@@ -292,6 +289,9 @@ def _model_analyzer_parse(python: Path, repo: Path, tmp_path: Path) -> subproces
     return subprocess.run([str(python), "-c", MA_PARSE], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.skipif(
+    _model_analyzer_python() is None, reason=f"no Model Analyzer in {MA_VENV} (pip install triton-model-analyzer)"
+)
 @pytest.mark.parametrize("name", TRITON_PRESETS)
 def test_model_analyzer_parses_the_config(
     repos: dict[str, tuple[Path, Architecture]], name: str, tmp_path: Path

@@ -6,6 +6,8 @@ strategy that varies every requirement the rules read over the presets (and keep
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -15,6 +17,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from generator.rules import decide
+from generator.rules.engine import rule_id
+from generator.rules.registry import Registry, Rule, RuleError, default_registry
 from requirements_spec import presets
 from requirements_spec.loader import load_yaml_text
 from requirements_spec.models import Spec
@@ -137,6 +141,24 @@ def test_every_decision_cites_requirements_that_exist(spec: Spec) -> None:
             _resolve(spec, r.path)
 
 
+def _recording_registry(fired: list[str]) -> Registry:
+    """The default registry with every rule wrapped so that each key it decides is recorded, in order."""
+    registry = default_registry().copy()
+
+    def wrap(rule: Rule) -> Rule:
+        @functools.wraps(rule.fn)
+        def fn(ctx: Any) -> Any:
+            out = rule.fn(ctx)
+            if out is not None:
+                fired.append(rule.key)
+            return out
+
+        return dataclasses.replace(rule, fn=fn)
+
+    registry.rules = {key: wrap(rule) for key, rule in registry.rules.items()}
+    return registry
+
+
 @PROPS
 @given(SPECS)
 def test_every_key_is_decided_or_not_applicable_with_a_reason(spec: Spec) -> None:
@@ -157,6 +179,35 @@ def test_every_key_is_decided_or_not_applicable_with_a_reason(spec: Spec) -> Non
     assert arch.decided("online_store") == (arch.feature_store is not None)
     if arch.feature_server_runs:
         assert arch.feature_store is not None and arch.serving.mode in ("online", "async")
+
+
+@PROPS
+@given(SPECS)
+def test_each_decision_is_made_once_by_the_rule_registered_for_its_key(spec: Spec) -> None:
+    """The decisions are exactly the rules that fired, one each and in rule order, each by its own rule, and
+    `Architecture.decision(key)` finds it: no rule's outcome is lost, duplicated or credited to another rule."""
+    fired: list[str] = []
+    registry = _recording_registry(fired)
+    arch = decide(spec, registry=registry)
+    keys = [d.key for d in arch.decisions]
+    assert keys == fired, (keys, fired)
+    assert len(keys) == len(set(keys))
+    for d in arch.decisions:
+        assert d.rule == rule_id(registry.rules[d.key]), (d.key, d.rule)
+        assert arch.decision(d.key) is d
+    assert set(keys) <= set(registry.rules)
+
+
+def test_a_second_rule_for_a_key_is_refused_unless_it_overrides() -> None:
+    """The registry refuses a second rule for a decided key, so one key cannot be decided twice."""
+    registry = default_registry().copy()
+    # a key no other rule reads, so that the override answering None leaves the rest deciding as before
+    key = next(k for k in sorted(registry.rules) if not any(k in r.after for r in registry.rules.values()))
+    rule = registry.rules[key]
+    with pytest.raises(RuleError, match="two rules decide"):
+        registry.add_rule(dataclasses.replace(rule, fn=lambda ctx: None))
+    registry.add_rule(dataclasses.replace(rule, fn=lambda ctx: None, overrides=True))
+    assert key not in {d.key for d in decide(Spec.model_validate(_PRESETS["reference"]), registry=registry).decisions}
 
 
 @pytest.mark.parametrize("name", sorted(_PRESETS))

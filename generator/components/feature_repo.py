@@ -37,6 +37,7 @@ from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
 from ..render import _PLAIN, _py
 from .serving import score_rows
+from .training import label_classes
 
 COMPONENT = "feature_repo"
 
@@ -92,7 +93,6 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ctx = {
         "fr": fr,
         "fs": fs,
-        "sample_entities": _literal(fr["sample"]["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
     score = score_rows(arch)
@@ -141,11 +141,40 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
     if fr["protected"]:
         files.append(tpl("scripts/protect_pii.py", "scripts/protect_pii.py.j2", "pii", executable=True))
+    prereq = prerequisites(arch)
+    if any(prereq.values()):
+        files.append(
+            PlannedFile(
+                "scripts/prerequisites.py",
+                COMPONENT,
+                template="scripts/prerequisites.py.j2",
+                context={**ctx, "prereq": prereq},
+                executable=True,
+                decisions=_known(arch, "online_store", "offline_store", "registry"),
+            )
+        )
     if fr["services"]:
         files.append(tpl("feature_repo/services.py", "feature_repo/services.py.j2", "pii"))
     if fr["permissions"]:
         files.append(tpl("feature_repo/permissions.py", "feature_repo/permissions.py.j2", "pii"))
     return files
+
+
+def prerequisites(arch: Architecture) -> dict[str, bool]:
+    """The local services scripts/prerequisites.py checks (and the Makefile runs it before data, apply, materialize)."""
+    fs = arch.feature_store
+    if fs is None or arch.spec.features is None:
+        return {"postgres": False, "redis": False, "registry_url": False}
+    return {
+        "postgres": _uses_postgres(fs),
+        "redis": fs.online_store == "redis",
+        "registry_url": fs.registry == "sql" and not _uses_postgres(fs),  # FEAST_REGISTRY_URL
+    }
+
+
+def _known(arch: Architecture, *keys: str) -> tuple[str, ...]:
+    made = {d.key for d in arch.decisions}
+    return tuple(k for k in keys if k in made)
 
 
 def env_vars(arch: Architecture) -> list[EnvVar]:
@@ -632,7 +661,11 @@ def _sample_model(arch: Architecture, batch: list[dict[str, Any]]) -> dict[str, 
         }
         if label is not None and label.source == b["name"]:
             src["entities"] = list(dict.fromkeys([*ents, *label_entities]))
-            src["label"] = {"field": label.field, "kind": "regression" if regression else "classification"}
+            src["label"] = {
+                "field": label.field,
+                "kind": "regression" if regression else "classification",
+                "classes": 0 if regression else label_classes(arch),
+            }
             src["request_fields"] = label_request
         elif not views:
             src["entities"] = sorted(entities)

@@ -386,8 +386,8 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     freshness = ["FRESHNESS", "feast_definitions"]
     if ctx["freshness"] is not None and ctx["freshness"]["materialized"]:
         freshness += ["JOBS", "SCHEDULER_CONFIGS", "VIEW_TTLS", "Cron", "feature_store", "load_module"]
-        freshness += ["scheduler_of", "schedules"]
-    quality = ["LOWER_IS_BETTER", "MIN_QUALITY", "MIN_QUALITY_METRIC", "ROOT", "TRAINED_MODELS"]
+        freshness += ["not_ready", "scheduler_of", "schedules"]
+    quality = ["LOWER_IS_BETTER", "MIN_QUALITY", "MIN_QUALITY_METRIC", "ROOT", "TRAINED_MODELS", "not_ready"]
     return {
         "privacy": from_import("fitness", privacy),
         "freshness": from_import("fitness", freshness),

@@ -146,6 +146,8 @@ def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    from .feature_repo import prerequisites
+
     spec = arch.spec
     owners = spec.project.owners
     has_triton = triton_served(arch)  # every runtime but python_rest: batch scoring and workers call Triton too
@@ -174,6 +176,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
         "pipeline_demo": demo_context(arch) is not None,
+        "has_prerequisites": any(prerequisites(arch).values()),
         "make_env": make_env,
         "make_env_unset": make_env_unset,
         "requirements": requirements(arch),

@@ -9,9 +9,10 @@ updates the model from the broker's stream. Everything spec-specific lives in th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from requirements_spec.models import Spec
+from requirements_spec.models import RequestSourceSpec, Spec
 
 from ..architecture import Architecture, TritonModelArch
 from ..plan import PlannedFile
@@ -108,6 +109,17 @@ def served_format(m: TritonModelArch) -> dict[str, Any]:
     }
 
 
+def output_width(model: TritonModelArch) -> int:
+    """How many values per row the model's (first) output holds: the product of its fixed dims."""
+    return math.prod(d for d in model.outputs[0].dims if d > 0) if model.outputs else 1
+
+
+def label_classes(arch: Architecture) -> int:
+    """The label classes the sample data writes: per-class outputs of W values need W classes, else 2."""
+    widths = [output_width(m) for m in arch.serving.models if m.name in arch.training.trained_models]
+    return max([2, *(w for w in widths if w > 1)])
+
+
 def task_of(metric: str | None) -> str:
     if metric in REGRESSION_METRICS:
         return "regression"
@@ -131,6 +143,8 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
                 "features": [t.name for t in m.inputs],
                 "output": m.outputs[0].name,
                 **served_format(m),
+                # values per row of that output: more than one is a vector of per-class probabilities
+                "width": output_width(m),
             }
         )
     join_keys, request_fields = _entity_columns(spec, [str(m["feature_service"]) for m in models])
@@ -199,10 +213,10 @@ def _entity_columns(spec: Spec, services: list[str]) -> tuple[list[str], list[st
         if odfv is None:
             return
         for ref in odfv.inputs:
-            owner, _, field = ref.partition(".")
+            owner = ref.partition(".")[0]
             src = spec.source(owner)
-            if src is not None and src.kind == "request":
-                request.add(field)
+            if isinstance(src, RequestSourceSpec):  # Feast asks for every field of the request source
+                request.update(f.name for f in src.fields)
             else:
                 visit_view(owner)
 

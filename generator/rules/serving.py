@@ -121,7 +121,9 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
         reasons.append(f"p99 {sv.latency_p99_ms} ms (below {p99_max} ms)")
         reads.append(LATENCY)
     m = sv.models[0]
-    thin_ok = m.framework in THIN_FRAMEWORKS and not m.stateful and sv.protocol == "rest"
+    # the thin wrapper serves one row of features per request: a model that takes tensors (an image) needs Triton
+    tensors = m.feature_service is None and bool(m.inputs)
+    thin_ok = m.framework in THIN_FRAMEWORKS and not m.stateful and sv.protocol == "rest" and not tensors
     if not reasons and spec.delivery.priority == "speed" and thin_ok:
         return Outcome(
             "python_rest",
@@ -140,6 +142,8 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
             if m.framework not in THIN_FRAMEWORKS
             else "the model is stateful"
             if m.stateful
+            else "the model takes tensors, not a row of features"
+            if tensors
             else "gRPC is asked for"
         )
         reads += [("delivery", "priority"), _model(0, "framework"), LATENCY, THROUGHPUT]
