@@ -18,7 +18,9 @@ end at the latest granularity boundary, within the views' ttl.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import sys
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,10 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
+ROOT = Path(__file__).resolve().parent.parent
+FEATURE_REPO = ROOT / "feature_repo"
+sys.path.insert(0, str(ROOT))
+# the one description of entities, request values and model inputs (the serving client reads it too)
+system_data = importlib.import_module("serving.system_data")
 
-# entity -> join key and dtype
-ENTITIES: dict[str, dict[str, str]] = {"driver": {"join_key": "driver_id", "dtype": "int64"}}
+# entity -> join key and dtype (serving/system_data.py)
+ENTITIES: dict[str, dict[str, str]] = system_data.ENTITIES
 
 # batch source -> where it is written, its entities, fields (with the entities of their view),
 # row spacing (the finest granularity of its views), and, for the training label source, the label
@@ -63,7 +69,7 @@ SOURCES: list[dict[str, Any]] = [
         "fields": [],
         "step_s": 3600,
         "min_ttl_s": 0,
-        "label": {"field": "accepted", "kind": "classification"},
+        "label": {"field": "accepted", "kind": "classification", "classes": 2},
         "request_fields": [],
     },
 ]
@@ -137,8 +143,9 @@ def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Genera
     for j, ent in enumerate(ents):
         if j == 0:
             rows[ent] = np.tile(np.arange(n), steps)
-        else:  # every id of the other entities once per step, paired at random
-            rows[ent] = np.concatenate([rng.permutation(n) for _ in range(steps)])
+        else:  # every id of the other entities once per step, paired at random; the latest step pairs the
+            # i-th ids of every entity, the rows the serving client's example request asks for
+            rows[ent] = np.concatenate([*(rng.permutation(n) for _ in range(steps - 1)), np.arange(n)])
     return rows
 
 
@@ -174,12 +181,16 @@ def _fill(
         x = _sign(f["name"]) * z + NOISE * rng.normal(size=n)
         key = [str(ids[f["entities"][0]][k]) for k in rows[f["entities"][0]]] if f["entities"][0] in rows else None
         df[f["name"]] = _values(f["name"], f["dtype"], f["pii"], x, key, now, rng)
-    for f in src["request_fields"]:
-        df[f["name"]] = _values(f["name"], f["dtype"], False, rng.normal(size=n), None, now, rng)
+    for k, f in enumerate(src["request_fields"]):  # request-time values, as requests carry them
+        df[f["name"]] = system_data.request_values(f["name"], f["dtype"], n, seed=int(rng.integers(1 << 30)) + k)
     if src["label"]:
         z = sum((propensity[e][rows[e]] for e in src["entities"]), np.zeros(n))
         score = z + NOISE * rng.normal(size=n)
-        if src["label"]["kind"] == "classification":
+        classes = src["label"].get("classes", 2)
+        if src["label"]["kind"] == "classification" and classes > 2:  # per-class outputs: one class per bin
+            bins = np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])
+            df[src["label"]["field"]] = np.digitize(score, bins).astype("int64")
+        elif src["label"]["kind"] == "classification":
             df[src["label"]["field"]] = (score > np.quantile(score, 0.7)).astype("int64")
         else:
             df[src["label"]["field"]] = np.round(10.0 + 3.0 * score, 4)
@@ -241,9 +252,8 @@ def _sign(name: str) -> float:
 
 
 def _entity_ids(name: str, dtype: str, n: int) -> list[Any]:
-    if dtype == "string":
-        return [f"{name}_{i + 1:04d}" for i in range(n)]
-    return [1001 + i for i in range(n)]
+    """The ids of an entity, as serving/system_data.py gives them to requests."""
+    return system_data.entity_ids(name, n)
 
 
 def _parse_now(value: str | None) -> datetime:

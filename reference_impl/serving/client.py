@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from serving import system_data
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "ranker"
 PROTOCOL = "rest"
@@ -29,7 +31,6 @@ REQUEST_FIELDS = []
 # the model's inputs when it does not read features: (name, Triton data type, dims)
 INPUTS = [["trips_today", "INT64", [1]], ["rating", "FP32", [1]], ["acceptance_rate", "FP32", [1]]]
 OUTPUTS = ["score"]
-EXAMPLE_VALUE = "1001"  # the entity id `make predict` asks for: scripts/generate_sample_data.py writes it
 
 
 class MissingFeatures(LookupError):
@@ -116,18 +117,32 @@ def _plain(value: Any) -> Any:
     return array.tolist()
 
 
-def _example(dtype: str) -> Any:
-    return int(EXAMPLE_VALUE) if dtype.startswith("int") else 1.0 if dtype.startswith("float") else EXAMPLE_VALUE
+def _example(name: str) -> Any:
+    """The value `make predict` sends for a key or request field (serving/system_data.py: the sample data has it)."""
+    keys = [k for k in ENTITY_KEYS if k[0] == name]
+    request = [r for r in REQUEST_FIELDS if r[0] == name]
+    return system_data.example_rows(keys, request)[0][name]
+
+
+def _kind(name: str, dtype: str) -> Any:
+    """How a command-line value of a key or request field is read (its dtype in the spec)."""
+    spec_dtype = system_data.request_fields().get(name, dtype)
+    return lambda text: system_data.parse_value(spec_dtype, text)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.splitlines()[0])
     for name, dtype in ENTITY_KEYS + REQUEST_FIELDS:
-        kind = int if dtype.startswith("int") else float if dtype.startswith("float") else str
-        hint = f"{dtype}; repeat for a batch (default {_example(dtype)})"
-        parser.add_argument(f"--{name}", type=kind, action="append", help=hint)
+        hint = f"{dtype}; repeat for a batch (default {_example(name)})"
+        parser.add_argument(f"--{name}", type=_kind(name, dtype), action="append", help=hint)
     if not ENTITY_KEYS:
-        parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input tensor")
+        parser.add_argument(
+            "--input",
+            action="append",
+            default=[],
+            metavar="NAME=FILE.npy",
+            help="an input tensor (default: a sample of each declared input, serving/system_data.py)",
+        )
     parser.add_argument("--url", default=None, help="Triton address host:port (default: .run/triton.json)")
     return parser.parse_args(argv)
 
@@ -140,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(url=args.url)
         if ENTITY_KEYS:
             names = [name for name, _ in ENTITY_KEYS + REQUEST_FIELDS]
-            columns = [getattr(args, name) or [_example(dtype)] for name, dtype in ENTITY_KEYS + REQUEST_FIELDS]
+            columns = [getattr(args, name) or [_example(name)] for name, _ in ENTITY_KEYS + REQUEST_FIELDS]
             if len({len(c) for c in columns}) != 1:
                 raise ValueError("give every key the same number of times")
             rows = [dict(zip(names, values)) for values in zip(*columns)]
             print(json.dumps({"model": MODEL, "predictions": predictor.predict(rows)}, sort_keys=True, default=str))
         else:
-            tensors = {}
+            tensors = {} if args.input else system_data.sample_inputs(MODEL)
             for item in args.input:
                 name, _, file = item.partition("=")
                 tensors[name] = np.load(file, allow_pickle=False)

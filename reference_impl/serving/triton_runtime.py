@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -132,18 +133,31 @@ def model_states(http_port: int) -> list[dict[str, str]]:
     return json.loads(body) if status == 200 else []
 
 
+def load_errors() -> list[str]:
+    """The error lines tritonserver logged (a model that failed to load or to warm up names itself there)."""
+    try:
+        text = LOG.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if re.match(r"E\d{4} ", line)]
+
+
 def wait_ready(process: subprocess.Popen[bytes], http_port: int) -> None:
+    """Until the server is ready; a model that fails to load is reported at once, with its error from the log."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"tritonserver exited with code {process.returncode}; see {LOG}")
+            errors = "\n  ".join(load_errors()[-10:])
+            raise RuntimeError(f"tritonserver exited with code {process.returncode}; see {LOG}\n  {errors}".rstrip())
         if _get(f"http://127.0.0.1:{http_port}/v2/health/ready")[0] == 200:
             return
-        states = model_states(http_port)
+        states = model_states(http_port)  # answers once the server has finished loading the repository
         failed = [m for m in states if m.get("state") == "UNAVAILABLE"]
-        if failed and all(m.get("state") in ("READY", "UNAVAILABLE") for m in states):
-            reasons = "; ".join(f"{m['name']}: {m.get('reason', '')}" for m in failed)
-            raise RuntimeError(f"models failed to load: {reasons}")
+        if failed and not any(m.get("state") == "LOADING" for m in states):
+            reasons = "\n  ".join(f"{m['name']}: {m.get('reason', '') or 'failed to load'}" for m in failed)
+            errors = "\n  ".join(load_errors()[-10:])
+            detail = f"\nthe server's log ({LOG}):\n  {errors}" if errors else f"\nsee {LOG}"
+            raise RuntimeError(f"models failed to load:\n  {reasons}{detail}")
         time.sleep(0.2)
     raise RuntimeError(f"tritonserver not ready after {READY_TIMEOUT_S:.0f} s; see {LOG}")
 

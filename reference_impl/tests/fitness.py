@@ -18,7 +18,7 @@ from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from croniter import CroniterError, croniter
 
@@ -249,6 +249,21 @@ def _python_jobs(tree: ast.Module, form: str, text: str) -> dict[str, str]:
                     cron = _literal(items[0] if form == "jobs" else items[1]) if len(items) >= 2 else None
                     jobs[str(_literal(key))] = cron
     return jobs
+
+
+# ------------------------------------------------------------------ live tests
+#: the live tests (latency, throughput, freshness, quality) fail when the system cannot run them;
+#: FITNESS_SKIP_LIVE=1 is the explicit opt-out that makes them skip instead
+LIVE_OPT_OUT = "FITNESS_SKIP_LIVE"
+
+
+def not_ready(reason: str) -> NoReturn:
+    """A live test cannot run: fail saying what to run, or skip where FITNESS_SKIP_LIVE=1 opts out."""
+    import pytest
+
+    if os.environ.get(LIVE_OPT_OUT, "") not in ("", "0"):
+        pytest.skip(f"{reason} (skipped: {LIVE_OPT_OUT} is set)")
+    pytest.fail(f"{reason}; the live tests need the running system (`make demo` runs it; {LIVE_OPT_OUT}=1 skips them)")
 
 
 # ------------------------------------------------------------------ the code of the repository

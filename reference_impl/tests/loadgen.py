@@ -160,18 +160,12 @@ def make_call(url: str | None) -> tuple[Any, Any]:
 
     predictor = client.Predictor(url=url)
     if client.FEATURE_SERVICE is not None:
-        rows = [{name: client._example(dtype) for name, dtype in client.ENTITY_KEYS + client.REQUEST_FIELDS}]
+        rows = [{name: client._example(name) for name, _ in client.ENTITY_KEYS + client.REQUEST_FIELDS}]
         return (lambda: predictor.predict(rows)), predictor.close
-    import numpy as np
-    from tritonclient.utils import triton_to_np_dtype
+    from serving import system_data
 
-    # zeros of the declared shape (8 for a variable dimension), with a batch dimension when the model batches
-    config = (ROOT / "model_repository" / client.MODEL / "config.pbtxt").read_text(encoding="utf-8")
-    batch = [1] if re.search(r"^max_batch_size: *[1-9]", config, re.MULTILINE) else []
-    tensors = {
-        name: np.zeros([*batch, *[d if d > 0 else 8 for d in dims]], dtype=triton_to_np_dtype(dtype))
-        for name, dtype, dims in client.INPUTS
-    }
+    # a sample of each declared input (serving/system_data.py), with a batch dimension when the model batches
+    tensors = system_data.sample_inputs(client.MODEL)
     return (lambda: predictor.infer(tensors)), predictor.close
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import loadgen
 import pytest
-from fitness import LATENCY_P99_MS, LOCAL_MAX_RPS, ROOT, THROUGHPUT_RPS, feature_store
+from fitness import LATENCY_P99_MS, LOCAL_MAX_RPS, ROOT, THROUGHPUT_RPS, feature_store, not_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 
@@ -43,23 +43,23 @@ def runtime(command: str) -> subprocess.CompletedProcess[str]:
 
 
 def skip_unless_ready() -> None:
-    """Skip, saying what to run, while the system has no data or no trained model to serve."""
+    """Fail (skip with FITNESS_SKIP_LIVE=1), saying what to run, while the system has no data or no trained model."""
     from serving import client
 
     if client.FEATURE_SERVICE is not None:
         store = feature_store()
         if not store.list_feature_views():
-            pytest.skip("the feature store is empty: make data apply materialize")
-        row = {name: client._example(dtype) for name, dtype in client.ENTITY_KEYS + client.REQUEST_FIELDS}
+            not_ready("the feature store is empty: make data apply materialize")
+        row = {name: client._example(name) for name, _ in client.ENTITY_KEYS + client.REQUEST_FIELDS}
         service = store.get_feature_service(client.FEATURE_SERVICE)
         values = store.get_online_features(features=service, entity_rows=[row]).to_dict()
         if any(v is None for name, _, _ in client.FEATURES for v in values[name]):
-            pytest.skip(f"no online features for {row}: make data apply materialize")
+            not_ready(f"no online features for {row}: make data apply materialize")
     repository = ROOT / "model_repository"
     trained = {p.parent.parent.name for p in repository.glob("*/*/model.py") if "model.joblib" in p.read_text()}
     untrained = sorted(m for m in trained if not list((repository / m).glob("*/model.joblib")))
     if untrained:
-        pytest.skip(f"no trained version of {', '.join(untrained)} yet: make train")
+        not_ready(f"no trained version of {', '.join(untrained)} yet: make train")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ MODELS = [
         "feature_service": "ranking_v1",
         "features": ["trips_today", "rating", "acceptance_rate"],
         "output": "score",
+        "width": 1,  # values per row of the output: > 1 is per-class probabilities
     },
 ]
 

@@ -114,8 +114,28 @@ def make_pipeline(task: str) -> Any:
 
 
 def score(task: str, pipeline: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    pred = pipeline.predict(x) if task == "regression" else pipeline.predict_proba(x)[:, 1]
-    return score_predictions(task, y, pred)
+    if task == "regression":
+        return score_predictions(task, y, pipeline.predict(x))
+    proba = pipeline.predict_proba(x)
+    if proba.shape[1] > 2:  # per-class probabilities: one-vs-rest roc_auc, macro averages
+        return score_classes(y, proba)
+    return score_predictions(task, y, proba[:, 1])
+
+
+def score_classes(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Every classification metric of a model with more than two classes (columns of proba, in class order)."""
+    from sklearn import metrics
+
+    labels = list(range(proba.shape[1]))
+    hard = proba.argmax(axis=1)
+    return {
+        "roc_auc": float(metrics.roc_auc_score(y, proba, multi_class="ovr", labels=labels)),
+        "accuracy": float(metrics.accuracy_score(y, hard)),
+        "f1": float(metrics.f1_score(y, hard, average="macro", zero_division=0)),
+        "precision": float(metrics.precision_score(y, hard, average="macro", zero_division=0)),
+        "recall": float(metrics.recall_score(y, hard, average="macro", zero_division=0)),
+        "log_loss": float(metrics.log_loss(y, proba, labels=labels)),
+    }
 
 
 def score_predictions(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -161,10 +181,23 @@ def train_model(store: Any, model: dict[str, Any], events: pd.DataFrame | str) -
         raise TrainingError(f"metric {settings.METRIC} does not fit a {task} model")
     y = frame[settings.LABEL["field"]].to_numpy()
     y = y.astype(np.int64) if task == "classification" else y.astype(np.float64)
+    width = int(model.get("width", 1))
     if task == "classification":
+        # the model's output holds `width` per-class probabilities (1: the positive class of two)
         for part, name in ((y[:cut], "training"), (y[cut:], "held-out")):
-            if len(np.unique(part)) < 2:
+            found = sorted(int(c) for c in np.unique(part))
+            if width == 1 and len(found) < 2:
                 raise TrainingError(f"{model['name']}: the {name} events hold a single label class")
+            if width > 1 and found != list(range(width)):
+                raise TrainingError(
+                    f"{model['name']}: the {name} events hold the label classes {found}; its output of "
+                    f"{width} per-class probabilities needs the classes 0..{width - 1}"
+                )
+    elif width > 1:
+        raise TrainingError(
+            f"{model['name']}: its output holds {width} values, but a regression label gives one per event; "
+            "declare the output dims [1], or a classification metric for per-class probabilities"
+        )
     pipeline = make_pipeline(task).fit(x[:cut], y[:cut])
     values = score(task, pipeline, x[cut:], y[cut:])
     return Result(model["name"], task, values, cut, len(frame) - cut, gate_passes(values), pipeline, x[cut:])

@@ -3,7 +3,8 @@
 Serves the trained artefact `model.joblib` of its version directory, which `python -m training.train`
 exports (a scikit-learn Pipeline). Inputs, one tensor per feature of the feature service
 `ranking_v1`, are stacked in this order: trips_today, rating, acceptance_rate.
-Output `score`: predict_proba[:, 1] for a classifier, predict for a regressor.
+Output `score`: predict_proba[:, 1] for a binary classifier, the per-class probabilities when the output
+holds more than one value per row, predict for a regressor.
 
 Batch-aware: the requests Triton's dynamic batcher hands to one `execute` call are stacked into one
 matrix, the model predicts once, and each request gets back its own rows. A request that cannot be
@@ -36,6 +37,7 @@ class TritonPythonModel:
         self.dims = [int(d) for d in output["dims"]]
         self.dtype = pb_utils.triton_string_to_numpy(output["data_type"])
         self.classifier = hasattr(self.model, "predict_proba")
+        self.width = int(np.prod([d for d in self.dims if d > 0]))  # values per row: > 1 is per-class
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -75,7 +77,10 @@ class TritonPythonModel:
     def _predict(self, x):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fitted on named columns, served positionally
-            return self.model.predict_proba(x)[:, 1] if self.classifier else self.model.predict(x)
+            if not self.classifier:
+                return self.model.predict(x)
+            proba = self.model.predict_proba(x)
+            return proba[:, 1] if self.width == 1 else proba
 
     def _answer(self, y):
         tensor = pb_utils.Tensor(OUTPUT, y.reshape(-1, *self.dims).astype(self.dtype))
