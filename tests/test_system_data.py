@@ -75,6 +75,7 @@ def _batch_sources(spec: Spec, keys: list[str]) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.slow  # six generations, each probed by a subprocess that imports Feast
 @settings(
     max_examples=6,
     derandomize=True,

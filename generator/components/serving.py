@@ -243,7 +243,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     from ..contract import only_decided
 
     if arch.serving.runtime in ("embedded", "batch_scoring"):
-        return []  # their own runtimes: components/embedded.py and components/batch.py
+        # their own runtimes (components/embedded.py and components/batch.py); the one typed description of
+        # the system's data (sample keys, request values, model inputs) serves them too
+        return [system_data.planned(arch)]
     # a runtime without callers on the network has no protocol decision: its files are shaped by the runtime alone
     return only_decided(arch, _rest_plan(arch) if arch.rest_app_serves else _triton_plan(arch))
 

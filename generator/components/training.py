@@ -142,7 +142,8 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
                 "feature_service": m.feature_service,
                 "features": [t.name for t in m.inputs],
                 "output": m.outputs[0].name,
-                **served_format(m),
+                # the format Triton serves it in; an in-process runtime loads the joblib artefact itself
+                **(served_format(m) if arch.triton_serves else {}),
                 # values per row of that output: more than one is a vector of per-class probabilities
                 "width": output_width(m),
             }
