@@ -54,8 +54,8 @@ def test_check_passes_on_every_fresh_generation(repos: dict[str, Path], preset: 
     assert report.ok, "\n".join(_problems(report))
     assert not report.changed and not report.deleted and not report.added
     assert report.checked.get("manifest") == 1
-    runtime = decide(load_spec(ROOT / "requirements_spec" / "presets" / f"{preset}.yaml")).serving.runtime
-    if runtime == "python_rest":  # the model is served in process: no Triton configs
+    arch = decide(load_spec(ROOT / "requirements_spec" / "presets" / f"{preset}.yaml"))
+    if not arch.triton_serves:  # the model runs in process (REST app, library, batch scoring): no Triton configs
         assert "Triton configs" not in report.checked and not (repos[preset] / "model_repository").exists()
     else:
         assert report.checked.get("Triton configs", 0) >= 1
