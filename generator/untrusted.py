@@ -204,8 +204,8 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], budget: int) -> int:
     return memo[id(node)]
 
 
-def load_yaml_all(text: str) -> list[Any]:
-    """Every non-empty document of ``text``, built by the safe loader only after the limits are checked."""
+def compose_yaml_all(text: str) -> list[yaml.Node]:
+    """The node graphs of every non-empty document of ``text``, once the limits are checked."""
     if len(text) > MAX_YAML_BYTES:
         raise YamlLimit(f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB")
     depth = 0
@@ -218,11 +218,17 @@ def load_yaml_all(text: str) -> list[Any]:
             depth -= 1
     memo: dict[int, int] = {}
     total = 0
-    for node in yaml.compose_all(text, Loader=_Loader):
-        if node is not None:
-            total += _expanded_size(node, memo, MAX_YAML_NODES)
+    nodes = [n for n in yaml.compose_all(text, Loader=_Loader) if n is not None]
+    for node in nodes:
+        total += _expanded_size(node, memo, MAX_YAML_NODES)
         if total > MAX_YAML_NODES:
             raise YamlLimit(f"more than {MAX_YAML_NODES} nodes once aliases are expanded (an alias bomb?)")
+    return nodes
+
+
+def load_yaml_all(text: str) -> list[Any]:
+    """Every non-empty document of ``text``, built by the safe loader only after the limits are checked."""
+    compose_yaml_all(text)
     return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
 
 
