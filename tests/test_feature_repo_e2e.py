@@ -72,11 +72,11 @@ def embedded(arch: Architecture) -> Architecture:
 
 
 def write_repo(arch: Architecture, root: Path) -> Path:
-    """Only the feature repo and its scripts: the files this component plans."""
+    """Only the feature repo, its scripts and the typed description of the system's data they read."""
     files = render_plan(build_plan(arch), arch)
     for path, data in files.items():
         if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")) or (
-            path == "scripts/protect_pii.py"
+            path in ("scripts/protect_pii.py", "serving/system_data.py")
         ):
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
