@@ -39,6 +39,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _client(repo: Path) -> ModuleType:
+    if str(repo) not in sys.path:  # the client imports serving.system_data, as from the repository's root
+        sys.path.insert(0, str(repo))
     spec = importlib.util.spec_from_file_location("generated_serving_client", repo / "serving" / "client.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
