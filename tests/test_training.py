@@ -208,7 +208,8 @@ def test_settings_follow_the_spec() -> None:
     assert [m["name"] for m in ref["models"]] == ["ranker"]
     realtime = training_settings(decide(load_spec(PRESETS / "realtime.yaml")))
     assert realtime["join_keys"] == ["card_id", "merchant_id"]
-    assert realtime["request_fields"] == ["amount"]  # the on-demand view's request value comes with the labels
+    # every field of the request source comes with the labels (Feast asks for them all, not only those a view reads)
+    assert realtime["request_fields"] == ["amount", "currency"]
     assert realtime["label"]["kind"] == "table" and realtime["offline_store"] == "postgres"
     text = REFERENCE.read_text().replace("{metric: roc_auc, threshold: 0.6}", "{metric: rmse, threshold: 2.5}")
     reg = training_settings(decide(parse_spec(text, "spec.yaml")))
