@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_VENV = Path(os.environ.get("ARCHGEN_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
 TRITON_DECISIONS = {"protocol", "triton_backend", "dynamic_batching", "instance_group", "sequence_batching", "pipeline"}
 NOT_FOR_RUNTIMES = ("model_repository/", "serving/", "requirements-triton.txt", "model_analyzer/", "monitoring/alerts")
+SYSTEM_DATA = "serving/system_data.py"  # the typed description of the system's data, read by every runtime
 
 EMBEDDED_SPEC = """\
 version: 1
@@ -116,7 +117,7 @@ def test_plans_hold_only_the_decisions_the_runtime_uses(tmp_path: Path, kind: st
 def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path) -> None:
     files = generate_in_memory(embedded_spec(tmp_path)).files
     paths = sorted(files)
-    assert not [p for p in paths if p.startswith(NOT_FOR_RUNTIMES) or p.startswith("deploy/")], paths
+    assert not [p for p in paths if p.startswith((*NOT_FOR_RUNTIMES, "deploy/")) and p != SYSTEM_DATA], paths
     for path in (
         "package/pyproject.toml",
         "package/kiosk_offers/__init__.py",
@@ -148,7 +149,7 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
     ):
         files = generate_in_memory(batch_spec(tmp_path, **existing)).files
         paths = sorted(files)
-        assert not [p for p in paths if p.startswith(NOT_FOR_RUNTIMES)], paths
+        assert not [p for p in paths if p.startswith(NOT_FOR_RUNTIMES) and p != SYSTEM_DATA], paths
         assert "batch/score.py" in files and pipeline in files, (existing, paths)
         assert "tritonclient" not in files["requirements.txt"].decode()
         assert "materialize.py" not in files.get("pipelines/crontab", b"").decode()  # scoring reads the offline store
