@@ -67,7 +67,7 @@ def write_outputs(
     parents: bool = False,
 ) -> None:
     """Write every ``(path, bytes)``: all checked first, all staged, then each renamed into place."""
-    from .write import _os_error
+    from .write import _make_parents, _os_error
 
     for path, _ in files:
         _check(path, force=force, reads=reads, regenerable=regenerable)
@@ -83,14 +83,7 @@ def write_outputs(
         try:
             for path, data in files:
                 parent = path.parent if str(path.parent) else Path(".")
-                missing = []
-                cur = Path(os.path.abspath(parent))
-                while not os.path.lexists(cur):
-                    missing.append(cur)
-                    cur = cur.parent
-                for d in reversed(missing):
-                    os.mkdir(d, 0o755)
-                    created.append(d)
+                _make_parents(Path(os.path.abspath(parent)), created)
                 fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", dir=parent)
                 temps.append((tmp, path))
                 with os.fdopen(fd, "wb") as fh:
