@@ -137,6 +137,24 @@ def cli() -> Callable[..., tuple[int, str]]:
 
 
 @pytest.fixture
+def frame_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plan only the frame component: the writer's tests need files, not a whole system."""
+    from generator import plan
+
+    monkeypatch.setattr(plan, "COMPONENTS", ("frame",))
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    """The reference spec in a folder of its own (the spec's folder is a refused target)."""
+    d = tmp_path / "spec"
+    d.mkdir()
+    p = d / "spec.yaml"
+    p.write_bytes(REFERENCE.read_bytes())
+    return p
+
+
+@pytest.fixture
 def reference_text() -> str:
     return REFERENCE.read_text(encoding="utf-8")
 

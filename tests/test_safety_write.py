@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from test_write import archgen, leftovers, snapshot
 
-import generator.plan as plan_mod
 from generator.errors import CANT_CREATE, IO_ERROR, UNSAFE
 from generator.manifest import MANIFEST, sha256
 from generator.write import DELAY_ENV, JOURNAL, STAGING_MARK, recover_interrupted, repository_lock
@@ -27,20 +26,6 @@ from generator.write import DELAY_ENV, JOURNAL, STAGING_MARK, recover_interrupte
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
 EMPTY_SHA = sha256(b"")  # public: anyone can list an empty file with a "matching" hash
-
-
-@pytest.fixture
-def frame_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plan_mod, "COMPONENTS", ("frame",))
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> Path:
-    d = tmp_path / "spec"
-    d.mkdir()
-    p = d / "spec.yaml"
-    p.write_bytes(REFERENCE.read_bytes())
-    return p
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import generator.plan as plan_mod
 import generator.write as write_mod
 from generator.cli import app
 from generator.errors import CANT_CREATE, IO_ERROR, UNSAFE, ArchgenError
@@ -54,21 +53,6 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def leftovers(parent: Path) -> list[str]:
     return sorted(n for n in os.listdir(parent) if STAGING_MARK in n)
-
-
-@pytest.fixture
-def frame_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plan_mod, "COMPONENTS", ("frame",))
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> Path:
-    """The reference spec in a folder of its own (the spec's folder is a refused target)."""
-    d = tmp_path / "spec"
-    d.mkdir()
-    p = d / "spec.yaml"
-    p.write_bytes(REFERENCE.read_bytes())
-    return p
 
 
 # ------------------------------------------------------------------ the happy path
