@@ -122,7 +122,8 @@ def test_a_decided_job_missing_from_the_scheduler(repo: Path) -> None:
     crontab = repo / "pipelines/crontab"
     crontab.write_text("\n".join(x for x in crontab.read_text().splitlines() if "purge.lock" not in x) + "\n")
     d = _one(repo, "schedules")
-    assert d.file == "pipelines/crontab" and "purge" in d.message and "missing from this scheduler config" in d.message
+    assert (d.file, d.line) == ("pipelines/crontab", 0)  # a removed entry has no line: the whole file lacks it
+    assert "purge" in d.message and "missing from this scheduler config" in d.message
     assert d.requirement.startswith("privacy.retention (.archgen/spec.yaml:")
 
 
@@ -155,8 +156,9 @@ def test_ttl_changed_within_the_retention_is_information(repo: Path) -> None:
 
 def test_feature_removed_from_a_service(repo: Path) -> None:
     _edit(repo / "feature_repo/services.py", '"rating", "acceptance_rate"', '"rating"')
+    service_line = _edit(repo / "feature_repo/services.py", "FeatureService(", "FeatureService(")
     d = _one(repo, "services")
-    assert d.file == "feature_repo/services.py" and d.line > 0
+    assert (d.file, d.line) == ("feature_repo/services.py", service_line)  # the service that lacks it
     assert "lacks driver_activity.acceptance_rate" in d.message
     assert d.requirement.startswith("features.services[0].features (.archgen/spec.yaml:")
 
@@ -170,7 +172,7 @@ def test_feature_added_to_a_service(repo: Path) -> None:
 
 def test_a_dropped_pii_field_served(repo: Path) -> None:
     line = _edit(repo / "feature_repo/services.py", '"acceptance_rate"]]', '"acceptance_rate", "phone_number"]]')
-    _edit(
+    field_line = _edit(
         repo / "feature_repo/views.py",
         '        Field(name="rating"',
         '        Field(name="phone_number", dtype=String),\n        Field(name="rating"',
@@ -183,7 +185,7 @@ def test_a_dropped_pii_field_served(repo: Path) -> None:
     assert "personal field driver_activity.phone_number" in served.message
     pii_line = _spec_line(repo, r"phone_number.*pii: true")
     assert f".archgen/spec.yaml:{pii_line}" in served.requirement and "privacy.pii_handling" in served.requirement
-    assert by_probe["pii_fields"].file == "feature_repo/views.py" and by_probe["pii_fields"].line > 0
+    assert (by_probe["pii_fields"].file, by_probe["pii_fields"].line) == ("feature_repo/views.py", field_line)
 
 
 def test_batching_edited(repo: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from triton_harness import PRESETS, ROOT, generate, have_triton, make_generated, running
+from triton_harness import PRESETS, ROOT, generate, have_triton, running
 
 from generator.rules import decide
 from requirements_spec.errors import SpecError
@@ -192,19 +192,6 @@ def test_concurrent_frames_are_answered_per_frame_and_their_objects_batch_togeth
     # fewer executions than requests: one execution took the crops of several frames as one batch
     assert requests - requests_before == len(counts)
     assert executions - executions_before < requests - requests_before
-
-
-@pytest.mark.slow
-@pytest.mark.triton
-@NEEDS_TRITON
-def test_the_vision_preset_make_demo_runs_end_to_end(tmp_path: Path) -> None:
-    generate(PRESET, tmp_path)
-    result = make_generated(tmp_path, "-o", "setup", "demo", timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "2 object(s) in frame_2_objects.npy" in result.stdout
-    assert '"boxes": [30.0, 20.0, 210.0, 40.0]' in result.stdout
-    assert result.stdout.count('"plate_text": "<personal data>"') == 2
-    assert "OBJ-1" not in result.stdout  # personal data never printed unasked
 
 
 # ------------------------------------------------------------------ Model Analyzer

@@ -179,6 +179,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_prerequisites": any(prerequisites(arch).values()),
         "make_env": make_env,
         "make_env_unset": make_env_unset,
+        "demo_salt": "PII_HASH_SALT" if arch.feature_store and arch.feature_store.hashed_fields else None,
         "requirements": requirements(arch),
         "triton_requirements": list(PINS_TRITON),
         "setup_modules": setup_modules,
