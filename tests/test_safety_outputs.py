@@ -11,6 +11,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -174,12 +175,59 @@ def test_a_broken_dot_is_a_warning_for_review_and_exit_69_for_diagram(tmp_path: 
 
 
 @pytest.mark.slow
-def test_a_failing_dot_leaves_new_to_succeed_and_name_what_it_skipped(tmp_path: Path, spec: Path) -> None:
-    env = _fake_dot(tmp_path, FAILING_DOT)
+@pytest.mark.parametrize("script", [FAILING_DOT, HANGING_DOT], ids=["failing", "hanging"])
+def test_new_never_runs_graphviz(tmp_path: Path, spec: Path, script: str) -> None:
+    """`new` does not depend on graphviz: it never starts `dot` (a hanging one costs nothing), and the same files
+    come out as where `dot` is missing."""
+    env = _fake_dot(tmp_path, script)
     (tmp_path / "s").mkdir()
+    started = time.monotonic()
     result = _cli("new", str(spec), "-o", str(tmp_path / "s" / "repo"), env=env)
     assert result.returncode == 0, result.stderr
     assert "skipped docs/diagrams/*.png and *.svg" in result.stderr
+    assert not (tmp_path / "pids").exists()  # every fake dot records its pid first: none ran
+    assert time.monotonic() - started < 120
+    bare = {**env, "PATH": os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != str(tmp_path / "bin"))}
+    result = _cli("new", str(spec), "-o", str(tmp_path / "s" / "bare"), env=bare)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(tmp_path / "s" / "repo") == snapshot(tmp_path / "s" / "bare")
+
+
+# a dot that draws the probe graph and the data-flow view, and fails on the deployment view
+DOT_FAILING_ON_ONE = """#!/bin/sh
+input=$(cat)
+case "$input" in
+  *'digraph probe'*) echo '<svg></svg>' ;;
+  *': deployment'*) echo 'Error: <stdin>: syntax error in line 9' >&2; exit 1 ;;
+  *) printf 'drawn' ;;
+esac
+"""
+
+
+def test_a_dot_failing_on_one_drawing_is_exit_69_and_writes_no_drawing(tmp_path: Path, spec: Path) -> None:
+    env = _fake_dot(tmp_path, DOT_FAILING_ON_ONE)
+    out = tmp_path / "d"
+    diagram = _cli("diagram", str(spec), "-o", str(out), env=env)
+    assert diagram.returncode == DEPENDENCY, diagram.stderr
+    assert "skipped dataflow.png, deployment.png" in diagram.stderr
+    assert "deployment.png: graphviz `dot` failed: exit status 1: Error: <stdin>: syntax error" in diagram.stderr
+    assert "internal error" not in diagram.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["dataflow.dot", "dataflow.mmd", "deployment.dot", "deployment.mmd"]  # dataflow.png drew: not kept
+    assert temps(tmp_path) == []
+    working = _cli("diagram", str(spec), "-o", str(out), "--format", "svg", "--force", env=_fake_dot_ok(tmp_path))
+    assert working.returncode == 0, working.stderr
+    assert sorted(p.name for p in out.glob("*.svg")) == ["dataflow.svg", "deployment.svg"]
+
+
+def _fake_dot_ok(tmp_path: Path) -> dict[str, str]:
+    """A dot that draws every graph as an empty SVG."""
+    bin_dir = tmp_path / "bin-ok"
+    bin_dir.mkdir()
+    dot = bin_dir / "dot"
+    dot.write_text("#!/bin/sh\ncat >/dev/null\necho '<svg></svg>'\n")
+    dot.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
 # ------------------------------------------------------------------ the terminal
