@@ -280,3 +280,49 @@ def test_the_generated_image_refuses_to_start_with_the_example_placeholders(tmp_
     assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
     compose = (out / "deploy" / "docker-compose.yaml").read_text()
     assert "change-me*) echo 'refusing to start: REDIS_PASSWORD" in compose or "redis:" not in compose
+
+
+def _started_by(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_stores_and_triton_refuse_to_start_with_the_example_placeholders(tmp_path: Path) -> None:
+    """The compose guards of Redis and PostgreSQL and the Triton image's entrypoint, run as the container would
+    run them (with the program they start in place of the real server): a placeholder of the example env file
+    stops them with its name, a real value starts the server."""
+    import json
+
+    import yaml
+
+    out = tmp_path / "repo"
+    code, output = archgen("new", str(REFERENCE.parent / "realtime.yaml"), "-o", str(out))
+    assert code == 0, output
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for server in ("redis-server", "docker-entrypoint.sh"):  # the programs the guards hand over to
+        (bin_dir / server).write_text(f'#!/bin/sh\necho started {server} "$@"\n')
+        (bin_dir / server).chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if not v.startswith("change-me")}
+    base["PATH"] = f"{bin_dir}{os.pathsep}{base['PATH']}"
+    services = yaml.safe_load((out / "deploy" / "docker-compose.yaml").read_text())["services"]
+    for service, key, how in (("redis", "REDIS_PASSWORD", "command"), ("postgres", "POSTGRES_PASSWORD", "entrypoint")):
+        command = [part.replace("$$", "$") for part in services[service][how]]  # compose's own unescaping
+        refused = _started_by(command, {**base, key: f"change-me-{service}-dev"})
+        assert refused.returncode == 78 and "started" not in refused.stdout, (service, refused)
+        assert f"refusing to start: {key}" in refused.stderr
+        started = _started_by(command, {**base, key: "s3cr3t"})
+        assert started.returncode == 0 and started.stdout.startswith("started"), (service, started)
+    line = next(
+        x for x in (out / "deploy" / "triton.Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT")
+    )
+    entrypoint = json.loads(line.removeprefix("ENTRYPOINT"))
+    assert entrypoint[0] == "python3"
+    triton = [sys.executable, *entrypoint[1:], sys.executable, "-c", "print('started')"]
+    flag = "--http-restricted-api=model-repository:triton-admin-key="
+    refused = _started_by([*triton, f"{flag}change-me-triton-admin-dev"], base)
+    assert refused.returncode != 0 and "started" not in refused.stdout
+    assert "--http-restricted-api" in refused.stderr and "placeholder" in refused.stderr
+    refused = _started_by(triton, {**base, "TRITON_ADMIN_KEY": "change-me-triton-admin-dev"})
+    assert refused.returncode != 0 and "TRITON_ADMIN_KEY" in refused.stderr
+    started = _started_by([*triton, f"{flag}s3cr3t"], {**base, "TRITON_ADMIN_KEY": "s3cr3t"})
+    assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
