@@ -469,7 +469,10 @@ def _kustomize_build(root: Path, folder: Path, command: list[str], report: Repor
         report.problems.append(Problem(f"{rel}/kustomization.yaml", f"not built: {why}"))
         return
     run = _finished(
-        [*command, "--load-restrictor=LoadRestrictionsRootOnly", str(folder)], 120.0, report, f"{rel}: kustomize build"
+        [*command, "--load-restrictor=LoadRestrictionsRootOnly", os.path.abspath(folder)],
+        120.0,
+        report,
+        f"{rel}: kustomize build",
     )
     if run is None:
         return
@@ -581,9 +584,10 @@ def check_compose(root: Path, report: Report) -> None:
     if command is None:
         report.skipped.append(f"{COMPOSE_FILE}: `docker compose config` (no docker client with compose here)")
         return
-    args = [*command, "--project-directory", str(path.parent), "-f", str(path)]
+    # absolute paths: the tool runs in an empty folder of its own
+    args = [*command, "--project-directory", os.path.abspath(path.parent), "-f", os.path.abspath(path)]
     if env_file is not None:
-        args += ["--env-file", str(env_file)]
+        args += ["--env-file", os.path.abspath(env_file)]
     # no variable of archgen's environment (a CI secret) can be interpolated into an error message
     run = _finished([*args, "config", "-q"], 60.0, report, f"{COMPOSE_FILE}: `docker compose config`")
     if run is None:

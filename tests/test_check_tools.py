@@ -191,3 +191,23 @@ def test_the_cli_names_the_refused_base_and_prints_nothing_of_it(repo: Path, out
     assert result.exit_code == FINDINGS, result.output
     assert f"{OVERLAY}: not built:" in result.output and "leads outside the repository" in result.output
     assert SECRET not in result.output and "stolen" not in result.output
+
+
+def test_a_relative_repository_path_reaches_the_tools_as_absolute_paths(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`archgen check .` in CI: the tools run in an empty folder of their own, so every path they get is absolute."""
+    bin_dir = _plant(tmp_path, "docker", f'echo "$@" >> "{tmp_path}/args"\nexit 0')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (repo / "deploy/env/dev.env.example").rename(repo / "deploy/env/dev.env")
+    monkeypatch.chdir(repo.parent)
+    report = checks.Report()
+    checks.check_compose(Path(repo.name), report)
+    assert report.problems == [] and report.skipped == [], report
+    config = next(line for line in (tmp_path / "args").read_text().splitlines() if line.endswith("config -q"))
+    paths = [word for word in config.split() if "/" in word]
+    assert len(paths) == 3 and all(Path(p).is_absolute() and Path(p).exists() for p in paths), config
+    if shutil.which("kustomize") or shutil.which("kubectl"):
+        report = checks.Report()
+        checks.check_kubernetes(Path(repo.name), report)
+        assert report.problems == [] and report.checked["kustomize builds"] == 4, report
