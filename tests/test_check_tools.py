@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator import checks
+from generator.checks import checks
 from generator.cli import app
 from generator.errors import FINDINGS
 

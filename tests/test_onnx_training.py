@@ -160,7 +160,7 @@ def test_the_torchscript_export_contract_on_a_tiny_model(tmp_path: Path) -> None
 
     import torch  # a pinned dev dependency (pyproject.toml): this test runs wherever `make test` does
 
-    from generator.triton_config import _pb
+    from generator.plan.triton_config import _pb
 
     repo = tmp_path / "repo"
     generate(_torch_spec(tmp_path), repo)
