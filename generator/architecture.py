@@ -86,6 +86,11 @@ class FeatureStoreArch(ArchModel):
     allowed_pii_fields: list[str] = Field(default_factory=list)
     on_demand_views: list[str] = Field(default_factory=list)  # the spec's request-time views, by name
     push_sources: list[str] = Field(default_factory=list)  # stream sources a push source is made for
+    # where the rollups of views with aggregations are computed, and Feast's engine for materialization
+    compute_engine: Literal["local", "spark", "postgres"] = "local"
+    batch_engine: Literal["local", "spark.engine"] = "local"
+    aggregated_views: list[str] = Field(default_factory=list)
+    spark_conf: dict[str, str] = Field(default_factory=dict)  # the spark_settings decision, when Spark runs
 
 
 class TrainingArch(ArchModel):
@@ -234,7 +239,9 @@ class Architecture(ArchModel):
 
     @property
     def uses_spark(self) -> bool:
-        return self.feature_store is not None and self.feature_store.offline_store == "spark"
+        """Spark runs: the offline store, or the engine that computes the rollups."""
+        fs = self.feature_store
+        return fs is not None and (fs.offline_store == "spark" or fs.compute_engine == "spark")
 
     @property
     def training_scheduled(self) -> bool:

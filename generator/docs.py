@@ -46,6 +46,8 @@ ADR_ORDER = (
     "deployment",
     "pipeline_instances",
     "customization",
+    "compute_engine",
+    "spark_settings",
 )
 _UNLISTED_START = 100
 
@@ -57,6 +59,10 @@ CONSEQUENCES: Mapping[tuple[str, str], str] = {
     "millisecond.",
     ("online_store", "postgres"): "The online store shares the PostgreSQL the company runs; latency is higher "
     "than Redis.",
+    ("compute_engine", "spark"): "Spark jobs compute the rollups (scripts/aggregate.py) and, with a Spark warehouse, "
+    "materialize; SPARK_MASTER says where they run (local[*] on one machine, a cluster or Kubernetes in production).",
+    ("compute_engine", "postgres"): "The rollups are SQL run inside PostgreSQL (scripts/aggregate.py); the database "
+    "carries that load at each materialization.",
     ("registry", "file"): "The registry is one file: one writer at a time (`feast apply` from one place).",
     ("registry", "sql"): "The registry lives in PostgreSQL: many writers, but the database must be reachable from "
     "every job.",

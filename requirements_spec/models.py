@@ -86,12 +86,17 @@ class FeatureField(SpecModel):
     description: Text = ""
 
 
+EventsPerDay = Annotated[StrictInt, NotBool, Field(gt=0, le=1_000_000_000_000)]
+EVENTS_PER_DAY_DOC = "How many rows arrive a day (optional): sizes the engine that aggregates them."
+
+
 class FileSourceSpec(SpecModel):
     name: Name
     kind: Literal["file"]
     path: RelativePath = Field(description="Parquet file, relative to the feature repo.")
     timestamp_field: Name = "event_timestamp"
     created_timestamp_field: Name | None = None
+    events_per_day: EventsPerDay | None = Field(default=None, description=EVENTS_PER_DAY_DOC)
     description: Text = ""
 
 
@@ -101,6 +106,7 @@ class TableSourceSpec(SpecModel):
     table: TableName = Field(description="Table in the warehouse, optionally schema-qualified.")
     timestamp_field: Name = "event_timestamp"
     created_timestamp_field: Name | None = None
+    events_per_day: EventsPerDay | None = Field(default=None, description=EVENTS_PER_DAY_DOC)
     description: Text = ""
 
 
@@ -126,6 +132,31 @@ Source = Annotated[
 ]
 
 Granularity = Literal["hour", "day", "week", "month"]
+AggregationFunction = Literal["sum", "count", "mean", "min", "max", "count_distinct"]
+#: the period of each granularity, in seconds (a month is 30 days)
+GRANULARITY_SECONDS = {"hour": 3600, "day": 86400, "week": 604800, "month": 2592000}
+#: what each function gives for a column of each dtype (count and count_distinct: any column)
+NUMERIC_DTYPES = ("int32", "int64", "float32", "float64")
+
+
+class AggregationSpec(SpecModel):
+    """A rollup of raw events: ``function(column)`` over each window, recomputed at every grain boundary.
+
+    Each window gives one feature, ``<column>_<function>_<window>`` (``fare_sum_7d``): at a boundary ``b``
+    of the view's granularity, the function over the events with ``b - window < timestamp <= b``.
+    """
+
+    function: AggregationFunction = Field(description="sum, count, mean, min, max or count_distinct.")
+    column: Name = Field(description="The field of the view (a raw event column) the function reads.")
+    windows: list[Duration] = Field(
+        min_length=1,
+        max_length=16,
+        description="Windows such as 1d, 7d, 30d: each a multiple of the view's granularity.",
+    )
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """``(feature name, window)`` of each window, in order."""
+        return [(f"{self.column}_{self.function}_{w}", w) for w in self.windows]
 
 
 class FeatureViewSpec(SpecModel):
@@ -134,8 +165,37 @@ class FeatureViewSpec(SpecModel):
     source: Name
     granularity: Granularity | None = Field(default=None, description="Pre-aggregation grain.")
     ttl: Duration = Field(description="How long a value stays servable.")
-    fields: list[FeatureField] = Field(min_length=1)
+    fields: list[FeatureField] = Field(
+        min_length=1,
+        description="The view's features; with aggregations, the raw event columns they read.",
+    )
+    aggregations: list[AggregationSpec] = Field(
+        default_factory=list,
+        description="Rollups over raw events computed at the view's granularity (the view then serves "
+        "`<column>_<function>_<window>` features, not its fields).",
+    )
     description: Text = ""
+
+    @property
+    def served_fields(self) -> list[FeatureField]:
+        """The features the view serves: its fields, or the output of each aggregation window."""
+        if not self.aggregations:
+            return list(self.fields)
+        dtypes = {f.name: f.dtype for f in self.fields}
+        return [
+            FeatureField(name=name, dtype=aggregated_dtype(a.function, dtypes.get(a.column, "float64")))
+            for a in self.aggregations
+            for name, _ in a.outputs()
+        ]
+
+
+def aggregated_dtype(function: str, column_dtype: str) -> FieldDtype:
+    """The dtype of ``function`` over a column: counts are int64, a mean float64, sum/min/max widen the column."""
+    if function in ("count", "count_distinct"):
+        return "int64"
+    if function == "mean" or column_dtype in ("float32", "float64"):
+        return "float64"
+    return "int64"
 
 
 FeatureRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", strict=True)]

@@ -7,7 +7,17 @@ from difflib import get_close_matches
 from typing import NamedTuple
 
 from .errors import Path
-from .models import FeatureField, RequestSourceSpec, Serving, Spec, StreamSourceSpec
+from .models import (
+    GRANULARITY_SECONDS,
+    NUMERIC_DTYPES,
+    FeatureField,
+    FeatureViewSpec,
+    RequestSourceSpec,
+    Serving,
+    Spec,
+    StreamSourceSpec,
+)
+from .types import duration_seconds
 
 
 class Problem(NamedTuple):
@@ -88,7 +98,7 @@ def _check(spec: Spec) -> Iterator[Problem]:
         )
         for i, view in enumerate(features.views):
             base: Path = ("features", "views", i)
-            view_fields[view.name] = _fields_of(view.fields)
+            view_fields[view.name] = _fields_of(view.served_fields)
             yield from _unique((((*base, "fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
             for j, ent in enumerate(view.entities):
                 if ent not in entities:
@@ -110,6 +120,8 @@ def _check(spec: Spec) -> Iterator[Problem]:
                             (*base, "fields", j, "name"),
                             f"field {f.name!r} clashes with the source's timestamp or join key column",
                         )
+            if view.aggregations:
+                yield from _check_aggregations(view, base, view_src)
         request_fields = {s.name: _fields_of(s.fields) for s in spec.sources if isinstance(s, RequestSourceSpec)}
         for i, odv in enumerate(features.on_demand):
             base = ("features", "on_demand", i)
@@ -230,6 +242,69 @@ def _check(spec: Spec) -> Iterator[Problem]:
                 "name a file or table source whose rows hold the entity keys to score",
             )
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+
+
+def _check_aggregations(view: FeatureViewSpec, base: Path, source: object) -> Iterator[Problem]:
+    """A view's rollups: a grain to compute them at, events to read, numeric columns, windows on the grain."""
+    if view.granularity is None:
+        yield Problem(
+            (*base, "aggregations"),
+            "a view with aggregations needs a granularity: the step its rollups are computed at",
+            "add e.g. `granularity: day`",
+        )
+    elif duration_seconds(view.ttl) < GRANULARITY_SECONDS[view.granularity]:
+        yield Problem(
+            (*base, "ttl"),
+            f"ttl {view.ttl} is shorter than the {view.granularity} granularity: each rollup would expire "
+            "before the next one is computed",
+            f"set ttl to at least one {view.granularity}",
+        )
+    if isinstance(source, StreamSourceSpec):
+        yield Problem(
+            (*base, "source"),
+            f"{view.source!r} is a stream source; aggregations read raw events from a file or table source",
+            f"read the stream's batch source {source.batch_source!r}",
+        )
+    fields = {f.name: (j, f) for j, f in enumerate(view.fields)}
+    for j, f in enumerate(view.fields):
+        if f.pii:
+            yield Problem(
+                (*base, "fields", j, "pii"),
+                f"field {f.name!r} is personal data: an aggregated view serves rollups, and personal data is "
+                "not aggregated",
+                "keep the personal column in a view without aggregations",
+            )
+    grain = GRANULARITY_SECONDS[view.granularity] if view.granularity else None
+    outputs: list[tuple[Path, str]] = []
+    for i, agg in enumerate(view.aggregations):
+        path: Path = (*base, "aggregations", i)
+        found = fields.get(agg.column)
+        if found is None:
+            yield Problem(
+                (*path, "column"),
+                f"view {view.name!r} has no field {agg.column!r}",
+                _suggest(agg.column, fields) or "declare the raw event column under fields",
+            )
+        elif agg.function not in ("count", "count_distinct") and found[1].dtype not in NUMERIC_DTYPES:
+            yield Problem(
+                (*path, "function"),
+                f"{agg.function} needs a numeric column; {agg.column!r} is {found[1].dtype}",
+                "use count or count_distinct, or aggregate a numeric field",
+            )
+        seen: dict[int, str] = {}
+        for k, window in enumerate(agg.windows):
+            seconds = duration_seconds(window)
+            if seconds in seen:
+                yield Problem((*path, "windows", k), f"window {window} is the same as {seen[seconds]}")
+            seen.setdefault(seconds, window)
+            if grain is not None and (seconds < grain or seconds % grain):
+                yield Problem(
+                    (*path, "windows", k),
+                    f"window {window} is not a whole number of {view.granularity}s (the view's granularity)",
+                    "rollups are computed at each grain boundary: use a multiple of the granularity",
+                )
+        outputs += [((*path, "function"), name) for name, _ in agg.outputs()]
+    yield from _unique(outputs, f"aggregated feature (in view {view.name!r})")
 
 
 def _check_pipeline_tensors(serving: Serving) -> Iterator[Problem]:

@@ -73,6 +73,21 @@ BAD_UTF8 = _replace(REFERENCE, "Rank available drivers", "Rank av\udcffailable d
     "utf-8", "surrogateescape"
 )
 
+# the reference view as raw events with rollups; each case below breaks one thing of it
+AGGREGATED = _replace(
+    REFERENCE,
+    "        - {name: phone_number, dtype: string, pii: true}\n",
+    "        - {name: phone_number, dtype: string}\n"
+    "      aggregations:\n"
+    "        - {function: sum, column: rating, windows: [1d, 7d]}\n"
+    "        - {function: count_distinct, column: phone_number, windows: [7d]}\n",
+)
+
+
+def _aggregated(old: str, new: str) -> str:
+    return _replace(AGGREGATED, old, new)
+
+
 CASES = [
     # ---- A. the YAML layer
     Case("empty-file", "", "<document>", "the spec is empty", (1, 1), subprocess=True),
@@ -314,6 +329,63 @@ CASES = [
         "training.schedule",
         "cron expression 'on'",
         (53, 13),
+    ),
+    # ---- aggregations: rollups of raw events
+    Case(
+        "aggregation-unknown-column",
+        _aggregated("column: rating, windows", "column: ratings, windows"),
+        "features.views[0].aggregations[0].column",
+        "did you mean `rating`?",
+        "ratings",
+    ),
+    Case(
+        "aggregation-sum-of-string",
+        _aggregated("{function: count_distinct, column: phone_number", "{function: max, column: phone_number"),
+        "features.views[0].aggregations[1].function",
+        "max needs a numeric column; 'phone_number' is string",
+        "max",
+    ),
+    Case(
+        "aggregation-window-off-grain",
+        _aggregated("windows: [1d, 7d]", "windows: [1d, 36h]"),
+        "features.views[0].aggregations[0].windows[1]",
+        "window 36h is not a whole number of days",
+        "36h",
+    ),
+    Case(
+        "aggregation-window-twice",
+        _aggregated("windows: [1d, 7d]", "windows: [1d, 1w, 7d]"),
+        "features.views[0].aggregations[0].windows[2]",
+        "window 7d is the same as 1w",
+        "7d]",
+    ),
+    Case(
+        "aggregation-unknown-function",
+        _aggregated("function: sum", "function: median"),
+        "features.views[0].aggregations[0].function",
+        "allowed values: 'sum', 'count', 'mean', 'min', 'max' or 'count_distinct'",
+        "median",
+    ),
+    Case(
+        "aggregation-needs-granularity",
+        _aggregated("      granularity: day       # pre-aggregate grain: hour | day | week | month\n", ""),
+        "features.views[0].aggregations",
+        "needs a granularity",
+        "- {function: sum",
+    ),
+    Case(
+        "aggregation-of-personal-data",
+        _aggregated("{name: phone_number, dtype: string}", "{name: phone_number, dtype: string, pii: true}"),
+        "features.views[0].fields[3].pii",
+        "personal data is not aggregated",
+        "true}",
+    ),
+    Case(
+        "aggregation-service-reads-a-raw-field",
+        AGGREGATED,
+        "features.services[0].features[0]",
+        "view 'driver_activity' has no field 'trips_today'",
+        "driver_activity.trips_today",
     ),
     # ---- unreadable files (66)
     Case("missing-file", "", "<document>", "No such file or directory", (1, 1), code=66, subprocess=True),

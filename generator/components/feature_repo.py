@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from requirements_spec.models import (
+    GRANULARITY_SECONDS,
     FeatureField,
     FeatureViewSpec,
     FileSourceSpec,
@@ -53,7 +54,7 @@ FEAST_TYPES = {
 }
 ENTITY_VALUE_TYPES = {"int64": "INT64", "int32": "INT32", "string": "STRING"}
 NUMERIC = {"int32", "int64", "float32", "float64", "bool"}
-GRANULARITY_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
+ROLLUP_DIR = "data/rollups"  # where the rollups of file offline stores are written, under feature_repo/
 # spec access action -> Feast AuthzedAction members
 ACTIONS = {
     "online_read": ["READ_ONLINE"],
@@ -95,6 +96,8 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "fs": fs,
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
+    ctx["rollups_literal"] = _literal(fr["rollups"], prefix=len("VIEWS: list[dict[str, Any]] = "))
+    ctx["spark_conf_literal"] = _literal(dict(fs.spark_conf), prefix=len("SPARK_CONF: dict[str, str] = "))
     score = score_rows(arch)
     ctx["sample_score"] = _literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
     store_decisions = ("online_store", "offline_store", "registry")
@@ -121,7 +124,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             component=COMPONENT,
             template="feature_repo/feature_store.yaml.j2",
             context=yaml_ctx,
-            decisions=store_decisions,
+            decisions=(*store_decisions, *_known(arch, "compute_engine", "spark_settings")),
         ),
         tpl("feature_repo/.feastignore", "feature_repo/feastignore.j2"),
         PlannedFile(
@@ -132,11 +135,25 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             decisions=store_decisions,
         ),
         tpl("feature_repo/entities.py", "feature_repo/entities.py.j2"),
-        tpl("feature_repo/sources.py", "feature_repo/sources.py.j2", "offline_store", "ingestion"),
-        tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii"),
+        tpl(
+            "feature_repo/sources.py",
+            "feature_repo/sources.py.j2",
+            "offline_store",
+            "ingestion",
+            *_known(arch, "compute_engine"),
+        ),
+        tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii", *_known(arch, "compute_engine")),
         tpl("scripts/generate_sample_data.py", "scripts/generate_sample_data.py.j2", "offline_store", executable=True),
-        tpl("scripts/materialize.py", "scripts/materialize.py.j2", "materialization", executable=True),
+        tpl(
+            "scripts/materialize.py",
+            "scripts/materialize.py.j2",
+            "materialization",
+            *_known(arch, "compute_engine"),
+            executable=True,
+        ),
     ]
+    if fr["rollups"]:
+        files.append(tpl("scripts/aggregate.py", "scripts/aggregate.py.j2", "compute_engine", executable=True))
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
     if fr["protected"]:
@@ -234,11 +251,13 @@ def build_model(arch: Architecture) -> dict[str, Any]:
     }
     batch, push, request = _sources(arch)
     protected = _protected_sources(arch, batch)
+    rollups = _rollups(arch, batch)
     views = [_view(spec, v, dropped, tags_of, fs) for v in features.views]
     odfvs = [_odfv(spec, o, dropped, set(fs.hashed_fields)) for o in features.on_demand]
     services = [_service(spec, s, fs) for s in features.services]
     permissions = _permissions(arch)
-    source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted({s["kind"] for s in batch})]
+    kinds = {s["kind"] for s in batch} | {r["kind"] for r in rollups}
+    source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted(kinds)]
     if push:
         source_imports.append(("feast", "PushSource"))
     if request:
@@ -278,6 +297,9 @@ def build_model(arch: Architecture) -> dict[str, Any]:
             }
         ),
         "protected": protected,
+        "rollups": rollups,
+        "compute_engine": fs.compute_engine,
+        "spark_data_root": fs.offline_store == "spark" and any(s["kind"] == "spark" for s in [*batch, *rollups]),
         "services": services,
         "service_imports": _service_imports(services),
         "pii_note": _pii_note(fs),
@@ -351,11 +373,76 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
                 "scripts/generate_sample_data.py --postgres loads the table"
             )
             out["load_table"] = s.table
+    elif offline == "spark" and isinstance(s, FileSourceSpec):
+        out["kind"] = "spark"
+        out["note"] = f"parquet files read in place by Spark: {s.path} under SPARK_LAKE_ROOT"
+        out["lake_path"] = s.path
     else:
         out["kind"] = offline
         out["load_table"] = table
         if isinstance(s, FileSourceSpec):
             out["note"] = f"file source {s.path} lives in the {offline} warehouse as table {table}"
+    return out
+
+
+def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each view with aggregations: the events it reads, what it computes, and the rollup table Feast reads.
+
+    The rollup lives where the offline store reads: a parquet folder under data/rollups/ (files; written by
+    pandas or Spark), the same under SPARK_LAKE_ROOT (Spark), or the table `<view>_rollup` (PostgreSQL).
+    """
+    fs = arch.feature_store
+    spec = arch.spec
+    assert fs is not None and spec.features is not None
+    by_name = {b["name"]: b for b in batch}
+    out = []
+    for v in spec.features.views:
+        if not v.aggregations or v.granularity is None:
+            continue
+        events = by_name[v.source]
+        keys = [e.join_key for name in v.entities for e in spec.entities if e.name == name]
+        dtypes = {f.name: f.dtype for f in v.fields}
+        served = {f.name: f.dtype for f in v.served_fields}
+        aggregations = [
+            {
+                "name": name,
+                "function": a.function,
+                "column": a.column,
+                "window": window,
+                "window_s": duration_seconds(window),
+                "dtype": served[name],
+                "column_dtype": dtypes[a.column],
+            }
+            for a in v.aggregations
+            for name, window in a.outputs()
+        ]
+        kind = "file" if fs.offline_store in ("file", "duckdb") else fs.offline_store
+        table = f"{v.name}_rollup"
+        schema = events["schema"] if kind == "postgres" else "public"
+        out.append(
+            {
+                "view": v.name,
+                "name": f"{v.name}_rollup",
+                "var": _var(f"{v.name}_rollup", "source"),
+                "kind": kind,
+                "path": f"{ROLLUP_DIR}/{v.name}",
+                "table": table if schema == "public" else f"{schema}.{table}",
+                "events": {
+                    "name": events["name"],
+                    "kind": events["kind"],
+                    "path": events["read_path"],
+                    "table": events["read_table"],
+                    "lake_path": events.get("lake_path"),
+                },
+                "timestamp_field": events["timestamp_field"],
+                "keys": keys,
+                "grain": v.granularity,
+                "grain_s": GRANULARITY_SECONDS[v.granularity],
+                "columns": sorted({a.column for a in v.aggregations}),
+                "aggregations": aggregations,
+                "longest_s": max(duration_seconds(w) for a in v.aggregations for w in a.windows),
+            }
+        )
     return out
 
 
@@ -448,6 +535,28 @@ def _view(
             notes.append(f"{f.name} is personal data served as is (privacy.pii_handling allow)")
     src = spec.source(v.source)
     tags = {"granularity": v.granularity} if v.granularity else {}
+    source_var = _var(v.source, "source")
+    if v.aggregations:
+        served = {f.name: f.dtype for f in v.served_fields}
+        fields = [
+            {
+                "name": name,
+                "dtype": FEAST_TYPES[served[name]],
+                "description": f"{a.function} of {a.column} over {window}",
+                "tags": {"aggregation": a.function, "column": a.column, "window": window},
+            }
+            for a in v.aggregations
+            for name, window in a.outputs()
+        ]
+        engine = {"local": "pandas, in process", "spark": "Spark", "postgres": "SQL inside PostgreSQL"}
+        notes.append(
+            f"rollups of the raw events of {v.source}, computed at every {v.granularity} boundary by "
+            f"scripts/aggregate.py ({engine[fs.compute_engine]}) before each materialization; this view reads "
+            f"them. Feast 0.67's BatchFeatureView aggregations are not used: its registry drops them, so "
+            "materialization and retrieval would look for these columns in the raw events"
+        )
+        source_var = _var(f"{v.name}_rollup", "source")
+        tags["aggregated_from"] = v.source
     if isinstance(src, StreamSourceSpec):
         tags["ingestion"] = "push"
         notes.append(f"fed by the push source {src.name} (stream {src.topic}); backfilled from {src.batch_source}")
@@ -457,7 +566,7 @@ def _view(
         "name": v.name,
         "var": _var(v.name, "view"),
         "entity_vars": [_var(e, "entity") for e in v.entities],
-        "source_var": _var(v.source, "source"),
+        "source_var": source_var,
         "ttl": _timedelta(duration_seconds(v.ttl)),
         "fields": fields,
         "description": v.description,
@@ -833,7 +942,15 @@ def _warehouse_env(offline: str) -> list[EnvVar]:
             ("REDSHIFT_S3_STAGING_LOCATION", False, "s3:// staging location for unloads"),
             ("REDSHIFT_IAM_ROLE", False, "IAM role Redshift assumes for S3"),
         ],
-        "spark": [("SPARK_MASTER", False, "Spark master URL, e.g. local[*] or spark://host:7077")],
+        "spark": [
+            ("SPARK_MASTER", False, "Spark master URL, e.g. local[*] or spark://host:7077"),
+            ("SPARK_LAKE_ROOT", False, "where Spark reads the lake's parquet files: a folder or URI (s3a://...)"),
+        ],
     }
-    defaults = {"SPARK_MASTER": "local[*]", "BIGQUERY_LOCATION": "US", "SNOWFLAKE_SCHEMA": "PUBLIC"}
+    defaults = {
+        "SPARK_MASTER": "local[*]",
+        "SPARK_LAKE_ROOT": "feature_repo",
+        "BIGQUERY_LOCATION": "US",
+        "SNOWFLAKE_SCHEMA": "PUBLIC",
+    }
     return [EnvVar(n, defaults.get(n, ""), secret, d) for n, secret, d in table.get(offline, [])]

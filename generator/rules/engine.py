@@ -32,6 +32,7 @@ from .serving import BACKENDS
 from .values import (
     BATCHING,
     BY_NAME,
+    COMPUTE_ENGINE,
     COUNT,
     DEPLOYMENT,
     FLAG,
@@ -221,6 +222,8 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     assert mat is not None
     handling = spec.privacy.pii_handling
     pii = [ref for _, ref in ctx.pii_fields()]
+    engine = typed(ctx, "compute_engine", COMPUTE_ENGINE)
+    spark_conf = typed(ctx, "spark_settings", BY_NAME) or {}
     return FeatureStoreArch(
         project=spec.project.name,
         online_store=ctx.choice("online_store"),
@@ -235,6 +238,10 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
         allowed_pii_fields=pii if handling == "allow" else [],
         on_demand_views=[o.name for o in spec.features.on_demand],
         push_sources=typed(ctx, "ingestion", NAMES) or [],
+        compute_engine=engine["engine"] if engine else "local",
+        batch_engine=engine["batch_engine"] if engine else "local",
+        aggregated_views=list(engine["views"]) if engine else [],
+        spark_conf=spark_conf,
     )
 
 
@@ -391,7 +398,8 @@ def _model_inputs(spec: Spec, model_name: str) -> list[TensorArch]:
         views: list[FeatureViewSpec | OnDemandViewSpec] = [*spec.features.views, *spec.features.on_demand]
         for v in views:
             if v.name == view:
-                dtype = next(x.dtype for x in v.fields if x.name == field)
+                served = v.served_fields if isinstance(v, FeatureViewSpec) else v.fields
+                dtype = next(x.dtype for x in served if x.name == field)
         out.append(_tensor(field, FIELD_TO_TENSOR[dtype], [1]))
     return out
 

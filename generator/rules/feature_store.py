@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from requirements_spec.models import StreamSourceSpec
+import math
+
+from requirements_spec.models import FeatureViewSpec, FileSourceSpec, Spec, StreamSourceSpec, TableSourceSpec
 from requirements_spec.types import duration_seconds, format_seconds
 
 from .context import Outcome, ReqPath, RuleContext
 from .registry import rule
 from .thresholds import THRESHOLDS
+from .values import RuleValue
 
 LATENCY: ReqPath = ("serving", "latency_p99_ms")
 THROUGHPUT: ReqPath = ("serving", "throughput_rps")
@@ -406,4 +409,199 @@ def on_demand_views(ctx: RuleContext) -> Outcome | None:
         reads,
         [("precomputed views", "request values are not known in advance")],
         value=names,
+    )
+
+
+# ---------------------------------------------------------------- compute engine: rollups and materialization
+def aggregated_views(spec: Spec) -> list[tuple[int, FeatureViewSpec]]:
+    """The views that declare aggregations, with their index."""
+    f = spec.features
+    return [(i, v) for i, v in enumerate(f.views) if v.aggregations] if f is not None else []
+
+
+def events_per_run(spec: Spec) -> tuple[int | None, list[ReqPath]]:
+    """Events one rollup run reads: each aggregated view's events_per_day times its longest window, in days.
+
+    None when no aggregated view's source states its events_per_day; the paths of those that do.
+    """
+    total, known, paths = 0, False, []
+    index = {s.name: i for i, s in enumerate(spec.sources)}
+    for _, view in aggregated_views(spec):
+        src = spec.source(view.source)
+        if not isinstance(src, FileSourceSpec | TableSourceSpec) or src.events_per_day is None:
+            continue
+        longest = max(duration_seconds(w) for a in view.aggregations for w in a.windows)
+        total += math.ceil(src.events_per_day * longest / 86400)
+        known = True
+        paths.append(("sources", index[src.name], "events_per_day"))
+    return (total if known else None), list(dict.fromkeys(paths))
+
+
+@rule(
+    "compute_engine",
+    title="Compute engine: where the rollups of raw events are computed and materialization runs",
+    reads=("existing.warehouse", "features.views[].aggregations", "sources[].events_per_day", "features.freshness"),
+    after=("offline_store",),
+    alternatives=("local", "spark", "postgres"),
+    choices=("local", "spark", "postgres"),
+    thresholds=("spark_from_events", "min_materialization_interval_s"),
+    unless=_no_features,
+    applies="the spec declares features",
+)
+def compute_engine(ctx: RuleContext) -> Outcome | None:
+    """The engine that owns the data computes the rollups; Feast's matching engine materializes.
+
+    Views with aggregations read raw events and serve rollups (`<column>_<function>_<window>` at every
+    grain boundary). Feast 0.67 declares `BatchFeatureView(aggregations=...)` but computes none of it
+    here: its registry returns the view without its aggregations, so materialization and historical
+    retrieval look for the aggregated columns in the raw source and fail, on the local and the Spark
+    engine alike, and the local engine refuses time windows outright. So archgen generates the rollup
+    job itself (`scripts/aggregate.py`), run by the engine that owns the data, and the Feast view reads
+    its output: Spark when the warehouse is Spark (and Feast's Spark engine materializes);
+    SQL inside PostgreSQL when PostgreSQL is the warehouse; for parquet files, pandas in process unless
+    the events one run reads (`events_per_day` times the longest window) reach `spark_from_events` and
+    the freshness leaves a Spark run its time (`min_materialization_interval_s` of spark).
+    """
+    spec = ctx.spec
+    f = spec.features
+    if f is None:
+        return None
+    wh = spec.existing.warehouse
+    agg = aggregated_views(spec)
+    names = [v.name for _, v in agg]
+    reads: list[ReqPath] = [WAREHOUSE, *(("features", "views", i, "aggregations") for i, _ in agg)]
+    rollups = f"the rollups of {', '.join(names)}" if names else "no rollups (no view declares aggregations)"
+    events, event_paths = events_per_run(spec)
+
+    def decided(engine: str, why: str, rejected: list[tuple[str, str]], batch: str = "local") -> Outcome:
+        value: dict[str, RuleValue] = {
+            "engine": engine,
+            "batch_engine": batch,
+            "views": names,
+            "events_per_run": events,
+        }
+        return Outcome(engine, why, reads, rejected, value=value)
+
+    if wh == "spark":
+        return decided(
+            "spark",
+            f"the events live in Spark: Spark computes {rollups} where the data are, and Feast's Spark engine "
+            "(batch_engine spark.engine) materializes",
+            [
+                ("local", "would pull every event of the lake into one process"),
+                ("postgres", "no PostgreSQL holds them"),
+            ],
+            batch="spark.engine",
+        )
+    if wh == "postgres":
+        how = (
+            f"SQL inside PostgreSQL computes {rollups} (window functions over the event table), no event "
+            "leaves the database; Feast's local engine materializes the rollup tables"
+            if names
+            else "Feast's local engine copies the latest rows from PostgreSQL into the online store"
+        )
+        return decided(
+            "postgres",
+            f"PostgreSQL is the warehouse: {how}",
+            [("spark", "a cluster to run for data the database already holds"), ("local", "would copy every event")],
+        )
+    spark_start = ("spark", "a Spark session's start-up and shuffle cost more than they save at this size")
+    if not names:
+        return decided(
+            "local",
+            "no view declares aggregations: materialization copies the latest rows, in process (Feast's local engine)",
+            [spark_start],
+        )
+    if wh not in ("files", "duckdb"):
+        return decided(
+            "local",
+            f"archgen computes no rollups in {wh} (see the finding features.aggregations_on_cloud_warehouse)",
+            [spark_start],
+        )
+    threshold = THRESHOLDS["spark_from_events"]
+    reads.extend(event_paths)
+    size = f"{events:,} events a run" if events is not None else "no events_per_day is stated"
+    if events is None or events < threshold:
+        return decided(
+            "local",
+            f"{size}, below the {threshold:,} where Spark starts to pay: pandas computes {rollups} in process, "
+            "nothing to start",
+            [spark_start],
+        )
+    reads.append(FRESHNESS)
+    floor = THRESHOLDS["min_materialization_interval_s"]["spark"]
+    if duration_seconds(f.freshness) < floor:
+        return decided(
+            "local",
+            f"{size} reach {threshold:,}, where Spark starts to pay, but the freshness {f.freshness} is "
+            f"shorter than a Spark run sustains ({format_seconds(floor)}): pandas computes {rollups} in process; "
+            "give the job the memory the events need",
+            [("spark", f"start-up and scheduling of a Spark job every {f.freshness} do not fit")],
+        )
+    return decided(
+        "spark",
+        f"{size} (events_per_day times the longest window) reach {threshold:,}: a Spark session computes "
+        f"{rollups} from the parquet files (SPARK_MASTER: local[*] on one machine, a cluster in production); "
+        "the files stay the offline store",
+        [("local", f"one process over {events:,} events: slower than Spark past {threshold:,} on this hardware")],
+    )
+
+
+def _uses_spark(ctx: RuleContext) -> str | None:
+    if ctx.spec.features is None:
+        return "the spec declares no features: no feature store is built"
+    if ctx.choice("compute_engine") != "spark" and ctx.choice("offline_store") != "spark":
+        return "nothing runs on Spark (compute engine and offline store)"
+    return None
+
+
+@rule(
+    "spark_settings",
+    title="Spark settings: executors, memory and shuffle partitions of the Spark jobs",
+    reads=("training.resources.cpus", "training.resources.memory_gb", "sources[].events_per_day"),
+    after=("compute_engine", "offline_store"),
+    thresholds=("spark_executor_cores", "spark_memory_overhead", "spark_tasks_per_core", "spark_rows_per_partition"),
+    unless=_uses_spark,
+    applies="the compute engine or the offline store is Spark",
+)
+def spark_settings(ctx: RuleContext) -> Outcome | None:
+    """Size the Spark jobs (rollups, materialization, retrieval) from the spec's resources.
+
+    The job's cores (training.resources.cpus) are split into executors of at most
+    `spark_executor_cores`; its memory (memory_gb) is shared by the executors, less
+    `spark_memory_overhead` off-heap; shuffle partitions are `spark_tasks_per_core` per core, or one
+    per `spark_rows_per_partition` events a run when that is more. On one machine (local[*]) the
+    driver does the work and gets an executor's memory.
+    """
+    res = ctx.spec.training.resources
+    cores = max(1, math.floor(res.cpus))
+    per = min(cores, THRESHOLDS["spark_executor_cores"])
+    executors = max(1, cores // per)
+    total_mb = int(res.memory_gb * 1024)
+    memory_mb = max(512, int(total_mb / executors / (1 + THRESHOLDS["spark_memory_overhead"])))
+    events, event_paths = events_per_run(ctx.spec)
+    partitions = cores * THRESHOLDS["spark_tasks_per_core"]
+    by_rows = math.ceil(events / THRESHOLDS["spark_rows_per_partition"]) if events else 0
+    partitions = max(partitions, by_rows)
+    conf = {
+        "spark.executor.instances": str(executors),
+        "spark.executor.cores": str(per),
+        "spark.executor.memory": f"{memory_mb}m",
+        "spark.driver.memory": f"{memory_mb}m",
+        "spark.sql.shuffle.partitions": str(partitions),
+        "spark.sql.session.timeZone": "UTC",
+    }
+    if events and by_rows >= partitions:
+        by = f"one per {THRESHOLDS['spark_rows_per_partition']:,} of {events:,} events a run"
+    else:
+        by = f"{THRESHOLDS['spark_tasks_per_core']} per core"
+    return Outcome(
+        f"{executors} executor{'s' if executors != 1 else ''} x {per} core{'s' if per != 1 else ''}, "
+        f"{memory_mb}m each, {partitions} shuffle partitions",
+        f"{res.cpus} CPUs and {res.memory_gb} GB (training.resources): {executors} executor(s) of {per} core(s) "
+        f"and {memory_mb} MB heap each ({int(THRESHOLDS['spark_memory_overhead'] * 100)}% kept off-heap), "
+        f"{partitions} shuffle partitions ({by}); on one machine the driver does the work with the same memory",
+        [("training", "resources", "cpus"), ("training", "resources", "memory_gb"), *event_paths],
+        [("Spark's defaults", "200 shuffle partitions and 1 GB executors, whatever the job")],
+        value=conf,
     )

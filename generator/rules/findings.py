@@ -597,3 +597,30 @@ def dropped_requirements(ctx: RuleContext) -> Iterator[Finding]:
                 [*(("serving", "models", i, "inputs", j, "dims") for j in variable), ("serving", "models", i)],
                 f"fix the dimension, pad inputs to a fixed size, or set serving.models[{i}].max_batch_size: 0",
             )
+
+
+AGGREGATION_WAREHOUSE = _kind(
+    "features.aggregations_on_cloud_warehouse",
+    "error",
+    "Aggregations over a warehouse archgen computes no rollups in",
+    "Rollups of raw events are computed in process (parquet files), on Spark or inside PostgreSQL; for BigQuery, "
+    "Snowflake and Redshift archgen generates no rollup job, and Feast 0.67 computes none either.",
+)
+
+
+@check(AGGREGATION_WAREHOUSE)
+def aggregation_engine(ctx: RuleContext) -> Iterator[Finding]:
+    """Views with aggregations need an engine archgen generates the rollup job for."""
+    wh = ctx.spec.existing.warehouse
+    f = ctx.spec.features
+    if wh not in CLOUD_WAREHOUSES or f is None:
+        return
+    paths: list[ReqPath] = [("features", "views", i, "aggregations") for i, v in enumerate(f.views) if v.aggregations]
+    if paths:
+        yield ctx.finding(
+            AGGREGATION_WAREHOUSE.code,
+            f"views with aggregations need their rollups computed, and archgen computes none in {wh}",
+            [*paths, WAREHOUSE],
+            "compute the rollups in the warehouse and declare the result as a source of a view without "
+            "aggregations, or keep the events in files, Spark or PostgreSQL",
+        )

@@ -45,6 +45,13 @@ class Retention(TypedDict):
     purge_cron: str | None
 
 
+class ComputeEngine(TypedDict):
+    engine: str  # local | spark | postgres: where the rollups are computed
+    batch_engine: str  # Feast's batch_engine type: local | spark.engine
+    views: list[str]  # the views whose rollups it computes
+    events_per_run: int | None
+
+
 class Deployment(TypedDict):
     gpu_nodes: bool
 
@@ -57,6 +64,7 @@ BATCHING: TypeAdapter[dict[str, Batching]] = TypeAdapter(dict[str, Batching])
 INSTANCE_GROUPS: TypeAdapter[dict[str, tuple[str, int]]] = TypeAdapter(dict[str, tuple[str, int]])
 RETENTION: TypeAdapter[Retention] = TypeAdapter(Retention)
 DEPLOYMENT: TypeAdapter[Deployment] = TypeAdapter(Deployment)
+COMPUTE_ENGINE: TypeAdapter[ComputeEngine] = TypeAdapter(ComputeEngine)
 NAMES: TypeAdapter[list[str]] = TypeAdapter(list[str])
 BY_NAME: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
 COUNT: TypeAdapter[int] = TypeAdapter(int)
