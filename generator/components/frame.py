@@ -39,6 +39,7 @@ PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0", "croniter==7.0.0")  # croniter: the fitness tests read schedules as cron does
 PINS_ONNX = ("skl2onnx==1.20.0", "onnx==1.23.2", "onnxruntime==1.32.0")
+PYSPARK = "pyspark==4.0.5"  # feast[spark] asks for pyspark>=4; the version the tests ran with (Java 17)
 # broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
 # the async serving worker (serving/worker.py); the versions the tests ran with
 PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")
@@ -58,6 +59,8 @@ def feast_requirement(arch: Architecture) -> str | None:
     if fs is None:
         return None
     extras = {ONLINE_EXTRAS[fs.online_store], OFFLINE_EXTRAS[fs.offline_store]}
+    if fs.compute_engine == "spark":
+        extras.add("spark")  # the rollups run on Spark, whatever the offline store
     if fs.registry == "sql":
         extras.add("postgres")  # the SQL registry lives in PostgreSQL (psycopg)
     extras.discard("")
@@ -68,6 +71,8 @@ def requirements(arch: Architecture) -> list[str]:
     """The main environment (Feast, training, the serving client, tests), pinned."""
     feast = feast_requirement(arch)
     pins = ([feast] if feast else []) + list(PINS_COMMON)
+    if arch.uses_spark:
+        pins.append(PYSPARK)
     if triton_served(arch):  # the serving client (and batch scoring or the async worker) call Triton
         pins += list(PINS_CLIENT)
     if arch.rest_app_serves:
