@@ -590,6 +590,8 @@ def spark_settings(ctx: RuleContext) -> Outcome | None:
         "spark.driver.memory": f"{memory_mb}m",
         "spark.sql.shuffle.partitions": str(partitions),
         "spark.sql.session.timeZone": "UTC",
+        # parquet timestamps every reader understands (Spark's default INT96 reads back without its time zone)
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     if events and by_rows >= partitions:
         by = f"one per {THRESHOLDS['spark_rows_per_partition']:,} of {events:,} events a run"
