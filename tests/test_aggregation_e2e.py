@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from triton_harness import scratch_database
+from triton_harness import postgres_env, scratch_database
 
 from generator.architecture import Architecture
 from generator.plan import build_plan
@@ -311,14 +311,7 @@ def test_postgres_computes_the_rollups_in_sql(runs: Any, tmp_path: Path) -> None
     psycopg = pytest.importorskip("psycopg")
     files_variant, _ = runs["files"]
     with scratch_database("archgen_agg") as (db, user):
-        env = {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": "5432",
-            "POSTGRES_DB": db,
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_SSLMODE": "disable",
-        }
+        env = postgres_env(db, user)
         variant = Variant("postgres", tmp_path / "postgres", files_variant.now, files_variant.events, env)
         with psycopg.connect(host="127.0.0.1", dbname=db, user=user, autocommit=True) as conn:
             conn.execute(

@@ -154,7 +154,7 @@ raise SystemExit(purge.main([]))
 @pytest.mark.postgres
 def test_purge_deletes_old_rows_of_the_system_tables_and_never_a_source(tmp_path: Path) -> None:
     from test_feature_repo_e2e import NOW, make_variant, run_variants
-    from triton_harness import scratch_database
+    from triton_harness import postgres_env, scratch_database
 
     psycopg = pytest.importorskip("psycopg")
     data = preset_data("reference")
@@ -166,14 +166,7 @@ def test_purge_deletes_old_rows_of_the_system_tables_and_never_a_source(tmp_path
     fs = arch.feature_store
     assert fs is not None and (fs.online_store, fs.offline_store) == ("postgres", "postgres")
     with scratch_database("archgen_purge") as (db, user):
-        env = {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": "5432",
-            "POSTGRES_DB": db,
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_SSLMODE": "disable",
-        }
+        env = postgres_env(db, user)
         variant = make_variant("purge", arch, tmp_path, "--postgres", env=env)
         files = render_plan(build_plan(arch), arch)
         (variant.root / "scripts" / "purge.py").write_bytes(files["scripts/purge.py"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from triton_harness import scratch_database
+from triton_harness import postgres_env, scratch_database
 
 from generator.architecture import Architecture
 from generator.components import feature_repo as fr_component
@@ -537,14 +537,7 @@ def test_postgres_round_trip(tmp_path: Path) -> None:
     fs = arch.feature_store
     assert fs is not None and (fs.online_store, fs.offline_store, fs.registry) == ("postgres", "postgres", "sql")
     with scratch_database("archgen_fr") as (db, user):
-        env = {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": "5432",
-            "POSTGRES_DB": db,
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_SSLMODE": "disable",
-        }
+        env = postgres_env(db, user)
         variant = make_variant("postgres", arch, tmp_path, "--postgres", env=env)
         (result,) = run_variants([variant], tmp_path)
         check_all(variant, result)
