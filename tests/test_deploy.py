@@ -20,7 +20,7 @@ import yaml
 
 from generator.architecture import Architecture
 from generator.checks import check_compose_structure, compose_command
-from generator.components import deploy, feature_repo
+from generator.components import deploy, feature_repo, pipelines
 from generator.render import render_file
 from generator.rules import decide
 from requirements_spec.validate import parse_spec
@@ -278,8 +278,40 @@ def test_spark_warehouse_gets_spark_driver_permissions(generated: Any) -> None:
     _, _, files = generated["spark_k8s_gpu"]
     kinds = {d["kind"] for d in _yaml(files, "deploy/k8s/base/spark-rbac.yaml")}
     assert kinds == {"ServiceAccount", "Role", "RoleBinding"}
-    assert "spark-defaults.conf" in files["deploy/k8s/base/spark-defaults-configmap.yaml"].decode()
+    (rbac_binding,) = [d for d in _yaml(files, "deploy/k8s/base/spark-rbac.yaml") if d["kind"] == "RoleBinding"]
+    assert rbac_binding["subjects"] == [{"kind": "ServiceAccount", "name": "spark"}]
     assert "SPARK_MASTER" in files["deploy/k8s/overlays/prod/kustomization.yaml"].decode()
+
+
+def test_spark_settings_and_image_reach_the_spark_jobs(generated: Any, tmp_path: Path) -> None:
+    """spark-defaults carries the spark_settings decision; the job and its executors run deploy/spark.Dockerfile."""
+    arch, root, files = generated["spark_k8s_gpu"]
+    assert arch.feature_store is not None and arch.feature_store.spark_conf
+    (config,) = _yaml(files, "deploy/k8s/base/spark-defaults-configmap.yaml")
+    lines = dict(line.split(" ", 1) for line in config["data"]["spark-defaults.conf"].splitlines())
+    for key, value in arch.feature_store.spark_conf.items():
+        assert lines[key] == value
+    assert lines["spark.kubernetes.authenticate.driver.serviceAccountName"] == "spark"
+    # no orchestrator on Kubernetes: the pipelines component's CronJobs (deploy/k8s includes them)
+    cronjobs = {f.path: render_file(f, arch) for f in pipelines.plan(arch) if f.path.startswith("pipelines/k8s/")}
+    (cron,) = _yaml(cronjobs, "pipelines/k8s/materialize-cronjob.yaml")
+    manifests = [tmp_path / "materialize-cronjob.yaml", root / "deploy/k8s/base/spark-defaults-configmap.yaml"]
+    manifests[0].write_bytes(cronjobs["pipelines/k8s/materialize-cronjob.yaml"])
+    run = subprocess.run([str(KV), "--strict", "-k", "1.30", *map(str, manifests)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "spark"
+    (container,) = pod["containers"]
+    assert container["image"].endswith("-spark:dev")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "spark.kubernetes.container.image=$(SPARK_IMAGE)" in env["PYSPARK_SUBMIT_ARGS"]
+    for overlay in deploy.ENVIRONMENTS:
+        (k,) = _yaml(files, f"deploy/k8s/overlays/{overlay}/kustomization.yaml")
+        literals = dict(x.split("=", 1) for x in k["configMapGenerator"][0]["literals"])
+        image = next(i for i in k["images"] if i["name"].endswith("-spark"))
+        assert literals["SPARK_IMAGE"] == f"{image['newName']}:{image['newTag']}"
+    dockerfile = files["deploy/spark.Dockerfile"].decode()
+    assert f"ARG SPARK_IMAGE={deploy.SPARK_IMAGE}" in dockerfile and "requirements.txt" in dockerfile
 
 
 def test_overlays_differ_only_in_configuration(generated: Any) -> None:

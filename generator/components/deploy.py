@@ -28,6 +28,9 @@ TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 PYTHON_IMAGE = "python:3.11-slim"
 REDIS_IMAGE = "redis:7.4-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"
+# Spark's own image (its entrypoint starts the executors Spark asks Kubernetes for), Java 17 and Python 3; the
+# Spark jobs' image (deploy/spark.Dockerfile) adds the repository's packages, so driver and executors match
+SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-python3-ubuntu"
 KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
 ENVIRONMENTS = ("dev", "staging", "prod")
 
@@ -197,6 +200,15 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
     fs = arch.feature_store
     if fs is None:
         return out
+    if arch.uses_spark and arch.deployment.target == "kubernetes":
+        out.append(
+            EnvVar(
+                "SPARK_IMAGE",
+                False,
+                {e: _image(app, "spark", e) for e in ENVIRONMENTS},
+                "the image Spark starts its executors from (deploy/spark.Dockerfile), the same as the job's",
+            )
+        )
     if arch.feature_server_runs:
         out.append(
             EnvVar(
@@ -282,6 +294,13 @@ def _postgres_vars(app: str) -> list[EnvVar]:
     ]
 
 
+def _image(app: str, image: str, env: str) -> str:
+    """An image as an environment's overlay names it (templates/deploy/k8s/overlay-kustomization.yaml.j2)."""
+    if env == "dev":
+        return f"local/{app}-{image}:dev"
+    return f"registry.example.internal/{app}/{app}-{image}:change-me-git-sha"
+
+
 def _hosts(service: str, app: str) -> dict[str, str]:
     return {
         "dev": service,
@@ -343,6 +362,11 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
         _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
     ]
+    if ctx["spark"]:  # the Spark jobs (driver and executors) run in Spark's image with the repository's packages
+        files += [
+            _t("deploy/spark.Dockerfile", "deploy/spark.Dockerfile.j2", ctx, ("compute_engine", "spark_settings")),
+            _t("deploy/spark.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
+        ]
     if not ctx["rest_app"]:  # python_rest serves from the app image: no Triton image to build
         files += [
             _t("deploy/triton.Dockerfile", "deploy/triton.Dockerfile.j2", ctx, ("serving_runtime",)),
@@ -374,7 +398,8 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
     names.append("network-policies.yaml")
-    files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
+    shaped = {"spark-defaults-configmap.yaml": ("deployment", "spark_settings")}
+    files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, shaped.get(n, ("deployment",))) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")
         files.append(_t(f"{base}/{server}-{kind}.yaml", f"deploy/k8s/serving-{kind}.yaml.j2", ctx, ("deployment",)))
@@ -421,7 +446,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         "rest_app": rest_app(arch),
         "server": "rest-app" if rest_app(arch) else "triton",
         "triton_restricted": TRITON_RESTRICTED,
-        "images": ["app"] if rest_app(arch) else ["triton", "app"],
+        "images": (["app"] if rest_app(arch) else ["triton", "app"]) + (["spark"] if uses_spark(arch) else []),
+        "spark_base_image": SPARK_IMAGE,
+        "spark_conf": sorted(arch.feature_store.spark_conf.items()) if arch.feature_store else [],
         "rest": rest_resources(arch),
         "env_vars": env_vars,
         "config_vars": [v for v in env_vars if not v.secret and not v.derived],

@@ -165,6 +165,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         "app": app,
         "home_var": f"{project.upper()}_HOME",
         "image": APP_IMAGE.format(app=app),
+        # the Spark jobs' image (deploy/spark.Dockerfile): driver and executors alike
+        "spark": arch.uses_spark,
+        "spark_image": f"local/{app}-spark:dev",
         "jobs": job_list,
         "k8s": {
             j.name: {
@@ -193,7 +196,7 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
         "ci": arch.spec.existing.ci,
         # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
         "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
-        "cd_images": ["triton", "app"],
+        "cd_images": ["triton", "app", *(["spark"] if arch.uses_spark else [])],
         "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
         # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
