@@ -91,6 +91,9 @@ class FeatureStoreArch(ArchModel):
     batch_engine: Literal["local", "spark.engine"] = "local"
     aggregated_views: list[str] = Field(default_factory=list)
     spark_conf: dict[str, str] = Field(default_factory=dict)  # the spark_settings decision, when Spark runs
+    # a joined feature catalog (existing.feature_registry): its views are referred to, never applied from here
+    catalog_views: list[str] = Field(default_factory=list)
+    registry_path: str | None = None  # a joined file registry's path; None: SQL ($FEAST_REGISTRY_URL) or our own
 
 
 class TrainingArch(ArchModel):

@@ -55,6 +55,27 @@ Platform = Literal["local", "docker-compose", "kubernetes", "sagemaker", "opensh
 Broker = Literal["none", "kafka", "rabbitmq", "redis"]
 
 
+class CatalogView(SpecModel):
+    """A feature view of the shared catalog this system reads. The catalog owns it; the system refers to it."""
+
+    name: Name
+    entities: list[Name] = Field(min_length=1, description="Entities of this spec the view is keyed by.")
+    fields: list[FeatureField] = Field(min_length=1, description="The fields of the view this system reads.")
+    description: Text = ""
+
+
+class FeatureRegistry(SpecModel):
+    """An existing Feast registry to join: the company's feature catalog, shared by every system."""
+
+    project: Name = Field(description="The catalog's Feast project: this system's views and services join it.")
+    path: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\s$`]+$", strict=True)] | None = Field(
+        default=None,
+        description="A file registry (relative to the feature repo, or a gs:// or s3:// URI); without it the "
+        "registry is SQL and its SQLAlchemy URL is the secret FEAST_REGISTRY_URL.",
+    )
+    views: list[CatalogView] = Field(min_length=1, description="The catalog's views this system reads.")
+
+
 class Existing(SpecModel):
     """What the company already runs: reused before anything new is added."""
 
@@ -64,6 +85,11 @@ class Existing(SpecModel):
     broker: Broker = "none"
     ci: Literal["github", "gitlab"] = Field(
         default="github", description="The CI the level-2 pipeline runs on: GitHub Actions or GitLab CI."
+    )
+    feature_registry: FeatureRegistry | None = Field(
+        default=None,
+        description="A shared feature catalog to join instead of defining every view again: the system declares "
+        "only its own views and services and refers to the catalog's views.",
     )
 
 
@@ -438,6 +464,11 @@ class Spec(SpecModel):
 
     def entity(self, name: str) -> Entity | None:
         return next((e for e in self.entities if e.name == name), None)
+
+    def catalog_view(self, name: str) -> CatalogView | None:
+        """A view of the shared catalog this system reads (existing.feature_registry)."""
+        registry = self.existing.feature_registry
+        return next((v for v in registry.views if v.name == name), None) if registry else None
 
     def view(self, name: str) -> FeatureViewSpec | None:
         if self.features is None:

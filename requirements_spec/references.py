@@ -84,7 +84,9 @@ def _check(spec: Spec) -> Iterator[Problem]:
         request_sources = [
             (("sources", i, "name"), s.name) for i, s in enumerate(spec.sources) if isinstance(s, RequestSourceSpec)
         ]
+        catalog = spec.existing.feature_registry.views if spec.existing.feature_registry else []
         namespace: list[tuple[Path, str]] = [
+            *((("existing", "feature_registry", "views", i, "name"), v.name) for i, v in enumerate(catalog)),
             *((("features", "views", i, "name"), v.name) for i, v in enumerate(features.views)),
             *((("features", "on_demand", i, "name"), v.name) for i, v in enumerate(features.on_demand)),
             *request_sources,
@@ -130,7 +132,7 @@ def _check(spec: Spec) -> Iterator[Problem]:
             for j, ref in enumerate(odv.inputs):
                 yield from _check_ref(ref, known, (*base, "inputs", j))
         odv_fields = {o.name: _fields_of(o.fields) for o in features.on_demand}
-        servable = {**view_fields, **odv_fields}
+        servable = {**view_fields, **odv_fields, **{v.name: _fields_of(v.fields) for v in catalog}}
         for i, svc in enumerate(features.services):
             base = ("features", "services", i)
             seen: dict[str, int] = {}
@@ -151,6 +153,7 @@ def _check(spec: Spec) -> Iterator[Problem]:
                     )
                 names.setdefault(fname, ref)
 
+    yield from _check_catalog(spec, entities)
     training = spec.training
     if training.trigger == "schedule" and training.schedule is None:
         yield Problem(
@@ -242,6 +245,25 @@ def _check(spec: Spec) -> Iterator[Problem]:
                 "name a file or table source whose rows hold the entity keys to score",
             )
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+
+
+def _check_catalog(spec: Spec, entities: set[str]) -> Iterator[Problem]:
+    """The views of a joined catalog: keyed by declared entities, each field once."""
+    registry = spec.existing.feature_registry
+    if registry is None:
+        return
+    if spec.features is None:
+        yield Problem(
+            ("existing", "feature_registry"),
+            "a feature catalog is joined but the spec declares no features",
+            "add a features section whose services read the catalog's views",
+        )
+    for i, view in enumerate(registry.views):
+        base: Path = ("existing", "feature_registry", "views", i)
+        yield from _unique((((*base, "fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
+        for j, ent in enumerate(view.entities):
+            if ent not in entities:
+                yield Problem((*base, "entities", j), f"unknown entity {ent!r}", _suggest(ent, entities))
 
 
 def _check_aggregations(view: FeatureViewSpec, base: Path, source: object) -> Iterator[Problem]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from spec_parts import small_serving
 from triton_harness import postgres_env, scratch_database
 
 from generator.architecture import Architecture
@@ -88,18 +89,7 @@ def spec_text(warehouse: str) -> str:
             ],
             "services": [{"name": "rollups", "features": [f"driver_trips.{f}" for f in FEATURES]}],
         },
-        "serving": {
-            "latency_p99_ms": 100,
-            "throughput_rps": 10,
-            "models": [
-                {
-                    "name": "ranker",
-                    "framework": "sklearn",
-                    "feature_service": "rollups",
-                    "outputs": [{"name": "score", "dtype": "fp32", "dims": [1]}],
-                }
-            ],
-        },
+        "serving": small_serving("rollups"),
     }
     return yaml.safe_dump(data, sort_keys=False)
 

@@ -387,6 +387,31 @@ CASES = [
         "view 'driver_activity' has no field 'trips_today'",
         "driver_activity.trips_today",
     ),
+    # ---- a joined feature catalog
+    Case(
+        "catalog-view-unknown-entity",
+        _replace(
+            REFERENCE,
+            "  broker: none          # none | kafka | rabbitmq | redis\n",
+            "  broker: none\n  feature_registry:\n    project: acme\n    views:\n"
+            "      - {name: stats, entities: [drivr], fields: [{name: conv_rate, dtype: float64}]}\n",
+        ),
+        "existing.feature_registry.views[0].entities[0]",
+        "did you mean `driver`?",
+        "drivr",
+    ),
+    Case(
+        "catalog-view-named-like-a-view",
+        _replace(
+            REFERENCE,
+            "  broker: none          # none | kafka | rabbitmq | redis\n",
+            "  broker: none\n  feature_registry:\n    project: acme\n    views:\n"
+            "      - {name: driver_activity, entities: [driver], fields: [{name: conv_rate, dtype: float64}]}\n",
+        ),
+        "features.views[0].name",
+        "duplicate feature view",
+        "driver_activity\n      entities",
+    ),
     # ---- unreadable files (66)
     Case("missing-file", "", "<document>", "No such file or directory", (1, 1), code=66, subprocess=True),
     Case("directory", "", "<document>", "is a directory", (1, 1), code=66),

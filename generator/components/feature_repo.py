@@ -154,6 +154,31 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if fr["rollups"]:
         files.append(tpl("scripts/aggregate.py", "scripts/aggregate.py.j2", "compute_engine", executable=True))
+    if fs.catalog_views:
+        modules = ["entities", "sources", "views"]
+        modules += [m for m, made in (("on_demand", fr["odfvs"]), ("services", fr["services"])) if made]
+        modules += ["permissions"] if fr["permissions"] else []
+        catalog = arch.spec.existing.feature_registry
+        assert catalog is not None
+        apply_ctx = {
+            **ctx,
+            "apply_modules": modules,
+            "catalog_literal": _literal(
+                {v.name: [f.name for f in v.fields] for v in catalog.views},
+                prefix=len("CATALOG_VIEWS: dict[str, list[str]] = "),
+            ),
+            "own_entities": sorted({e for v in arch.spec.features.views for e in v.entities}),
+        }
+        files.append(
+            PlannedFile(
+                "scripts/apply.py",
+                COMPONENT,
+                template="scripts/apply.py.j2",
+                context=apply_ctx,
+                executable=True,
+                decisions=("registry",),
+            )
+        )
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
     if fr["protected"]:
@@ -185,7 +210,7 @@ def prerequisites(arch: Architecture) -> dict[str, bool]:
     return {
         "postgres": _uses_postgres(fs),
         "redis": fs.online_store == "redis",
-        "registry_url": fs.registry == "sql" and not _uses_postgres(fs),  # FEAST_REGISTRY_URL
+        "registry_url": _own_registry_url(fs),  # FEAST_REGISTRY_URL
     }
 
 
@@ -220,7 +245,7 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
                 "PostgreSQL sslmode: disable for local dev, require or verify-full elsewhere",
             ),
         ]
-    elif fs.registry == "sql":
+    if _own_registry_url(fs):
         out.append(
             EnvVar(
                 "FEAST_REGISTRY_URL",
@@ -676,6 +701,7 @@ def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
         view, _, field = ref.partition(".")
         projections.setdefault(view, []).append(field)
     declared_views = {v.name for v in spec.features.views} if spec.features else set()
+    catalog = set(fs.catalog_views)
     notes = []
     for ref in s.features:
         if ref in fs.dropped_fields:
@@ -688,7 +714,10 @@ def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
         "projections": [
             {"var": _var(view, "view" if view in declared_views else "odfv"), "fields": fields}
             for view, fields in projections.items()
+            if view not in catalog
         ],
+        # the catalog's views, by reference: Feast resolves `view:field` against the registry when it applies
+        "catalog_refs": [f"{view}:{f}" for view, fields in projections.items() if view in catalog for f in fields],
         "description": s.description,
         "notes": _wrap(notes),
         "features": refs,
@@ -907,10 +936,15 @@ def _uses_postgres(fs: FeatureStoreArch) -> bool:
     return "postgres" in (fs.online_store, fs.offline_store)
 
 
+def _own_registry_url(fs: FeatureStoreArch) -> bool:
+    """The SQL registry's URL is a variable of its own: a joined catalog's, or ours where no PostgreSQL is used."""
+    return fs.registry == "sql" and (bool(fs.catalog_views) or not _uses_postgres(fs))
+
+
 def _registry_url(fs: FeatureStoreArch) -> str:
     if fs.registry != "sql":
-        return ""
-    if _uses_postgres(fs):
+        return fs.registry_path or "data/registry.db"
+    if not _own_registry_url(fs):
         return (
             "postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/"
             "${POSTGRES_DB}?sslmode=${POSTGRES_SSLMODE}"

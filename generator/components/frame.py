@@ -174,6 +174,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_feature_store": arch.feature_store is not None,
         # views with aggregations read rollups: scripts/aggregate.py writes them before the definitions apply
         "has_rollups": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
+        "joins_catalog": arch.feature_store is not None and bool(arch.feature_store.catalog_views),
         "has_training": bool(arch.training.trained_models),
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from requirements_spec.errors import Diagnostic, SpecError
 from requirements_spec.loader import SourceMap
-from requirements_spec.models import FeatureViewSpec, OnDemandViewSpec, Spec
+from requirements_spec.models import CatalogView, FeatureViewSpec, OnDemandViewSpec, Spec
 from requirements_spec.validate import LoadedSpec
 
 from ..architecture import (
@@ -224,8 +224,9 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     pii = [ref for _, ref in ctx.pii_fields()]
     engine = typed(ctx, "compute_engine", COMPUTE_ENGINE)
     spark_conf = typed(ctx, "spark_settings", BY_NAME) or {}
+    catalog = spec.existing.feature_registry
     return FeatureStoreArch(
-        project=spec.project.name,
+        project=catalog.project if catalog else spec.project.name,
         online_store=ctx.choice("online_store"),
         offline_store=ctx.choice("offline_store"),
         registry=ctx.choice("registry"),
@@ -242,6 +243,8 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
         batch_engine=engine["batch_engine"] if engine else "local",
         aggregated_views=list(engine["views"]) if engine else [],
         spark_conf=spark_conf,
+        catalog_views=[v.name for v in catalog.views] if catalog else [],
+        registry_path=catalog.path if catalog else None,
     )
 
 
@@ -395,7 +398,12 @@ def _model_inputs(spec: Spec, model_name: str) -> list[TensorArch]:
     for ref in svc.features:
         view, _, field = ref.partition(".")
         dtype = "float64"
-        views: list[FeatureViewSpec | OnDemandViewSpec] = [*spec.features.views, *spec.features.on_demand]
+        catalog = spec.existing.feature_registry.views if spec.existing.feature_registry else []
+        views: list[FeatureViewSpec | OnDemandViewSpec | CatalogView] = [
+            *spec.features.views,
+            *spec.features.on_demand,
+            *catalog,
+        ]
         for v in views:
             if v.name == view:
                 served = v.served_fields if isinstance(v, FeatureViewSpec) else v.fields

@@ -167,21 +167,40 @@ def offline_store(ctx: RuleContext) -> Outcome | None:
 @rule(
     "registry",
     title="Feature registry: where Feast keeps its object definitions",
-    reads=("existing.platform", "delivery.mlops_level"),
+    reads=("existing.feature_registry", "existing.platform", "delivery.mlops_level"),
     alternatives=("file", "sql"),
     choices=("file", "sql"),
     unless=_no_features,
     applies="the spec declares features",
 )
 def registry(ctx: RuleContext) -> Outcome | None:
-    """A file registry on one machine; a SQL registry (PostgreSQL) on Kubernetes or at MLOps level 2.
+    """The catalog's registry when the spec joins one; else a file registry on one machine, a SQL registry
+    (PostgreSQL) on Kubernetes or at MLOps level 2.
 
-    Many writers (CI applying definitions, jobs, several replicas of the feature server) need a
-    registry with transactions; one machine does not.
+    A joined catalog (existing.feature_registry) keeps one definition of each shared view: the system adds its
+    own views and services to the catalog's project and refers to the catalog's views by name. Many writers
+    (CI applying definitions, jobs, several replicas of the feature server) need a registry with transactions;
+    one machine does not.
     """
     spec = ctx.spec
     if spec.features is None:
         return None
+    catalog = spec.existing.feature_registry
+    if catalog is not None:
+        kind = "file" if catalog.path else "sql"
+        where = f"the file {catalog.path}" if catalog.path else "SQL ($FEAST_REGISTRY_URL)"
+        names = ", ".join(v.name for v in catalog.views)
+        return Outcome(
+            kind,
+            f"the company's feature catalog (Feast project {catalog.project}, registry in {where}) is joined: this "
+            f"system applies only its own views and services there (scripts/apply.py, never deleting) and refers "
+            f"to the catalog's {names}",
+            [("existing", "feature_registry")],
+            [
+                ("sql" if kind == "file" else "file", "the catalog's registry is where its views are"),
+                ("a registry of its own", f"would copy {names} and let the copies drift from the catalog"),
+            ],
+        )
     shared = spec.existing.platform in ("kubernetes", "openshift")
     level2 = spec.delivery.mlops_level == 2
     reads: list[ReqPath] = [PLATFORM, ("delivery", "mlops_level")]
