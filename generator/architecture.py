@@ -65,6 +65,9 @@ class Finding(ArchModel):
     waiver: Waived | None = None
 
 
+#: the field a personal field is written and served as, by privacy.pii_handling: `<field><suffix>`
+PII_SUFFIX: dict[str, str] = {"hash": "_sha256", "encrypt": "_encrypted"}
+
 #: runtimes whose model calls a Triton server answers. Batch scoring and the embedded runtime still run the
 #: model in a local Triton until their in-process forms replace it; change this one tuple when they do.
 TRITON_RUNTIMES: tuple[str, ...] = ("triton", "async_worker")
@@ -156,6 +159,12 @@ class PrivacyArch(ArchModel):
     permissions: list[tuple[str, list[str]]] = Field(default_factory=list)  # (role, actions)
     local_mirror: bool = False  # air-gapped / on-prem: images and packages from a local mirror
     pii_salt_env: str | None = None  # hash: the environment variable holding the salt
+    pii_key_env: str | None = None  # encrypt: the environment variable holding the encryption key
+
+    @property
+    def decrypt_roles(self) -> list[str]:
+        """Roles of privacy.access allowed to decrypt encrypted personal fields (granted read_pii)."""
+        return [role for role, can in self.permissions if "read_pii" in can]
 
 
 class DeploymentArch(ArchModel):

@@ -309,12 +309,16 @@ class Serving(SpecModel):
 
 
 # ------------------------------------------------------------------ privacy, delivery
-AccessAction = Literal["online_read", "offline_read", "write", "materialize", "describe"]
+AccessAction = Literal["online_read", "offline_read", "write", "materialize", "describe", "read_pii"]
 
 
 class Access(SpecModel):
     role: Name
-    can: list[AccessAction] = Field(min_length=1)
+    can: list[AccessAction] = Field(
+        min_length=1,
+        description="Feast actions the role is granted; read_pii (with online_read or offline_read) also lets it "
+        "decrypt the personal fields privacy.pii_handling encrypt writes encrypted.",
+    )
 
 
 class Privacy(SpecModel):

@@ -230,6 +230,13 @@ def _check(spec: Spec) -> Iterator[Problem]:
                 "name a file or table source whose rows hold the entity keys to score",
             )
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+    for i, a in enumerate(spec.privacy.access):
+        if "read_pii" in a.can and not {"online_read", "offline_read"} & set(a.can):
+            yield Problem(
+                ("privacy", "access", i, "can", a.can.index("read_pii")),
+                f"role {a.role!r} may decrypt personal data (read_pii) but reads nothing to decrypt",
+                "add online_read or offline_read to the role, or remove read_pii",
+            )
 
 
 def _check_pipeline_tensors(serving: Serving) -> Iterator[Problem]:

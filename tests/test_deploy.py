@@ -108,7 +108,9 @@ def test_every_kubernetes_manifest_passes_kubernetes_validate_strict(generated: 
     for name in _k8s_names(generated):
         _, root, files = generated[name]
         paths += [
-            str(root / p) for p in files if p.startswith("deploy/k8s/base/") and not p.endswith("kustomization.yaml")
+            str(root / p)
+            for p in files
+            if p.startswith("deploy/k8s/") and p.endswith(".yaml") and not p.endswith("kustomization.yaml")
         ]
         if kustomize:
             for env in deploy.ENVIRONMENTS:
@@ -287,7 +289,9 @@ def test_overlays_differ_only_in_configuration(generated: Any) -> None:
     overlays = {env: _yaml(files, f"deploy/k8s/overlays/{env}/kustomization.yaml")[0] for env in deploy.ENVIRONMENTS}
     for env, k in overlays.items():
         assert k["namespace"].endswith(f"-{env}")
-        assert k["resources"] == ["namespace.yaml", "../../base"]
+        # beside the base, only what names the environment: its namespace, its token-review binding
+        assert k["resources"][:2] == ["namespace.yaml", "../../base"]
+        assert k["resources"][2:] in ([], ["feature-server-tokenreview.yaml"])
         assert set(k) <= {
             "apiVersion",
             "kind",
@@ -342,3 +346,41 @@ def test_compose_refuses_to_start_without_the_secrets(generated: Any, tmp_path: 
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode != 0 and "REDIS_PASSWORD" in run.stderr
+
+
+def test_kubernetes_access_one_account_role_and_binding_per_declared_role(generated: Any) -> None:
+    """Feast's Kubernetes authorization: auth type kubernetes, and per role a ServiceAccount, a Role named as the
+    role (what Feast matches) and a RoleBinding; the feature server may read RoleBindings and review tokens."""
+    checked = 0
+    for name, (arch, _, files) in generated.items():
+        roles = [role for role, _ in arch.privacy.permissions]
+        access = files.get("deploy/k8s/base/feast-access.yaml")
+        if arch.deployment.target != "kubernetes" or not roles:
+            assert access is None, name
+            assert feature_repo.feast_auth(arch) in ("no_auth", "oidc"), name
+            continue
+        assert feature_repo.feast_auth(arch) == "kubernetes"
+        assert access is not None, f"{name}: roles {roles} declared but no access manifests"
+        docs = [d for d in yaml.safe_load_all(access) if d]
+        by_kind: dict[str, dict[str, Any]] = {}
+        for d in docs:
+            by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+        for role in roles:
+            assert role in by_kind["Role"], (name, role)
+            binding = next(b for b in by_kind["RoleBinding"].values() if b["roleRef"]["name"] == role)
+            (subject,) = binding["subjects"]
+            assert subject["kind"] == "ServiceAccount" and subject["name"] in by_kind["ServiceAccount"]
+        assert "feast-access.yaml" in _yaml(files, "deploy/k8s/base/kustomization.yaml")[0]["resources"]
+        if arch.feature_server_runs:
+            pod = _yaml(files, "deploy/k8s/base/feature-server-deployment.yaml")[0]["spec"]["template"]["spec"]
+            assert pod["serviceAccountName"] == "feature-server" and pod["automountServiceAccountToken"] is True
+            reader = by_kind["Role"]["feature-server-role-reader"]["rules"][0]
+            assert "rolebindings" in reader["resources"] and "list" in reader["verbs"]
+            for env in deploy.ENVIRONMENTS:
+                (review,) = _yaml(files, f"deploy/k8s/overlays/{env}/feature-server-tokenreview.yaml")
+                assert review["roleRef"]["name"] == "system:auth-delegator"
+                assert review["subjects"][0]["namespace"] == f"{deploy.slug(arch.spec.project.name)}-{env}"
+                overlay = _yaml(files, f"deploy/k8s/overlays/{env}/kustomization.yaml")[0]
+                assert "feature-server-tokenreview.yaml" in overlay["resources"]
+        checked += 1
+    assert checked >= 1, "no generated system declares roles on Kubernetes"

@@ -373,6 +373,8 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["redis-statefulset.yaml", "redis-service.yaml"]
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
+    if ctx["access_roles"]:
+        names.append("feast-access.yaml")
     names.append("network-policies.yaml")
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
@@ -393,7 +395,39 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
             _t(f"{over}/namespace.yaml", "deploy/k8s/namespace.yaml.j2", ectx),
             _t(f"{over}/secrets.env.example", "deploy/k8s/secrets.env.example.j2", ectx),
         ]
+        if ctx["feast_auth"] == "kubernetes" and ctx["feature_server"]:
+            files.append(_t(f"{over}/feature-server-tokenreview.yaml", "deploy/k8s/tokenreview.yaml.j2", ectx))
     return files
+
+
+def feast_auth(arch: Architecture) -> str:
+    try:
+        from .feature_repo import feast_auth as decided
+    except ImportError:
+        return "no_auth"
+    return str(decided(arch))
+
+
+PII_KEY_SECRET = "pii-key"  # <app>-pii-key: the encryption key, readable only by the roles granted read_pii
+
+
+def access_roles(arch: Architecture) -> list[dict[str, Any]]:
+    """One ServiceAccount, Role and RoleBinding per role of privacy.access (Feast's Kubernetes authorization).
+
+    Feast matches a caller's roles by the names of the Roles bound to its ServiceAccount, so the Role is
+    named exactly as the spec's role; the ServiceAccount and RoleBinding names are DNS labels of it.
+    """
+    if arch.deployment.target != "kubernetes" or feast_auth(arch) != "kubernetes":
+        return []
+    return [
+        {
+            "role": role,
+            "account": f"feast-{slug(role, 57)}",
+            "actions": ", ".join(can),
+            "read_pii": "read_pii" in can and bool(arch.privacy.pii_key_env),
+        }
+        for role, can in arch.privacy.permissions
+    ]
 
 
 def context(arch: Architecture) -> dict[str, Any]:
@@ -428,7 +462,8 @@ def context(arch: Architecture) -> dict[str, Any]:
         "secret_vars": [v for v in env_vars if v.secret and not v.derived],
         "derived_vars": [v for v in env_vars if v.derived],
         "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
-        "k8s_secret_keys": [v.name for v in env_vars if v.secret],
+        # the encryption key of personal fields is a Secret of its own: only materialization gets it
+        "k8s_secret_keys": [v.name for v in env_vars if v.secret and v.name != arch.privacy.pii_key_env],
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
@@ -449,6 +484,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         "train_cronjob": cronjob_name(arch, "train"),
         "model_pvc": f"{app}-model-repository",
         "scheduler": arch.training.scheduler,
+        "feast_auth": feast_auth(arch),
+        "access_roles": access_roles(arch),
+        "pii_key_secret": f"{app}-{PII_KEY_SECRET}" if arch.privacy.pii_key_env else "",
         "local_mirror": arch.privacy.local_mirror,
         "models": [m.name for m in arch.serving.models],
         "entrypoint": arch.serving.entrypoint,

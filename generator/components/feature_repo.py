@@ -9,8 +9,9 @@ PII: ``drop`` leaves the field out of every feature view (it stays in the raw so
 feature service can reach it; ``hash`` hashes at write time: ``scripts/protect_pii.py`` copies each
 source with personal fields into a protected copy the system owns (``<field>_sha256``, HMAC-SHA256
 keyed with ``$PII_HASH_SALT``, in place of the value), the Feast source reads that copy, so the raw
-value never reaches the online store or a training set; ``encrypt`` and ``allow`` keep the field,
-tagged, with comments.
+value never reaches the online store or a training set; ``encrypt`` works the same way with a Fernet
+token ``<field>_encrypted`` (key in ``$PII_ENCRYPTION_KEY``) that only the roles granted ``read_pii``
+decrypt (``scripts/protect_pii.py reveal``); ``allow`` keeps the field, tagged, with a comment.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from requirements_spec.models import (
 )
 from requirements_spec.types import duration_seconds
 
-from ..architecture import Architecture, FeatureStoreArch
+from ..architecture import PII_SUFFIX, Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
 from ..render import _PLAIN, _py
@@ -61,9 +62,11 @@ ACTIONS = {
     "write": ["WRITE_ONLINE", "WRITE_OFFLINE"],
     "materialize": ["READ_OFFLINE", "WRITE_ONLINE"],
     "describe": ["DESCRIBE"],
+    "read_pii": [],  # not a Feast action: decrypting encrypted personal fields (scripts/protect_pii.py)
 }
 ACTION_ORDER = ["DESCRIBE", "READ_ONLINE", "READ_OFFLINE", "WRITE_ONLINE", "WRITE_OFFLINE"]
-HASH_SUFFIX = "_sha256"
+HASH_SUFFIX = PII_SUFFIX["hash"]
+ENCRYPT_SUFFIX = PII_SUFFIX["encrypt"]
 SOURCE_CLASSES = {
     "file": ("feast", "FileSource"),
     "postgres": ("feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source", "PostgreSQLSource"),
@@ -114,6 +117,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "env_vars": env_vars(arch),
         "registry_url": _registry_url(fs),
         "key_ttl_seconds": arch.privacy.retention_s,
+        "auth": feast_auth(arch),
     }
     files = [
         PlannedFile(
@@ -158,6 +162,21 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if fr["permissions"]:
         files.append(tpl("feature_repo/permissions.py", "feature_repo/permissions.py.j2", "pii"))
     return files
+
+
+def feast_auth(arch: Architecture) -> str:
+    """How Feast servers authenticate callers: `auth.type` of feature_store.yaml.
+
+    kubernetes: on Kubernetes with declared roles (ServiceAccount tokens, roles from RoleBindings,
+    deploy/k8s/base/feast-access.yaml); oidc: elsewhere with declared roles when a feature server runs (an
+    identity provider issues the tokens); no_auth: no roles declared, or nothing served over the network
+    (every reader is in process, so there is no server to protect).
+    """
+    if not arch.privacy.permissions:
+        return "no_auth"
+    if arch.deployment.target == "kubernetes":
+        return "kubernetes"
+    return "oidc" if arch.feature_server_runs else "no_auth"
 
 
 def prerequisites(arch: Architecture) -> dict[str, bool]:
@@ -215,6 +234,13 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
     out += _warehouse_env(fs.offline_store)
     if fs.hashed_fields:
         out.append(EnvVar("PII_HASH_SALT", "", True, "secret salt of the personal-field hashes"))
+    if fs.encrypted_fields:
+        out.append(EnvVar("PII_ENCRYPTION_KEY", "", True, "Fernet key the personal fields are encrypted with"))
+    if feast_auth(arch) == "oidc":
+        out += [
+            EnvVar("OIDC_DISCOVERY_URL", "", False, "the identity provider's .well-known/openid-configuration URL"),
+            EnvVar("OIDC_CLIENT_ID", "", False, "the feature server's client id at the identity provider"),
+        ]
     return out
 
 
@@ -235,7 +261,7 @@ def build_model(arch: Architecture) -> dict[str, Any]:
     batch, push, request = _sources(arch)
     protected = _protected_sources(arch, batch)
     views = [_view(spec, v, dropped, tags_of, fs) for v in features.views]
-    odfvs = [_odfv(spec, o, dropped, set(fs.hashed_fields)) for o in features.on_demand]
+    odfvs = [_odfv(spec, o, dropped, fs) for o in features.on_demand]
     services = [_service(spec, s, fs) for s in features.services]
     permissions = _permissions(arch)
     source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted({s["kind"] for s in batch})]
@@ -278,6 +304,8 @@ def build_model(arch: Architecture) -> dict[str, Any]:
             }
         ),
         "protected": protected,
+        "pii_mode": "encrypt" if fs.encrypted_fields else "hash",
+        "decrypt_roles": arch.privacy.decrypt_roles,
         "services": services,
         "service_imports": _service_imports(services),
         "pii_note": _pii_note(fs),
@@ -360,7 +388,7 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
 
 
 def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sources with hashed personal fields, and the protected copy the Feast source reads instead.
+    """Sources with hashed or encrypted personal fields, and the protected copy the Feast source reads instead.
 
     The copy is the system's own: a parquet file under data/protected/ (file offline stores) or the table
     `<table>_protected` next to the raw one (warehouses). scripts/protect_pii.py writes it before each
@@ -370,7 +398,7 @@ def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[
     spec = arch.spec
     assert fs is not None and spec.features is not None
     hashed: dict[str, list[str]] = {}
-    for ref in fs.hashed_fields:
+    for ref in [*fs.hashed_fields, *fs.encrypted_fields]:
         view_name, _, field = ref.partition(".")
         view = spec.view(view_name)
         if view is None:
@@ -391,13 +419,14 @@ def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[
         b["read_path"] = f"data/protected/{b['name']}.parquet"
         b["read_table"] = f"{b['table']}_protected"
         b["read_table_name"] = f"{b['table_name']}_protected"
+        suffix = ENCRYPT_SUFFIX if fs.encrypted_fields else HASH_SUFFIX
         out.append(
             {
                 "name": b["name"],
                 "kind": b["kind"],
                 "raw": b["path"] if b["kind"] == "file" else b["table"],
                 "protected": b["read_path"] if b["kind"] == "file" else b["read_table"],
-                "hash": [(f, f + HASH_SUFFIX) for f in sorted(fields)],
+                "pairs": [(f, f + suffix) for f in sorted(fields)],
             }
         )
     return out
@@ -437,14 +466,16 @@ def _view(
                 "never the value"
             )
             continue
-        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
         if tags.get("pii") == "encrypt":
+            name = f.name + ENCRYPT_SUFFIX
+            fields.append({"name": name, "dtype": "String", "description": f.description, "tags": tags})
             notes.append(
-                f"{f.name} is personal data kept encrypted at rest: run the {fs.online_store} online and "
-                f"{fs.offline_store} offline stores with encryption at rest and TLS, and grant reads only to roles "
-                "allowed to see it (permissions.py)"
+                f"{f.name} is personal data: only its ciphertext {name} is written (scripts/protect_pii.py, key in "
+                "$PII_ENCRYPTION_KEY); roles granted read_pii decrypt it, nobody else can"
             )
-        elif tags.get("pii") == "allow":
+            continue
+        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
+        if tags.get("pii") == "allow":
             notes.append(f"{f.name} is personal data served as is (privacy.pii_handling allow)")
     src = spec.source(v.source)
     tags = {"granularity": v.granularity} if v.granularity else {}
@@ -484,8 +515,8 @@ def _field_dtype(spec: Spec, ref: str) -> str | None:
     return None
 
 
-def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], hashed: set[str]) -> dict[str, Any]:
-    inputs = [hashed_ref(r) if r in hashed else r for r in o.inputs if r not in dropped]
+def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], fs: FeatureStoreArch) -> dict[str, Any]:
+    inputs = [protected_ref(r, fs) for r in o.inputs if r not in dropped]
     by_view: dict[str, list[str]] = {}
     for ref in inputs:
         view, _, field = ref.partition(".")
@@ -536,6 +567,21 @@ def hashed_ref(ref: str) -> str:
     return f"{view}.{field}{HASH_SUFFIX}"
 
 
+def encrypted_ref(ref: str) -> str:
+    """Where an encrypted personal field is served: `view.field` -> `view.field_encrypted` (its ciphertext)."""
+    view, _, field = ref.partition(".")
+    return f"{view}.{field}{ENCRYPT_SUFFIX}"
+
+
+def protected_ref(ref: str, fs: FeatureStoreArch) -> str:
+    """The field a reference is read as: its hash or its ciphertext when personal, else itself."""
+    if ref in fs.hashed_fields:
+        return hashed_ref(ref)
+    if ref in fs.encrypted_fields:
+        return encrypted_ref(ref)
+    return ref
+
+
 # ------------------------------------------------------------------ services, permissions
 def served_features(arch: Architecture, service: str) -> list[str]:
     """The `view.field` references a feature service serves, in order, after PII handling.
@@ -551,13 +597,8 @@ def served_features(arch: Architecture, service: str) -> list[str]:
 
 
 def _served_refs(refs: list[str], fs: FeatureStoreArch) -> list[str]:
-    dropped, hashed = set(fs.dropped_fields), set(fs.hashed_fields)
-    out = []
-    for ref in refs:
-        if ref in dropped:
-            continue
-        out.append(hashed_ref(ref) if ref in hashed else ref)
-    return list(dict.fromkeys(out))
+    dropped = set(fs.dropped_fields)
+    return list(dict.fromkeys(protected_ref(ref, fs) for ref in refs if ref not in dropped))
 
 
 def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
@@ -573,6 +614,8 @@ def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
             notes.append(f"{ref} left out: personal data with privacy.pii_handling drop")
         elif ref in fs.hashed_fields:
             notes.append(f"{ref} served as its salted hash {hashed_ref(ref)}")
+        elif ref in fs.encrypted_fields:
+            notes.append(f"{ref} served as its ciphertext {encrypted_ref(ref)} (roles granted read_pii decrypt it)")
     return {
         "name": s.name,
         "var": _var(s.name, "service"),
@@ -604,13 +647,18 @@ def _pii_note(fs: FeatureStoreArch) -> str:
             "Personal fields (privacy.pii_handling hash) are hashed before they are written\n"
             "(scripts/protect_pii.py): the stores hold only salted hashes."
         )
+    if fs.encrypted_fields:
+        return (
+            "Personal fields (privacy.pii_handling encrypt) are encrypted before they are written\n"
+            "(scripts/protect_pii.py): the stores hold only ciphertext; roles granted read_pii decrypt it."
+        )
     return ""
 
 
 def _permissions(arch: Architecture) -> list[dict[str, Any]]:
     out = []
     for role, can in arch.privacy.permissions:
-        actions = {a for c in can for a in ACTIONS[c]}
+        actions = {a for c in can for a in ACTIONS[c]}  # read_pii alone is refused by validation
         out.append(
             {
                 "name": role,

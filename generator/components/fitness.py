@@ -122,12 +122,16 @@ def _pii(arch: Architecture) -> dict[str, Any]:
         return out
 
     if fs is None:
-        return {"handling": arch.privacy.pii_handling, "handling_line": 0, "forbidden": [], "hashed": []}
+        return {"handling": arch.privacy.pii_handling, "handling_line": 0, "forbidden": [], "protected": []}
     return {
         "handling": arch.privacy.pii_handling,
         "handling_line": spec_lines(arch).get("privacy.pii_handling", 0),
-        "forbidden": fields(fs.dropped_fields, "drop") + fields(fs.hashed_fields, "hash"),
-        "hashed": fields(fs.hashed_fields, "hash"),
+        "forbidden": fields(fs.dropped_fields, "drop")
+        + fields(fs.hashed_fields, "hash")
+        + fields(fs.encrypted_fields, "encrypt"),
+        "protected": fields(fs.hashed_fields, "hash") + fields(fs.encrypted_fields, "encrypt"),
+        "suffix": "_encrypted" if fs.encrypted_fields else "_sha256",
+        "decrypt_roles": arch.privacy.decrypt_roles,
     }
 
 
@@ -379,8 +383,8 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     privacy = ["feast_definitions"]
     if ctx["pii"]["forbidden"]:
         privacy += ["FORBIDDEN_PII", "ROOT"]
-    if ctx["pii"]["hashed"]:
-        privacy += ["HASHED_PII", "ROOT", "load_module"]
+    if ctx["pii"]["protected"]:
+        privacy += ["PROTECTED_PII", "ROOT", "load_module"]
     if ctx["retention"] is not None:
         privacy += ["RETENTION", "VIEW_TTLS"] + (["load_module"] if ctx["has_purge"] else [])
     freshness = ["FRESHNESS", "feast_definitions"]

@@ -51,6 +51,7 @@ ONLINE_BROKER_ENV = {
     "kafka": ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka brokers the online trainer consumes"),
 }
 PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
+PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
 def feast_requirement(arch: Architecture) -> str | None:
@@ -60,6 +61,10 @@ def feast_requirement(arch: Architecture) -> str | None:
     extras = {ONLINE_EXTRAS[fs.online_store], OFFLINE_EXTRAS[fs.offline_store]}
     if fs.registry == "sql":
         extras.add("postgres")  # the SQL registry lives in PostgreSQL (psycopg)
+    from .feature_repo import feast_auth
+
+    if feast_auth(arch) == "kubernetes":
+        extras.add("k8s")  # the feature server's Kubernetes authorization (the kubernetes client)
     extras.discard("")
     return f"feast[{','.join(sorted(extras))}]=={FEAST_VERSION}" if extras else f"feast=={FEAST_VERSION}"
 
@@ -74,6 +79,8 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_REST)
     if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
+    if arch.feature_store is not None and arch.feature_store.encrypted_fields:
+        pins.append(PIN_CRYPTO)
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 

@@ -181,6 +181,8 @@ def context(arch: Architecture) -> dict[str, Any]:
         "online_broker": arch.training.consumer_broker,
         "retention_s": arch.privacy.retention_s,
         "model_pvc": f"{app}-model-repository",
+        # the encryption key of personal fields: a Secret of its own, for materialization only (deploy/k8s)
+        "pii_key_secret": f"{app}-pii-key" if arch.privacy.pii_key_env else "",
         **ci_context(arch),
     }
 

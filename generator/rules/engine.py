@@ -10,6 +10,7 @@ from requirements_spec.models import FeatureViewSpec, OnDemandViewSpec, Spec
 from requirements_spec.validate import LoadedSpec
 
 from ..architecture import (
+    PII_SUFFIX,
     Alternative,
     Architecture,
     Decision,
@@ -26,7 +27,7 @@ from ..architecture import (
 )
 from .context import RuleContext
 from .pipelines import pipe_shapes
-from .privacy import salt_env
+from .privacy import KEY_ENV, salt_env
 from .registry import Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
 from .values import (
@@ -359,6 +360,7 @@ def _privacy(ctx: RuleContext) -> PrivacyArch:
         permissions=typed(ctx, "access", PERMISSIONS) or [],
         local_mirror=typed(ctx, "residency", FLAG) is True,
         pii_salt_env=salt_env(ctx.spec.project.name) if pv.pii_handling == "hash" else None,
+        pii_key_env=KEY_ENV if pv.pii_handling == "encrypt" else None,
     )
 
 
@@ -385,13 +387,18 @@ def _model_inputs(spec: Spec, model_name: str) -> list[TensorArch]:
     svc = spec.service(m.feature_service or "")
     assert svc is not None and spec.features is not None
     out = []
+    # hash and encrypt: the model sees what the feature service serves, the hash or the ciphertext (text)
+    suffix = PII_SUFFIX.get(spec.privacy.pii_handling)
     for ref in svc.features:
         view, _, field = ref.partition(".")
-        dtype = "float64"
+        dtype, pii = "float64", False
         views: list[FeatureViewSpec | OnDemandViewSpec] = [*spec.features.views, *spec.features.on_demand]
         for v in views:
             if v.name == view:
-                dtype = next(x.dtype for x in v.fields if x.name == field)
+                declared = next(x for x in v.fields if x.name == field)
+                dtype, pii = declared.dtype, declared.pii
+        if pii and suffix:
+            field, dtype = field + suffix, "string"
         out.append(_tensor(field, FIELD_TO_TENSOR[dtype], [1]))
     return out
 

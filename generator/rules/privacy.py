@@ -9,6 +9,7 @@ from .registry import rule
 from .thresholds import THRESHOLDS
 
 HANDLING: ReqPath = ("privacy", "pii_handling")
+KEY_ENV = "PII_ENCRYPTION_KEY"  # encrypt: the Fernet key scripts/protect_pii.py reads
 
 
 def salt_env(project: str) -> str:
@@ -26,8 +27,9 @@ def pii(ctx: RuleContext) -> Outcome:
     """drop: never in a feature service (served only if a finding is ignored — it is an error);
     hash: hashed at write time (a protected copy of each source holds a salted SHA-256 instead of the
     value, the salt read from the environment), so no store or training set ever holds the value;
-    encrypt: encrypted at rest, decrypted only for the roles allowed to read; allow: kept as is,
-    with a warning in the review."""
+    encrypt: encrypted at write time (Fernet, the key read from the environment), so stores and
+    training sets hold only ciphertext, decrypted only for the roles granted `read_pii`; allow: kept
+    as is, with a warning in the review."""
     handling = ctx.spec.privacy.pii_handling
     fields = ctx.pii_fields()
     reads: list[ReqPath] = [HANDLING, *(p for p, _ in fields)]
@@ -36,7 +38,8 @@ def pii(ctx: RuleContext) -> Outcome:
         "drop": "kept out of every feature service and the training set",
         "hash": f"hashed before they are written: stores and training sets hold only a salted hash "
         f"(salt in ${salt_env(ctx.spec.project.name)})",
-        "encrypt": "encrypted at rest; only roles allowed to read can decrypt them",
+        "encrypt": f"encrypted before they are written: stores and training sets hold only ciphertext (key in "
+        f"${KEY_ENV}); only roles granted read_pii decrypt them",
         "allow": "kept and served as is; the review shows a warning",
     }[handling]
     others = {
