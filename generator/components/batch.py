@@ -14,7 +14,14 @@ from typing import Any
 
 from ..architecture import Architecture
 from ..plan import PlannedFile
-from .pipelines import APP_IMAGE, k8s_name, k8s_quantity_cpu, k8s_quantity_memory, scheduled_training
+from .pipelines import (
+    APP_IMAGE,
+    k8s_name,
+    k8s_quantity_cpu,
+    k8s_quantity_memory,
+    pod_placement,
+    scheduled_training,
+)
 
 COMPONENT = "batch"
 DECISIONS = ("serving_runtime", "batch_scoring")
@@ -98,12 +105,20 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cronjob_name": k8s_name(project, "train_score"),
         "train": {
             "cpu": k8s_quantity_cpu(tr.cpus),
+            "cpu_limit": k8s_quantity_cpu(tr.cpus * 2),
             "memory": k8s_quantity_memory(tr.memory_gb),
             "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
             "threads": max(1, round(tr.cpus)),
         },
-        "score": {"cpu": k8s_quantity_cpu(max(1.0, tr.cpus)), "memory": k8s_quantity_memory(max(2.0, tr.memory_gb))},
+        "score": {
+            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+        },
         "postgres": value["target"] == "postgres",
+        **pod_placement(arch, ["train", "score"]),
+        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
+        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
     }
 
 

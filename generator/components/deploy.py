@@ -37,6 +37,65 @@ TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
 TRITON_RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 FEATURE_SERVER_PORT = 6566
 REST_PORT = 8080  # the python_rest runtime's REST service (serving.REST_PORT)
+# privacy.residency eu/us: the regions of the major clouds inside it (the values of the node label
+# topology.kubernetes.io/region), the storage class its volumes use, and the warehouse's location
+REGION_LABEL = "topology.kubernetes.io/region"
+RESIDENCY_REGIONS: dict[str, tuple[str, ...]] = {
+    "eu": (
+        # AWS, Google Cloud, Azure: regions in EU member states
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-3",
+        "europe-central2",
+        "europe-north1",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west3",
+        "europe-west4",
+        "europe-west8",
+        "europe-west9",
+        "francecentral",
+        "germanywestcentral",
+        "italynorth",
+        "northeurope",
+        "polandcentral",
+        "spaincentral",
+        "swedencentral",
+        "westeurope",
+    ),
+    "us": (
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+        "centralus",
+        "eastus",
+        "eastus2",
+        "northcentralus",
+        "southcentralus",
+        "westcentralus",
+        "westus",
+        "westus2",
+        "westus3",
+    ),
+}
+# warehouse locations inside the residency: BigQuery's multi-region, the AWS region of Redshift
+WAREHOUSE_LOCATION: dict[str, dict[str, str]] = {
+    "eu": {"BIGQUERY_LOCATION": "EU", "AWS_REGION": "eu-central-1"},
+    "us": {"BIGQUERY_LOCATION": "US", "AWS_REGION": "us-east-1"},
+}
 # own scheduler (docker compose service, Kubernetes CronJobs) unless the company runs an orchestrator
 EXTERNAL_ORCHESTRATORS = ("airflow", "prefect", "dagster")
 
@@ -70,6 +129,7 @@ class Job:
     cpus: float = 1.0
     memory_gb: float = 2.0
     k8s_name: str = ""  # <app>-<job>: the same name the pipelines component gives its CronJobs
+    writable: str = ""  # why the job writes inside its image (root filesystem not read-only), or ""
 
 
 def slug(name: str, max_len: int = 63) -> str:
@@ -90,6 +150,19 @@ def uses_postgres(arch: Architecture) -> bool:
 
 def uses_spark(arch: Architecture) -> bool:
     return arch.uses_spark
+
+
+def residency(arch: Architecture) -> dict[str, Any]:
+    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem)."""
+    res = arch.privacy.residency
+    regions = list(RESIDENCY_REGIONS.get(res, ()))
+    return {
+        "name": res,
+        "label": REGION_LABEL,
+        "regions": regions,
+        # the cluster's StorageClass whose volumes stay in the region (its allowedTopologies pin the region label)
+        "storage_class": f"{res}-resident" if regions else "",
+    }
 
 
 def rest_app(arch: Architecture) -> bool:
@@ -123,9 +196,35 @@ def jobs(arch: Architecture) -> list[Job]:
             cpus=j.cpus,
             memory_gb=j.memory_gb,
             k8s_name=cronjob_name(arch, j.name),
+            writable=job_writes_image(arch, j.name),
         )
         for j in pipelines.jobs(arch)
     ]
+
+
+def job_writes_image(arch: Architecture, job: str) -> str:
+    """Why a scheduled job writes files inside its image, so its root filesystem cannot be read-only ("" if not).
+
+    Training writes only the mounted model repository. The feature-store jobs write inside the repository
+    when a store is a file there: the file registry, the SQLite online store, parquet sources and their copies.
+    """
+    fs = arch.feature_store
+    if job == "train" or fs is None:
+        return ""
+    kept = [
+        what
+        for what, used in (
+            ("the file registry", fs.registry == "file"),
+            ("the SQLite online store", fs.online_store == "sqlite"),
+            ("parquet sources and their protected copies", fs.offline_store in ("file", "duckdb")),
+        )
+        if used
+    ]
+    if not kept:
+        return ""
+    return (
+        f"{job} writes {', '.join(kept)} under feature_repo/data/: move them to volumes or servers to make it read-only"
+    )
 
 
 def cronjob_name(arch: Architecture, job: str) -> str:
@@ -485,6 +584,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "model_pvc": f"{app}-model-repository",
         "scheduler": arch.training.scheduler,
         "feast_auth": feast_auth(arch),
+        "residency": residency(arch),
         "access_roles": access_roles(arch),
         "pii_key_secret": f"{app}-{PII_KEY_SECRET}" if arch.privacy.pii_key_env else "",
         "local_mirror": arch.privacy.local_mirror,

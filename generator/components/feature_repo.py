@@ -231,7 +231,7 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
                 "SQLAlchemy URL of the SQL registry",
             )
         )
-    out += _warehouse_env(fs.offline_store)
+    out += _warehouse_env(fs.offline_store, arch.privacy.residency)
     if fs.hashed_fields:
         out.append(EnvVar("PII_HASH_SALT", "", True, "secret salt of the personal-field hashes"))
     if fs.encrypted_fields:
@@ -857,7 +857,7 @@ def _registry_url(fs: FeatureStoreArch) -> str:
     return "${FEAST_REGISTRY_URL}"
 
 
-def _warehouse_env(offline: str) -> list[EnvVar]:
+def _warehouse_env(offline: str, residency: str) -> list[EnvVar]:
     table: dict[str, list[tuple[str, bool, str]]] = {
         "bigquery": [
             ("BIGQUERY_PROJECT", False, "GCP project of the BigQuery dataset"),
@@ -883,5 +883,9 @@ def _warehouse_env(offline: str) -> list[EnvVar]:
         ],
         "spark": [("SPARK_MASTER", False, "Spark master URL, e.g. local[*] or spark://host:7077")],
     }
+    from .deploy import WAREHOUSE_LOCATION
+
+    # privacy.residency eu/us: the warehouse's location inside it
     defaults = {"SPARK_MASTER": "local[*]", "BIGQUERY_LOCATION": "US", "SNOWFLAKE_SCHEMA": "PUBLIC"}
+    defaults |= WAREHOUSE_LOCATION.get(residency, {})
     return [EnvVar(n, defaults.get(n, ""), secret, d) for n, secret, d in table.get(offline, [])]

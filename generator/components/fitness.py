@@ -264,6 +264,24 @@ def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, 
         "has_feature_store": arch.feature_store is not None,
         "has_purge": "scripts/purge.py" in paths,
         "store_markers": store_markers(arch),
+        "residency": _residency(arch),
+    }
+
+
+def _residency(arch: Architecture) -> dict[str, Any] | None:
+    """What test_fitness_residency checks: regions and storage class of the manifests, warehouse locations."""
+    from .deploy import WAREHOUSE_LOCATION, residency
+
+    placed = residency(arch)
+    if not placed["regions"]:
+        return None
+    fs = arch.feature_store
+    wanted = WAREHOUSE_LOCATION[arch.privacy.residency]
+    offline = {"bigquery": "BIGQUERY_LOCATION", "redshift": "AWS_REGION"}.get(fs.offline_store if fs else "", "")
+    return {
+        **placed,
+        "requirement": requirement(arch, "privacy.residency", arch.privacy.residency),
+        "locations": {offline: wanted[offline]} if offline else {},
     }
 
 
@@ -419,4 +437,6 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         out.append(test_file("test_fitness_freshness", "materialization"))
     if ctx["quality"] is not None:
         out.append(test_file("test_fitness_quality", "quality_gate"))
+    if ctx["residency"] is not None:
+        out.append(test_file("test_fitness_residency", "residency"))
     return out

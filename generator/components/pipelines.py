@@ -170,6 +170,7 @@ def context(arch: Architecture) -> dict[str, Any]:
             j.name: {
                 "name": k8s_name(project, j.name),
                 "cpu": k8s_quantity_cpu(j.cpus),
+                "cpu_limit": k8s_quantity_cpu(j.cpus * 2),
                 "memory": k8s_quantity_memory(j.memory_gb),
             }
             for j in job_list
@@ -183,7 +184,18 @@ def context(arch: Architecture) -> dict[str, Any]:
         "model_pvc": f"{app}-model-repository",
         # the encryption key of personal fields: a Secret of its own, for materialization only (deploy/k8s)
         "pii_key_secret": f"{app}-pii-key" if arch.privacy.pii_key_env else "",
+        **pod_placement(arch, [j.name for j in job_list]),
         **ci_context(arch),
+    }
+
+
+def pod_placement(arch: Architecture, job_names: list[str]) -> dict[str, Any]:
+    """What the Kubernetes pod specs share with deploy/k8s: residency placement and which jobs write their image."""
+    from . import deploy
+
+    return {
+        "residency": deploy.residency(arch),
+        "writable": {name: deploy.job_writes_image(arch, name) for name in job_names},
     }
 
 
