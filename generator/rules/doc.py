@@ -43,7 +43,13 @@ def rule_markdown(rule: Rule, *, level: int = 3) -> str:
 
 def kind_markdown(kind: FindingKind, *, level: int = 3) -> str:
     h = "#" * level
-    waivable = "can be waived in the spec" if kind.severity == "warning" else "cannot be waived; stops generation"
+    waivable = (
+        "can be waived in the spec"
+        if kind.severity == "warning"
+        else "stops generation unless a waiver in the spec accepts it with a justification"
+        if kind.waivable
+        else "cannot be waived; stops generation"
+    )
     return f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
 
 
@@ -86,7 +92,7 @@ def rules_document(registry: Registry) -> str:
     lines += ["", "## Findings", ""]
     lines += ["| code | severity | title |", "| --- | --- | --- |"]
     kinds = sorted(registry.kinds.values(), key=lambda k: k.code)
-    lines += [f"| `{k.code}` | {k.severity} | {md_cell(k.title)} |" for k in kinds]
+    lines += [f"| `{k.code}` | {k.severity}{' (waivable)' if k.waivable else ''} | {md_cell(k.title)} |" for k in kinds]
     for k in kinds:
         lines += ["", kind_markdown(k).rstrip()]
     lines += ["", "## Thresholds", "", "Defined in `generator/rules/thresholds.py`.", ""]

@@ -153,11 +153,16 @@ def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
     by_code = {w.finding: (i, w) for i, w in enumerate(waivers)}
     for f in found:
         hit = by_code.get(f.code)
-        if hit is not None and f.severity == "warning":
+        kind = ctx.registry.kinds.get(f.code)
+        if hit is not None and (f.severity == "warning" or (kind is not None and kind.waivable)):
             i, w = hit
             line = ctx.req(("waivers", i, "finding")).line
+            # a waivable error, once justified, no longer stops generation: it is kept as a waived warning
             f = f.model_copy(
-                update={"waiver": Waived(justification=w.justification, accepted_by=w.accepted_by, line=line)}
+                update={
+                    "severity": "warning",
+                    "waiver": Waived(justification=w.justification, accepted_by=w.accepted_by, line=line),
+                }
             )
         out.append(f)
     for i, w in enumerate(waivers):
@@ -174,7 +179,7 @@ def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
                     "fix the code (see `archgen explain --list`) or remove the waiver",
                 )
             )
-        elif kind.severity == "error":
+        elif kind.severity == "error" and not kind.waivable:
             out.append(
                 ctx.finding(
                     "waiver.not_waivable",

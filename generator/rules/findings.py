@@ -24,8 +24,8 @@ RESIDENCY: ReqPath = ("privacy", "residency")
 HANDLING: ReqPath = ("privacy", "pii_handling")
 
 
-def _kind(code: str, severity: str, title: str, doc: str) -> FindingKind:
-    return FindingKind(code=code, severity=severity, title=title, doc=doc)  # type: ignore[arg-type]
+def _kind(code: str, severity: str, title: str, doc: str, waivable: bool = False) -> FindingKind:
+    return FindingKind(code=code, severity=severity, title=title, doc=doc, waivable=waivable)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- autonomy and residency
@@ -333,9 +333,33 @@ PII_OPEN = _kind(
     "privacy.pii_served_without_access_control",
     "warning",
     "PII served with no access roles",
-    "A feature service exposes pii-derived fields while privacy.access grants nothing: any client of the "
-    "feature server can read them (encrypt needs roles to decrypt for).",
+    "A feature service exposes pii-derived fields while privacy.access grants nothing, and every reader is in "
+    "process (no feature server): access is whoever holds the store credentials (encrypt needs roles to decrypt "
+    "for). Served over the network, the same is the error privacy.pii_served_over_network_without_access_control.",
 )
+
+
+PII_NETWORK_OPEN = _kind(
+    "privacy.pii_served_over_network_without_access_control",
+    "error",
+    "A network feature server serves personal data to anyone who reaches it",
+    "A feature server runs (features are read online over the network) and a feature service serves personal "
+    "fields (hashed, encrypted or as is) while privacy.access declares no role: no authorization is generated, "
+    "so any client that reaches the server reads them. Declare roles, or accept the risk with a waiver and its "
+    "justification (e.g. the network itself admits only the serving path).",
+    waivable=True,
+)
+
+
+def _feature_server_runs(ctx: RuleContext) -> bool:
+    """A Feast feature server is deployed: features are read online, over the network (as feature_server_runs)."""
+    sv = ctx.spec.serving
+    return (
+        ctx.spec.features is not None
+        and ctx.choice("online_store") is not None
+        and sv.mode in ("online", "async")
+        and any(m.feature_service for m in sv.models)
+    )
 
 
 def _pii_in_services(ctx: RuleContext) -> list[tuple[ReqPath, str]]:
@@ -351,7 +375,7 @@ def _pii_in_services(ctx: RuleContext) -> list[tuple[ReqPath, str]]:
     ]
 
 
-@check(PII_DROP, PII_ALLOW, TTL_RETENTION, PII_NO_RETENTION, PII_OPEN)
+@check(PII_DROP, PII_ALLOW, TTL_RETENTION, PII_NO_RETENTION, PII_OPEN, PII_NETWORK_OPEN)
 def privacy(ctx: RuleContext) -> Iterator[Finding]:
     spec = ctx.spec
     handling = spec.privacy.pii_handling
@@ -390,7 +414,15 @@ def privacy(ctx: RuleContext) -> Iterator[Finding]:
             [("privacy", "retention"), HANDLING],
             "set privacy.retention (e.g. 365d) so a purge job deletes them",
         )
-    if served and handling != "drop" and not spec.privacy.access:
+    if served and handling != "drop" and not spec.privacy.access and _feature_server_runs(ctx):
+        yield ctx.finding(
+            PII_NETWORK_OPEN.code,
+            f"a feature server serves pii fields ({handling}) over the network but privacy.access declares no role",
+            [("privacy", "access"), HANDLING, ("serving", "mode"), *(p for p, _ in served)],
+            "declare roles under privacy.access (e.g. {role: scoring, can: [online_read]}), or waive "
+            "privacy.pii_served_over_network_without_access_control with the justification",
+        )
+    elif served and handling != "drop" and not spec.privacy.access:
         yield ctx.finding(
             PII_OPEN.code,
             f"services expose pii fields ({handling}) but privacy.access declares no role",

@@ -63,6 +63,8 @@ class FindingKind:
     title: str
     doc: str
     origin: str = "archgen"
+    # an error that a waiver with a justification accepts (the finding then stays, as a waived warning)
+    waivable: bool = False
 
 
 @dataclass(frozen=True)
