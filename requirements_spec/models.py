@@ -16,9 +16,11 @@ from .types import (
     Cron,
     Duration,
     FiniteFloat,
+    IndexUrl,
     Name,
     NotBool,
     Owner,
+    Registry,
     RelativePath,
     TableName,
     TensorName,
@@ -64,6 +66,16 @@ class Existing(SpecModel):
     broker: Broker = "none"
     ci: Literal["github", "gitlab"] = Field(
         default="github", description="The CI the level-2 pipeline runs on: GitHub Actions or GitLab CI."
+    )
+    image_registry: Registry | None = Field(
+        default=None,
+        description="The site's container registry, e.g. registry.plant.internal/ml: every base image comes from "
+        "it, under its public path (nvidia/tritonserver, library/python, ...). Required when autonomy is air_gapped.",
+    )
+    package_mirror: IndexUrl | None = Field(
+        default=None,
+        description="The site's Python package index (a PEP 503 simple URL), e.g. https://pypi.plant.internal/simple: "
+        "`make offline-bundle` downloads from it. Required when autonomy is air_gapped.",
     )
 
 

@@ -230,6 +230,18 @@ def _check(spec: Spec) -> Iterator[Problem]:
                 "name a file or table source whose rows hold the entity keys to score",
             )
     yield from _unique(((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
+    if spec.autonomy == "air_gapped":
+        for name, example in (
+            ("image_registry", "registry.site.internal/ml"),
+            ("package_mirror", "https://pypi.site.internal/simple"),
+        ):
+            if getattr(spec.existing, name) is None:
+                yield Problem(
+                    ("autonomy",),
+                    f"autonomy is air_gapped but existing.{name} is not set: nothing public is reachable, so "
+                    f"{'images' if name == 'image_registry' else 'Python packages'} must come from the site",
+                    f"set existing.{name} (e.g. {example})",
+                )
     for i, a in enumerate(spec.privacy.access):
         if "read_pii" in a.can and not {"online_read", "offline_read"} & set(a.can):
             yield Problem(

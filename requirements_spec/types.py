@@ -55,6 +55,12 @@ TensorName = Annotated[StrictStr, Field(pattern=TENSOR_PATTERN)]
 TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 TableName = Annotated[StrictStr, Field(pattern=TABLE_PATTERN)]
 
+# a container registry (host[:port][/path]) and a package index URL: written into Dockerfiles, manifests and
+# the Makefile, so no quote, space or shell character
+REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?){0,8}$"
+Registry = Annotated[StrictStr, Field(pattern=REGISTRY_PATTERN)]
+INDEX_URL_PATTERN = r"^(https?|file)://[A-Za-z0-9._~:/?#@!&+,;=%-]{1,2000}$"
+IndexUrl = Annotated[StrictStr, Field(pattern=INDEX_URL_PATTERN)]
 TOPIC_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"
 Topic = Annotated[StrictStr, Field(pattern=TOPIC_PATTERN)]
 

@@ -37,7 +37,13 @@ project:
   name: {name}
   description: Offer a voucher at the kiosk when a visitor is likely to buy.
   owners: {{data_engineering: "@shop/data", data_science: "@shop/ds"}}
-existing: {{warehouse: files, orchestrator: cron, platform: local, broker: none}}
+existing:
+  warehouse: files
+  orchestrator: cron
+  platform: local
+  broker: none
+  image_registry: registry.site.internal/ml
+  package_mirror: https://pypi.site.internal/simple
 entities:
   - {{name: visitor, join_key: visitor_id, dtype: string}}
 sources:

@@ -29,6 +29,7 @@ PYTHON_IMAGE = "python:3.11-slim"
 REDIS_IMAGE = "redis:7.4-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"
 KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
+EXAMPLE_REGISTRY = "registry.example.internal"  # where the built images go when the spec names no site registry
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
@@ -150,6 +151,42 @@ def uses_postgres(arch: Architecture) -> bool:
 
 def uses_spark(arch: Architecture) -> bool:
     return arch.uses_spark
+
+
+def site_image(arch: Architecture, public: str) -> str:
+    """A public image as the site pulls it: from existing.image_registry under its public path when one is set.
+
+    nvcr.io/nvidia/tritonserver:T -> <registry>/nvidia/tritonserver:T; python:3.11-slim -> <registry>/library/python...
+    An air-gapped spec always names its registry (validation), so it gets no public default.
+    """
+    registry = arch.spec.existing.image_registry
+    if registry is None:
+        return public
+    first, _, rest = public.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):  # a registry host: dropped
+        path = rest
+    elif rest:
+        path = public
+    else:
+        path = f"library/{public}"  # Docker Hub's official images
+    return f"{registry}/{path}"
+
+
+def app_registry(arch: Architecture) -> str:
+    """Where the system's own images are pushed: the site's registry, or the example one to replace."""
+    return f"{arch.spec.existing.image_registry or EXAMPLE_REGISTRY}/{slug(arch.spec.project.name)}"
+
+
+def images(arch: Architecture) -> dict[str, str]:
+    """The base and service images the system runs, as the site pulls them (images.txt of make offline-bundle)."""
+    out = {"python": site_image(arch, PYTHON_IMAGE)}
+    if arch.triton_serves:
+        out["triton"] = site_image(arch, TRITON_IMAGE)
+    if uses_redis(arch):
+        out["redis"] = site_image(arch, REDIS_IMAGE)
+    if uses_postgres(arch):
+        out["postgres"] = site_image(arch, POSTGRES_IMAGE)
+    return out
 
 
 def residency(arch: Architecture) -> dict[str, Any]:
@@ -538,10 +575,12 @@ def context(arch: Architecture) -> dict[str, Any]:
     return {
         "app": app,
         "project": arch.spec.project.name,
-        "triton_image": TRITON_IMAGE,
-        "python_image": PYTHON_IMAGE,
-        "redis_image": REDIS_IMAGE,
-        "postgres_image": POSTGRES_IMAGE,
+        "triton_image": site_image(arch, TRITON_IMAGE),
+        "python_image": site_image(arch, PYTHON_IMAGE),
+        "redis_image": site_image(arch, REDIS_IMAGE),
+        "postgres_image": site_image(arch, POSTGRES_IMAGE),
+        "app_registry": app_registry(arch),
+        "package_mirror": arch.spec.existing.package_mirror or "",
         "k8s_version": KUBERNETES_VERSION,
         "environments": list(ENVIRONMENTS),
         "ports": {

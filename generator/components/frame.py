@@ -190,8 +190,25 @@ def context(arch: Architecture) -> dict[str, Any]:
         "triton_requirements": list(PINS_TRITON),
         "setup_modules": setup_modules,
         **runtime_make(arch),
+        "offline": offline(arch),
         "view_names": [v.name for v in spec.features.views] if spec.features else [],
         "service_names": [s.name for s in spec.features.services] if spec.features else [],
+    }
+
+
+def offline(arch: Architecture) -> dict[str, Any] | None:
+    """An air-gapped system's delivery: the site's mirror, the requirement files to bundle, the images to carry in."""
+    mirror = arch.spec.existing.package_mirror
+    if arch.spec.autonomy != "air_gapped" or mirror is None:
+        return None
+    from .deploy import images
+
+    files = ["requirements.txt", *(["requirements-triton.txt"] if triton_served(arch) else [])]
+    return {
+        "package_mirror": mirror,
+        "registry": arch.spec.existing.image_registry or "",
+        "images": images(arch),
+        "requirement_files": [*files, "requirements-security.txt"],
     }
 
 
@@ -254,6 +271,17 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         PlannedFile(".gitignore", "frame", template="frame/gitignore.j2", context=ctx),
         PlannedFile("tests/conftest.py", "frame", template="frame/tests/conftest.py.j2", context=ctx),
     ]
+    if ctx["offline"] is not None:
+        files.append(
+            PlannedFile(
+                "scripts/offline_bundle.py",
+                "frame",
+                template="scripts/offline_bundle.py.j2",
+                context={**ctx, **ctx["offline"]},
+                executable=True,
+                decisions=_decisions(arch, "residency"),
+            )
+        )
     if ctx["has_triton"]:
         files.append(
             PlannedFile(

@@ -211,11 +211,14 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
         "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
         # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
-        "cd_overlay_registry": f"registry.example.internal/{deploy.slug(arch.spec.project.name)}",
+        "cd_overlay_registry": deploy.app_registry(arch),
         "ci_redis": deploy.uses_redis(arch),
         "ci_postgres": deploy.uses_postgres(arch),
-        "redis_image": deploy.REDIS_IMAGE,
-        "postgres_image": deploy.POSTGRES_IMAGE,
+        "redis_image": deploy.site_image(arch, deploy.REDIS_IMAGE),
+        "postgres_image": deploy.site_image(arch, deploy.POSTGRES_IMAGE),
+        "ci_python_image": deploy.site_image(arch, "python:3.11"),
+        "ci_docker_image": deploy.site_image(arch, "docker:27"),
+        "ci_dind_image": deploy.site_image(arch, "docker:27-dind"),
     }
 
 
