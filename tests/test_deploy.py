@@ -384,3 +384,65 @@ def test_kubernetes_access_one_account_role_and_binding_per_declared_role(genera
                 assert "feature-server-tokenreview.yaml" in overlay["resources"]
         checked += 1
     assert checked >= 1, "no generated system declares roles on Kubernetes"
+
+
+def test_app_start_guard_refuses_placeholder_and_empty_secrets_outside_dev(generated: Any) -> None:
+    """deploy/check_secrets.py (the app image's ENTRYPOINT): placeholders never start; empty secrets only in dev."""
+    _, root, files = generated["realtime"]
+    guard = root / "deploy" / "check_secrets.py"
+    names = re.search(r"SECRETS = (\[.*?\])", files["deploy/check_secrets.py"].decode(), re.S)
+    assert names is not None
+    secrets = yaml.safe_load(names.group(1))
+    assert {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "TRITON_ADMIN_KEY"} <= set(secrets)
+
+    def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(guard), sys.executable, "-c", "print('started')"],
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    real = {name: f"real-{name.lower()}-0123456789" for name in secrets}
+    ok = start({**real, "DEPLOY_ENV": "prod"})
+    assert ok.returncode == 0 and ok.stdout.strip() == "started", ok.stderr
+    placeholder = start({**real, "DEPLOY_ENV": "prod", "REDIS_PASSWORD": "change-me-redis-prod"})
+    assert placeholder.returncode != 0 and "REDIS_PASSWORD" in placeholder.stderr
+    assert "change-me-redis-prod" not in placeholder.stderr + placeholder.stdout  # names only, never a value
+    assert start({**real, "DEPLOY_ENV": "dev", "POSTGRES_PASSWORD": "change-me"}).returncode != 0
+    empty = {**real, "POSTGRES_PASSWORD": ""}
+    refused = start({**empty, "DEPLOY_ENV": "staging"})
+    assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr
+    assert start({**empty, "DEPLOY_ENV": "dev"}).returncode == 0  # local development: trust auth, no password
+
+
+def test_every_app_container_starts_through_the_guard_and_redis_refuses_placeholders(generated: Any) -> None:
+    """Manifests pass args (the image's ENTRYPOINT, the guard, runs first); Kubernetes Redis refuses a placeholder."""
+    checked = 0
+    for name, (_, _, files) in generated.items():
+        for path, data in files.items():
+            if not (path.startswith("deploy/k8s/") and path.endswith(".yaml")):
+                continue
+            for doc in yaml.safe_load_all(data):
+                if not isinstance(doc, dict) or doc.get("kind") not in ("Deployment", "StatefulSet", "CronJob"):
+                    continue
+                spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+                for c in spec["template"]["spec"]["containers"]:
+                    if c["image"].endswith("-app:dev"):
+                        assert "command" not in c, (name, path, c["name"])
+                        checked += 1
+                    if c["name"] == "redis":
+                        script = c["command"][2]
+                        for password in ("", "change-me-redis-prod"):
+                            run = subprocess.run(
+                                ["sh", "-c", script],
+                                env={"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": password},
+                                capture_output=True,
+                                text=True,
+                                timeout=30,
+                                check=False,
+                            )
+                            assert run.returncode == 78 and "refusing to start" in run.stderr, (name, password)
+    assert checked >= 3

@@ -478,6 +478,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _t("deploy/docker-compose.yaml", "deploy/docker-compose.yaml.j2", ctx, ("deployment", "online_store")),
         _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
         _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
+        _t("deploy/check_secrets.py", "deploy/check_secrets.py.j2", ctx),
     ]
     if not ctx["rest_app"]:  # python_rest serves from the app image: no Triton image to build
         files += [
@@ -602,6 +603,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
         # the encryption key of personal fields is a Secret of its own: only materialization gets it
         "k8s_secret_keys": [v.name for v in env_vars if v.secret and v.name != arch.privacy.pii_key_env],
+        "secret_names": sorted(v.name for v in env_vars if v.secret and not v.derived),
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
