@@ -177,8 +177,10 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert 'pod("train", ["-m", "training.train"], "4", "8Gi", 0)' in dag  # the spec's training resources
         if existing.get("orchestrator") == "kubernetes":
             job = yaml.safe_load(files[pipeline])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            assert [c["args"] for c in job["initContainers"]] == [["-m", "training.train"]]
-            assert job["containers"][0]["args"] == ["-m", "batch.score"]
+            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
+            assert [c["args"] for c in job["initContainers"]] == [["python", "-m", "training.train"]]
+            assert job["containers"][0]["args"] == ["python", "-m", "batch.score"]
+            assert all("command" not in c for c in [*job["initContainers"], *job["containers"]])
 
 
 def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
