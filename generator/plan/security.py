@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decide.architecture import Architecture
+from .feature_repo import feast_auth
 from .plan import PlannedFile
 
 COMPONENT = "security"
@@ -189,6 +190,9 @@ def threat_flows(arch: Architecture) -> list[Flow]:
         protect = (
             "personal fields hashed at write time (scripts/protect_pii.py, salt from the secret PII_HASH_SALT)"
             if fs.hashed_fields
+            else "personal fields encrypted at write time (scripts/protect_pii.py, key from the secret "
+            "PII_ENCRYPTION_KEY; only roles granted read_pii decrypt)"
+            if fs.encrypted_fields
             else "personal fields left out of every feature view"
             if fs.dropped_fields
             else "none beyond the warehouse's own"
@@ -227,7 +231,7 @@ def threat_flows(arch: Architecture) -> list[Flow]:
                     "feature server / serving client",
                     "system -> clients",
                     _personal(arch, "stored"),
-                    f"Feast permissions per role ({roles}); {net}",
+                    f"Feast permissions per role ({roles}), authenticated by {feast_auth(arch)}; {net}",
                 )
             )
     if arch.serving.runtime == "triton":
