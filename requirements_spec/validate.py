@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Diagnostic, Path, SpecError, format_path
+from .errors import Diagnostic, Location, Path, SpecError, format_path
 from .loader import SourceMap, load_yaml_text, read_spec_text
 from .models import Spec
-from .references import Problem, check_references
+from .references import check_references
 
 
 @dataclass(frozen=True)
@@ -45,24 +45,20 @@ def parse_spec(text: str, filename: str = "<spec>") -> LoadedSpec:
 def validate_data(data: Any, source_map: SourceMap) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(
-            [source_map.diagnostic((), "the spec must be a mapping of sections (version, project, serving, ...)")]
+            [
+                source_map.diagnostic(
+                    INVALID_VALUE, (), "the spec must be a mapping of sections (version, project, serving, ...)"
+                )
+            ]
         )
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_diagnostics(exc, data, source_map)) from None
-    problems = check_references(spec)
+    problems = check_references(spec, source_map)
     if problems:
-        raise SpecError(_reference_diagnostic(p, source_map) for p in problems)
+        raise SpecError(problems)
     return spec
-
-
-def _reference_diagnostic(problem: Problem, source_map: SourceMap) -> Diagnostic:
-    hint = problem.hint
-    if problem.related is not None:
-        first = f"first declared at line {source_map.line(problem.related)} ({format_path(problem.related)})"
-        hint = f"{first}; {hint}" if hint else first
-    return source_map.diagnostic(problem.path, problem.message, hint)
 
 
 # ---------------------------------------------------------------- pydantic errors to diagnostics
@@ -250,5 +246,22 @@ def _diagnostics(exc: ValidationError, data: Any, source_map: SourceMap) -> list
             line, col = source_map.where(path[:-1], key=True)
         else:
             line, col = source_map.where(path)
-        out.append(Diagnostic(line, col, source_map.filename, format_path(path), message, hint))
+        out.append(
+            Diagnostic(_code(kinds), message, Location(source_map.filename, line, col, format_path(path)), hint=hint)
+        )
     return out
+
+
+#: the codes of schema problems
+UNKNOWN_FIELD = "spec.unknown_field"
+MISSING_FIELD = "spec.missing_field"
+INVALID_VALUE = "spec.invalid_value"
+
+
+def _code(kinds: set[str]) -> str:
+    """The code of the errors pydantic reported at one path."""
+    if kinds == {"extra_forbidden"}:
+        return UNKNOWN_FIELD
+    if kinds <= {"missing", "union_tag_not_found"}:
+        return MISSING_FIELD
+    return INVALID_VALUE

@@ -31,7 +31,7 @@ K8S_LABEL_VALUE_MAX = 63
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
-Add = Callable[[str, str], None]  # (file, message)
+Add = Callable[[str, str, int], None]  # (file, message, line: 0 when not known)
 
 
 def _kind(mode: int) -> str | None:
@@ -59,13 +59,13 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             if stat.S_ISLNK(st.st_mode):
                 why = check_inside(root, rel, names=False)
                 if why:
-                    add(escape(rel), "a symlink leading outside the repository: not followed, not read")
+                    add(escape(rel), "a symlink leading outside the repository: not followed, not read", 0)
                 continue
             if name in dirs:
                 continue
             special = _kind(st.st_mode)
             if special:
-                add(escape(rel), f"{special}, not a regular file: not read")
+                add(escape(rel), f"{special}, not a regular file: not read", 0)
                 continue
             if st.st_size > MARKER_SCAN_BYTES or name.endswith((".pyc", ".pyo", ".png", ".parquet", ".onnx")):
                 continue
@@ -80,7 +80,7 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             markers = [m.start() for m in _MARKER.finditer(text)]
             if markers and _SEPARATOR.search(text):
                 line = text.count("\n", 0, markers[0]) + 1
-                add(f"{escape(rel)}:{line}", "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them")
+                add(escape(rel), "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them", line)
     return scanned
 
 
@@ -138,7 +138,7 @@ def check_triton_load_rules(root: Path, add: Add) -> int:
             continue  # missing, unreadable or unparsable: the schema check reports it
         count += 1
         for message in triton_load_problems(cfg, mc):
-            add(escape(rel), message)
+            add(escape(rel), message, 0)
         if cfg.backend == "python" and cfg.platform != "ensemble":
             filename = cfg.default_model_filename or "model.py"
             for version in sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
@@ -152,9 +152,9 @@ def _compile(path: Path, rel: str, add: Add) -> None:
     try:
         compile(read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        add(f"{escape(rel)}:{exc.lineno or 0}", f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)")
+        add(escape(rel), f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)", exc.lineno or 0)
     except (Refused, ValueError) as exc:  # UnicodeDecodeError, null bytes
-        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}")
+        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}", 0)
 
 
 # ------------------------------------------------------------------ Kubernetes names
@@ -194,4 +194,4 @@ def check_kubernetes_names(root: Path, add: Add) -> None:
                 continue
             for doc in docs:
                 for message in kubernetes_name_problems(doc):
-                    add(escape(rel), message)
+                    add(escape(rel), message, 0)

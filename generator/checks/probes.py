@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from requirements_spec.errors import PathItem
+from requirements_spec.errors import Diagnostic, Location, PathItem, format_path
 from requirements_spec.validate import LoadedSpec
 
 from ..decide.architecture import Architecture, TritonModelArch
@@ -34,32 +34,15 @@ SPEC_COPY = ".archgen/spec.yaml"
 MAX_PROBED_BYTES = 4 * 1024 * 1024  # a probe reads at most this much of one file
 
 
-@dataclass(frozen=True)
-class Drift:
-    """One thing a probe found: where in the repository, which requirement, and what to do."""
+#: the spec requirements a probe's finding cites: the related locations of its diagnostic
+Cited = tuple[Location, ...]
+#: the hint of a finding that is information: the edit still satisfies the spec
+INFO_FIX = "none needed: the spec holds"
 
-    probe: str
-    severity: Literal["error", "info"]
-    file: str
-    line: int
-    message: str
-    requirement: str  # "<spec path> (.archgen/spec.yaml:LINE)"
-    fix: str
 
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "probe": self.probe,
-            "severity": self.severity,
-            "file": self.file,
-            "line": self.line,
-            "message": self.message,
-            "requirement": self.requirement,
-            "fix": self.fix,
-        }
+def requirement_text(cited: Cited) -> str:
+    """``path (.archgen/spec.yaml:LINE)``, or ``path (default)``, for each cited requirement."""
+    return ", ".join(f"{c.path} ({c.file}:{c.line})" if c.line else f"{c.path} (default)" for c in cited)
 
 
 @dataclass
@@ -67,16 +50,14 @@ class ProbeContext:
     root: Path
     arch: Architecture
     loaded: LoadedSpec
-    found: list[Drift] = field(default_factory=list)
+    found: list[Diagnostic] = field(default_factory=list)
     probe: str = ""
     _manifest: dict[str, str] | None = None
 
-    def spec_at(self, *path: PathItem) -> str:
-        """``dotted.path (.archgen/spec.yaml:LINE)`` of a spec node (its nearest written ancestor's line)."""
-        from requirements_spec.errors import format_path
-
-        line, _ = self.loaded.source_map.where(tuple(path))
-        return f"{format_path(tuple(path))} ({SPEC_COPY}:{line})" if line else f"{format_path(tuple(path))} (default)"
+    def spec_at(self, *path: PathItem) -> Cited:
+        """Where a spec node is in ``.archgen/spec.yaml`` (its nearest written ancestor's line and column)."""
+        line, column = self.loaded.source_map.where(tuple(path))
+        return (Location(SPEC_COPY, line, column, format_path(tuple(path))),)
 
     def read(self, rel: str) -> str | None:
         path = self.root / rel
@@ -105,11 +86,15 @@ class ProbeContext:
         text = self.read(rel)
         return text is not None and self._manifest.get(rel) == sha256(text.encode("utf-8"))
 
-    def error(self, file: str, line: int, message: str, requirement: str, fix: str) -> None:
-        self.found.append(Drift(self.probe, "error", file, line, message, requirement, fix))
+    def error(self, file: str, line: int, message: str, requirement: Cited, fix: str) -> None:
+        """``file`` (at ``line``; 0: the whole file) breaks the ``requirement``; ``fix`` says what to do."""
+        self.found.append(Diagnostic(f"probe.{self.probe}", message, Location(file, line), "error", fix, requirement))
 
-    def info(self, file: str, line: int, message: str, requirement: str) -> None:
-        self.found.append(Drift(self.probe, "info", file, line, message, requirement, "none needed: the spec holds"))
+    def info(self, file: str, line: int, message: str, requirement: Cited) -> None:
+        """``file`` was edited, and still satisfies the ``requirement``."""
+        self.found.append(
+            Diagnostic(f"probe.{self.probe}", message, Location(file, line), "info", INFO_FIX, requirement)
+        )
 
 
 @dataclass(frozen=True)
@@ -131,8 +116,12 @@ def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None
     return wrap
 
 
-def run_probes(root: Path) -> tuple[list[Drift], list[str]]:
-    """Every probe against the repository at ``root``: (drifts, skipped reasons)."""
+def run_probes(root: Path) -> tuple[list[Diagnostic], list[str]]:
+    """Every probe against the repository at ``root``: (drift, skipped reasons).
+
+    Each drift is a :class:`Diagnostic` coded ``probe.<name>``, at the file and line, citing the requirement
+    it breaks (in ``.archgen/spec.yaml``) as its related locations, with the fix as its hint.
+    """
     from requirements_spec.errors import SpecError
 
     from ..decide import decide
@@ -150,7 +139,13 @@ def run_probes(root: Path) -> tuple[list[Drift], list[str]]:
         arch = decide(loaded)
     except SpecError as exc:
         return [
-            Drift("spec", "error", SPEC_COPY, 0, f"the spec copy does not validate: {exc}", SPEC_COPY, "fix the spec")
+            Diagnostic(
+                "probe.spec",
+                f"the spec copy does not validate: {exc}",
+                Location(SPEC_COPY),
+                hint="fix the spec",
+                related=(Location(SPEC_COPY),),
+            )
         ], []
     ctx = ProbeContext(root, arch, loaded)
     for p in PROBES:
@@ -197,7 +192,7 @@ LIST_CONFIGS = (
 )
 
 
-def _job_requirement(ctx: ProbeContext, job: str) -> str:
+def _job_requirement(ctx: ProbeContext, job: str) -> Cited:
     spec = ctx.arch.spec
     if job == "train":
         return ctx.spec_at("training", "schedule")
@@ -287,7 +282,7 @@ def schedules(ctx: ProbeContext) -> None:
                 rel,
                 line,
                 f"schedules {cron!r} for a job no decision asks for",
-                ctx.spec_at("training", "trigger") + ", " + ctx.spec_at("delivery", "mlops_level"),
+                ctx.spec_at("training", "trigger") + ctx.spec_at("delivery", "mlops_level"),
                 "remove the entry, or change the spec so that the job is decided (then `archgen update`)",
             )
             continue
@@ -444,7 +439,6 @@ def pii_fields(ctx: ProbeContext) -> None:
                     field_call.lineno,
                     f"view {name} keeps the personal field {field_name}, which privacy.pii_handling drop leaves out",
                     ctx.spec_at("features", "views", i, "fields", pii[field_name], "pii")
-                    + ", "
                     + ctx.spec_at("privacy", "pii_handling"),
                     f"remove the Field {field_name!r} from the view",
                 )
@@ -520,7 +514,7 @@ def services(ctx: ProbeContext) -> None:
                     rel,
                     line,
                     f"service {name} serves the personal field {ref}, which privacy.pii_handling drop never serves",
-                    ctx.spec_at(*pii[ref]) + ", " + ctx.spec_at("privacy", "pii_handling"),
+                    ctx.spec_at(*pii[ref]) + ctx.spec_at("privacy", "pii_handling"),
                     f"remove {ref} from the service",
                 )
             elif ref not in want:
@@ -582,9 +576,7 @@ def _compare_pbtxt(
     def first(key: str) -> tuple[str, int]:
         return values.get(key, [("", 0)])[0]
 
-    batching_req = (
-        ctx.spec_at("serving", "models", i, "max_batch_size") + ", " + ctx.spec_at("serving", "latency_p99_ms")
-    )
+    batching_req = ctx.spec_at("serving", "models", i, "max_batch_size") + ctx.spec_at("serving", "latency_p99_ms")
     got, line = first("max_batch_size")
     got = got or "0"  # protobuf text omits the default 0
     if got != str(m.max_batch_size):
@@ -616,7 +608,7 @@ def _compare_pbtxt(
             )
     count, cline = first("count")
     kind, kline = first("kind")
-    instances_req = ctx.spec_at("serving", "models", i, "accelerator") + ", " + ctx.spec_at("serving", "throughput_rps")
+    instances_req = ctx.spec_at("serving", "models", i, "accelerator") + ctx.spec_at("serving", "throughput_rps")
     if count and count != str(m.instance_count):
         ctx.error(
             rel,
@@ -697,7 +689,7 @@ def images_and_ports(ctx: ProbeContext) -> None:
         expected = render_file(f, ctx.arch).decode("utf-8")
         want = {p: v for doc in _yaml_nodes(expected) for p, v, _ in _leaves(doc) if _watched(p)}
         got = {p: (v, line) for doc in _yaml_nodes(actual) for p, v, line in _leaves(doc) if _watched(p)}
-        requirement = ctx.spec_at("existing", "platform") + ", " + ctx.spec_at("serving", "mode")
+        requirement = ctx.spec_at("existing", "platform") + ctx.spec_at("serving", "mode")
         for path, value in sorted(want.items()):
             have = got.get(path)
             where = ".".join(path)

@@ -30,7 +30,7 @@ from requirements_spec.validate import LoadedSpec, parse_spec
 
 from .. import __version__
 from ..decide.architecture import Architecture
-from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
+from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError, Diagnostic, Location
 from ..generate import Generation, Overlays, generate_loaded
 from ..render.overlay import OverlaySource
 from ..untrusted import Refused, read_bytes, require_inside
@@ -38,6 +38,13 @@ from ..write.manifest import MANIFEST, SPEC_COPY, Manifest, read_manifest, sha25
 from ..write.merge import BASE, OURS, SEP, THEIRS, Merged, decode_text, has_markers, merge2, merge3
 from ..write.progress import Progress
 from ..write.write import apply_update, recover_interrupted, repository_lock, sigterm_interrupts
+
+#: the code of a file the update merged with conflicts (``--format json``)
+CONFLICT_CODE = "update.conflict"
+CONFLICT_HINT = (
+    f"edit the regions between `{OURS}` and `{THEIRS}` (yours above `{BASE}`, archgen's new version below "
+    f"`{SEP}`), remove the markers"
+)
 
 # the order of the file listing, with the word shown for each action
 ACTIONS = {
@@ -94,7 +101,7 @@ class _Base:
         if self._files is None and self.loaded is not None:
             try:
                 self._files = generate_loaded(self.loaded, overlays=self.overlays).files
-            except (SpecError, ArchgenError) as exc:
+            except ArchgenError as exc:
                 self.loaded, self.why_not = None, f"the recorded spec no longer generates ({_first_line(exc)})"
         if self._files is None:
             return None, self.why_not
@@ -244,6 +251,35 @@ def _decisions(old: Architecture | None, new: Architecture, why_not: str) -> str
     return diff_text(diff_architectures(old, new), old, new)
 
 
+def _json(up: Update, directory: Path, old: Architecture | None, new: Architecture, why_not: str, dry_run: bool) -> str:
+    """The JSON document of `update --format json`: decision changes, files, and each conflict as a diagnostic."""
+    from ..boundary import json_document
+    from ..views.diffing import diff_architectures, diff_data
+
+    conflicts = [
+        Diagnostic(CONFLICT_CODE, f"conflicting changes: {row.note}", Location(row.path), hint=CONFLICT_HINT)
+        for row in sorted(up.conflicts, key=lambda r: r.path)
+    ]
+    order = list(ACTIONS)
+    return json_document(
+        "update",
+        FINDINGS if up.conflicts else OK,
+        conflicts,
+        directory=str(directory),
+        dry_run=dry_run,
+        decisions=diff_data(diff_architectures(old, new), old, new) if old is not None else None,
+        decisions_unknown=why_not if old is None else None,
+        files=[
+            {"path": r.path, "action": r.action, "note": r.note}
+            for r in sorted(up.rows, key=lambda r: (order.index(r.action), r.path))
+        ],
+        unchanged=up.unchanged + up.edited_untouched,
+        written=len(up.writes),
+        removed=len(up.removals),
+        notes=up.notes,
+    )
+
+
 def _report(up: Update, directory: Path, decisions: str, dry_run: bool) -> None:
     print(f"archgen update {directory}")
     print(decisions, end="")
@@ -266,11 +302,7 @@ def _report(up: Update, directory: Path, decisions: str, dry_run: bool) -> None:
         print(f"\n{directory} is up to date.")
     if up.conflicts:
         verb = "would have" if dry_run else "have"
-        print(
-            f"{len(up.conflicts)} file(s) {verb} conflicts: edit the regions between `{OURS}` and `{THEIRS}` "
-            f"(yours above `{BASE}`, archgen's new version below `{SEP}`), remove the markers, then run "
-            f"`archgen check {directory}`."
-        )
+        print(f"{len(up.conflicts)} file(s) {verb} conflicts: {CONFLICT_HINT}, then run `archgen check {directory}`.")
 
 
 def run(
@@ -279,9 +311,11 @@ def run(
     dry_run: bool = False,
     overlays: list[Path] | None = None,
     trust: bool = False,
+    fmt: str = "text",
 ) -> int:
+    """Update the repository in ``directory`` to ``spec`` (default: the recorded one); exit 1 on conflicts."""
     with sigterm_interrupts():  # SIGTERM, like Ctrl-C, ends with exit 130 and the repository as it was
-        return _run(directory, spec, dry_run, overlays, trust)
+        return _run(directory, spec, dry_run, overlays, trust, fmt)
 
 
 def _recorded(root: Path, manifest: Manifest, declared: str | None = None) -> list[OverlaySource]:
@@ -320,19 +354,21 @@ def _base_overlays(root: Path, manifest: Manifest, trust: bool) -> Overlays | No
         return None
 
 
-def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
+def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool, fmt: str) -> int:
     if directory.is_symlink() or not directory.is_dir():
         raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
     if dry_run:
-        return _run_locked(directory, spec, dry_run, overlays, trust)
+        return _run_locked(directory, spec, dry_run, overlays, trust, fmt)
     with repository_lock(directory.resolve()):  # a second update is refused while this one runs
         recovered = recover_interrupted(directory.resolve())  # after a hard kill: finish or roll back
         if recovered:
             print(f"note: {recovered}", file=sys.stderr)
-        return _run_locked(directory, spec, dry_run, overlays, trust)
+        return _run_locked(directory, spec, dry_run, overlays, trust, fmt)
 
 
-def _run_locked(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
+def _run_locked(
+    directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool, fmt: str
+) -> int:
     from ..decide import decide
 
     root, manifest, recorded = _open(directory)
@@ -362,13 +398,17 @@ def _run_locked(directory: Path, spec: Path | None, dry_run: bool, overlays: lis
         up.notes.append(f"the repository was generated by archgen {manifest.archgen_version}; this is {__version__}")
     if sha256(recorded or b"") != manifest.spec_sha256 and spec is not None:
         up.notes.append(f"{SPEC_COPY} had been edited; it now records {spec}")
-    decisions = _decisions(old_arch, new.arch.model_copy(update={"spec_file": loaded.filename}), why_not)
+    new_arch = new.arch.model_copy(update={"spec_file": loaded.filename})
     if not dry_run and (up.writes or up.removals):
         apply_update(directory, up.writes, new.modes, up.removals, progress=progress)
-    _report(up, directory, decisions, dry_run)
     from ..views.docs_component import skipped
 
     note = skipped()  # e.g. PNG/SVG diagrams without graphviz
+    if fmt == "json":
+        up.notes += [note] if note else []
+        sys.stdout.write(_json(up, directory, old_arch, new_arch, why_not, dry_run))
+        return FINDINGS if up.conflicts else OK
+    _report(up, directory, _decisions(old_arch, new_arch, why_not), dry_run)
     if note:
         print(f"note: {note}", file=sys.stderr)
     return FINDINGS if up.conflicts else OK

@@ -16,6 +16,7 @@ from .engine import (
     TRITON_DTYPES,
     InfeasibleSpec,
     decide,
+    finding_diagnostic,
     finding_diagnostics,
     require_feasible,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "check",
     "decide",
     "default_registry",
+    "finding_diagnostic",
     "finding_diagnostics",
     "load_registry",
     "require_feasible",

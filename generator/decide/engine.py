@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from requirements_spec.errors import Diagnostic, SpecError
+from requirements_spec.errors import Diagnostic, Location, SpecError
 from requirements_spec.loader import SourceMap
 from requirements_spec.models import FeatureViewSpec, OnDemandViewSpec, Spec
 from requirements_spec.validate import LoadedSpec
@@ -408,29 +408,27 @@ class InfeasibleSpec(SpecError):
 
 
 def finding_diagnostics(arch: Architecture, *, errors_only: bool = True) -> list[Diagnostic]:
+    """The findings (the errors only, by default) as diagnostics: located at the first written requirement."""
     out: list[Diagnostic] = []
     for f in arch.findings:
         if errors_only and f.severity != "error":
             continue
-        first = next((r for r in f.requirements if r.line), f.requirements[0] if f.requirements else None)
-        others = [
-            f"{r.path} (line {r.line})" if r.line else f"{r.path} (default)" for r in f.requirements if r is not first
-        ]
-        message = f"[{f.code}] {f.message}"
-        if others:
-            message += "; see also " + ", ".join(others)
-        out.append(
-            Diagnostic(
-                line=first.line if first else 0,
-                column=first.column if first else 0,
-                file=arch.spec_file,
-                path=first.path if first else "<root>",
-                message=message,
-                hint=f.fix,
-                severity=f.severity,
-            )
-        )
+        out.append(finding_diagnostic(f, arch.spec_file))
     return out
+
+
+def finding_diagnostic(f: Finding, spec_file: str) -> Diagnostic:
+    """One finding as a diagnostic: its code, at its first written requirement, the others related."""
+    places = [Location(spec_file, r.line, r.column, r.path) for r in f.requirements]
+    first = next((p for p in places if p.line), places[0] if places else Location(spec_file, 0, 0, "<root>"))
+    return Diagnostic(
+        f.code,
+        f.message,
+        first,
+        severity=f.severity,
+        hint=f.fix,
+        related=tuple(p for p in places if p is not first),
+    )
 
 
 def require_feasible(arch: Architecture) -> Architecture:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..decide.architecture import Architecture, Decision, Finding, Requirement
-from .report import SCHEMA_VERSION, md_cell, short_value, value_text
+from .report import md_cell, short_value, value_text
 
 
 @dataclass(frozen=True)
@@ -120,9 +119,9 @@ def diff_architectures(old: Architecture, new: Architecture) -> ArchDiff:
 
 
 # ---------------------------------------------------------------- output
-def diff_json(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
-    data = {
-        "schema_version": SCHEMA_VERSION,
+def diff_data(diff: ArchDiff, old: Architecture, new: Architecture) -> dict[str, Any]:
+    """The changes as JSON data (docs/plan-json.md)."""
+    return {
         "old": old.spec_file,
         "new": new.spec_file,
         "decisions": [c.as_dict() for c in diff.decisions],
@@ -130,7 +129,6 @@ def diff_json(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
         "findings_added": [f.model_dump(mode="json") for f in diff.findings_added],
         "findings_resolved": [f.model_dump(mode="json") for f in diff.findings_resolved],
     }
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _choice(d: Decision | None) -> str:

@@ -1,7 +1,7 @@
-"""The plan of an Architecture as text (terminal), JSON (tools) and Markdown (review documents).
+"""The plan of an Architecture as text (terminal), JSON data (tools) and Markdown (review documents).
 
-Pure: returns strings; the CLI prints them. The JSON shape is documented in docs/plan-json.md and
-versioned by :data:`SCHEMA_VERSION`.
+Pure: returns strings and data; the CLI prints them. The JSON shape is documented in docs/plan-json.md;
+:func:`generator.boundary.json_document` adds the keys every command's document has (docs/json-output.md).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from ..decide.architecture import Architecture, Decision, Finding, Requirement
 
-SCHEMA_VERSION = 1
 SECTIONS = {
     "feature_store": "Feature store",
     "training": "Training",
@@ -61,18 +60,14 @@ def short_value(value: Any, limit: int = 60) -> str:
 
 
 # ---------------------------------------------------------------- JSON
-def plan_json(arch: Architecture) -> str:
-    return json.dumps(plan_data(arch), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def plan_data(arch: Architecture) -> dict[str, Any]:
+    """The plan as JSON data (docs/plan-json.md)."""
     c = counts(arch)
     dumped = arch.model_dump(mode="json")
     components = {
         k: dumped[k] for k in ("feature_store", "training", "serving", "privacy", "deployment", "mlops_level")
     }
     return {
-        "schema_version": SCHEMA_VERSION,
         "spec_file": arch.spec_file,
         "project": arch.spec.project.name,
         "feasible": not arch.errors,
