@@ -30,14 +30,26 @@ class Outcome:
     value: RuleValue = None
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """One occurrence of a finding, as a finding function yields it: the engine adds the code and severity."""
+
+    message: str
+    reads: Sequence[ReqPath]  # the requirement paths involved, the one to change first
+    fix: str
+
+
 @dataclass
 class RuleContext:
+    """What rules and findings see: the spec, the decisions so far and, for late checks, the findings."""
+
     spec: Spec
     source_map: SourceMap | None
     registry: Registry
     decisions: dict[str, Decision] = field(default_factory=dict)
     values: dict[str, RuleValue] = field(default_factory=dict)
     not_applicable: dict[str, NotApplicable] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # of every check but the late ones, once they ran
 
     # ------------------------------------------------------------ decisions made so far
     def choice(self, key: str) -> str | None:

@@ -22,12 +22,11 @@ from .architecture import (
     TensorArch,
     TrainingArch,
     TritonModelArch,
-    Waived,
 )
-from .context import RuleContext
+from .context import Conflict, RuleContext
 from .pipelines import pipe_shapes
 from .privacy import salt_env
-from .registry import Registry, Rule, RuleError, default_registry
+from .registry import Check, Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
 from .values import (
     BATCHING,
@@ -46,6 +45,7 @@ from .values import (
     Retention,
     typed,
 )
+from .waivers import mark_waived
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
@@ -126,71 +126,33 @@ def _run_rules(spec: Spec, smap: SourceMap | None, registry: Registry) -> RuleCo
 
 
 def _run_checks(ctx: RuleContext) -> list[Finding]:
+    """Every check; then the late ones (the waivers), which read the others' findings."""
     found: list[Finding] = []
     for chk in ctx.registry.checks:
-        for item in chk.fn(ctx):
-            declared = {k.code for k in chk.kinds}
-            if item.code not in declared:
-                raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
-            found.append(item)
-    found = _apply_waivers(ctx, found)
+        if not chk.late:
+            found += _findings_of(chk, ctx)
+    ctx.findings = mark_waived(ctx, found)
+    found = list(ctx.findings)
+    for chk in ctx.registry.checks:
+        if chk.late:
+            found += _findings_of(chk, ctx)
     return sorted(found, key=lambda f: (f.severity != "error", f.code, f.message))
 
 
-def _is_scanner_waiver(code: str) -> bool:
-    from ..plan.security import is_scanner_waiver
-
-    return is_scanner_waiver(code)
-
-
-def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
-    waivers = ctx.spec.waivers
-    if not waivers:
-        return found
-    fired = {f.code for f in found}
+def _findings_of(chk: Check, ctx: RuleContext) -> list[Finding]:
+    """What one check reports: its Conflicts with its one code, or the Findings of the codes it declares."""
+    declared = {k.code for k in chk.kinds}
     out: list[Finding] = []
-    by_code = {w.finding: (i, w) for i, w in enumerate(waivers)}
-    for f in found:
-        hit = by_code.get(f.code)
-        if hit is not None and f.severity == "warning":
-            i, w = hit
-            line = ctx.req(("waivers", i, "finding")).line
-            f = f.model_copy(
-                update={"waiver": Waived(justification=w.justification, accepted_by=w.accepted_by, line=line)}
-            )
-        out.append(f)
-    for i, w in enumerate(waivers):
-        path = ("waivers", i, "finding")
-        kind = ctx.registry.kinds.get(w.finding)
-        if kind is None and _is_scanner_waiver(w.finding):
-            continue  # a scanner check (checkov.<id>, bandit.<id>): skipped in .security/ with its justification
-        if kind is None:
-            out.append(
-                ctx.finding(
-                    "waiver.unknown_finding",
-                    f"waiver for {w.finding!r}: no such finding code",
-                    [path],
-                    "fix the code (see `archgen explain --list`) or remove the waiver",
+    for item in chk.fn(ctx):
+        if isinstance(item, Conflict):
+            if len(chk.kinds) != 1:
+                raise RuleError(
+                    f"check {chk.name} ({chk.origin}) declares several codes: it must yield ctx.finding(...)"
                 )
-            )
-        elif kind.severity == "error":
-            out.append(
-                ctx.finding(
-                    "waiver.not_waivable",
-                    f"waiver for {w.finding!r}: errors cannot be waived",
-                    [path],
-                    "remove the waiver and change the requirements the error cites",
-                )
-            )
-        elif w.finding not in fired:
-            out.append(
-                ctx.finding(
-                    "waiver.unused",
-                    f"waiver for {w.finding!r}: the spec does not trigger that warning",
-                    [path],
-                    "remove the waiver",
-                )
-            )
+            item = ctx.finding(chk.kinds[0].code, item.message, item.reads, item.fix)
+        elif item.code not in declared:
+            raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
+        out.append(item)
     return out
 
 

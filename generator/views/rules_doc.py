@@ -36,6 +36,9 @@ def rule_markdown(rule: Rule, *, level: int = 3) -> str:
     for name in rule.thresholds:
         if name in THRESHOLDS:
             lines.append(f"- threshold `{name}` = {md_cell(_threshold_value(name))}: {THRESHOLD_DOCS[name]}")
+    if rule.table:
+        lines.append("- decision table, the first row that holds decides:")
+        lines += [f"  {n}. {when} → `{choice}`" for n, (when, choice) in enumerate(rule.table, start=1)]
     origin = rule.origin if rule.origin != "archgen" else f"`{rule.fn.__module__}.{rule.fn.__name__}`"
     lines.append(f"- defined by: {origin}{' (overrides the built-in rule)' if rule.overrides else ''}")
     return "\n".join(lines) + "\n"
@@ -44,7 +47,10 @@ def rule_markdown(rule: Rule, *, level: int = 3) -> str:
 def kind_markdown(kind: FindingKind, *, level: int = 3) -> str:
     h = "#" * level
     waivable = "can be waived in the spec" if kind.severity == "warning" else "cannot be waived; stops generation"
-    return f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
+    text = f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
+    if kind.defined_by:
+        text += f"- defined by: `{kind.defined_by}`\n"
+    return text
 
 
 def rules_document(registry: Registry) -> str:

@@ -24,7 +24,6 @@ NOTICE = "NOTICE.md"
     reads=("serving.mode",),
     choices=("apache-2.0", "proprietary"),
     alternatives=("apache-2.0", "proprietary"),
-    register=False,
 )
 def license_rule(ctx: RuleContext) -> Outcome:
     """Systems that serve online are published under Apache-2.0; the others stay proprietary."""
