@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from difflib import get_close_matches
 
 from .errors import Diagnostic, Path
@@ -67,105 +67,135 @@ def _fields_of(fields: list[FeatureField]) -> set[str]:
 def check_references(spec: Spec, source_map: SourceMap | None = None) -> list[Diagnostic]:
     """Every reference problem of a spec the models accepted, located through ``source_map``."""
     report = _Report(source_map or SourceMap("<spec>"))
-    _check(report, spec)
+    for section in SECTIONS:
+        section(report, spec)
     return report.found
 
 
-def _check(report: _Report, spec: Spec) -> None:
+# ---------------------------------------------------------------- entities and sources
+def _names(report: _Report, spec: Spec) -> None:
+    """Entity and source names are unique."""
     _unique(report, ((("entities", i, "name"), e.name) for i, e in enumerate(spec.entities)), "entity")
     _unique(report, ((("sources", i, "name"), s.name) for i, s in enumerate(spec.sources)), "source")
-    entities = {e.name for e in spec.entities}
-    sources = {s.name: s for s in spec.sources}
 
+
+def _sources(report: _Report, spec: Spec) -> None:
+    """A stream's batch source is a file or table source; a request source's fields are unique."""
+    sources = {s.name: s for s in spec.sources}
     for i, src in enumerate(spec.sources):
-        if isinstance(src, StreamSourceSpec):
-            batch = sources.get(src.batch_source)
-            path = ("sources", i, "batch_source")
-            if batch is None:
-                report.unknown(path, f"unknown source {src.batch_source!r}", _suggest(src.batch_source, sources))
-            elif batch.kind not in ("file", "table"):
-                report.add(
-                    path,
-                    f"the batch source of a stream must be a file or table source, "
-                    f"{batch.name!r} is a {batch.kind} source",
-                )
         if isinstance(src, RequestSourceSpec):
             _unique(report, ((("sources", i, "fields", j, "name"), f.name) for j, f in enumerate(src.fields)), "field")
+        if not isinstance(src, StreamSourceSpec):
+            continue
+        batch = sources.get(src.batch_source)
+        path = ("sources", i, "batch_source")
+        if batch is None:
+            report.unknown(path, f"unknown source {src.batch_source!r}", _suggest(src.batch_source, sources))
+        elif batch.kind not in ("file", "table"):
+            report.add(
+                path,
+                f"the batch source of a stream must be a file or table source, {batch.name!r} is a {batch.kind} source",
+            )
 
+
+# ---------------------------------------------------------------- features
+def _request_fields(spec: Spec) -> dict[str, set[str]]:
+    return {s.name: _fields_of(s.fields) for s in spec.sources if isinstance(s, RequestSourceSpec)}
+
+
+def _feature_names(report: _Report, spec: Spec) -> None:
+    """Views, on-demand views and request sources share one namespace; feature service names are unique."""
     features = spec.features
-    view_fields: dict[str, set[str]] = {}
-    if features is not None:
-        request_sources = [
-            (("sources", i, "name"), s.name) for i, s in enumerate(spec.sources) if isinstance(s, RequestSourceSpec)
-        ]
-        namespace: list[tuple[Path, str]] = [
-            *((("features", "views", i, "name"), v.name) for i, v in enumerate(features.views)),
-            *((("features", "on_demand", i, "name"), v.name) for i, v in enumerate(features.on_demand)),
-            *request_sources,
-        ]
-        _unique(
-            report,
-            namespace,
-            "feature view (views, on-demand views and request sources share one namespace)",
-        )
-        _unique(
-            report,
-            ((("features", "services", i, "name"), s.name) for i, s in enumerate(features.services)),
-            "feature service",
-        )
-        for i, view in enumerate(features.views):
-            base: Path = ("features", "views", i)
-            view_fields[view.name] = _fields_of(view.fields)
-            _unique(report, (((*base, "fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
-            for j, ent in enumerate(view.entities):
-                if ent not in entities:
-                    report.unknown((*base, "entities", j), f"unknown entity {ent!r}", _suggest(ent, entities))
-            view_src = sources.get(view.source)
-            if view_src is None:
-                report.unknown((*base, "source"), f"unknown source {view.source!r}", _suggest(view.source, sources))
-            elif isinstance(view_src, RequestSourceSpec):
-                report.add(
-                    (*base, "source"),
-                    f"{view.source!r} is a request source; a feature view reads a file, table or stream source",
-                    "use request values in an on-demand view (features.on_demand)",
-                )
-            else:
-                reserved = {view_src.timestamp_field} | {e.join_key for e in spec.entities if e.name in view.entities}
-                for j, f in enumerate(view.fields):
-                    if f.name in reserved:
-                        report.add(
-                            (*base, "fields", j, "name"),
-                            f"field {f.name!r} clashes with the source's timestamp or join key column",
-                        )
-        request_fields = {s.name: _fields_of(s.fields) for s in spec.sources if isinstance(s, RequestSourceSpec)}
-        for i, odv in enumerate(features.on_demand):
-            base = ("features", "on_demand", i)
-            _unique(report, (((*base, "fields", j, "name"), f.name) for j, f in enumerate(odv.fields)), "field")
-            known = {**view_fields, **request_fields}
-            for j, ref in enumerate(odv.inputs):
-                _check_ref(report, ref, known, (*base, "inputs", j))
-        odv_fields = {o.name: _fields_of(o.fields) for o in features.on_demand}
-        servable = {**view_fields, **odv_fields}
-        for i, svc in enumerate(features.services):
-            base = ("features", "services", i)
-            seen: dict[str, int] = {}
-            for j, ref in enumerate(svc.features):
-                if ref in seen:
-                    report.add((*base, "features", j), f"{ref!r} is listed twice")
-                seen[ref] = j
-                _check_ref(report, ref, servable, (*base, "features", j))
-            # Feast serves fields by name: two views offering the same field name would collide
-            names: dict[str, str] = {}
-            for j, ref in enumerate(svc.features):
-                _, _, fname = ref.partition(".")
-                if fname in names and names[fname] != ref:
-                    report.add(
-                        (*base, "features", j),
-                        f"field name {fname!r} is served twice ({names[fname]} and {ref})",
-                        "rename one of the fields: a model input is named after its field",
-                    )
-                names.setdefault(fname, ref)
+    if features is None:
+        return
+    request_sources = [
+        (("sources", i, "name"), s.name) for i, s in enumerate(spec.sources) if isinstance(s, RequestSourceSpec)
+    ]
+    namespace: list[tuple[Path, str]] = [
+        *((("features", "views", i, "name"), v.name) for i, v in enumerate(features.views)),
+        *((("features", "on_demand", i, "name"), v.name) for i, v in enumerate(features.on_demand)),
+        *request_sources,
+    ]
+    _unique(report, namespace, "feature view (views, on-demand views and request sources share one namespace)")
+    _unique(
+        report,
+        ((("features", "services", i, "name"), s.name) for i, s in enumerate(features.services)),
+        "feature service",
+    )
 
+
+def _feature_views(report: _Report, spec: Spec) -> None:
+    """Each view: unique fields, declared entities, a file, table or stream source, no clash with its columns."""
+    if spec.features is None:
+        return
+    entities = {e.name for e in spec.entities}
+    sources = {s.name: s for s in spec.sources}
+    for i, view in enumerate(spec.features.views):
+        base: Path = ("features", "views", i)
+        _unique(report, (((*base, "fields", j, "name"), f.name) for j, f in enumerate(view.fields)), "field")
+        for j, ent in enumerate(view.entities):
+            if ent not in entities:
+                report.unknown((*base, "entities", j), f"unknown entity {ent!r}", _suggest(ent, entities))
+        view_src = sources.get(view.source)
+        if view_src is None:
+            report.unknown((*base, "source"), f"unknown source {view.source!r}", _suggest(view.source, sources))
+        elif isinstance(view_src, RequestSourceSpec):
+            report.add(
+                (*base, "source"),
+                f"{view.source!r} is a request source; a feature view reads a file, table or stream source",
+                "use request values in an on-demand view (features.on_demand)",
+            )
+        else:
+            reserved = {view_src.timestamp_field} | {e.join_key for e in spec.entities if e.name in view.entities}
+            for j, f in enumerate(view.fields):
+                if f.name in reserved:
+                    report.add(
+                        (*base, "fields", j, "name"),
+                        f"field {f.name!r} clashes with the source's timestamp or join key column",
+                    )
+
+
+def _on_demand_views(report: _Report, spec: Spec) -> None:
+    """Each on-demand view: unique fields, inputs that name a field of a view or request source."""
+    if spec.features is None:
+        return
+    known = {**{v.name: _fields_of(v.fields) for v in spec.features.views}, **_request_fields(spec)}
+    for i, odv in enumerate(spec.features.on_demand):
+        base: Path = ("features", "on_demand", i)
+        _unique(report, (((*base, "fields", j, "name"), f.name) for j, f in enumerate(odv.fields)), "field")
+        for j, ref in enumerate(odv.inputs):
+            _check_ref(report, ref, known, (*base, "inputs", j))
+
+
+def _feature_services(report: _Report, spec: Spec) -> None:
+    """Each service lists fields of views or on-demand views, each once, no field name twice."""
+    features = spec.features
+    if features is None:
+        return
+    servable = {v.name: _fields_of(v.fields) for v in features.views}
+    servable |= {o.name: _fields_of(o.fields) for o in features.on_demand}
+    for i, svc in enumerate(features.services):
+        base: Path = ("features", "services", i, "features")
+        seen: set[str] = set()
+        names: dict[str, str] = {}  # Feast serves fields by name: two views offering one field name collide
+        for j, ref in enumerate(svc.features):
+            if ref in seen:
+                report.add((*base, j), f"{ref!r} is listed twice")
+            seen.add(ref)
+            _check_ref(report, ref, servable, (*base, j))
+            _, _, fname = ref.partition(".")
+            if fname in names and names[fname] != ref:
+                report.add(
+                    (*base, j),
+                    f"field name {fname!r} is served twice ({names[fname]} and {ref})",
+                    "rename one of the fields: a model input is named after its field",
+                )
+            names.setdefault(fname, ref)
+
+
+# ---------------------------------------------------------------- training
+def _training(report: _Report, spec: Spec) -> None:
+    """A scheduled trigger has a schedule; the resources agree with the accelerator."""
     training = spec.training
     if training.trigger == "schedule" and training.schedule is None:
         report.add(
@@ -173,21 +203,6 @@ def _check(report: _Report, spec: Spec) -> None:
             "trigger is `schedule` but no schedule is given",
             'add e.g. `schedule: "@daily"` or set `trigger: manual`',
         )
-    _check_quality(report, spec)
-    if training.label is not None:
-        label_src = sources.get(training.label.source)
-        if label_src is None:
-            report.unknown(
-                ("training", "label", "source"),
-                f"unknown source {training.label.source!r}",
-                _suggest(training.label.source, sources),
-            )
-        elif isinstance(label_src, RequestSourceSpec):
-            report.add(("training", "label", "source"), "a label cannot come from a request source")
-        elif training.label.field in {e.join_key for e in spec.entities} | {label_src.timestamp_field}:
-            report.add(
-                ("training", "label", "field"), "the label must be its own column, not a join key or the timestamp"
-            )
     res = training.resources
     if res.accelerator == "gpu" and res.gpus == 0:
         report.add(("training", "resources", "gpus"), "accelerator is gpu but gpus is 0", "set `gpus: 1`")
@@ -198,64 +213,101 @@ def _check(report: _Report, spec: Spec) -> None:
             "set `accelerator: gpu` or remove `gpus`",
         )
 
+
+def _label(report: _Report, spec: Spec) -> None:
+    """The label comes from a file, table or stream source, from a column of its own."""
+    label = spec.training.label
+    if label is None:
+        return
+    sources = {s.name: s for s in spec.sources}
+    label_src = sources.get(label.source)
+    if label_src is None:
+        report.unknown(
+            ("training", "label", "source"), f"unknown source {label.source!r}", _suggest(label.source, sources)
+        )
+    elif isinstance(label_src, RequestSourceSpec):
+        report.add(("training", "label", "source"), "a label cannot come from a request source")
+    elif label.field in {e.join_key for e in spec.entities} | {label_src.timestamp_field}:
+        report.add(("training", "label", "field"), "the label must be its own column, not a join key or the timestamp")
+
+
+# ---------------------------------------------------------------- serving
+def _models(report: _Report, spec: Spec) -> None:
+    """Unique model, input and output names; each model reads a declared feature service or its own inputs.
+
+    A stateful pipeline step is allowed: the decision engine reports what it costs.
+    """
     serving = spec.serving
-    models = {m.name for m in serving.models}
     _unique(report, ((("serving", "models", i, "name"), m.name) for i, m in enumerate(serving.models)), "model")
-    services = {s.name for s in features.services} if features else set()
+    services = {s.name for s in spec.features.services} if spec.features else set()
     for i, model in enumerate(serving.models):
-        base = ("serving", "models", i)
+        base: Path = ("serving", "models", i)
         _unique(report, (((*base, "inputs", j, "name"), t.name) for j, t in enumerate(model.inputs)), "input")
         _unique(report, (((*base, "outputs", j, "name"), t.name) for j, t in enumerate(model.outputs)), "output")
-        if model.feature_service is not None:
-            if model.feature_service not in services:
-                report.unknown(
-                    (*base, "feature_service"),
-                    f"unknown feature service {model.feature_service!r}",
-                    _suggest(model.feature_service, services) or "declare it under features.services",
-                )
-        elif not model.inputs:
+        if model.feature_service is not None and model.feature_service not in services:
+            report.unknown(
+                (*base, "feature_service"),
+                f"unknown feature service {model.feature_service!r}",
+                _suggest(model.feature_service, services) or "declare it under features.services",
+            )
+        elif model.feature_service is None and not model.inputs:
             report.add(
                 base,
                 f"model {model.name!r} has neither a feature_service nor inputs",
                 "name the feature service it reads, or declare its input tensors",
             )
-        if model.stateful and serving.pipeline is not None and model.name in serving.pipeline.steps:
-            pass  # a stateful step is allowed; the decision engine reports what that costs
-    if serving.pipeline is not None:
-        pipe = serving.pipeline
-        if pipe.name in models:
-            report.add(
-                ("serving", "pipeline", "name"),
-                f"pipeline name {pipe.name!r} is also a model name",
-                "the pipeline becomes a Triton model of its own; give it another name",
-            )
-        seen_steps: set[str] = set()
-        for j, step in enumerate(pipe.steps):
-            if step not in models:
-                report.unknown(("serving", "pipeline", "steps", j), f"unknown model {step!r}", _suggest(step, models))
-            if step in seen_steps and not pipe.conditional:
-                report.add(
-                    ("serving", "pipeline", "steps", j),
-                    f"model {step!r} appears twice in a fixed line",
-                    "set `conditional: true` for loops",
-                )
-            seen_steps.add(step)
-        _check_pipeline_tensors(report, serving)
 
-    if serving.population is not None:
-        population = sources.get(serving.population)
-        if population is None:
-            report.unknown(
-                ("serving", "population"),
-                f"unknown source {serving.population!r}",
-                _suggest(serving.population, sources) or "declare it under sources (kind: file or table)",
-            )
-        elif population.kind not in ("file", "table"):
+
+def _pipeline(report: _Report, spec: Spec) -> None:
+    """A pipeline is named apart from its models, chains declared models, and returns their tensors."""
+    serving, pipe = spec.serving, spec.serving.pipeline
+    if pipe is None:
+        return
+    models = {m.name for m in serving.models}
+    if pipe.name in models:
+        report.add(
+            ("serving", "pipeline", "name"),
+            f"pipeline name {pipe.name!r} is also a model name",
+            "the pipeline becomes a Triton model of its own; give it another name",
+        )
+    seen_steps: set[str] = set()
+    for j, step in enumerate(pipe.steps):
+        if step not in models:
+            report.unknown(("serving", "pipeline", "steps", j), f"unknown model {step!r}", _suggest(step, models))
+        if step in seen_steps and not pipe.conditional:
             report.add(
-                ("serving", "population"),
-                f"source {serving.population!r} is a {population.kind} source; the population is a file or table",
-                "name a file or table source whose rows hold the entity keys to score",
+                ("serving", "pipeline", "steps", j),
+                f"model {step!r} appears twice in a fixed line",
+                "set `conditional: true` for loops",
             )
+        seen_steps.add(step)
+    _check_pipeline_tensors(report, serving)
+
+
+def _population(report: _Report, spec: Spec) -> None:
+    """Batch scoring's population is a declared file or table source."""
+    name = spec.serving.population
+    if name is None:
+        return
+    sources = {s.name: s for s in spec.sources}
+    population = sources.get(name)
+    if population is None:
+        report.unknown(
+            ("serving", "population"),
+            f"unknown source {name!r}",
+            _suggest(name, sources) or "declare it under sources (kind: file or table)",
+        )
+    elif population.kind not in ("file", "table"):
+        report.add(
+            ("serving", "population"),
+            f"source {name!r} is a {population.kind} source; the population is a file or table",
+            "name a file or table source whose rows hold the entity keys to score",
+        )
+
+
+# ---------------------------------------------------------------- privacy
+def _privacy(report: _Report, spec: Spec) -> None:
+    """Access roles are unique."""
     _unique(report, ((("privacy", "access", i, "role"), a.role) for i, a in enumerate(spec.privacy.access)), "role")
 
 
@@ -288,7 +340,8 @@ _UNIT_INTERVAL = {"roc_auc", "accuracy", "f1", "precision", "recall"}
 _ERRORS = {"log_loss", "rmse", "mae"}
 
 
-def _check_quality(report: _Report, spec: Spec) -> None:
+def _quality(report: _Report, spec: Spec) -> None:
+    """The minimum quality is a value its metric can reach."""
     quality = spec.training.min_quality
     if quality is None:
         return
@@ -307,3 +360,21 @@ def _check_ref(report: _Report, ref: str, known: dict[str, set[str]], path: Path
         report.unknown(path, f"unknown feature view {view!r} in {ref!r}", _suggest(view, known))
     elif field not in known[view]:
         report.unknown(path, f"view {view!r} has no field {field!r}", _suggest(field, known[view]))
+
+
+#: the checks, one per section of the spec, in the order of the spec
+SECTIONS: tuple[Callable[[_Report, Spec], None], ...] = (
+    _names,
+    _sources,
+    _feature_names,
+    _feature_views,
+    _on_demand_views,
+    _feature_services,
+    _training,
+    _quality,
+    _label,
+    _models,
+    _pipeline,
+    _population,
+    _privacy,
+)
