@@ -53,17 +53,23 @@ def _main(
 
 
 class OutputFormat(StrEnum):
+    """Formats of a report: text (a terminal), json (tools) or markdown (review documents)."""
+
     text = "text"
     json = "json"
     markdown = "markdown"
 
 
 class ReportFormat(StrEnum):
+    """Formats of a command that reports problems: text, or one JSON document (docs/json-output.md)."""
+
     text = "text"
     json = "json"
 
 
 class DiagramFormat(StrEnum):
+    """Formats of `archgen diagram`: images through graphviz, or the dot and Mermaid text."""
+
     png = "png"
     svg = "svg"
     dot = "dot"
@@ -254,6 +260,7 @@ def update(
 
 
 def main() -> None:
+    """The typer application's entry point (``python -m generator.cli``)."""
     app()
 
 

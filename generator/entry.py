@@ -14,6 +14,7 @@ _FORMATS = ("text", "json")
 
 
 def main() -> None:
+    """The `archgen` console script: plain `validate` answered here, everything else by typer."""
     plain = _plain_validate(sys.argv[1:])
     if plain is None:
         from .cli import main as cli_main

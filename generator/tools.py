@@ -20,15 +20,19 @@ TIMEOUT_ENV = "ARCHGEN_TOOL_TIMEOUT"  # seconds; for slow machines (and for test
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What an external program did: its exit status (None: killed after the timeout) and output."""
+
     returncode: int | None  # None: killed after the timeout
     stdout: bytes
     stderr: bytes
 
     @property
     def ok(self) -> bool:
+        """The program exited 0."""
         return self.returncode == 0
 
     def reason(self) -> str:
+        """Why it failed, in one line."""
         if self.returncode is None:
             return "did not finish in time (killed)"
         text = " ".join(self.stderr.decode("utf-8", "replace").split())[:300]
@@ -36,6 +40,7 @@ class ToolResult:
 
 
 def tool_timeout(default: float = DEFAULT_TIMEOUT) -> float:
+    """The timeout of external programs (from the environment, else ``default``)."""
     try:
         return float(os.environ.get(TIMEOUT_ENV, "") or default)
     except ValueError:

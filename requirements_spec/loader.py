@@ -62,6 +62,7 @@ class SourceMap:
         return self.values.get((), (1, 1))
 
     def line(self, path: Path) -> int:
+        """The line of ``path``."""
         return self.where(path)[0]
 
     def location(self, path: Path, *, key: bool = False) -> Location:
@@ -91,6 +92,8 @@ class SourceMap:
 
 @dataclass(frozen=True)
 class LoadedYaml:
+    """Loaded YAML: the data, where each node came from, and the text."""
+
     data: Any
     source_map: SourceMap
     text: str
@@ -114,7 +117,7 @@ _ODD_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 class _Lines:
-    """Line and column of a character offset, lines split at "\n" (as an editor numbers them)."""
+    """Line and column of a character offset, lines split at line feeds (as an editor numbers them)."""
 
     def __init__(self, text: str) -> None:
         self.starts = [0, *(m.end() for m in re.finditer("\n", text))]

@@ -27,6 +27,7 @@ class LoadedSpec:
 
     @property
     def filename(self) -> str:
+        """The spec's file name as given."""
         return self.source_map.filename
 
 
@@ -37,12 +38,14 @@ def load_spec(path: str | FsPath) -> LoadedSpec:
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> LoadedSpec:
+    """Parse and validate spec text; raises :class:`SpecError` with every problem."""
     loaded = load_yaml_text(text, filename)
     spec = validate_data(loaded.data, loaded.source_map)
     return LoadedSpec(spec, loaded.source_map, text)
 
 
 def validate_data(data: Any, source_map: SourceMap) -> Spec:
+    """Validate loaded data into a :class:`Spec`: models, then references, every problem at once."""
     if not isinstance(data, dict):
         raise SpecError(
             [
@@ -171,6 +174,11 @@ def _message(err: Any, path: Path, data: Any) -> tuple[str, str | None]:
         )
     if kind == "union_tag_not_found":
         return "missing required field `kind`", "allowed values: file, table, stream, request"
+    return _value_message(kind, err, value, ctx)
+
+
+def _value_message(kind: str, err: Any, value: Any, ctx: dict[str, Any]) -> tuple[str, str | None]:
+    """The message of an error about a value: its type, bounds or length."""
     if kind in _TYPE_WORDS:
         hint = None
         if kind == "string_type" and isinstance(value, int | float | bool):

@@ -159,6 +159,7 @@ def _compile(path: Path, rel: str, add: Add) -> None:
 
 # ------------------------------------------------------------------ Kubernetes names
 def kubernetes_name_problems(doc: Any) -> list[str]:
+    """Why a Kubernetes object's name or labels exceed Kubernetes' length limits (none: an empty list)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
         return []
     kind = str(doc.get("kind", "?"))
@@ -181,6 +182,7 @@ def kubernetes_name_problems(doc: Any) -> list[str]:
 
 
 def check_kubernetes_names(root: Path, add: Add) -> None:
+    """Every manifest under deploy/k8s and pipelines/k8s: names and labels within Kubernetes' limits."""
     for folder in (root / "deploy" / "k8s", root / "pipelines" / "k8s"):
         if not folder.is_dir() or folder.is_symlink():
             continue

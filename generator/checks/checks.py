@@ -85,6 +85,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """No problem and no broken requirement (changed, added and skipped files are information)."""
         return not self.problems and not any(d.severity == "error" for d in self.drift)
 
     def count(self, what: str, n: int = 1) -> None:
@@ -159,6 +160,7 @@ def _walk(root: Path) -> Iterator[str]:
 
 
 def check_manifest(root: Path, report: Report) -> None:
+    """Which managed files the team changed or deleted and which it added, from the manifest's hashes."""
     try:
         manifest = read_manifest(root)
     except ArchgenError as exc:
@@ -199,6 +201,7 @@ def expand_placeholders(text: str) -> str:
 
 
 def check_feature_store(root: Path, report: Report) -> None:
+    """``feature_repo/feature_store.yaml`` loads in Feast's ``RepoConfig`` (placeholders for ``${VAR}``)."""
     path = root / FEATURE_STORE_YAML
     if not path.is_file():
         if (root / "feature_repo").is_dir():
@@ -247,6 +250,7 @@ def check_feature_store(root: Path, report: Report) -> None:
 
 # ------------------------------------------------------------------ Triton
 def check_triton(root: Path, report: Report) -> None:
+    """Every Triton ``config.pbtxt`` passes the static rules of :mod:`generator.plan.triton_config`."""
     repo = root / "model_repository"
     if not repo.is_dir() or not any(repo.glob("*/config.pbtxt")):
         return  # no repository, or only trained versions for a runtime without Triton (python_rest)
@@ -288,6 +292,7 @@ def cron_problem(expr: str) -> str | None:
 
 
 def check_crontab(path: Path, rel: str, report: Report) -> None:
+    """Each crontab line: a 5-field schedule (or an @ macro) and a command."""
     try:
         text = untrusted.read_text(path)
     except ValueError as exc:
@@ -312,6 +317,7 @@ def check_crontab(path: Path, rel: str, report: Report) -> None:
 
 
 def check_python(path: Path, rel: str, report: Report) -> None:
+    """A Python scheduler file compiles (it is never imported or run)."""
     try:
         compile(untrusted.read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -323,6 +329,7 @@ def check_python(path: Path, rel: str, report: Report) -> None:
 
 
 def check_schedulers(root: Path, report: Report) -> None:
+    """The scheduler configs: crontabs, Python DAGs and flows, YAML and the CI workflows."""
     pipelines = root / "pipelines"
     for path in sorted(pipelines.rglob("*")) if pipelines.is_dir() else []:
         if not path.is_file() or any(part in IGNORED_DIRS for part in path.parts):
@@ -410,6 +417,7 @@ def _kustomize_command() -> list[str] | None:
 
 
 def check_kubernetes(root: Path, report: Report) -> None:
+    """Every Kubernetes manifest against the schemas (strict), kustomizations, and overlay builds where a tool runs."""
     files = _k8s_files(root)
     if not files:
         return
@@ -431,6 +439,11 @@ def check_kubernetes(root: Path, report: Report) -> None:
         for doc in docs:
             report.problems += validate_k8s_doc(doc, rel)
         report.count("Kubernetes manifests")
+    _build_overlays(root, overlays, report)
+
+
+def _build_overlays(root: Path, overlays: list[Path], report: Report) -> None:
+    """Each kustomize overlay builds (with kustomize or kubectl, where one is installed) and its output validates."""
     command = _kustomize_command()
     if command is None:
         report.skipped.append("kustomize builds: neither kustomize nor kubectl is installed")
@@ -466,6 +479,7 @@ def _literal_secrets(service: str, environment: Any) -> list[str]:
 
 
 def check_compose_structure(data: Any) -> list[str]:
+    """What is wrong with a docker-compose document's structure, in words (none: an empty list)."""
     if not isinstance(data, dict):
         return ["must be a mapping"]
     out = [f"unknown top-level key {k!r}" for k in data if k not in COMPOSE_TOP_LEVEL and not str(k).startswith("x-")]
@@ -514,6 +528,7 @@ def compose_command() -> list[str] | None:
 
 
 def compose_env_file(root: Path) -> Path | None:
+    """The env file `docker compose config` reads: the dev env, or its example."""
     for name in ("deploy/env/dev.env", "deploy/env/dev.env.example"):
         if (root / name).is_file():
             return root / name
@@ -521,6 +536,7 @@ def compose_env_file(root: Path) -> Path | None:
 
 
 def check_compose(root: Path, report: Report) -> None:
+    """``deploy/docker-compose.yaml``: its structure, no literal secrets, and `docker compose config` where it runs."""
     path = root / COMPOSE_FILE
     if not path.is_file():
         return

@@ -47,6 +47,8 @@ def requirement_text(cited: Cited) -> str:
 
 @dataclass
 class ProbeContext:
+    """What a probe reads: the repository, its decided architecture and spec; where its findings go."""
+
     root: Path
     arch: Architecture
     loaded: LoadedSpec
@@ -60,6 +62,7 @@ class ProbeContext:
         return (Location(SPEC_COPY, line, column, format_path(tuple(path))),)
 
     def read(self, rel: str) -> str | None:
+        """The text of a repository file (at most ``MAX_PROBED_BYTES``), or None when it is absent or unsafe."""
         path = self.root / rel
         if path.is_symlink() or not path.is_file():
             return None
@@ -99,6 +102,8 @@ class ProbeContext:
 
 @dataclass(frozen=True)
 class Probe:
+    """A probe: its name, the decisions it reads back, its documentation and its function."""
+
     name: str
     decisions: tuple[str, ...]  # the decisions whose values it reads back
     doc: str
@@ -109,6 +114,8 @@ PROBES: list[Probe] = []
 
 
 def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None]], Callable[[ProbeContext], None]]:
+    """Make a function the probe ``name`` reading back ``decisions``; its docstring documents it (docs/contract.md)."""
+
     def wrap(fn: Callable[[ProbeContext], None]) -> Callable[[ProbeContext], None]:
         PROBES.append(Probe(name, tuple(decisions), " ".join((fn.__doc__ or "").split()), fn))
         return fn
@@ -203,58 +210,73 @@ def _job_requirement(ctx: ProbeContext, job: str) -> Cited:
     return ctx.spec_at("serving", "mode")
 
 
-def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[tuple[str, str, int, str]]:
+Entry = tuple[str, str, int, str]  # (job, file, line, cron) of a scheduler entry; job "" when none matches
+
+
+def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
     """(job, file, line, cron) of every scheduler entry in the repository; job "" for one no job matches."""
-    project = ctx.arch.spec.project.name
+    for form in (_crontab_entries, _scheduler_entries, _airflow_entries, _cronjob_entries, _flow_entries):
+        yield from form(ctx, names)
+
+
+def _crontab_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The lines of ``pipelines/crontab``: the job from its lock file."""
     crontab = ctx.read("pipelines/crontab")
-    if crontab is not None:
-        for number, line in enumerate(crontab.splitlines(), start=1):
-            text = line.strip()
-            if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
-                continue
-            fields = text.split()
-            match = re.search(r"\.run/([a-z_]+)\.lock", text)
-            yield (
-                match.group(1) if match and match.group(1) in names else "",
-                "pipelines/crontab",
-                number,
-                " ".join(fields[:5]),
-            )
+    for number, line in enumerate(crontab.splitlines() if crontab is not None else [], start=1):
+        text = line.strip()
+        if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
+            continue
+        match = re.search(r"\.run/([a-z_]+)\.lock", text)
+        job = match.group(1) if match and match.group(1) in names else ""
+        yield (job, "pipelines/crontab", number, " ".join(text.split()[:5]))
+
+
+def _scheduler_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The job table of ``deploy/scheduler.py``."""
     scheduler = ctx.read("deploy/scheduler.py")
-    if scheduler is not None:
-        for number, line in enumerate(scheduler.splitlines(), start=1):
-            m = re.match(r'\s*"([a-z_-]+)": \("([^"]*)", \[', line)
-            if m:
-                job = m.group(1).replace("-", "_")
-                yield (job if job in names else "", "deploy/scheduler.py", number, m.group(2))
+    for number, line in enumerate(scheduler.splitlines() if scheduler is not None else [], start=1):
+        m = re.match(r'\s*"([a-z_-]+)": \("([^"]*)", \[', line)
+        if m:
+            job = m.group(1).replace("-", "_")
+            yield (job if job in names else "", "deploy/scheduler.py", number, m.group(2))
+
+
+def _airflow_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The ``schedule=`` of each Airflow DAG: the job from the DAG's file name."""
+    project = ctx.arch.spec.project.name
     dags = ctx.root / "pipelines" / "airflow" / "dags"
     for dag in sorted(dags.glob("*.py")) if dags.is_dir() else []:
         rel = dag.relative_to(ctx.root).as_posix()
-        text = ctx.read(rel) or ""
         job = dag.stem.removeprefix(f"{project}_")
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
             m = re.match(r'\s*schedule="([^"]*)"', line)
             if m:
                 yield (job if job in names else "", rel, number, m.group(1))
+
+
+def _cronjob_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The ``schedule:`` of each Kubernetes CronJob: the job from the manifest's file name."""
     for folder, suffix in (("pipelines/k8s", "-cronjob.yaml"), ("deploy/k8s/base", ".yaml")):
         base = ctx.root / folder
         for path in sorted(base.glob("*.yaml")) if base.is_dir() else []:
-            rel = path.relative_to(ctx.root).as_posix()
-            stem = path.name.removesuffix(suffix).removeprefix("cronjob-").replace("-", "_")
             if folder.startswith("deploy") and not path.name.startswith("cronjob-"):
                 continue
-            text = ctx.read(rel) or ""
-            for number, line in enumerate(text.splitlines(), start=1):
+            rel = path.relative_to(ctx.root).as_posix()
+            stem = path.name.removesuffix(suffix).removeprefix("cronjob-").replace("-", "_")
+            for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
                 m = re.match(r'\s*schedule:\s*"?([^"#]*?)"?\s*$', line)
                 if m:
                     yield (stem if stem in names else "", rel, number, m.group(1))
+
+
+def _flow_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The crons of Prefect deployments and Dagster schedules: the job from the name above each."""
     for rel, pattern, name_pattern in (
         ("pipelines/prefect/prefect.yaml", r'\s*- cron:\s*"([^"]*)"', r'\s*- name:\s*"([a-z-]+)"'),
         ("pipelines/dagster/definitions.py", r'.*cron_schedule="([^"]*)"', r".*job=([a-z_]+)_job"),
     ):
-        body = ctx.read(rel) or ""
         current = ""
-        for number, line in enumerate(body.splitlines(), start=1):
+        for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
             n = re.match(name_pattern, line)
             if n:
                 current = n.group(1).replace("-", "_")
@@ -481,6 +503,17 @@ def _view_vars(ctx: ProbeContext) -> dict[str, str]:
     return out
 
 
+def _pii_paths(ctx: ProbeContext) -> dict[str, tuple[PathItem, ...]]:
+    """``view.field`` of each personal field of a feature view -> the spec path of its ``pii`` flag."""
+    features = ctx.arch.spec.features
+    return {
+        f"{v.name}.{f.name}": ("features", "views", i, "fields", j, "pii")
+        for i, v in enumerate(features.views if features is not None else [])
+        for j, f in enumerate(v.fields)
+        if f.pii
+    }
+
+
 @probe("services", "feature_views", "pii")
 def services(ctx: ProbeContext) -> None:
     """Each feature service serves exactly the spec's features; a personal field served against the PII rule fails."""
@@ -490,11 +523,7 @@ def services(ctx: ProbeContext) -> None:
         return
     rel = "feature_repo/services.py"
     index = {s.name: i for i, s in enumerate(spec.features.services)}
-    pii = {}
-    for i, v in enumerate(spec.features.views):
-        for j, f in enumerate(v.fields):
-            if f.pii:
-                pii[f"{v.name}.{f.name}"] = ("features", "views", i, "fields", j, "pii")
+    pii = _pii_paths(ctx)
     handling = ctx.arch.privacy.pii_handling
     views = _view_vars(ctx)
     for call in _calls(tree, "FeatureService"):
@@ -554,7 +583,8 @@ def _pbtxt_values(text: str) -> dict[str, list[tuple[str, int]]]:
 @probe("triton_configs", "dynamic_batching", "instance_group")
 def triton_configs(ctx: ProbeContext) -> None:
     """Each model's config.pbtxt keeps its decided batching (max_batch_size, dynamic batching, queue delay) and
-    instances (count and kind)."""
+    instances (count and kind).
+    """
     if not ctx.arch.triton_serves:
         return
     spec_models = {m.name: i for i, m in enumerate(ctx.arch.spec.serving.models)}

@@ -26,6 +26,7 @@ def _listing(title: str, paths: list[str]) -> list[str]:
 
 
 def render(report: Report, directory: Path) -> str:
+    """The report as text: the manifest's view, what was checked and skipped, the drift and the problems."""
     lines = [f"archgen check {escape(directory)}"]
     if report.managed:
         lines.append(
@@ -76,6 +77,7 @@ def report_data(report: Report, directory: Path) -> dict[str, Any]:
 
 
 def run(directory: Path, fmt: str = "text") -> int:
+    """Check the repository in ``directory``; exit 1 when a problem or a broken requirement is found."""
     if not directory.is_dir():
         raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
     report = check_repository(directory)

@@ -14,6 +14,7 @@ from ..write.outfile import write_outputs
 
 
 def run(spec: Path, output: Path, fmt: str = "png", force: bool = False) -> int:
+    """Draw the data-flow and deployment diagrams of ``spec`` into ``output`` in ``fmt``."""
     from ..decide import decide
 
     loaded = load_spec(spec)

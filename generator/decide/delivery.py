@@ -21,7 +21,8 @@ PLATFORM: ReqPath = ("existing", "platform")
 def delivery(ctx: RuleContext) -> Outcome:
     """Level 0: scripts run by hand, documented. Level 1: the training pipeline runs on the
     scheduler with the quality gate. Level 2: plus CI/CD — a workflow that tests, validates
-    configs, trains, gates and deploys."""
+    configs, trains, gates and deploys.
+    """
     level = ctx.spec.delivery.mlops_level
     text = {
         0: "scripts run by hand, each step documented in the README",
@@ -48,7 +49,8 @@ def deployment(ctx: RuleContext) -> Outcome | None:
     """docker-compose for one machine (local, docker-compose); Kubernetes manifests (Triton
     Deployment with autoscaling, Redis, the Feast feature server, CronJobs) on Kubernetes and
     OpenShift. SageMaker and Heroku get the docker-compose bundle and a finding: their deployment
-    is not generated."""
+    is not generated.
+    """
     spec = ctx.spec
     if spec.serving.mode == "embedded":
         return None  # the model runs inside the application: nothing of this system is deployed as a service
@@ -171,7 +173,8 @@ def gpu_platform_without_gpus(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("resources.gpu_on_single_machine", "warning", title="GPU requirement on one machine")
 def gpu_on_single_machine(ctx: RuleContext) -> Iterator[Conflict]:
     """On local/docker-compose the machine itself must have an NVIDIA GPU and the container toolkit; archgen
-    cannot check that."""
+    cannot check that.
+    """
     gpus, platform = _gpu_paths(ctx), ctx.spec.existing.platform
     if gpus and platform in ("local", "docker-compose"):
         yield Conflict(
@@ -184,7 +187,8 @@ def gpu_on_single_machine(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("deployment.platform_not_generated", "warning", title="Deployment for this platform is not generated")
 def platform_not_generated(ctx: RuleContext) -> Iterator[Conflict]:
     """SageMaker and Heroku deployments are not generated; archgen writes the docker-compose bundle and its
-    images, which the team wires into the platform."""
+    images, which the team wires into the platform.
+    """
     platform = ctx.spec.existing.platform
     if platform in CLOUD_PLATFORMS:
         yield Conflict(

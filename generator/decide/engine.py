@@ -78,6 +78,7 @@ RUNS_NATIVELY = ("sklearn", "python")
 
 
 def rule_id(rule: Rule) -> str:
+    """The id of a rule in plans and docs: ``area.function`` (``feature_store.online_store``)."""
     module = rule.fn.__module__.removeprefix("generator.decide.")
     return f"{module}.{rule.fn.__name__}"
 

@@ -1,5 +1,6 @@
 """Feature store (Feast): the rules (online and offline stores, registry, ingestion, materialization, views)
-and their findings."""
+and their findings.
+"""
 
 from __future__ import annotations
 
@@ -496,7 +497,8 @@ def _pushed(ctx: RuleContext) -> set[str]:
 def freshness_unreachable(ctx: RuleContext) -> Iterator[Conflict]:
     """Views fed only by batch sources are as old as the materialization interval; a freshness below the
     shortest interval the offline store sustains (threshold `min_materialization_interval_s`) cannot be met
-    without a push path."""
+    without a push path.
+    """
     f = ctx.spec.features
     if f is None:
         return
@@ -516,7 +518,8 @@ def freshness_unreachable(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("features.realtime_without_push", "error", title="Realtime computation with no way to push")
 def realtime_without_push(ctx: RuleContext) -> Iterator[Conflict]:
     """computation realtime/hybrid needs a stream source feeding a view or an on-demand view computed at
-    request time; with neither, nothing is realtime."""
+    request time; with neither, nothing is realtime.
+    """
     f = ctx.spec.features
     if f is not None and f.computation != "precomputed" and not _pushed(ctx) and not f.on_demand:
         yield Conflict(
@@ -530,7 +533,8 @@ def realtime_without_push(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("features.stream_without_broker", "warning", title="Stream source but no broker")
 def stream_without_broker(ctx: RuleContext) -> Iterator[Conflict]:
     """A stream source names a topic, but existing.broker is none: no consumer is generated, the
-    application must push events through the feature server's push API."""
+    application must push events through the feature server's push API.
+    """
     spec = ctx.spec
     if spec.features is None:
         return

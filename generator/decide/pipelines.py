@@ -1,5 +1,6 @@
 """Serving pipelines: the rule (how many frames a BLS pipeline holds in flight) and its findings (shapes
-that cannot work, personal outputs)."""
+that cannot work, personal outputs).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def pipe_shapes(ctx: RuleContext) -> PipelineShapes | None:
 def pipeline_instances(ctx: RuleContext) -> Outcome:
     """A BLS instance holds one frame from its first step to its last, so the instances needed are the
     throughput times the chain's latency (Little's law): the sum of the steps' `latency_ms`, a step that
-    declares none counting as an equal share of the p99 budget; at most `max_pipeline_instances`."""
+    declares none counting as an equal share of the p99 budget; at most `max_pipeline_instances`.
+    """
     sv = ctx.spec.serving
     if ctx.choice("pipeline") != "bls" or sv.pipeline is None:
         return Outcome(
@@ -79,7 +81,8 @@ def pipeline_instances(ctx: RuleContext) -> Outcome:
 @finding("pipeline.personal_output_without_retention", "warning", title="Personal-data outputs with no retention")
 def personal_output_without_retention(ctx: RuleContext) -> Iterator[Conflict]:
     """A model returns personal data (an output marked pii: a recognised name, address, plate), but the
-    spec sets no privacy.retention: anything that stores the answers keeps them for ever."""
+    spec sets no privacy.retention: anything that stores the answers keeps them for ever.
+    """
     spec = ctx.spec
     personal = [
         (i, j, m.name, t.name) for i, m in enumerate(spec.serving.models) for j, t in enumerate(m.outputs) if t.pii
@@ -96,7 +99,8 @@ def personal_output_without_retention(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("pipeline.shapes_do_not_chain", "error", title="Pipeline shapes that cannot work")
 def shapes_do_not_chain(ctx: RuleContext) -> Iterator[Conflict]:
     """A step's input does not take what the step before it returns (dims, data type, or objects mixed with
-    frame tensors): Triton would refuse the request at run time."""
+    frame tensors): Triton would refuse the request at run time.
+    """
     found = pipe_shapes(ctx)
     if found is None:
         return
@@ -112,7 +116,8 @@ def shapes_do_not_chain(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("pipeline.variable_size_batching", "warning", title="Batching inputs of variable size")
 def variable_size_batching(ctx: RuleContext) -> Iterator[Conflict]:
     """Triton batches requests only when their shapes are equal: frames of different sizes never batch, and
-    a batch dimension on top of them only adds a dimension. Use max_batch_size 0, or fix the size."""
+    a batch dimension on top of them only adds a dimension. Use max_batch_size 0, or fix the size.
+    """
     found = pipe_shapes(ctx)
     if found is None:
         return

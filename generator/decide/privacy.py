@@ -14,6 +14,7 @@ HANDLING: ReqPath = ("privacy", "pii_handling")
 
 
 def salt_env(project: str) -> str:
+    """The environment variable holding the salt of hashed pii fields."""
     return "PII_HASH_SALT"  # what scripts/protect_pii.py reads, the same name in every project
 
 
@@ -29,7 +30,8 @@ def pii(ctx: RuleContext) -> Outcome:
     hash: hashed at write time (a protected copy of each source holds a salted SHA-256 instead of the
     value, the salt read from the environment), so no store or training set ever holds the value;
     encrypt: encrypted at rest, decrypted only for the roles allowed to read; allow: kept as is,
-    with a warning in the review."""
+    with a warning in the review.
+    """
     handling = ctx.spec.privacy.pii_handling
     fields = ctx.pii_fields()
     reads: list[ReqPath] = [HANDLING, *(p for p, _ in fields)]
@@ -64,7 +66,8 @@ def pii(ctx: RuleContext) -> Outcome:
 )
 def residency(ctx: RuleContext) -> Outcome:
     """on_prem residency or air-gapped autonomy: no cloud stores, registries or platforms; images and
-    packages come from a local mirror. eu/us residency: every store is pinned to that region."""
+    packages come from a local mirror. eu/us residency: every store is pinned to that region.
+    """
     spec = ctx.spec
     res, aut = spec.privacy.residency, spec.autonomy
     reads: list[ReqPath] = [("privacy", "residency"), ("autonomy",)]
@@ -97,7 +100,8 @@ def residency(ctx: RuleContext) -> Outcome:
 )
 def retention(ctx: RuleContext) -> Outcome:
     """With a retention, feature TTLs stay within it and a scheduled purge job deletes older rows
-    from the offline data (daily at `purge_cron`)."""
+    from the offline data (daily at `purge_cron`).
+    """
     ret = ctx.spec.privacy.retention
     if ret is None:
         return Outcome(
@@ -125,7 +129,8 @@ def retention(ctx: RuleContext) -> Outcome:
 )
 def access(ctx: RuleContext) -> Outcome:
     """Each role becomes Feast permissions (online_read, offline_read, write, materialize, describe)
-    on the feature services and views; no roles means the feature store is open to its network."""
+    on the feature services and views; no roles means the feature store is open to its network.
+    """
     roles = ctx.spec.privacy.access
     if not roles:
         return Outcome(
@@ -157,7 +162,8 @@ RESIDENCY: ReqPath = ("privacy", "residency")
 @finding("autonomy.airgap_cloud_warehouse", "error", title="Air-gapped system with a cloud warehouse")
 def airgap_cloud_warehouse(ctx: RuleContext) -> Iterator[Conflict]:
     """An air-gapped site reaches nothing beyond itself, so BigQuery, Snowflake or Redshift cannot be its
-    warehouse."""
+    warehouse.
+    """
     wh = ctx.spec.existing.warehouse
     if ctx.spec.autonomy == "air_gapped" and wh in CLOUD_WAREHOUSES:
         yield Conflict(
@@ -217,7 +223,8 @@ def on_prem_cloud_autonomy(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("residency.region_not_enforced", "warning", title="Regional residency on a cloud service archgen cannot pin")
 def region_not_enforced(ctx: RuleContext) -> Iterator[Conflict]:
     """residency eu/us with a cloud warehouse or platform: archgen cannot check where that service keeps
-    the data; pin the dataset and endpoint regions yourself, or waive with the contract that does."""
+    the data; pin the dataset and endpoint regions yourself, or waive with the contract that does.
+    """
     wh, platform, res = ctx.spec.existing.warehouse, ctx.spec.existing.platform, ctx.spec.privacy.residency
     if res in ("eu", "us") and (wh in CLOUD_WAREHOUSES or platform in CLOUD_PLATFORMS):
         cited = (
@@ -253,7 +260,8 @@ def _pii_in_services(ctx: RuleContext) -> list[tuple[ReqPath, str]]:
 )
 def pii_served_while_drop(ctx: RuleContext) -> Iterator[Conflict]:
     """drop means a pii field never leaves the feature store; a service listing it contradicts that.
-    Validation accepts the spec, the decision engine refuses it."""
+    Validation accepts the spec, the decision engine refuses it.
+    """
     if ctx.spec.privacy.pii_handling != "drop":
         return
     field_paths = {ref: p for p, ref in ctx.pii_fields()}
@@ -307,7 +315,8 @@ def pii_without_retention(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("privacy.pii_served_without_access_control", "warning", title="PII served with no access roles")
 def pii_served_without_access_control(ctx: RuleContext) -> Iterator[Conflict]:
     """A feature service exposes pii-derived fields while privacy.access grants nothing: any client of the
-    feature server can read them (encrypt needs roles to decrypt for)."""
+    feature server can read them (encrypt needs roles to decrypt for).
+    """
     handling = ctx.spec.privacy.pii_handling
     served = _pii_in_services(ctx)
     if served and handling != "drop" and not ctx.spec.privacy.access:

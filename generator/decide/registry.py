@@ -95,12 +95,15 @@ class Check:
 
 @dataclass
 class Registry:
+    """Rules by decided key, finding kinds by code, and the checks that report them."""
+
     rules: dict[str, Rule] = field(default_factory=dict)
     kinds: dict[str, FindingKind] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     # ------------------------------------------------------------ registration
     def add_rule(self, rule: Rule) -> None:
+        """Add a rule; a second rule for a key is refused unless it says ``overrides=True``."""
         old = self.rules.get(rule.key)
         if old is not None:
             if not rule.overrides:
@@ -118,6 +121,7 @@ class Registry:
         self.rules[rule.key] = rule
 
     def add_check(self, check: Check) -> None:
+        """Add a check and its finding kinds; a code declared twice is refused."""
         for kind in check.kinds:
             if kind.code in self.kinds:
                 raise RuleError(f"finding code {kind.code!r} is declared twice ({check.name}, {check.origin})")
@@ -126,6 +130,7 @@ class Registry:
         self.checks.append(check)
 
     def add(self, item: Any, origin: str) -> None:
+        """Add what an entry point gave: a Rule, a Check, or an iterable of them."""
         if isinstance(item, Rule):
             self.add_rule(item if item.origin != "archgen" else _with_origin(item, origin))
         elif isinstance(item, Check):
@@ -151,6 +156,7 @@ class Registry:
             self.add_check(c)
 
     def copy(self) -> Registry:
+        """A copy to add to without changing this registry."""
         return Registry(dict(self.rules), dict(self.kinds), list(self.checks))
 
     # ------------------------------------------------------------ order
@@ -298,5 +304,6 @@ def default_registry() -> Registry:
 
 
 def reset_default_registry() -> None:
+    """Forget the default registry: the next :func:`default_registry` reads the entry points again."""
     global _cached
     _cached = None

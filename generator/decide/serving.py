@@ -1,5 +1,6 @@
 """Serving: the rules (runtime, protocol, the Triton model configuration, batch and embedded serving) and
-their findings."""
+their findings.
+"""
 
 from __future__ import annotations
 
@@ -317,7 +318,8 @@ def protocol(ctx: RuleContext) -> Outcome | None:
 )
 def triton_backend(ctx: RuleContext) -> Outcome | None:
     """onnx: onnxruntime; pytorch: pytorch (TorchScript); tensorflow: tensorflow; sklearn and python: the
-    python backend (sklearn models are loaded from their joblib artefact inside it)."""
+    python backend (sklearn models are loaded from their joblib artefact inside it).
+    """
     if _in_process(ctx):
         return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
@@ -530,7 +532,8 @@ def instance_group(ctx: RuleContext) -> Outcome | None:
 def pipeline(ctx: RuleContext) -> Outcome | None:
     """A fixed line of models is a Triton ensemble (no glue code); control flow between models
     (skip the rest when nothing is detected, loops) is a python-backend BLS model calling the
-    others, as in the lecture's plate recognition (detector, then STN, then LPRNet)."""
+    others, as in the lecture's plate recognition (detector, then STN, then LPRNet).
+    """
     pipe = ctx.spec.serving.pipeline
     if pipe is None and _in_process(ctx):
         return None  # one model, called in process
@@ -570,7 +573,8 @@ def pipeline(ctx: RuleContext) -> Outcome | None:
 )
 def sequence_batching(ctx: RuleContext) -> Outcome | None:
     """A stateful model gets Triton's sequence batcher: every request of a sequence (one correlation
-    id) reaches the same instance, which keeps the state between them."""
+    id) reaches the same instance, which keeps the state between them.
+    """
     if _in_process(ctx):
         return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
@@ -595,7 +599,8 @@ def sequence_batching(ctx: RuleContext) -> Outcome | None:
 
 def _population(ctx: RuleContext) -> tuple[str | None, list[ReqPath]]:
     """The source whose rows are the entities to score: the declared one, else the source of the scored
-    feature service's first view."""
+    feature service's first view.
+    """
     spec = ctx.spec
     if spec.serving.population is not None:
         return spec.serving.population, [("serving", "population")]
@@ -619,7 +624,8 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
     store (the path training uses) and the model loaded once, in chunks so memory stays flat. Scores go to
     the warehouse: a PostgreSQL table when the warehouse is PostgreSQL, partitioned parquet otherwise, with
     the entity keys, score, model version, run id and time; a rerun of a run replaces its rows. It runs
-    right after training and its quality gate, on `serving.schedule` (default: the training schedule)."""
+    right after training and its quality gate, on `serving.schedule` (default: the training schedule).
+    """
     if ctx.choice("serving_runtime") != "batch_scoring":
         return None
     spec = ctx.spec
@@ -657,7 +663,8 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     """Embedded serving ships the model as a library reading a local, versioned bundle: the trained model, a
     SQLite snapshot of the online features and a manifest with checksums. Bundles are built centrally
     (`make bundle`), installed atomically on the device, verified, and refused (or served with a warning)
-    when their features are older than the freshness allows; the previous good bundle keeps serving."""
+    when their features are older than the freshness allows; the previous good bundle keeps serving.
+    """
     if ctx.choice("serving_runtime") != "embedded":
         return None
     spec = ctx.spec
@@ -684,7 +691,8 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
 @finding("latency.infeasible", "error", title="p99 below what the runtime, protocol and online store can do")
 def latency_infeasible(ctx: RuleContext) -> Iterator[Conflict]:
     """The p99 budget covers the online feature read and the call to the model server; each has a floor
-    (thresholds `online_read_floor_ms`, `serving_floor_ms`). A budget below their sum cannot be met."""
+    (thresholds `online_read_floor_ms`, `serving_floor_ms`). A budget below their sum cannot be met.
+    """
     sv = ctx.spec.serving
     if sv.mode not in ("online", "embedded"):  # online and embedded serving: the generated path has a floor
         return
@@ -720,7 +728,8 @@ def latency_infeasible(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("serving.stateful_in_pipeline", "warning", title="A stateful model inside a pipeline")
 def stateful_in_pipeline(ctx: RuleContext) -> Iterator[Conflict]:
     """Every request through the pipeline must carry a sequence id with start/end flags, and the stateful
-    step is not dynamically batched."""
+    step is not dynamically batched.
+    """
     sv = ctx.spec.serving
     if sv.pipeline is None:
         return
@@ -748,7 +757,8 @@ def throughput_beyond_one_machine(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("serving.variable_size_batching", "warning", title="Variable-size inputs batched dynamically")
 def variable_size_batching(ctx: RuleContext) -> Iterator[Conflict]:
     """Dynamic batching joins requests only when every input has the same shape; an input with a variable
-    dimension (-1) splits batches by shape, so the batching the plan promises may not happen."""
+    dimension (-1) splits batches by shape, so the batching the plan promises may not happen.
+    """
     spec = ctx.spec
     batching = typed(ctx, "dynamic_batching", BATCHING) or {}
     # the steps of a shaped pipeline are judged with their shapes (pipeline.variable_size_batching)

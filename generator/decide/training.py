@@ -197,7 +197,8 @@ def quality_gate(ctx: RuleContext) -> Outcome:
 @finding("training.online_without_broker", "error", title="Online training without a broker")
 def online_without_broker(ctx: RuleContext) -> Iterator[Conflict]:
     """Learning on the fly consumes events from a broker (Kafka, RabbitMQ, Redis streams); with none there is
-    nothing to consume."""
+    nothing to consume.
+    """
     if ctx.spec.training.trigger == "online" and ctx.spec.existing.broker == "none":
         yield Conflict(
             "training.trigger is online but existing.broker is none",
@@ -209,7 +210,8 @@ def online_without_broker(ctx: RuleContext) -> Iterator[Conflict]:
 @finding("training.label_missing", "error", title="Training is triggered but no label is declared")
 def label_missing(ctx: RuleContext) -> Iterator[Conflict]:
     """A model reading a feature service is trained from historical features joined with a label; without
-    training.label a scheduled or online training run has nothing to fit."""
+    training.label a scheduled or online training run has nothing to fit.
+    """
     tr = ctx.spec.training
     fs_models = [i for i, m in enumerate(ctx.spec.serving.models) if m.feature_service is not None]
     if tr.trigger != "manual" and tr.label is None and fs_models:
@@ -249,7 +251,8 @@ def manual_at_mlops_level(ctx: RuleContext) -> Iterator[Conflict]:
 )
 def schedule_at_mlops_level_0(ctx: RuleContext) -> Iterator[Conflict]:
     """MLOps level 0 generates no pipeline: training is a manual step (`make train`). A training.schedule
-    would be promised in the docs and run by no scheduler."""
+    would be promised in the docs and run by no scheduler.
+    """
     tr = ctx.spec.training
     mode = typed(ctx, "training_mode", TRAINING_MODE)
     trained = mode["trained_models"] if mode is not None else []

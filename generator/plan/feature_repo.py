@@ -86,6 +86,7 @@ class EnvVar:
 
 # ------------------------------------------------------------------ public API
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The Feast feature repository (none without features)."""
     fs = arch.feature_store
     if fs is None or arch.spec.features is None:
         return []

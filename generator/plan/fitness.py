@@ -69,6 +69,7 @@ def spec_lines(arch: Architecture) -> dict[str, int]:
 
 
 def requirement(arch: Architecture, path: str, value: Any) -> dict[str, Any]:
+    """A requirement a fitness test cites: its path, value and line in the spec copy."""
     return {"path": path, "value": value, "line": spec_lines(arch).get(path, 0)}
 
 
@@ -237,6 +238,7 @@ def tuple_literal(items: Sequence[str], indent: int) -> str:
 
 
 def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, Any]:
+    """The template context of the fitness tests: what they hold the system to."""
     paths = {f.path for f in files}
     has_models = any(p.endswith("/config.pbtxt") for p in paths)
     return {
@@ -355,6 +357,7 @@ def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisi
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The monitoring files: Prometheus, alerts, Model Analyzer, freshness and drift checks."""
     ctx = _monitoring_context(arch)
     files = [_f(arch, "monitoring/README.md", "monitoring/README.md.j2", ctx, ("serving_runtime",))]
     if ctx["triton"]:
@@ -396,6 +399,7 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFile]:
+    """The fitness tests, planned after every other component (they test those files)."""
     ctx = context(arch, files)
     ctx["imports"] = _imports(ctx)
 

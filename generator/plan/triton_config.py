@@ -180,7 +180,8 @@ def build_config(
     m: TritonModelArch, models: Mapping[str, TritonModelArch] | None = None, *, local: bool = False
 ) -> Any:
     """The ``ModelConfig`` of one model. ``local``: the CPU stand-in served on this machine
-    (python backend instead of a backend that cannot run here, KIND_CPU instead of KIND_GPU)."""
+    (python backend instead of a backend that cannot run here, KIND_CPU instead of KIND_GPU).
+    """
     mc = _pb()
     cfg = mc.ModelConfig()
     cfg.name = m.name
@@ -232,6 +233,7 @@ def config_text(m: TritonModelArch, models: Mapping[str, TritonModelArch] | None
 
 
 def needs_local_override(m: TritonModelArch) -> bool:
+    """A model needs a local CPU stand-in config (its framework or its GPU does not run here)."""
     return m.kind != "ensemble" and (m.runs_here_as_python or m.instance_kind == "KIND_GPU")
 
 
@@ -289,6 +291,18 @@ def parse_config(path: Path) -> tuple[Any | None, list[Diagnostic]]:
 
 
 def _check_single(cfg: Any, model_dir: Path, file: str, mc: Any) -> list[Diagnostic]:
+    """The rules of one model's config: its identity, tensors, versions and scheduling."""
+    versions = _version_dirs(model_dir)
+    return [
+        *_check_identity(cfg, model_dir, file),
+        *_check_tensors(cfg, file, mc),
+        *_check_versions(cfg, model_dir, versions, file),
+        *_check_scheduling(cfg, model_dir, versions, file),
+    ]
+
+
+def _check_identity(cfg: Any, model_dir: Path, file: str) -> list[Diagnostic]:
+    """The name matches the folder, every field is known to the server, a backend or platform is set."""
     problems = []
     if cfg.name and cfg.name != model_dir.name:
         problems.append(_problem(file, f"name {cfg.name!r} differs from its directory {model_dir.name!r}"))
@@ -296,6 +310,12 @@ def _check_single(cfg: Any, model_dir: Path, file: str, mc: Any) -> list[Diagnos
         problems.append(_problem(file, f"field {path!r} is not known to Triton server 2.51; remove it"))
     if not cfg.backend and not cfg.platform:
         problems.append(_problem(file, "neither backend nor platform is set"))
+    return problems
+
+
+def _check_tensors(cfg: Any, file: str, mc: Any) -> list[Diagnostic]:
+    """Each input and output: declared once, with a data type and valid dims."""
+    problems = []
     for kind, tensors in (("input", cfg.input), ("output", cfg.output)):
         seen: set[str] = set()
         for t in tensors:
@@ -310,7 +330,12 @@ def _check_single(cfg: Any, model_dir: Path, file: str, mc: Any) -> list[Diagnos
                 problems.append(
                     _problem(file, f"{kind} {t.name!r} has invalid dims {list(t.dims)} (use -1 for variable)")
                 )
-    versions = _version_dirs(model_dir)
+    return problems
+
+
+def _check_versions(cfg: Any, model_dir: Path, versions: list[Path], file: str) -> list[Diagnostic]:
+    """A version folder exists, and every version the policy names."""
+    problems = []
     if not versions:
         problems.append(_problem(file, f"no version directory (e.g. {model_dir.name}/1/): Triton loads no version"))
     if cfg.version_policy.WhichOneof("policy_choice") == "specific":
@@ -320,6 +345,12 @@ def _check_single(cfg: Any, model_dir: Path, file: str, mc: Any) -> list[Diagnos
                 problems.append(
                     _problem(file, f"version_policy names version {v}, but {model_dir.name}/{v}/ is missing")
                 )
+    return problems
+
+
+def _check_scheduling(cfg: Any, model_dir: Path, versions: list[Path], file: str) -> list[Diagnostic]:
+    """Ensemble settings only on ensembles, a python backend's code in each version, batching with a batch size."""
+    problems = []
     is_ensemble = cfg.platform == "ensemble"
     if is_ensemble:
         if cfg.instance_group:
@@ -346,7 +377,7 @@ def _check_ensemble(name: str, cfg: Any, configs: Mapping[str, Any], file: str, 
     """Cross-model rules: what the server only finds at load time."""
     problems = []
     tensors: dict[str, int] = {t.name: t.data_type for t in cfg.input}  # ensemble tensor -> dtype
-    produced: dict[str, tuple[str, int]] = {}
+    produced: dict[str, tuple[str, int]] = {}  # ensemble tensor -> (the step's model, dtype)
     for index, step in enumerate(cfg.ensemble_scheduling.step, start=1):
         where = f"step {index} ({step.model_name})"
         target = configs.get(step.model_name)
@@ -361,38 +392,8 @@ def _check_ensemble(name: str, cfg: Any, configs: Mapping[str, Any], file: str, 
                     f"{target.max_batch_size}",
                 )
             )
-        step_inputs = {t.name: t.data_type for t in target.input}
-        step_outputs = {t.name: t.data_type for t in target.output}
-        for key, value in sorted(step.input_map.items()):
-            if key not in step_inputs:
-                problems.append(_problem(file, f"{where}: input_map key {key!r} is not an input of {step.model_name}"))
-                continue
-            source = tensors.get(value, produced.get(value, ("", -1))[1])
-            if value not in tensors and value not in produced:
-                problems.append(
-                    _problem(
-                        file, f"{where}: input_map value {value!r} is neither an ensemble input nor an earlier output"
-                    )
-                )
-            elif source != step_inputs[key]:
-                problems.append(
-                    _problem(
-                        file,
-                        f"{where}: tensor {value!r} is {_dtype_name(mc, source)} but input {key!r} of "
-                        f"{step.model_name} is {_dtype_name(mc, step_inputs[key])}",
-                    )
-                )
-        for key in sorted(set(step_inputs) - set(step.input_map)):
-            problems.append(_problem(file, f"{where}: input {key!r} of {step.model_name} is not mapped"))
-        for key, value in sorted(step.output_map.items()):
-            if key not in step_outputs:
-                problems.append(
-                    _problem(file, f"{where}: output_map key {key!r} is not an output of {step.model_name}")
-                )
-                continue
-            if value in produced or value in tensors:
-                problems.append(_problem(file, f"{where}: ensemble tensor {value!r} is written twice"))
-            produced[value] = (step.model_name, step_outputs[key])
+        problems += _check_input_map(step, target, where, tensors, produced, file, mc)
+        problems += _check_output_map(step, target, where, tensors, produced, file)
     for out in cfg.output:
         if out.name not in produced:
             problems.append(_problem(file, f"ensemble output {out.name!r} is not produced by any step"))
@@ -405,6 +406,56 @@ def _check_ensemble(name: str, cfg: Any, configs: Mapping[str, Any], file: str, 
                     f"{_dtype_name(mc, dtype)}",
                 )
             )
+    return problems
+
+
+def _check_input_map(
+    step: Any,
+    target: Any,
+    where: str,
+    tensors: dict[str, int],
+    produced: dict[str, tuple[str, int]],
+    file: str,
+    mc: Any,
+) -> list[Diagnostic]:
+    """A step's inputs: each mapped, from an ensemble input or an earlier output of the same data type."""
+    problems = []
+    step_inputs = {t.name: t.data_type for t in target.input}
+    for key, value in sorted(step.input_map.items()):
+        if key not in step_inputs:
+            problems.append(_problem(file, f"{where}: input_map key {key!r} is not an input of {step.model_name}"))
+            continue
+        source = tensors.get(value, produced.get(value, ("", -1))[1])
+        if value not in tensors and value not in produced:
+            problems.append(
+                _problem(file, f"{where}: input_map value {value!r} is neither an ensemble input nor an earlier output")
+            )
+        elif source != step_inputs[key]:
+            problems.append(
+                _problem(
+                    file,
+                    f"{where}: tensor {value!r} is {_dtype_name(mc, source)} but input {key!r} of "
+                    f"{step.model_name} is {_dtype_name(mc, step_inputs[key])}",
+                )
+            )
+    for key in sorted(set(step_inputs) - set(step.input_map)):
+        problems.append(_problem(file, f"{where}: input {key!r} of {step.model_name} is not mapped"))
+    return problems
+
+
+def _check_output_map(
+    step: Any, target: Any, where: str, tensors: dict[str, int], produced: dict[str, tuple[str, int]], file: str
+) -> list[Diagnostic]:
+    """A step's outputs: outputs of its model, each ensemble tensor written once (recorded in ``produced``)."""
+    problems = []
+    step_outputs = {t.name: t.data_type for t in target.output}
+    for key, value in sorted(step.output_map.items()):
+        if key not in step_outputs:
+            problems.append(_problem(file, f"{where}: output_map key {key!r} is not an output of {step.model_name}"))
+            continue
+        if value in produced or value in tensors:
+            problems.append(_problem(file, f"{where}: ensemble tensor {value!r} is written twice"))
+        produced[value] = (step.model_name, step_outputs[key])
     return problems
 
 

@@ -47,14 +47,17 @@ class PluginComponent:
     templates: Path | None
 
     def plan(self, arch: Architecture) -> list[Any]:
+        """The files the plugin plans, checked."""
         return self._checked(arch, self.obj.plan(arch))
 
     def finalize(self, arch: Architecture, files: Any) -> list[Any]:
+        """The files the plugin's ``finalize`` adds, checked (none without one)."""
         hook = getattr(self.obj, "finalize", None)
         return self._checked(arch, hook(arch, files)) if hook is not None else []
 
     @property
     def probe(self) -> Callable[[Path, Any], None] | None:
+        """The plugin's probe for `archgen check`, if it has one."""
         return getattr(self.obj, "check", None)
 
     def _checked(self, arch: Architecture, files: Iterable[Any]) -> list[Any]:

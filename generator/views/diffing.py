@@ -11,6 +11,8 @@ from .report import md_cell, short_value, value_text
 
 @dataclass(frozen=True)
 class RequirementChange:
+    """A spec value that differs between the two specs, with its lines."""
+
     path: str
     old: Any
     new: Any
@@ -18,6 +20,7 @@ class RequirementChange:
     new_line: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/plan-json.md)."""
         return {
             "path": self.path,
             "old": self.old,
@@ -29,6 +32,8 @@ class RequirementChange:
 
 @dataclass(frozen=True)
 class DecisionChange:
+    """A decision that changed, appeared or disappeared, and the requirement changes that drove it."""
+
     key: str
     kind: Literal["changed", "added", "removed"]
     old: Decision | None
@@ -36,6 +41,7 @@ class DecisionChange:
     drivers: list[RequirementChange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/plan-json.md)."""
         return {
             "key": self.key,
             "change": self.kind,
@@ -48,6 +54,8 @@ class DecisionChange:
 
 @dataclass(frozen=True)
 class ArchDiff:
+    """What changes between two architectures: decisions, requirements and findings."""
+
     decisions: list[DecisionChange]
     requirements: list[RequirementChange]
     findings_added: list[Finding]
@@ -55,6 +63,7 @@ class ArchDiff:
 
     @property
     def empty(self) -> bool:
+        """No decision or finding changes."""
         return not (self.decisions or self.findings_added or self.findings_resolved)
 
 
@@ -98,6 +107,7 @@ def _drivers(old: Decision | None, new: Decision | None, changed: list[Requireme
 
 
 def diff_architectures(old: Architecture, new: Architecture) -> ArchDiff:
+    """The changes from ``old`` to ``new``."""
     changed = _changed_requirements(old, new)
     a = {d.key: d for d in old.decisions}
     b = {d.key: d for d in new.decisions}
@@ -141,6 +151,7 @@ def _driver_text(c: RequirementChange) -> str:
 
 
 def diff_text(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
+    """The changes as text."""
     lines = [f"{old.spec_file} -> {new.spec_file}"]
     if diff.empty:
         lines.append("no decision or finding changes")
@@ -163,6 +174,7 @@ def diff_text(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
 
 
 def diff_markdown(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
+    """The changes as Markdown (a review document)."""
     lines = [f"# Decision changes: `{md_cell(old.spec_file)}` → `{md_cell(new.spec_file)}`", ""]
     if diff.empty:
         lines.append("No decision or finding changes.")

@@ -24,6 +24,7 @@ def _threshold_value(name: str) -> str:
 
 
 def rule_markdown(rule: Rule, *, level: int = 3) -> str:
+    """A rule's documentation in Markdown: what it reads, chooses, weighs, its thresholds and table."""
     h = "#" * level
     lines = [f"{h} `{rule.key}` — {rule.title}", "", rule.doc or "(no documentation)", ""]
     lines.append("- reads: " + ", ".join(f"`{p}`" for p in rule.reads))
@@ -45,6 +46,7 @@ def rule_markdown(rule: Rule, *, level: int = 3) -> str:
 
 
 def kind_markdown(kind: FindingKind, *, level: int = 3) -> str:
+    """A finding kind's documentation in Markdown."""
     h = "#" * level
     waivable = "can be waived in the spec" if kind.severity == "warning" else "cannot be waived; stops generation"
     text = f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
@@ -118,10 +120,12 @@ def explain(registry: Registry, key: str) -> str | None:
 
 
 def suggestions(registry: Registry, key: str) -> list[str]:
+    """The key closest to ``key``, if any (for a typo)."""
     return get_close_matches(key, [*registry.rules, *registry.kinds], n=1)
 
 
 def listing(registry: Registry) -> str:
+    """Every decision key and finding code, one a line (`archgen explain --list`)."""
     lines = ["decisions:"]
     lines += [f"  {r.key:<22} {r.title}" for r in registry.ordered()]
     lines.append("findings:")
