@@ -31,6 +31,7 @@ from requirements_spec.types import duration_seconds
 
 from ..decide.architecture import Architecture
 from ..decide.pipeline_shapes import profile_inputs
+from ..render.python_layout import from_import, tuple_literal
 from ..views.docs import SPEC_COPY
 from .deploy import TRITON_IMAGE
 from .plan import PlannedFile
@@ -228,15 +229,6 @@ def _import_rules(paths: set[str]) -> list[dict[str, Any]]:
     return rules
 
 
-def tuple_literal(items: Sequence[str], indent: int) -> str:
-    """A tuple of strings on one line, or one item per line (as ruff format lays it out) when too long."""
-    flat = "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
-    if indent + len(flat) + 1 <= 120:
-        return flat
-    pad = " " * (indent + 4)
-    return "(\n" + "".join(f'{pad}"{i}",\n' for i in items) + " " * indent + ")"
-
-
 def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, Any]:
     """The template context of the fitness tests: what they hold the system to."""
     paths = {f.path for f in files}
@@ -339,15 +331,6 @@ def _model_analyzer(arch: Architecture, entrypoint: str) -> dict[str, Any]:
         "max_batch": max((m.max_batch_size for m in serving.models), default=0),
         **profile_inputs(arch),
     }
-
-
-def from_import(module: str, names: Sequence[str]) -> str:
-    """``from module import a, b`` as ruff's isort writes it: constants, classes, then the rest; wrapped past 120."""
-    ordered = sorted(set(names), key=lambda n: (0 if n.isupper() else 1 if n[:1].isupper() else 2, n))
-    line = f"from {module} import {', '.join(ordered)}"
-    if len(line) <= 120:
-        return line
-    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
 
 
 def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]) -> PlannedFile:
