@@ -29,6 +29,7 @@ REFERENCE = PRESETS / "reference.yaml"
 # modules whose tests run in process, quickly (the unit tier)
 UNIT_MODULES = frozenset(
     {
+        "test_contributing.py",
         "test_diagnostics.py",
         "test_docs.py",
         "test_new_cli.py",
