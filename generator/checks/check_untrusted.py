@@ -197,3 +197,133 @@ def check_kubernetes_names(root: Path, add: Add) -> None:
             for doc in docs:
                 for message in kubernetes_name_problems(doc):
                     add(escape(rel), message, 0)
+
+
+# ------------------------------------------------------------------ what an external tool may read
+def _inside(root: Path, path: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _remote(entry: str) -> bool:
+    """A URL or a git address: kustomize and compose would fetch it over the network."""
+    return "://" in entry or entry.startswith(("git@", "github.com/", "gitlab.com/", "bitbucket.org/", "oci:"))
+
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZE_LOADS = ("resources", "bases", "components")  # folders kustomize builds, wherever they are
+KUSTOMIZE_REFUSED = ("helmCharts", "helmChartInflationGenerator", "generators", "transformers", "validators")
+
+
+def kustomize_scope(root: Path, folder: Path) -> str | None:
+    """Why ``kustomize build folder`` must not run on this repository (None: everything it loads is inside).
+
+    kustomize itself keeps the files a kustomization names within its folder (its load restrictor also
+    refuses symlinks out), but builds any *folder* named under resources, bases or components, however far
+    outside, and fetches remote ones. Every such entry, in the overlay and in every folder it builds, must be
+    a file or folder inside the repository; plugins and Helm charts are not run.
+    """
+    seen: set[str] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        rel = escape(current.relative_to(root).as_posix()) if current.is_relative_to(root) else escape(current)
+        if not _inside(root, current):
+            return f"{rel} leads outside the repository"
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        why, folders = _kustomization_loads(root, current, rel)
+        if why:
+            return why
+        stack += folders
+    return None
+
+
+def _kustomization_loads(root: Path, current: Path, rel: str) -> tuple[str | None, list[Path]]:
+    """Why the kustomization in ``current`` must not be built; else the folders it builds."""
+    kfile = next((current / n for n in KUSTOMIZATION_NAMES if (current / n).is_file()), None)
+    if kfile is None:
+        return None, []  # kustomize reports it; nothing is loaded from here
+    try:
+        docs = load_yaml_all(read_text(kfile))
+    except Exception as exc:
+        return f"{rel}: its kustomization cannot be read ({yaml_error(exc)})", []
+    doc = docs[0] if docs else None
+    if not isinstance(doc, dict):
+        return None, []
+    for key in KUSTOMIZE_REFUSED:
+        if doc.get(key):
+            return f"{rel}: {key} would run programs or fetch charts; not built here", []
+    folders: list[Path] = []
+    for key in KUSTOMIZE_LOADS:
+        entries = doc.get(key) or []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            why = _outside_entry(root, current / text, f"{rel}: {key} entry {escape(text)!r}", text)
+            if why:
+                return why, []
+            if (current / text).is_dir():
+                folders.append(current / text)
+    return None, folders
+
+
+def _outside_entry(root: Path, target: Path, named: str, text: str) -> str | None:
+    """Why an entry a kustomization loads is not a path inside the repository (None: it is)."""
+    if _remote(text) or os.path.isabs(text):
+        return f"{named} is not a path inside the repository"
+    if not os.path.lexists(target):
+        return f"{named} does not exist (kustomize would fetch it)"
+    if not _inside(root, target):
+        return f"{named} leads outside the repository"
+    return None
+
+
+def _compose_paths(data: Any) -> list[tuple[str, str]]:
+    """(where, path) of every file or folder a compose file makes ``docker compose config`` read."""
+    out: list[tuple[str, str]] = []
+    if not isinstance(data, dict):
+        return out
+    _add_paths(out, "include", data.get("include"))
+    for section in ("configs", "secrets"):
+        for name, item in (data.get(section) or {}).items() if isinstance(data.get(section), dict) else []:
+            if isinstance(item, dict) and "file" in item:
+                _add_paths(out, f"{section}.{name}.file", item["file"])
+    services = data.get("services")
+    for name, svc in services.items() if isinstance(services, dict) else []:
+        if not isinstance(svc, dict):
+            continue
+        for key in ("env_file", "label_file"):
+            if key in svc:
+                _add_paths(out, f"services.{name}.{key}", svc[key])
+        extends = svc.get("extends")
+        if isinstance(extends, dict) and "file" in extends:
+            _add_paths(out, f"services.{name}.extends.file", extends["file"])
+    return out
+
+
+def _add_paths(out: list[tuple[str, str]], where: str, value: Any, key: str = "path") -> None:
+    """The paths in a compose value: a string, a mapping with ``key`` (and env files), or a list of those."""
+    if isinstance(value, str):
+        out.append((where, value))
+    elif isinstance(value, dict):
+        _add_paths(out, where, value.get(key))
+        for extra in ("env_file", "project_directory"):
+            if extra in value:
+                _add_paths(out, f"{where}.{extra}", value[extra])
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _add_paths(out, f"{where}[{n}]", item, key)
+
+
+def compose_scope(root: Path, compose_file: Path, data: Any) -> str | None:
+    """Why ``docker compose config`` must not run on this compose file (None: what it reads is inside)."""
+    base = compose_file.parent
+    for where, value in _compose_paths(data):
+        if "$" in value:
+            return f"{where}: {escape(value)!r} is interpolated from the environment; not resolved here"
+        if _remote(value) or os.path.isabs(value) or value.startswith("~"):
+            return f"{where}: {escape(value)!r} is not a path inside the repository"
+        if not _inside(root, base / value):
+            return f"{where}: {escape(value)!r} leads outside the repository"
+    return None

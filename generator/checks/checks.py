@@ -15,6 +15,11 @@ What is checked, each against the real tool where it can run here:
 - ``deploy/docker-compose.yaml``: structure, no literal secrets, and ``docker compose config`` when a
   docker client with compose is installed.
 
+kustomize and compose read the untrusted repository: they run only when everything they would load is
+inside it (:func:`~generator.checks.check_untrusted.kustomize_scope`,
+:func:`~generator.checks.check_untrusted.compose_scope`), through :func:`generator.tools.run_tool` (no
+shell, a timeout, bounded output, reaped) with an empty HOME and none of archgen's environment variables.
+
 A check whose tool is missing is reported as skipped with the reason; it is not a failure.
 Heavy imports (feast, tritonclient, kubernetes_validate, croniter) happen inside the checks.
 """
@@ -24,7 +29,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +45,7 @@ from ..write.manifest import MANIFEST, read_manifest
 KUBERNETES_VERSION = "1.30"
 FEATURE_STORE_YAML = "feature_repo/feature_store.yaml"
 COMPOSE_FILE = "deploy/docker-compose.yaml"
+TOOL_OUTPUT_MAX = 16 * 1024 * 1024  # bytes a kustomize build or compose may print before it is stopped
 # never part of the repository proper: not listed as added files
 IGNORED_DIRS = {".git", ".venv", ".venv-triton", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 IGNORED_DIRS |= {".run", "node_modules", ".ipynb_checkpoints", ".hypothesis"}
@@ -394,18 +399,48 @@ def _k8s(where: str, message: str) -> Diagnostic:
     return Diagnostic(KUBERNETES_CODE, message, Location(where))
 
 
-def _check_kustomization(path: Path, rel: str, docs: list[Any], report: Report) -> None:
+def _check_kustomization(root: Path, path: Path, rel: str, docs: list[Any], report: Report) -> None:
     doc = docs[0] if docs else None
     if not isinstance(doc, dict):
         report.add(KUBERNETES_CODE, rel, "a kustomization must be a mapping")
         return
-    for entry in doc.get("resources") or []:
-        target = (path.parent / str(entry)).resolve()
-        if not target.exists():
-            report.add(KUBERNETES_CODE, rel, f"resources: {entry} does not exist")
+    real_root = os.path.realpath(root)
+    resources = doc.get("resources") or []
+    for entry in resources if isinstance(resources, list) else []:
+        shown = untrusted.escape(entry)
+        target = path.parent / str(entry)
+        if os.path.isabs(str(entry)) or not Path(os.path.realpath(target)).is_relative_to(real_root):
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} is not a path inside the repository")
+        elif not target.exists():
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} does not exist")
         elif target.is_dir() and not any((target / n).is_file() for n in ("kustomization.yaml", "kustomization.yml")):
-            report.add(KUBERNETES_CODE, rel, f"resources: {entry} is a folder without a kustomization.yaml")
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} is a folder without a kustomization.yaml")
     report.count("kustomizations")
+
+
+def _sandboxed(command: list[str], timeout: float) -> Any:
+    """``command`` on the untrusted repository: no shell, a timeout, bounded output, no variable of archgen's
+    environment (a CI secret) and an empty HOME (:mod:`generator.tools`). OSError when it cannot start.
+    """
+    from ..tools import minimal_env, run_tool, scratch_home, tool_timeout
+
+    with scratch_home() as home:
+        return run_tool(
+            command, timeout=tool_timeout(timeout), max_output=TOOL_OUTPUT_MAX, env=minimal_env(home), cwd=home
+        )
+
+
+def _finished(command: list[str], timeout: float, report: Report, what: str) -> Any:
+    """:func:`_sandboxed`'s result when the tool started and finished; else None, reported as skipped."""
+    try:
+        run = _sandboxed(command, timeout)
+    except OSError as exc:
+        report.skipped.append(f"{what} did not run ({exc.strerror})")
+        return None
+    if run.returncode is None:
+        report.skipped.append(f"{what} {run.reason()}")
+        return None
+    return run
 
 
 def _kustomize_command() -> list[str] | None:
@@ -433,7 +468,7 @@ def check_kubernetes(root: Path, report: Report) -> None:
         if docs is None:
             continue
         if path.name in ("kustomization.yaml", "kustomization.yml"):
-            _check_kustomization(path, rel, docs, report)
+            _check_kustomization(root, path, rel, docs, report)
             overlays.append(path.parent)
             continue
         for doc in docs:
@@ -449,19 +484,39 @@ def _build_overlays(root: Path, overlays: list[Path], report: Report) -> None:
         report.skipped.append("kustomize builds: neither kustomize nor kubectl is installed")
         return
     for folder in overlays:
-        rel = folder.relative_to(root).as_posix()
-        try:
-            run = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            report.skipped.append(f"{rel}: kustomize build did not run ({exc})")
-            continue
-        if run.returncode != 0:
-            report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"kustomize build fails: {_one_line(run.stderr)}"))
-            continue
-        for doc in yaml.safe_load_all(run.stdout):
-            if doc is not None:
-                report.problems += validate_k8s_doc(doc, f"{rel} (built)")
-        report.count("kustomize builds")
+        _kustomize_build(root, folder, command, report)
+
+
+def _kustomize_build(root: Path, folder: Path, command: list[str], report: Report) -> None:
+    """``kustomize build`` of one overlay, only when everything it loads is inside the repository (see
+    :func:`generator.checks.check_untrusted.kustomize_scope`), without a shell, with a timeout and bounded output.
+    """
+    from . import check_untrusted as cu
+
+    rel = folder.relative_to(root).as_posix()
+    why = cu.kustomize_scope(root, folder)
+    if why:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"not built: {why}"))
+        return
+    run = _finished(
+        [*command, "--load-restrictor=LoadRestrictionsRootOnly", os.path.abspath(folder)],
+        120.0,
+        report,
+        f"{rel}: kustomize build",
+    )
+    if run is None:
+        return
+    if not run.ok:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"kustomize build fails: {_tool_error(run.stderr)}"))
+        return
+    try:
+        docs = untrusted.load_yaml_all(run.stdout.decode("utf-8"))
+    except (yaml.YAMLError, ValueError) as exc:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"kustomize output: {untrusted.yaml_error(exc)}"))
+        return
+    for doc in docs:
+        report.problems += validate_k8s_doc(doc, f"{rel} (built)")
+    report.count("kustomize builds")
 
 
 # ------------------------------------------------------------------ docker compose
@@ -519,10 +574,10 @@ def compose_command() -> list[str] | None:
         candidates.append(["docker-compose"])
     for command in candidates:
         try:
-            run = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+            run = _sandboxed([*command, "version"], 30.0)
+        except OSError:
             continue
-        if run.returncode == 0:
+        if run.ok:
             return command
     return None
 
@@ -546,21 +601,40 @@ def check_compose(root: Path, report: Report) -> None:
     for problem in check_compose_structure(docs[0] if docs else None):
         report.add(COMPOSE_CODE, COMPOSE_FILE, problem)
     report.count("compose files")
+    from . import check_untrusted as cu
+
+    env_file = compose_env_file(root)
+    why = cu.compose_scope(root, path, docs[0] if docs else None)
+    for extra in [p for p in (env_file, path.parent / ".env") if p is not None and os.path.lexists(p)]:
+        if why is None and untrusted.check_inside(root, extra.relative_to(root).as_posix(), names=False):
+            why = f"{escape_rel(root, extra)} leads outside the repository"
+    if why:
+        report.add(COMPOSE_CODE, COMPOSE_FILE, f"`docker compose config` not run: {why}")
+        return
     command = compose_command()
     if command is None:
         report.skipped.append(f"{COMPOSE_FILE}: `docker compose config` (no docker client with compose here)")
         return
-    env_file = compose_env_file(root)
-    args = [*command, "--project-directory", str(path.parent), "-f", str(path)]
+    # absolute paths: the tool runs in an empty folder of its own
+    args = [*command, "--project-directory", os.path.abspath(path.parent), "-f", os.path.abspath(path)]
     if env_file is not None:
-        args += ["--env-file", str(env_file)]
-    try:
-        run = subprocess.run([*args, "config", "-q"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        report.skipped.append(f"{COMPOSE_FILE}: `docker compose config` did not run ({exc})")
+        args += ["--env-file", os.path.abspath(env_file)]
+    # no variable of archgen's environment (a CI secret) can be interpolated into an error message
+    run = _finished([*args, "config", "-q"], 60.0, report, f"{COMPOSE_FILE}: `docker compose config`")
+    if run is None:
         return
-    if run.returncode != 0:
-        report.add(COMPOSE_CODE, COMPOSE_FILE, f"docker compose config: {_one_line(run.stderr or run.stdout)}")
+    if not run.ok:
+        report.add(COMPOSE_CODE, COMPOSE_FILE, f"docker compose config: {_tool_error(run.stderr or run.stdout)}")
+
+
+def escape_rel(root: Path, path: Path) -> str:
+    """A repository path, relative to ``root``, with its control characters escaped."""
+    return untrusted.escape(path.relative_to(root).as_posix())
+
+
+def _tool_error(output: bytes) -> str:
+    """A tool's error output as one escaped line of at most 400 characters."""
+    return untrusted.escape(_one_line(output.decode("utf-8", "replace")))
 
 
 def _one_line(value: Any, limit: int = 400) -> str:

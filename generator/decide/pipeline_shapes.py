@@ -299,6 +299,7 @@ def demo_context(arch: Architecture) -> dict[str, Any] | None:
         "returns": [t.name for t in found.returns],
         "per_object": [t.name for t in found.returns if t.per_object],
         "pii": [t.name for t in found.returns if t.pii],
+        "retention": arch.spec.privacy.retention,
         "profile_data": PROFILE_DATA,
     }
 

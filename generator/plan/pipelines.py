@@ -53,6 +53,26 @@ class Job:
         return "python " + " ".join(self.command)
 
 
+#: where the serving runtime writes its logs (serving/triton_runtime.py): the purge owns the *.log files in it
+SERVING_LOGS = ".run"
+
+
+def personal_outputs(arch: Architecture) -> list[str]:
+    """``model.tensor`` of every served output that is personal data (``pii: true``, e.g. recognised text)."""
+    return [f"{m.name}.{t.name}" for m in arch.spec.serving.models for t in m.outputs if t.pii]
+
+
+def purges(arch: Architecture) -> bool:
+    """Whether the system has a retention purge: a retention, and something of its own to hold to it (the
+    feature store's data, or answers holding personal data in the serving logs).
+    """
+    return bool(
+        arch.privacy.retention_s
+        and arch.privacy.purge_cron
+        and (arch.feature_store is not None or personal_outputs(arch))
+    )
+
+
 def scheduled_training(arch: Architecture) -> bool:
     """A scheduler runs training."""
     return arch.training_scheduled
@@ -94,13 +114,16 @@ def jobs(arch: Architecture) -> list[Job]:
                 decisions=("training_mode", "scheduler", "delivery"),
             )
         )
-    if arch.privacy.purge_cron and arch.privacy.retention_s and fs is not None:
+    if purges(arch):
+        assert arch.privacy.purge_cron is not None
         out.append(
             Job(
                 "purge",
                 arch.privacy.purge_cron,
                 ("scripts/purge.py",),
-                "delete offline rows older than the retention period (online values expire by TTL)",
+                "delete offline rows older than the retention period (online values expire by TTL)"
+                if fs is not None
+                else "delete the serving logs older than the retention period (personal answers are never logged)",
                 timeout_s=3600,
                 decisions=("pii",),
             )
@@ -220,7 +243,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ctx = context(arch)
     job_list: list[Job] = ctx["jobs"]
     files: list[PlannedFile] = []
-    if arch.privacy.retention_s and arch.feature_store is not None:
+    if purges(arch):
         files.append(_f("scripts/purge.py", "pipelines/purge.py.j2", _purge_context(arch), ("pii",)))
     if arch.mlops_level >= 2 and ctx["ci"] == "gitlab":
         files.append(_f(".gitlab-ci.yml", "pipelines/gitlab-ci.yml.j2", ctx, ("delivery",)))
@@ -272,30 +295,34 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
     """What the purge may delete: only what this system writes (never a source), with its timestamp column.
 
     The protected copies of sources with hashed personal fields, the online store's tables (PostgreSQL and
-    SQLite; Redis expires its keys itself) and the scores batch scoring writes (its table, or its run partitions).
+    SQLite; Redis expires its keys itself), the scores batch scoring writes (its table, or its run partitions)
+    and, where served outputs are personal data, the serving logs (the answers are never logged; a log that
+    could hold anything of them is deleted once older than the retention).
     """
     from . import feature_repo, serving
 
     spec = arch.spec
     fs = arch.feature_store
-    assert fs is not None
-    model = feature_repo.build_model(arch)
-    ts_of = {b["name"]: b["timestamp_field"] for b in model["batch_sources"]}
     owned: list[dict[str, str]] = []
-    for p in model["protected"]:
-        kind = "file" if p["kind"] == "file" else "table"
-        owned.append(
-            {
-                "what": f"protected copy of {p['name']}",
-                "kind": kind,
-                "location": p["protected"],
-                "ts": ts_of[p["name"]],
-            }
-        )
-    if fs.online_store in ("postgres", "sqlite"):
-        for v in model["views"]:
-            table = f"{fs.project}_{v['name']}"
-            owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
+    batch_sources: list[dict[str, Any]] = []
+    if fs is not None:
+        model = feature_repo.build_model(arch)
+        batch_sources = model["batch_sources"]
+        ts_of = {b["name"]: b["timestamp_field"] for b in batch_sources}
+        for p in model["protected"]:
+            kind = "file" if p["kind"] == "file" else "table"
+            owned.append(
+                {
+                    "what": f"protected copy of {p['name']}",
+                    "kind": kind,
+                    "location": p["protected"],
+                    "ts": ts_of[p["name"]],
+                }
+            )
+        if fs.online_store in ("postgres", "sqlite"):
+            for v in model["views"]:
+                table = f"{fs.project}_{v['name']}"
+                owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
     if serving.batch_scoring(arch):
         owned.append({"what": "batch predictions", "kind": "output", "location": serving.SCORE_PREDICTIONS, "ts": ""})
     if arch.serving.runtime == "batch_scoring":  # the score store batch scoring writes (components/batch.py)
@@ -306,10 +333,17 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
             owned.append({"what": f"score table {table}", "kind": "table", "location": table, "ts": "scored_at"})
         else:
             owned.append({"what": "score runs", "kind": "output", "location": f"scores/{table}", "ts": ""})
-    sources = sorted(
-        {b["path"] for b in model["batch_sources"]}
-        | {b["table"] for b in model["batch_sources"] if b["kind"] != "file"}
-    )
+    personal = personal_outputs(arch)
+    if personal:  # answers holding personal data are never logged; any log is kept no longer than the retention
+        owned.append(
+            {
+                "what": f"serving logs {SERVING_LOGS}/*.log",
+                "kind": "logs",
+                "location": SERVING_LOGS,
+                "ts": "",
+            }
+        )
+    sources = sorted({b["path"] for b in batch_sources} | {b["table"] for b in batch_sources if b["kind"] != "file"})
     return {
         "project": spec.project.name,
         "retention_s": arch.privacy.retention_s,
@@ -317,6 +351,7 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
         "owned": owned,
         "sources": sorted(s.name for s in spec.sources if s.kind in ("file", "table")),
         "source_locations": sources,
-        "offline_store": fs.offline_store,
-        "online_store": fs.online_store,
+        "offline_store": fs.offline_store if fs is not None else "none",
+        "online_store": fs.online_store if fs is not None else "none",
+        "personal_outputs": personal,
     }

@@ -545,12 +545,16 @@ def dot_available() -> bool:
 
 
 def skipped_note() -> str | None:
-    """What `archgen new` skips on every machine: the drawings (the repository must not depend on graphviz)."""
+    """What `archgen new` skips on every machine: the drawings (the repository must not depend on graphviz).
+
+    Graphviz is never run here: ``new`` and ``update`` start no program, and what they write and print is the
+    same whether ``dot`` draws, fails, hangs or is missing (only the install hint follows PATH).
+    """
     note = (
         "skipped docs/diagrams/*.png and *.svg: the repository holds the DOT and Mermaid diagrams on every machine "
         "(docs show the Mermaid ones); draw them with `archgen diagram .archgen/spec.yaml -o docs/diagrams`"
     )
-    if dot_available():
+    if shutil.which("dot") is not None:
         return note
     return f"{note}, which needs graphviz: {INSTALL_HINT}"
 
