@@ -31,6 +31,7 @@ _SHADOWING = {
 
 
 def check_name(value: str) -> str:
+    """``value`` if it is a valid name (lowercase letters, digits, '_'; no keyword, no reserved name)."""
     if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '_', starting with a letter "
@@ -71,6 +72,7 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_relative_path(value: str) -> str:
+    """``value`` if it is a relative path inside its folder, else ValueError."""
     if not value.isascii() or not value.isprintable():
         raise ValueError(f"{value!r}: path parts may use letters, digits, '_', '-' and '.' (ASCII, printable)")
     parts = value.split("/")
@@ -97,6 +99,7 @@ TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*$"
 
 
 def check_text(value: str) -> str:
+    """``value`` if it is free text without control characters, else ValueError."""
     bad = _CONTROL.search(value)
     if bad:
         raise ValueError(f"control character {bad.group()!r} at position {bad.start()}; write plain text")
@@ -127,6 +130,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def check_duration(value: str) -> str:
+    """``value`` if it is a duration (``30s``, ``15m``, ``1h``, ``7d``), else ValueError."""
     if not _DURATION.fullmatch(value):
         raise ValueError(f"{value!r} is not a duration: write a number and a unit, e.g. 30s, 15m, 1h, 7d, 2w")
     return value
@@ -215,6 +219,7 @@ _CRON_CHARS = re.compile(r"[A-Za-z0-9*/,@ -]+")
 
 
 def check_cron(value: str) -> str:
+    """``value`` if it is a schedule (a 5-field cron or an @ macro), else ValueError."""
     if not _CRON_CHARS.fullmatch(value):
         raise ValueError(
             f"cron expression {value!r} may only hold ASCII letters, digits, '*', '/', ',', '-', '@' and spaces"

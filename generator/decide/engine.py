@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from requirements_spec.errors import Diagnostic, SpecError
+from requirements_spec.errors import Diagnostic, Location, SpecError
 from requirements_spec.loader import SourceMap
 from requirements_spec.models import FeatureViewSpec, OnDemandViewSpec, Spec
 from requirements_spec.validate import LoadedSpec
@@ -23,12 +23,11 @@ from .architecture import (
     TensorArch,
     TrainingArch,
     TritonModelArch,
-    Waived,
 )
-from .context import RuleContext
+from .context import Conflict, RuleContext
 from .pipelines import pipe_shapes
 from .privacy import KEY_ENV, salt_env
-from .registry import Registry, Rule, RuleError, default_registry
+from .registry import Check, Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
 from .values import (
     BATCHING,
@@ -47,6 +46,7 @@ from .values import (
     Retention,
     typed,
 )
+from .waivers import mark_waived
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
@@ -79,6 +79,7 @@ RUNS_NATIVELY = ("sklearn", "python")
 
 
 def rule_id(rule: Rule) -> str:
+    """The id of a rule in plans and docs: ``area.function`` (``feature_store.online_store``)."""
     module = rule.fn.__module__.removeprefix("generator.decide.")
     return f"{module}.{rule.fn.__name__}"
 
@@ -127,76 +128,33 @@ def _run_rules(spec: Spec, smap: SourceMap | None, registry: Registry) -> RuleCo
 
 
 def _run_checks(ctx: RuleContext) -> list[Finding]:
+    """Every check; then the late ones (the waivers), which read the others' findings."""
     found: list[Finding] = []
     for chk in ctx.registry.checks:
-        for item in chk.fn(ctx):
-            declared = {k.code for k in chk.kinds}
-            if item.code not in declared:
-                raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
-            found.append(item)
-    found = _apply_waivers(ctx, found)
+        if not chk.late:
+            found += _findings_of(chk, ctx)
+    ctx.findings = mark_waived(ctx, found)
+    found = list(ctx.findings)
+    for chk in ctx.registry.checks:
+        if chk.late:
+            found += _findings_of(chk, ctx)
     return sorted(found, key=lambda f: (f.severity != "error", f.code, f.message))
 
 
-def _is_scanner_waiver(code: str) -> bool:
-    from ..plan.security import is_scanner_waiver
-
-    return is_scanner_waiver(code)
-
-
-def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
-    waivers = ctx.spec.waivers
-    if not waivers:
-        return found
-    fired = {f.code for f in found}
+def _findings_of(chk: Check, ctx: RuleContext) -> list[Finding]:
+    """What one check reports: its Conflicts with its one code, or the Findings of the codes it declares."""
+    declared = {k.code for k in chk.kinds}
     out: list[Finding] = []
-    by_code = {w.finding: (i, w) for i, w in enumerate(waivers)}
-    for f in found:
-        hit = by_code.get(f.code)
-        kind = ctx.registry.kinds.get(f.code)
-        if hit is not None and (f.severity == "warning" or (kind is not None and kind.waivable)):
-            i, w = hit
-            line = ctx.req(("waivers", i, "finding")).line
-            # a waivable error, once justified, no longer stops generation: it is kept as a waived warning
-            f = f.model_copy(
-                update={
-                    "severity": "warning",
-                    "waiver": Waived(justification=w.justification, accepted_by=w.accepted_by, line=line),
-                }
-            )
-        out.append(f)
-    for i, w in enumerate(waivers):
-        path = ("waivers", i, "finding")
-        kind = ctx.registry.kinds.get(w.finding)
-        if kind is None and _is_scanner_waiver(w.finding):
-            continue  # a scanner check (checkov.<id>, bandit.<id>): skipped in .security/ with its justification
-        if kind is None:
-            out.append(
-                ctx.finding(
-                    "waiver.unknown_finding",
-                    f"waiver for {w.finding!r}: no such finding code",
-                    [path],
-                    "fix the code (see `archgen explain --list`) or remove the waiver",
+    for item in chk.fn(ctx):
+        if isinstance(item, Conflict):
+            if len(chk.kinds) != 1:
+                raise RuleError(
+                    f"check {chk.name} ({chk.origin}) declares several codes: it must yield ctx.finding(...)"
                 )
-            )
-        elif kind.severity == "error" and not kind.waivable:
-            out.append(
-                ctx.finding(
-                    "waiver.not_waivable",
-                    f"waiver for {w.finding!r}: errors cannot be waived",
-                    [path],
-                    "remove the waiver and change the requirements the error cites",
-                )
-            )
-        elif w.finding not in fired:
-            out.append(
-                ctx.finding(
-                    "waiver.unused",
-                    f"waiver for {w.finding!r}: the spec does not trigger that warning",
-                    [path],
-                    "remove the waiver",
-                )
-            )
+            item = ctx.finding(chk.kinds[0].code, item.message, item.reads, item.fix)
+        elif item.code not in declared:
+            raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
+        out.append(item)
     return out
 
 
@@ -420,29 +378,27 @@ class InfeasibleSpec(SpecError):
 
 
 def finding_diagnostics(arch: Architecture, *, errors_only: bool = True) -> list[Diagnostic]:
+    """The findings (the errors only, by default) as diagnostics: located at the first written requirement."""
     out: list[Diagnostic] = []
     for f in arch.findings:
         if errors_only and f.severity != "error":
             continue
-        first = next((r for r in f.requirements if r.line), f.requirements[0] if f.requirements else None)
-        others = [
-            f"{r.path} (line {r.line})" if r.line else f"{r.path} (default)" for r in f.requirements if r is not first
-        ]
-        message = f"[{f.code}] {f.message}"
-        if others:
-            message += "; see also " + ", ".join(others)
-        out.append(
-            Diagnostic(
-                line=first.line if first else 0,
-                column=first.column if first else 0,
-                file=arch.spec_file,
-                path=first.path if first else "<root>",
-                message=message,
-                hint=f.fix,
-                severity=f.severity,
-            )
-        )
+        out.append(finding_diagnostic(f, arch.spec_file))
     return out
+
+
+def finding_diagnostic(f: Finding, spec_file: str) -> Diagnostic:
+    """One finding as a diagnostic: its code, at its first written requirement, the others related."""
+    places = [Location(spec_file, r.line, r.column, r.path) for r in f.requirements]
+    first = next((p for p in places if p.line), places[0] if places else Location(spec_file, 0, 0, "<root>"))
+    return Diagnostic(
+        f.code,
+        f.message,
+        first,
+        severity=f.severity,
+        hint=f.fix,
+        related=tuple(p for p in places if p is not first),
+    )
 
 
 def require_feasible(arch: Architecture) -> Architecture:

@@ -1,13 +1,20 @@
-"""Feature store rules (Feast): online and offline stores, registry, ingestion, materialization, views."""
+"""Feature store (Feast): the rules (online and offline stores, registry, ingestion, materialization, views)
+and their findings.
+"""
 
 from __future__ import annotations
 
-from requirements_spec.models import StreamSourceSpec
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from requirements_spec.models import Spec, StreamSourceSpec
 from requirements_spec.types import duration_seconds, format_seconds
 
-from .context import Outcome, ReqPath, RuleContext
-from .registry import rule
+from .context import Conflict, Outcome, ReqPath, RuleContext
+from .registry import finding, rule
+from .table import Row, always, first_match
 from .thresholds import THRESHOLDS
+from .values import MATERIALIZATION, NAMES, typed
 
 LATENCY: ReqPath = ("serving", "latency_p99_ms")
 THROUGHPUT: ReqPath = ("serving", "throughput_rps")
@@ -22,6 +29,133 @@ SINGLE_MACHINE = ("local", "docker-compose")
 def _no_features(ctx: RuleContext) -> str | None:
     """Feature store keys apply only when the spec declares features."""
     return None if ctx.spec.features is not None else "the spec declares no features: no feature store is built"
+
+
+@dataclass(frozen=True)
+class _Load:
+    """What the online store rule weighs: the serving load against the thresholds, and what it reads."""
+
+    spec: Spec
+    fast_ms: float  # threshold redis_below_p99_ms
+    busy_rps: float  # threshold redis_from_rps
+    tight: bool  # online serving with a p99 below fast_ms (a batch job reads once per run: not bound)
+    busy: bool  # online or async serving from busy_rps
+    reads: tuple[ReqPath, ...]  # the serving requirements every outcome cites
+
+
+def _load(spec: Spec) -> _Load:
+    sv = spec.serving
+    fast_ms, busy_rps = THRESHOLDS["redis_below_p99_ms"], THRESHOLDS["redis_from_rps"]
+    return _Load(
+        spec=spec,
+        fast_ms=fast_ms,
+        busy_rps=busy_rps,
+        tight=sv.mode == "online" and sv.latency_p99_ms < fast_ms,
+        busy=sv.mode in ("online", "async") and sv.throughput_rps >= busy_rps,
+        reads=(LATENCY, THROUGHPUT) if sv.mode != "batch" else (("serving", "mode"),),
+    )
+
+
+_SQLITE_WHY = "a file on one machine, one writer at a time"
+_POSTGRES_WHY = "a network round trip and a query per lookup"
+
+
+def _reuse_redis(f: _Load) -> Outcome:
+    return Outcome(
+        "redis",
+        "the company already runs Redis (existing.broker): reuse it as the online store; in-memory "
+        "single-row reads stay well under a millisecond",
+        [BROKER, *f.reads],
+        [("sqlite", f"{_SQLITE_WHY}; Redis is already there"), ("postgres", f"{_POSTGRES_WHY}; Redis is faster")],
+    )
+
+
+def _redis_for_load(f: _Load) -> Outcome:
+    sv = f.spec.serving
+    why = []
+    if f.tight:
+        why.append(f"p99 {sv.latency_p99_ms} ms is below {f.fast_ms} ms")
+    if f.busy:
+        why.append(f"{sv.throughput_rps} requests/s reach {f.busy_rps}")
+    return Outcome(
+        "redis",
+        " and ".join(why) + ": features must come from memory; Redis single-row reads stay well under a millisecond",
+        f.reads,
+        [
+            ("sqlite", f"{_SQLITE_WHY}: does not hold {'the latency' if f.tight else 'the throughput'}"),
+            ("postgres", f"{_POSTGRES_WHY}: eats the budget"),
+        ],
+    )
+
+
+def _reuse_postgres(f: _Load) -> Outcome:
+    sv = f.spec.serving
+    return Outcome(
+        "postgres",
+        "the company runs PostgreSQL and "
+        + (
+            f"a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s leaves room for a query per lookup"
+            if sv.mode != "batch"
+            else "batch scoring reads features once per run"
+        )
+        + ": reuse the database instead of adding Redis",
+        [WAREHOUSE, *f.reads],
+        [("redis", "one more service to run for latency the budget does not need"), ("sqlite", _SQLITE_WHY)],
+    )
+
+
+def _embedded_sqlite(f: _Load) -> Outcome:
+    spec, sv = f.spec, f.spec.serving
+    gapped = spec.autonomy == "air_gapped"
+    where = "an air-gapped site" if gapped else f"one machine ({spec.existing.platform})"
+    return Outcome(
+        "sqlite",
+        f"{where} at {sv.throughput_rps} requests/s with a {sv.latency_p99_ms} ms budget: an embedded "
+        "SQLite file is enough and there is nothing to run",
+        [("autonomy",) if gapped else PLATFORM, *f.reads],
+        [
+            ("redis", "one more service to run and secure; the budget does not need it"),
+            ("postgres", "no PostgreSQL is running to reuse"),
+        ],
+    )
+
+
+def _shared_redis(f: _Load) -> Outcome:
+    return Outcome(
+        "redis",
+        f"platform {f.spec.existing.platform} runs several replicas that must share the online store over the network",
+        [PLATFORM, *f.reads],
+        [("sqlite", f"{_SQLITE_WHY}: replicas cannot share it"), ("postgres", "no PostgreSQL is running to reuse")],
+    )
+
+
+ONLINE_STORE_TABLE: tuple[Row[_Load], ...] = (
+    Row(
+        "the company runs Redis (`existing.broker: redis`)",
+        "redis",
+        lambda f: f.spec.existing.broker == "redis",
+        _reuse_redis,
+    ),
+    Row(
+        "online serving with a p99 below `redis_below_p99_ms`, or online/async serving from `redis_from_rps`",
+        "redis",
+        lambda f: f.tight or f.busy,
+        _redis_for_load,
+    ),
+    Row(
+        "the company runs PostgreSQL (`existing.warehouse: postgres`)",
+        "postgres",
+        lambda f: f.spec.existing.warehouse == "postgres",
+        _reuse_postgres,
+    ),
+    Row(
+        "an air-gapped site, or one machine (`existing.platform` local or docker-compose)",
+        "sqlite",
+        lambda f: f.spec.autonomy == "air_gapped" or f.spec.existing.platform in SINGLE_MACHINE,
+        _embedded_sqlite,
+    ),
+    Row("otherwise: a platform of several machines", "redis", always, _shared_redis),
+)
 
 
 @rule(
@@ -40,6 +174,7 @@ def _no_features(ctx: RuleContext) -> str | None:
     thresholds=("redis_below_p99_ms", "redis_from_rps"),
     unless=_no_features,
     applies="the spec declares features",
+    table=ONLINE_STORE_TABLE,
 )
 def online_store(ctx: RuleContext) -> Outcome | None:
     """Pick the Feast online store from the latency budget, the throughput and what the company runs.
@@ -50,73 +185,9 @@ def online_store(ctx: RuleContext) -> Outcome | None:
     when the budget allows; air-gapped sites and single machines get SQLite (embedded, nothing to
     run); a multi-node platform gets Redis, because a SQLite file lives on one machine.
     """
-    spec = ctx.spec
-    if spec.features is None:
+    if ctx.spec.features is None:
         return None
-    ex, sv = spec.existing, spec.serving
-    fast_ms, busy_rps = THRESHOLDS["redis_below_p99_ms"], THRESHOLDS["redis_from_rps"]
-    # a batch job reads features once per run: the request-path budget does not bind the store
-    tight = sv.mode == "online" and sv.latency_p99_ms < fast_ms
-    busy = sv.mode in ("online", "async") and sv.throughput_rps >= busy_rps
-    reads: list[ReqPath] = [LATENCY, THROUGHPUT] if sv.mode != "batch" else [("serving", "mode")]
-    sqlite_why = "a file on one machine, one writer at a time"
-    postgres_why = "a network round trip and a query per lookup"
-    if ex.broker == "redis":
-        reads.insert(0, BROKER)
-        return Outcome(
-            "redis",
-            "the company already runs Redis (existing.broker): reuse it as the online store; in-memory "
-            "single-row reads stay well under a millisecond",
-            reads,
-            [("sqlite", f"{sqlite_why}; Redis is already there"), ("postgres", f"{postgres_why}; Redis is faster")],
-        )
-    if tight or busy:
-        why = []
-        if tight:
-            why.append(f"p99 {sv.latency_p99_ms} ms is below {fast_ms} ms")
-        if busy:
-            why.append(f"{sv.throughput_rps} requests/s reach {busy_rps}")
-        return Outcome(
-            "redis",
-            " and ".join(why)
-            + ": features must come from memory; Redis single-row reads stay well under a millisecond",
-            reads,
-            [
-                ("sqlite", f"{sqlite_why}: does not hold {'the latency' if tight else 'the throughput'}"),
-                ("postgres", f"{postgres_why}: eats the budget"),
-            ],
-        )
-    if ex.warehouse == "postgres":
-        return Outcome(
-            "postgres",
-            "the company runs PostgreSQL and "
-            + (
-                f"a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s leaves room for a query per lookup"
-                if sv.mode != "batch"
-                else "batch scoring reads features once per run"
-            )
-            + ": reuse the database instead of adding Redis",
-            [WAREHOUSE, *reads],
-            [("redis", "one more service to run for latency the budget does not need"), ("sqlite", sqlite_why)],
-        )
-    if spec.autonomy == "air_gapped" or ex.platform in SINGLE_MACHINE:
-        where = "an air-gapped site" if spec.autonomy == "air_gapped" else f"one machine ({ex.platform})"
-        return Outcome(
-            "sqlite",
-            f"{where} at {sv.throughput_rps} requests/s with a {sv.latency_p99_ms} ms budget: an embedded "
-            "SQLite file is enough and there is nothing to run",
-            [("autonomy",) if spec.autonomy == "air_gapped" else PLATFORM, *reads],
-            [
-                ("redis", "one more service to run and secure; the budget does not need it"),
-                ("postgres", "no PostgreSQL is running to reuse"),
-            ],
-        )
-    return Outcome(
-        "redis",
-        f"platform {ex.platform} runs several replicas that must share the online store over the network",
-        [PLATFORM, *reads],
-        [("sqlite", f"{sqlite_why}: replicas cannot share it"), ("postgres", "no PostgreSQL is running to reuse")],
-    )
+    return first_match(ONLINE_STORE_TABLE, _load(ctx.spec))
 
 
 OFFLINE = {"files": "file", "postgres": "postgres", "bigquery": "bigquery", "snowflake": "snowflake"}
@@ -407,3 +478,96 @@ def on_demand_views(ctx: RuleContext) -> Outcome | None:
         [("precomputed views", "request values are not known in advance")],
         value=names,
     )
+
+
+# ---------------------------------------------------------------- findings
+def _interval_s(ctx: RuleContext) -> int:
+    """The decided materialization interval (0 when nothing is materialized)."""
+    mat = typed(ctx, "materialization", MATERIALIZATION)
+    return mat["interval_s"] if mat is not None else 0
+
+
+def _pushed(ctx: RuleContext) -> set[str]:
+    """The sources whose values are pushed (stream sources with a push path), as decided by ``ingestion``."""
+    names: list[str] = typed(ctx, "ingestion", NAMES) or []
+    return set(names)
+
+
+@finding("features.freshness_unreachable", "error", title="Freshness shorter than materialization can deliver")
+def freshness_unreachable(ctx: RuleContext) -> Iterator[Conflict]:
+    """Views fed only by batch sources are as old as the materialization interval; a freshness below the
+    shortest interval the offline store sustains (threshold `min_materialization_interval_s`) cannot be met
+    without a push path.
+    """
+    f = ctx.spec.features
+    if f is None:
+        return
+    interval, pushed = _interval_s(ctx), _pushed(ctx)
+    batch_only = [(i, v) for i, v in enumerate(f.views) if v.source not in pushed]
+    if interval > duration_seconds(f.freshness) and batch_only:
+        names = ", ".join(v.name for _, v in batch_only)
+        yield Conflict(
+            f"freshness {f.freshness} is shorter than the {format_seconds(interval)} the {ctx.choice('offline_store')} "
+            f"offline store can materialize, and {names} {'is' if len(batch_only) == 1 else 'are'} fed by batch only",
+            [FRESHNESS, WAREHOUSE, *(("features", "views", i, "source") for i, _ in batch_only)],
+            f"relax features.freshness to {format_seconds(interval)} or more, or feed those views from a stream "
+            "source with computation realtime/hybrid",
+        )
+
+
+@finding("features.realtime_without_push", "error", title="Realtime computation with no way to push")
+def realtime_without_push(ctx: RuleContext) -> Iterator[Conflict]:
+    """computation realtime/hybrid needs a stream source feeding a view or an on-demand view computed at
+    request time; with neither, nothing is realtime.
+    """
+    f = ctx.spec.features
+    if f is not None and f.computation != "precomputed" and not _pushed(ctx) and not f.on_demand:
+        yield Conflict(
+            f"computation is {f.computation} but no view reads a stream source and no on-demand view is declared",
+            [COMPUTATION, ("features", "views")],
+            "add a stream source (kind: stream) and read it from a view, declare an on-demand view, "
+            "or set computation: precomputed",
+        )
+
+
+@finding("features.stream_without_broker", "warning", title="Stream source but no broker")
+def stream_without_broker(ctx: RuleContext) -> Iterator[Conflict]:
+    """A stream source names a topic, but existing.broker is none: no consumer is generated, the
+    application must push events through the feature server's push API.
+    """
+    spec = ctx.spec
+    if spec.features is None:
+        return
+    streams = {s.name for s in spec.sources if isinstance(s, StreamSourceSpec)}
+    used_streams = sorted(streams & {v.source for v in spec.features.views})
+    if used_streams and spec.existing.broker == "none":
+        idx = [i for i, s in enumerate(spec.sources) if s.name in used_streams]
+        yield Conflict(
+            f"stream source(s) {', '.join(used_streams)} but existing.broker is none: the application must push "
+            "events itself",
+            [BROKER, *(("sources", i, "topic") for i in idx)],
+            "set existing.broker to the broker carrying the topic, or waive: the application pushes through the "
+            "feature server",
+        )
+
+
+@finding(
+    "features.ttl_below_materialization", "warning", title="A view's TTL is shorter than the materialization interval"
+)
+def ttl_below_materialization(ctx: RuleContext) -> Iterator[Conflict]:
+    """Values expire before the next materialization refreshes them, so lookups return nulls in between."""
+    f = ctx.spec.features
+    if f is None:
+        return
+    interval, pushed = _interval_s(ctx), _pushed(ctx)
+    for i, v in enumerate(f.views):
+        if interval and v.source not in pushed and duration_seconds(v.ttl) < interval:
+            yield Conflict(
+                f"view {v.name}: ttl {v.ttl} is shorter than the {format_seconds(interval)} materialization interval",
+                [("features", "views", i, "ttl"), FRESHNESS],
+                f"set the ttl of {v.name} to at least {format_seconds(interval)}",
+            )
+
+
+RULES = (online_store, offline_store, registry, ingestion, materialization, feature_views, on_demand_views)
+FINDINGS = (freshness_unreachable, realtime_without_push, stream_without_broker, ttl_below_materialization)

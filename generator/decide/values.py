@@ -23,17 +23,23 @@ RuleValue: TypeAlias = "str | int | float | bool | Sequence[RuleValue] | Mapping
 
 
 class Materialization(TypedDict):
+    """The value of ``materialization``: its cron and interval."""
+
     cron: str  # 5-field, at most the freshness interval
     interval_s: int
 
 
 class TrainingMode(TypedDict):
+    """The value of ``training_mode``: the schedule, the models trained, the broker an online trainer consumes."""
+
     schedule_cron: str | None
     trained_models: list[str]
     consumer_broker: str | None
 
 
 class Batching(TypedDict):
+    """One model's value of ``dynamic_batching``."""
+
     max_batch_size: int
     dynamic: bool
     preferred: list[int]
@@ -41,11 +47,15 @@ class Batching(TypedDict):
 
 
 class Retention(TypedDict):
+    """The value of ``retention``: how long data is kept and when the purge runs."""
+
     retention_s: int | None
     purge_cron: str | None
 
 
 class Deployment(TypedDict):
+    """The value of ``deployment``."""
+
     gpu_nodes: bool
 
 

@@ -30,6 +30,7 @@ KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
 
 
 def batch_runtime(arch: Architecture) -> bool:
+    """The batch scoring runtime serves the predictions."""
     return arch.serving.runtime == "batch_scoring"
 
 
@@ -61,6 +62,7 @@ def score_store(arch: Architecture) -> tuple[str, str]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the batch scoring job."""
     from .serving import client_context
 
     spec = arch.spec
@@ -141,6 +143,7 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The batch scoring job and its files (none unless the runtime is batch_scoring with a feature service)."""
     if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
         return []
     ctx = context(arch)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decide.architecture import Architecture
+from . import feature_repo
 from .plan import PlannedFile
 
 COMPONENT = "deploy"
@@ -114,14 +115,18 @@ class EnvVar:
     derived: str = ""
 
     def compose_value(self) -> str:
+        """The value as docker-compose writes a variable: ``${NAME}``."""
         return re.sub(r"\{([A-Z0-9_]+)\}", r"${\1}", self.derived)
 
     def k8s_value(self) -> str:
+        """The value as Kubernetes writes a variable: ``$(NAME)``."""
         return re.sub(r"\{([A-Z0-9_]+)\}", r"$(\1)", self.derived)
 
 
 @dataclass(frozen=True)
 class Job:
+    """A scheduled job of the deployment: its name, cron, command and purpose."""
+
     name: str  # k8s-safe
     cron: str
     command: list[str]
@@ -142,14 +147,17 @@ def slug(name: str, max_len: int = 63) -> str:
 
 # ------------------------------------------------------------------ what the deployment contains
 def uses_redis(arch: Architecture) -> bool:
+    """The deployment runs Redis (the online store)."""
     return arch.uses_redis
 
 
 def uses_postgres(arch: Architecture) -> bool:
+    """The deployment runs PostgreSQL (a store or the registry)."""
     return arch.uses_postgres
 
 
 def uses_spark(arch: Architecture) -> bool:
+    """The deployment runs Spark (the offline store)."""
     return arch.uses_spark
 
 
@@ -208,12 +216,14 @@ def rest_app(arch: Architecture) -> bool:
 
 
 def triton_gpus(arch: Architecture) -> int:
+    """How many GPUs the Triton server asks for (0 or 1)."""
     if rest_app(arch):
         return 0
     return 1 if any(m.instance_kind == "KIND_GPU" for m in arch.serving.models) else 0
 
 
 def own_scheduler(arch: Architecture) -> bool:
+    """The deployment runs the scheduled jobs itself (no external orchestrator does)."""
     return arch.training.scheduler not in EXTERNAL_ORCHESTRATORS
 
 
@@ -265,6 +275,7 @@ def job_writes_image(arch: Architecture, job: str) -> str:
 
 
 def cronjob_name(arch: Architecture, job: str) -> str:
+    """The Kubernetes name of the CronJob of ``job``."""
     from .pipelines import k8s_name
 
     return str(k8s_name(arch.spec.project.name, job))
@@ -467,6 +478,7 @@ def pipeline_kustomize_dirs(paths: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------ the plan
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The deployment files: docker-compose, Kubernetes manifests and their overlays, images, env files."""
     if arch.serving.runtime != "triton" and arch.feature_store is None:
         return []
     if arch.serving.runtime in ("embedded", "batch_scoring"):
@@ -538,11 +550,8 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
 
 
 def feast_auth(arch: Architecture) -> str:
-    try:
-        from .feature_repo import feast_auth as decided
-    except ImportError:
-        return "no_auth"
-    return str(decided(arch))
+    """The feature server's authorization as feature_store.yaml declares it (kubernetes, oidc or no_auth)."""
+    return str(feature_repo.feast_auth(arch))
 
 
 PII_KEY_SECRET = "pii-key"  # <app>-pii-key: the encryption key, readable only by the roles granted read_pii
@@ -568,6 +577,7 @@ def access_roles(arch: Architecture) -> list[dict[str, Any]]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the deployment files."""
     app = slug(arch.spec.project.name)
     env_vars = environment_variables(arch)
     own = own_scheduler(arch)

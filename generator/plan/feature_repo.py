@@ -35,7 +35,7 @@ from requirements_spec.types import duration_seconds
 
 from ..decide.architecture import PII_SUFFIX, Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
-from ..render.render import _PLAIN, _py
+from ..render.python_layout import literal
 from .plan import PlannedFile
 from .serving import score_rows
 from .training import label_classes
@@ -89,6 +89,7 @@ class EnvVar:
 
 # ------------------------------------------------------------------ public API
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The Feast feature repository (none without features)."""
     fs = arch.feature_store
     if fs is None or arch.spec.features is None:
         return []
@@ -96,10 +97,10 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ctx = {
         "fr": fr,
         "fs": fs,
-        "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
+        "sample_sources": literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
     score = score_rows(arch)
-    ctx["sample_score"] = _literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
+    ctx["sample_score"] = literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
     store_decisions = ("online_store", "offline_store", "registry")
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:
@@ -762,54 +763,6 @@ def _wrap(notes: list[str]) -> list[str]:
 def _wrapped(note: str) -> tuple[str, ...]:
     # views that share a source share its notes: wrap each distinct note once
     return tuple(textwrap.wrap(note, width=100))
-
-
-def _literal(value: Any, indent: int = 0, prefix: int = 40) -> str:
-    """Plain data (names, dtypes, paths: no free text) as a Python literal laid out like `ruff format`.
-
-    The one-line form of every list and dict is computed once (bottom-up) and reused by the layout, so
-    the cost stays linear in the size of the data even for specs with thousands of views.
-    """
-    flat_of: dict[int, str] = {}
-    plain = _PLAIN.fullmatch
-
-    def scalar(v: Any) -> str:
-        return f'"{v}"' if type(v) is str and plain(v) else _py(v)
-
-    def flat(v: Any) -> str:
-        kind = type(v)
-        if kind is not dict and kind is not list and kind is not tuple:
-            return scalar(v)
-        key = id(v)
-        text = flat_of.get(key)
-        if text is None:
-            # scalars inline (most of the items): a call per item would dominate on large specs
-            items = v.values() if kind is dict else v
-            parts = [
-                flat(x) if type(x) in (dict, list, tuple) else f'"{x}"' if type(x) is str and plain(x) else _py(x)
-                for x in items
-            ]
-            if kind is dict:
-                text = "{" + ", ".join([f"{scalar(k)}: {x}" for k, x in zip(v, parts, strict=True)]) + "}"
-            else:
-                text = "[" + ", ".join(parts) + "]"
-            flat_of[key] = text
-        return text
-
-    def lay(v: Any, indent: int, prefix: int) -> str:
-        one_line = flat(v)
-        if indent + prefix + len(one_line) <= 119 or not isinstance(v, list | dict) or not v:
-            return one_line
-        pad = " " * (indent + 4)
-        if isinstance(v, list):
-            items = [lay(x, indent + 4, 1) for x in v]
-            open_, close = "[", "]"
-        else:
-            items = [f"{_py(k)}: {lay(x, indent + 4, len(_py(k)) + 3)}" for k, x in v.items()]
-            open_, close = "{", "}"
-        return open_ + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + close
-
-    return lay(value, indent, prefix)
 
 
 def _var(name: str, kind: str) -> str:

@@ -31,6 +31,7 @@ from requirements_spec.types import duration_seconds
 
 from ..decide.architecture import Architecture
 from ..decide.pipeline_shapes import profile_inputs
+from ..render.python_layout import from_import, tuple_literal
 from ..views.docs import SPEC_COPY
 from .deploy import TRITON_IMAGE
 from .plan import PlannedFile
@@ -69,6 +70,7 @@ def spec_lines(arch: Architecture) -> dict[str, int]:
 
 
 def requirement(arch: Architecture, path: str, value: Any) -> dict[str, Any]:
+    """A requirement a fitness test cites: its path, value and line in the spec copy."""
     return {"path": path, "value": value, "line": spec_lines(arch).get(path, 0)}
 
 
@@ -231,16 +233,8 @@ def _import_rules(paths: set[str]) -> list[dict[str, Any]]:
     return rules
 
 
-def tuple_literal(items: Sequence[str], indent: int) -> str:
-    """A tuple of strings on one line, or one item per line (as ruff format lays it out) when too long."""
-    flat = "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
-    if indent + len(flat) + 1 <= 120:
-        return flat
-    pad = " " * (indent + 4)
-    return "(\n" + "".join(f'{pad}"{i}",\n' for i in items) + " " * indent + ")"
-
-
 def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, Any]:
+    """The template context of the fitness tests: what they hold the system to."""
     paths = {f.path for f in files}
     has_models = any(p.endswith("/config.pbtxt") for p in paths)
     return {
@@ -361,15 +355,6 @@ def _model_analyzer(arch: Architecture, entrypoint: str) -> dict[str, Any]:
     }
 
 
-def from_import(module: str, names: Sequence[str]) -> str:
-    """``from module import a, b`` as ruff's isort writes it: constants, classes, then the rest; wrapped past 120."""
-    ordered = sorted(set(names), key=lambda n: (0 if n.isupper() else 1 if n[:1].isupper() else 2, n))
-    line = f"from {module} import {', '.join(ordered)}"
-    if len(line) <= 120:
-        return line
-    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
-
-
 def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]) -> PlannedFile:
     known = {d.key for d in arch.decisions}
     shaped = tuple(k for k in decisions if k in known)
@@ -377,6 +362,7 @@ def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisi
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The monitoring files: Prometheus, alerts, Model Analyzer, freshness and drift checks."""
     ctx = _monitoring_context(arch)
     files = [_f(arch, "monitoring/README.md", "monitoring/README.md.j2", ctx, ("serving_runtime",))]
     if ctx["triton"]:
@@ -418,6 +404,7 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFile]:
+    """The fitness tests, planned after every other component (they test those files)."""
     ctx = context(arch, files)
     ctx["imports"] = _imports(ctx)
 

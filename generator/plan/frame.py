@@ -55,6 +55,7 @@ PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scr
 
 
 def feast_requirement(arch: Architecture) -> str | None:
+    """The Feast requirement with the extras the decided stores need (None without a feature store)."""
     fs = arch.feature_store
     if fs is None:
         return None
@@ -153,6 +154,7 @@ def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the repository's frame."""
     from .feature_repo import prerequisites
 
     spec = arch.spec
@@ -240,6 +242,7 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The frame: README, Makefile, pyproject, CODEOWNERS, CI and the other top-level files."""
     ctx = context(arch)
     run_keys = _decisions(
         arch, "online_store", "offline_store", "registry", "scheduler", "serving_runtime", "protocol", "deployment"

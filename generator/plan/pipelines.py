@@ -44,10 +44,12 @@ class Job:
 
     @property
     def dash(self) -> str:
+        """The job's name with dashes (Kubernetes names)."""
         return self.name.replace("_", "-")
 
     @property
     def shell(self) -> str:
+        """The job's command for a shell."""
         return "python " + " ".join(self.command)
 
 
@@ -62,7 +64,8 @@ def personal_outputs(arch: Architecture) -> list[str]:
 
 def purges(arch: Architecture) -> bool:
     """Whether the system has a retention purge: a retention, and something of its own to hold to it (the
-    feature store's data, or answers holding personal data in the serving logs)."""
+    feature store's data, or answers holding personal data in the serving logs).
+    """
     return bool(
         arch.privacy.retention_s
         and arch.privacy.purge_cron
@@ -71,6 +74,7 @@ def purges(arch: Architecture) -> bool:
 
 
 def scheduled_training(arch: Architecture) -> bool:
+    """A scheduler runs training."""
     return arch.training_scheduled
 
 
@@ -169,16 +173,19 @@ def k8s_name(project: str, job: str) -> str:
 
 
 def k8s_quantity_cpu(cpus: float) -> str:
+    """A CPU count as a Kubernetes quantity: ``2`` or ``500m``."""
     millis = round(cpus * 1000)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def k8s_quantity_memory(gb: float) -> str:
+    """A size in GB as a Kubernetes quantity: ``4Gi`` or ``512Mi``."""
     mib = round(gb * 1024)
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the scheduler configs."""
     project = arch.spec.project.name
     app = re.sub(r"-{2,}", "-", project.replace("_", "-")).strip("-")
     job_list = jobs(arch)
@@ -249,6 +256,7 @@ def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The scheduler configs of the decided scheduler, and the purge job."""
     ctx = context(arch)
     job_list: list[Job] = ctx["jobs"]
     files: list[PlannedFile] = []
@@ -267,6 +275,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if not job_list and arch.training.mode != "online":
         return files
     files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))
+    return files + _scheduler_files(arch, ctx, job_list)
+
+
+def _scheduler_files(arch: Architecture, ctx: dict[str, Any], job_list: list[Job]) -> list[PlannedFile]:
+    """The config of the decided scheduler: a crontab, Airflow DAGs, CronJobs, a Prefect or Dagster project."""
+    files: list[PlannedFile] = []
     scheduler = arch.training.scheduler
     if scheduler in ("crontab", "none"):
         files.append(_f("pipelines/crontab", "pipelines/crontab.j2", ctx))

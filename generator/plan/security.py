@@ -27,6 +27,8 @@ CHECKOV_FRAMEWORKS = ("kubernetes", "dockerfile", "github_actions")
 
 @dataclass(frozen=True)
 class Skip:
+    """A scanner check skipped in ``.security/``: which, why, and who decided it."""
+
     scanner: str
     check: str
     reason: str
@@ -96,6 +98,7 @@ def waiver_skips(arch: Architecture) -> list[Skip]:
 
 
 def skips(arch: Architecture) -> list[Skip]:
+    """The scanner checks skipped: archgen's defaults and the spec's waivers, sorted."""
     found = {(s, c): Skip(s, c, r, "archgen") for s, c, r in DEFAULT_SKIPS}
     for s in waiver_skips(arch):
         found[(s.scanner, s.check)] = s
@@ -103,11 +106,13 @@ def skips(arch: Architecture) -> list[Skip]:
 
 
 def is_scanner_waiver(code: str) -> bool:
+    """Whether a waiver's code names a scanner check (``checkov.CKV_...``, ``bandit.B...``)."""
     scanner, _, check = code.partition(".")
     return scanner in SCANNERS and bool(check)
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The scanners' configs and their skip lists (``.security/``)."""
     all_skips = skips(arch)
     ctx: dict[str, Any] = {
         "project": arch.spec.project.name,
