@@ -98,9 +98,9 @@ def _peak_mb(pid: int) -> float:
 
 
 def generate(spec_text: str, out: Path) -> None:
-    from generator.plan import build_plan
-    from generator.render import render_plan
-    from generator.rules import decide
+    from generator.decide import decide
+    from generator.plan.plan import build_plan
+    from generator.render.render import render_plan
     from requirements_spec.validate import parse_spec
 
     arch = decide(parse_spec(spec_text, "bench.yaml"))

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.components import deploy
 from generator.generate import generate_text
+from generator.plan import deploy
 from requirements_spec.presets import names, text
 
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
@@ -94,7 +94,7 @@ def test_github_workflow_passes_actionlint_and_calls_existing_targets_with_its_s
             assert ("postgres" in services) == deploy.uses_postgres(arch), name
             assert ("redis" in services) == deploy.uses_redis(arch), name
             if "postgres" in services:
-                assert services["postgres"]["image"] == deploy.POSTGRES_IMAGE
+                assert services["postgres"]["image"] == deploy.site_image(arch, deploy.POSTGRES_IMAGE)
                 assert services["postgres"]["ports"] == ["5432:5432"]
     assert_targets_exist(repo, calls)
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 from triton_harness import PRESETS, ROOT, generate, have_triton, make_generated, running
 
-from generator.rules import decide
+from generator.decide import decide
 from requirements_spec.errors import SpecError
 from requirements_spec.validate import load_spec
 
@@ -100,6 +101,45 @@ def test_the_bls_calls_asynchronously_and_never_logs_personal_data(tmp_path: Pat
     assert 'OUTPUTS = ["boxes", "scores", "plate_text"]' in code
     config = (tmp_path / "model_repository" / "plate_reader" / "config.pbtxt").read_text()
     assert "count: 2" in config and "max_batch_size" not in config
+
+
+def _purge(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "scripts/purge.py", *args], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_personal_outputs_are_held_to_the_retention_by_the_scheduled_purge(tmp_path: Path) -> None:
+    """A pipeline returning personal data (recognizer.plate_text) and no feature store still gets the purge: it
+    runs daily and deletes the serving logs last written before the retention (30d); nothing else in .run/."""
+    repo = tmp_path / "repo"
+    generate(PRESET, repo)
+    purge = (repo / "scripts" / "purge.py").read_text()
+    assert "recognizer.plate_text" in purge and "RETENTION = timedelta(seconds=2592000)" in purge
+    assert "the daily purge (`scripts/purge.py`)" in (repo / "serving" / "README.md").read_text()
+    crontab = (repo / "pipelines" / "crontab").read_text()
+    assert any(line.startswith("30 2 * * * ") and "scripts/purge.py" in line for line in crontab.splitlines())
+    run = repo / ".run"
+    run.mkdir()
+    old = time.time() - 31 * 86400
+    for name, when in (("triton-earlier.log", old), ("triton.log", time.time()), ("triton.json", old)):
+        (run / name).write_text("I1130 09:43:57 server started\n")
+        os.utime(run / name, (when, when))
+    dry = _purge(repo, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "serving logs .run/*.log: 1 files older than" in dry.stdout and "to delete" in dry.stdout
+    assert sorted(p.name for p in run.iterdir()) == ["triton-earlier.log", "triton.json", "triton.log"]
+    done = _purge(repo)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["triton.json", "triton.log"]  # state files are not logs
+
+
+def test_without_personal_outputs_a_system_without_a_feature_store_has_nothing_to_purge(tmp_path: Path) -> None:
+    spec = _variant(tmp_path, lambda d: d["serving"]["models"][2]["outputs"][0].update(pii=False))
+    generate(spec, tmp_path / "repo")
+    assert not (tmp_path / "repo" / "scripts" / "purge.py").exists()
+    crontab = tmp_path / "repo" / "pipelines" / "crontab"
+    assert not crontab.exists() or "purge" not in crontab.read_text()
 
 
 # ------------------------------------------------------------------ end to end on Triton
@@ -205,6 +245,10 @@ def test_the_vision_preset_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert '"boxes": [30.0, 20.0, 210.0, 40.0]' in result.stdout
     assert result.stdout.count('"plate_text": "<personal data>"') == 2
     assert "OBJ-1" not in result.stdout  # personal data never printed unasked
+    log = tmp_path / ".run" / "triton.log"
+    assert log.is_file() and "OBJ-" not in log.read_text()  # nor logged by the server
+    os.utime(log, (time.time() - 31 * 86400,) * 2)  # the retention (30d) later, the purge deletes the log
+    assert _purge(tmp_path).returncode == 0 and not log.exists()
 
 
 # ------------------------------------------------------------------ Model Analyzer

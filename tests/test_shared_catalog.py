@@ -24,9 +24,9 @@ import pytest
 import yaml
 from spec_parts import small_serving
 
-from generator.plan import build_plan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.plan.plan import build_plan
+from generator.render.render import render_plan
 from requirements_spec.validate import parse_spec
 
 pd = pytest.importorskip("pandas")

@@ -245,7 +245,7 @@ CASES = [
         "duplicate-view-field",
         _replace(REFERENCE, "{name: rating, dtype: float32}", "{name: trips_today, dtype: float32}"),
         "features.views[0].fields[1].name",
-        "first declared at line 43",
+        "see also features.views[0].fields[0].name (line 43)",
         "trips_today, dtype: float32",
     ),
     # ---- C. names, paths, injection
@@ -479,7 +479,8 @@ def test_name_no_stays_a_string(tmp_path: Path) -> None:
     spec.write_text(_replace(REFERENCE, "name: driver_ranking", "name: no"), encoding="utf-8")
     code, output = run_validate(spec, via_subprocess=True, cwd=tmp_path, extra=("--format", "json"))
     assert code == 0, output
-    assert json.loads(output) == {"valid": True, "diagnostics": [], "project": "no"}
+    data = json.loads(output)
+    assert (data["ok"], data["diagnostics"], data["project"]) == (True, [], "no")
 
 
 FIVE_ERRORS = (
@@ -499,7 +500,7 @@ def test_all_errors_of_a_file_at_once_sorted_by_line(tmp_path: Path) -> None:
     code, output = run_validate(spec, via_subprocess=True, cwd=tmp_path, extra=("--format", "json"))
     assert code == 65
     diagnostics = json.loads(output)["diagnostics"]
-    assert [(d["line"], d["path"]) for d in diagnostics] == [
+    assert [(d["location"]["line"], d["location"]["path"]) for d in diagnostics] == [
         (13, "existing.warehouse"),
         (53, "training.schedule"),
         (58, "serving.throughput_rps"),
@@ -524,8 +525,9 @@ def test_five_reference_errors_at_once(tmp_path: Path) -> None:
     spec.write_text(text, encoding="utf-8")
     code, output = run_validate(spec, via_subprocess=False, cwd=tmp_path, extra=("--format", "json"))
     assert code == 65
-    found = [(d["line"], d["path"]) for d in json.loads(output)["diagnostics"]]
+    found = [(d["location"]["line"], d["location"]["path"]) for d in json.loads(output)["diagnostics"]]
     assert found == sorted(found)
+    assert {d["code"] for d in json.loads(output)["diagnostics"]} == {"spec.unknown_reference"}
     assert [p for _, p in found] == [
         "features.views[0].entities[0]",
         "features.views[1].source",

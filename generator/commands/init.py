@@ -9,10 +9,11 @@ from pathlib import Path
 from requirements_spec import presets
 
 from ..errors import CANT_CREATE, USAGE, ArchgenError
-from ..outfile import write_output
+from ..write.outfile import write_output
 
 
 def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> int:
+    """Write the commented spec of ``preset`` to ``output`` (stdout), or list the presets."""
     if list_presets:
         width = max(len(name) for name in presets.names()) + 2
         for name in presets.names():

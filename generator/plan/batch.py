@@ -1,0 +1,160 @@
+"""The batch runtime: precomputed predictions written where the business reads them.
+
+``batch/score.py`` scores the whole population in process (point-in-time features from the offline store,
+the path training uses; the model loaded once; chunked) into the warehouse: a PostgreSQL table, or
+partitioned parquet when the warehouse is files. One pipeline chains training (with its quality gate) and
+scoring, so scores never come from a model that failed its gate: an Airflow DAG (KubernetesPodOperator
+with the app image on Kubernetes, BashOperator otherwise), a Kubernetes CronJob (training as the init
+container) or a crontab line. No Triton, no autoscaler and no feature server: nothing answers requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..decide.architecture import Architecture
+from .pipelines import (
+    APP_IMAGE,
+    k8s_name,
+    k8s_quantity_cpu,
+    k8s_quantity_memory,
+    pod_placement,
+    scheduled_training,
+)
+from .plan import PlannedFile
+
+COMPONENT = "batch"
+DECISIONS = ("serving_runtime", "batch_scoring")
+CHUNK_ROWS = 50_000  # entities per offline-store query: memory stays flat as the population grows
+KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
+
+
+def batch_runtime(arch: Architecture) -> bool:
+    """The batch scoring runtime serves the predictions."""
+    return arch.serving.runtime == "batch_scoring"
+
+
+def _decision_value(arch: Architecture) -> dict[str, Any]:
+    d = arch.decision("batch_scoring")
+    target = "postgres" if arch.spec.existing.warehouse == "postgres" else "parquet"
+    spec = arch.spec
+    population = spec.serving.population
+    if population is None:  # the rule's default: the scored service's first view's source
+        service = spec.service(spec.serving.models[0].feature_service or "")
+        view = spec.view(service.features[0].partition(".")[0]) if service is not None else None
+        population = view.source if view is not None else None
+    from requirements_spec.types import cron_expression
+
+    schedule = spec.serving.schedule or spec.training.schedule
+    return {
+        "choice": d.choice,
+        "population": population,
+        "cron": cron_expression(schedule) if schedule else None,
+        "target": target,
+        "table": f"{spec.project.name}_scores",
+    }
+
+
+def score_store(arch: Architecture) -> tuple[str, str]:
+    """Where batch scoring writes: (table name, "postgres" or "parquet"); the purge deletes only from it."""
+    value = _decision_value(arch)
+    return str(value["table"]), str(value["target"])
+
+
+def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the batch scoring job."""
+    from .serving import client_context
+
+    spec = arch.spec
+    value = _decision_value(arch)
+    ctx = client_context(arch)
+    entry = ctx["entry"]
+    source = spec.source(value["population"] or "")
+    if source is None or source.kind not in ("file", "table"):
+        population = {"name": value["population"], "kind": "file", "location": ""}
+    else:
+        population = {
+            "name": source.name,
+            "kind": source.kind,
+            "location": source.path if source.kind == "file" else source.table,
+        }
+    join_keys = [k for k, _ in ctx["entity_keys"]]
+    dtypes = {e.join_key: e.dtype for e in spec.entities}
+    project = spec.project.name
+    app = project.replace("_", "-")
+    tr = arch.training
+    train_first = scheduled_training(arch)
+    return {
+        "project": project,
+        "app": app,
+        "home_var": f"{project.upper()}_HOME",
+        "model": entry.name,
+        "feature_service": entry.feature_service,
+        "features": [t.name for t in entry.inputs],
+        "output": entry.outputs[0].name,
+        "join_keys": join_keys,
+        "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
+        "population": population,
+        "target": value["target"],
+        "table": value["table"],
+        "cron": value["cron"],
+        "chunk_rows": CHUNK_ROWS,
+        "train_first": train_first,
+        "scheduler": tr.scheduler,
+        "kubernetes": arch.deployment.target == "kubernetes",
+        "image": APP_IMAGE.format(app=app),
+        "model_pvc": f"{app}-model-repository",
+        "cronjob_name": k8s_name(project, "train_score"),
+        "train": {
+            "cpu": k8s_quantity_cpu(tr.cpus),
+            "cpu_limit": k8s_quantity_cpu(tr.cpus * 2),
+            "memory": k8s_quantity_memory(tr.memory_gb),
+            "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
+            "threads": max(1, round(tr.cpus)),
+        },
+        "score": {
+            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+        },
+        "postgres": value["target"] == "postgres",
+        **pod_placement(arch, ["train", "score"]),
+        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
+        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
+    }
+
+
+def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = DECISIONS) -> PlannedFile:
+    return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def pipeline_files(arch: Architecture) -> list[PlannedFile]:
+    """The train -> score pipeline in the decided scheduler's form (the pipelines component asks for it)."""
+    ctx = context(arch)
+    if ctx["cron"] is None:
+        return []  # no schedule: `make train score` by hand
+    scheduler = arch.training.scheduler
+    sched = ("scheduler", *DECISIONS)
+    if scheduler == "airflow":
+        return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
+    if scheduler == "kubernetes_cronjob":
+        return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
+    return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
+
+
+def plan(arch: Architecture) -> list[PlannedFile]:
+    """The batch scoring job and its files (none unless the runtime is batch_scoring with a feature service)."""
+    if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
+        return []
+    ctx = context(arch)
+    files = [
+        PlannedFile("batch/__init__.py", COMPONENT, content='"""Batch scoring. Generated by archgen."""\n'),
+        _f("batch/score.py", "batch/score.py.j2", ctx),
+        _f("batch/README.md", "batch/README.md.j2", ctx),
+    ]
+    if ctx["kubernetes"]:
+        files += [
+            _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
+            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
+        ]
+    return files
