@@ -30,6 +30,8 @@ _DRAIN_S = 5.0  # after the group is killed: how long the readers may take to se
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What an external program did: its exit status (None: killed) and output."""
+
     returncode: int | None  # None: killed after the timeout, or for printing too much
     stdout: bytes
     stderr: bytes
@@ -37,9 +39,11 @@ class ToolResult:
 
     @property
     def ok(self) -> bool:
+        """The program exited 0 within the output limit."""
         return self.returncode == 0 and not self.overflow
 
     def reason(self) -> str:
+        """Why it failed, in one line."""
         if self.overflow:
             return "printed more than the output limit (stopped)"
         if self.returncode is None:
@@ -49,6 +53,7 @@ class ToolResult:
 
 
 def tool_timeout(default: float = DEFAULT_TIMEOUT) -> float:
+    """The timeout of external programs (from the environment, else ``default``)."""
     try:
         return float(os.environ.get(TIMEOUT_ENV, "") or default)
     except ValueError:

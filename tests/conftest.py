@@ -29,6 +29,8 @@ REFERENCE = PRESETS / "reference.yaml"
 # modules whose tests run in process, quickly (the unit tier)
 UNIT_MODULES = frozenset(
     {
+        "test_contributing.py",
+        "test_diagnostics.py",
         "test_docs.py",
         "test_new_cli.py",
         "test_plan_cli.py",
@@ -46,6 +48,7 @@ NOT_UNIT = (
     "test_new_cli.py::test_every_preset_generates_and_records_itself",
     "test_new_cli.py::test_frame_follows_the_decisions",
     "test_plan_cli.py::test_plan_imports_neither_feast_nor_tritonclient",
+    "test_diagnostics.py::test_new_and_update",  # `new` asks graphviz whether it draws (a subprocess)
     *(
         f"test_spec_validation.py::test_bad_spec_is_reported_at_its_place[{case}]"
         for case in (

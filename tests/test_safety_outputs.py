@@ -269,13 +269,19 @@ def test_the_generated_image_refuses_to_start_with_the_example_placeholders(tmp_
     assert entrypoint[0] == "python"
     command = [sys.executable, *entrypoint[1:], sys.executable, "-c", "print('started')"]
     base = {k: v for k, v in os.environ.items() if not v.startswith("change-me")}
+    # run where the image runs it: its WORKDIR is the repository root (deploy/check_secrets.py)
     refused = subprocess.run(
-        command, env={**base, "REDIS_PASSWORD": "change-me-redis-prod"}, capture_output=True, text=True, timeout=60
+        command,
+        env={**base, "REDIS_PASSWORD": "change-me-redis-prod"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=out,
     )
     assert refused.returncode != 0 and "started" not in refused.stdout
     assert "REDIS_PASSWORD" in refused.stderr and "placeholder" in refused.stderr
     started = subprocess.run(
-        command, env={**base, "REDIS_PASSWORD": "s3cr3t"}, capture_output=True, text=True, timeout=60
+        command, env={**base, "REDIS_PASSWORD": "s3cr3t"}, capture_output=True, text=True, timeout=60, cwd=out
     )
     assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
     compose = (out / "deploy" / "docker-compose.yaml").read_text()

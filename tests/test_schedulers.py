@@ -161,13 +161,14 @@ def test_every_cronjob_passes_kubernetes_validate_strict() -> None:
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
         if path.endswith("/train-score-cronjob.yaml"):  # batch: training (the gate) is the init container
             inits = spec["jobTemplate"]["spec"]["template"]["spec"].get("initContainers", [])
+            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
             assert [i["args"] for i in inits] == (
-                [["-m", "training.train"]] if pipelines.scheduled_training(ARCH[name]) else []
+                [["python", "-m", "training.train"]] if pipelines.scheduled_training(ARCH[name]) else []
             )
-            assert container["args"] == ["-m", "batch.score"]
+            assert container["args"] == ["python", "-m", "batch.score"] and "command" not in container
             continue
         job = next(j for j in pipelines.jobs(ARCH[name]) if path.endswith(f"/{j.dash}-cronjob.yaml"))
-        assert container["args"] == list(job.command)
+        assert container["args"] == ["python", *job.command] and "command" not in container
         if job.gpus:
             gpu_jobs += 1
             assert container["resources"]["limits"]["nvidia.com/gpu"] == job.gpus

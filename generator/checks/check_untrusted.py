@@ -31,7 +31,7 @@ K8S_LABEL_VALUE_MAX = 63
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
-Add = Callable[[str, str], None]  # (file, message)
+Add = Callable[[str, str, int], None]  # (file, message, line: 0 when not known)
 
 
 def _kind(mode: int) -> str | None:
@@ -59,13 +59,13 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             if stat.S_ISLNK(st.st_mode):
                 why = check_inside(root, rel, names=False)
                 if why:
-                    add(escape(rel), "a symlink leading outside the repository: not followed, not read")
+                    add(escape(rel), "a symlink leading outside the repository: not followed, not read", 0)
                 continue
             if name in dirs:
                 continue
             special = _kind(st.st_mode)
             if special:
-                add(escape(rel), f"{special}, not a regular file: not read")
+                add(escape(rel), f"{special}, not a regular file: not read", 0)
                 continue
             if st.st_size > MARKER_SCAN_BYTES or name.endswith((".pyc", ".pyo", ".png", ".parquet", ".onnx")):
                 continue
@@ -80,7 +80,7 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             markers = [m.start() for m in _MARKER.finditer(text)]
             if markers and _SEPARATOR.search(text):
                 line = text.count("\n", 0, markers[0]) + 1
-                add(f"{escape(rel)}:{line}", "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them")
+                add(escape(rel), "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them", line)
     return scanned
 
 
@@ -138,7 +138,7 @@ def check_triton_load_rules(root: Path, add: Add) -> int:
             continue  # missing, unreadable or unparsable: the schema check reports it
         count += 1
         for message in triton_load_problems(cfg, mc):
-            add(escape(rel), message)
+            add(escape(rel), message, 0)
         if cfg.backend == "python" and cfg.platform != "ensemble":
             filename = cfg.default_model_filename or "model.py"
             for version in sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
@@ -152,13 +152,14 @@ def _compile(path: Path, rel: str, add: Add) -> None:
     try:
         compile(read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        add(f"{escape(rel)}:{exc.lineno or 0}", f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)")
+        add(escape(rel), f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)", exc.lineno or 0)
     except (Refused, ValueError) as exc:  # UnicodeDecodeError, null bytes
-        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}")
+        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}", 0)
 
 
 # ------------------------------------------------------------------ Kubernetes names
 def kubernetes_name_problems(doc: Any) -> list[str]:
+    """Why a Kubernetes object's name or labels exceed Kubernetes' length limits (none: an empty list)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
         return []
     kind = str(doc.get("kind", "?"))
@@ -181,6 +182,7 @@ def kubernetes_name_problems(doc: Any) -> list[str]:
 
 
 def check_kubernetes_names(root: Path, add: Add) -> None:
+    """Every manifest under deploy/k8s and pipelines/k8s: names and labels within Kubernetes' limits."""
     for folder in (root / "deploy" / "k8s", root / "pipelines" / "k8s"):
         if not folder.is_dir() or folder.is_symlink():
             continue
@@ -194,7 +196,7 @@ def check_kubernetes_names(root: Path, add: Add) -> None:
                 continue
             for doc in docs:
                 for message in kubernetes_name_problems(doc):
-                    add(escape(rel), message)
+                    add(escape(rel), message, 0)
 
 
 # ------------------------------------------------------------------ what an external tool may read
@@ -231,69 +233,87 @@ def kustomize_scope(root: Path, folder: Path) -> str | None:
         if real in seen:
             continue
         seen.add(real)
-        kfile = next((current / n for n in KUSTOMIZATION_NAMES if (current / n).is_file()), None)
-        if kfile is None:
-            continue  # kustomize reports it; nothing is loaded from here
-        try:
-            docs = load_yaml_all(read_text(kfile))
-        except Exception as exc:
-            return f"{rel}: its kustomization cannot be read ({yaml_error(exc)})"
-        doc = docs[0] if docs else None
-        if not isinstance(doc, dict):
-            continue
-        for key in KUSTOMIZE_REFUSED:
-            if doc.get(key):
-                return f"{rel}: {key} would run programs or fetch charts; not built here"
-        for key in KUSTOMIZE_LOADS:
-            entries = doc.get(key) or []
-            for entry in entries if isinstance(entries, list) else [entries]:
-                text = str(entry)
-                if _remote(text) or os.path.isabs(text):
-                    return f"{rel}: {key} entry {escape(text)!r} is not a path inside the repository"
-                target = current / text
-                if not os.path.lexists(target):
-                    return f"{rel}: {key} entry {escape(text)!r} does not exist (kustomize would fetch it)"
-                if not _inside(root, target):
-                    return f"{rel}: {key} entry {escape(text)!r} leads outside the repository"
-                if target.is_dir():
-                    stack.append(target)
+        why, folders = _kustomization_loads(root, current, rel)
+        if why:
+            return why
+        stack += folders
+    return None
+
+
+def _kustomization_loads(root: Path, current: Path, rel: str) -> tuple[str | None, list[Path]]:
+    """Why the kustomization in ``current`` must not be built; else the folders it builds."""
+    kfile = next((current / n for n in KUSTOMIZATION_NAMES if (current / n).is_file()), None)
+    if kfile is None:
+        return None, []  # kustomize reports it; nothing is loaded from here
+    try:
+        docs = load_yaml_all(read_text(kfile))
+    except Exception as exc:
+        return f"{rel}: its kustomization cannot be read ({yaml_error(exc)})", []
+    doc = docs[0] if docs else None
+    if not isinstance(doc, dict):
+        return None, []
+    for key in KUSTOMIZE_REFUSED:
+        if doc.get(key):
+            return f"{rel}: {key} would run programs or fetch charts; not built here", []
+    folders: list[Path] = []
+    for key in KUSTOMIZE_LOADS:
+        entries = doc.get(key) or []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            why = _outside_entry(root, current / text, f"{rel}: {key} entry {escape(text)!r}", text)
+            if why:
+                return why, []
+            if (current / text).is_dir():
+                folders.append(current / text)
+    return None, folders
+
+
+def _outside_entry(root: Path, target: Path, named: str, text: str) -> str | None:
+    """Why an entry a kustomization loads is not a path inside the repository (None: it is)."""
+    if _remote(text) or os.path.isabs(text):
+        return f"{named} is not a path inside the repository"
+    if not os.path.lexists(target):
+        return f"{named} does not exist (kustomize would fetch it)"
+    if not _inside(root, target):
+        return f"{named} leads outside the repository"
     return None
 
 
 def _compose_paths(data: Any) -> list[tuple[str, str]]:
     """(where, path) of every file or folder a compose file makes ``docker compose config`` read."""
     out: list[tuple[str, str]] = []
-
-    def add(where: str, value: Any, key: str = "path") -> None:
-        if isinstance(value, str):
-            out.append((where, value))
-        elif isinstance(value, dict):
-            add(where, value.get(key))
-            for extra in ("env_file", "project_directory"):
-                if extra in value:
-                    add(f"{where}.{extra}", value[extra])
-        elif isinstance(value, list):
-            for n, item in enumerate(value):
-                add(f"{where}[{n}]", item, key)
-
     if not isinstance(data, dict):
         return out
-    add("include", data.get("include"))
+    _add_paths(out, "include", data.get("include"))
     for section in ("configs", "secrets"):
         for name, item in (data.get(section) or {}).items() if isinstance(data.get(section), dict) else []:
             if isinstance(item, dict) and "file" in item:
-                add(f"{section}.{name}.file", item["file"])
+                _add_paths(out, f"{section}.{name}.file", item["file"])
     services = data.get("services")
     for name, svc in services.items() if isinstance(services, dict) else []:
         if not isinstance(svc, dict):
             continue
         for key in ("env_file", "label_file"):
             if key in svc:
-                add(f"services.{name}.{key}", svc[key])
+                _add_paths(out, f"services.{name}.{key}", svc[key])
         extends = svc.get("extends")
         if isinstance(extends, dict) and "file" in extends:
-            add(f"services.{name}.extends.file", extends["file"])
+            _add_paths(out, f"services.{name}.extends.file", extends["file"])
     return out
+
+
+def _add_paths(out: list[tuple[str, str]], where: str, value: Any, key: str = "path") -> None:
+    """The paths in a compose value: a string, a mapping with ``key`` (and env files), or a list of those."""
+    if isinstance(value, str):
+        out.append((where, value))
+    elif isinstance(value, dict):
+        _add_paths(out, where, value.get(key))
+        for extra in ("env_file", "project_directory"):
+            if extra in value:
+                _add_paths(out, f"{where}.{extra}", value[extra])
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _add_paths(out, f"{where}[{n}]", item, key)
 
 
 def compose_scope(root: Path, compose_file: Path, data: Any) -> str | None:

@@ -21,6 +21,7 @@ TEXT_FORMATS = ("dot", "mermaid")
 
 
 def run(spec: Path, output: Path, fmt: str = "png", force: bool = False) -> int:
+    """Draw the data-flow and deployment diagrams of ``spec`` into ``output`` in ``fmt``."""
     from ..decide import decide
 
     loaded = load_spec(spec)

@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
-from .pipelines import APP_IMAGE, k8s_name, k8s_quantity_cpu, k8s_quantity_memory, scheduled_training
+from .pipelines import (
+    APP_IMAGE,
+    k8s_name,
+    k8s_quantity_cpu,
+    k8s_quantity_memory,
+    pod_placement,
+    scheduled_training,
+)
 from .plan import PlannedFile
 
 COMPONENT = "batch"
@@ -23,6 +30,7 @@ KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
 
 
 def batch_runtime(arch: Architecture) -> bool:
+    """The batch scoring runtime serves the predictions."""
     return arch.serving.runtime == "batch_scoring"
 
 
@@ -54,6 +62,7 @@ def score_store(arch: Architecture) -> tuple[str, str]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the batch scoring job."""
     from .serving import client_context
 
     spec = arch.spec
@@ -98,12 +107,20 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cronjob_name": k8s_name(project, "train_score"),
         "train": {
             "cpu": k8s_quantity_cpu(tr.cpus),
+            "cpu_limit": k8s_quantity_cpu(tr.cpus * 2),
             "memory": k8s_quantity_memory(tr.memory_gb),
             "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
             "threads": max(1, round(tr.cpus)),
         },
-        "score": {"cpu": k8s_quantity_cpu(max(1.0, tr.cpus)), "memory": k8s_quantity_memory(max(2.0, tr.memory_gb))},
+        "score": {
+            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+        },
         "postgres": value["target"] == "postgres",
+        **pod_placement(arch, ["train", "score"]),
+        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
+        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
     }
 
 
@@ -126,6 +143,7 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The batch scoring job and its files (none unless the runtime is batch_scoring with a feature service)."""
     if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
         return []
     ctx = context(arch)

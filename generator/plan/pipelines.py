@@ -44,10 +44,12 @@ class Job:
 
     @property
     def dash(self) -> str:
+        """The job's name with dashes (Kubernetes names)."""
         return self.name.replace("_", "-")
 
     @property
     def shell(self) -> str:
+        """The job's command for a shell."""
         return "python " + " ".join(self.command)
 
 
@@ -62,7 +64,8 @@ def personal_outputs(arch: Architecture) -> list[str]:
 
 def purges(arch: Architecture) -> bool:
     """Whether the system has a retention purge: a retention, and something of its own to hold to it (the
-    feature store's data, or answers holding personal data in the serving logs)."""
+    feature store's data, or answers holding personal data in the serving logs).
+    """
     return bool(
         arch.privacy.retention_s
         and arch.privacy.purge_cron
@@ -71,6 +74,7 @@ def purges(arch: Architecture) -> bool:
 
 
 def scheduled_training(arch: Architecture) -> bool:
+    """A scheduler runs training."""
     return arch.training_scheduled
 
 
@@ -169,16 +173,19 @@ def k8s_name(project: str, job: str) -> str:
 
 
 def k8s_quantity_cpu(cpus: float) -> str:
+    """A CPU count as a Kubernetes quantity: ``2`` or ``500m``."""
     millis = round(cpus * 1000)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def k8s_quantity_memory(gb: float) -> str:
+    """A size in GB as a Kubernetes quantity: ``4Gi`` or ``512Mi``."""
     mib = round(gb * 1024)
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the scheduler configs."""
     project = arch.spec.project.name
     app = re.sub(r"-{2,}", "-", project.replace("_", "-")).strip("-")
     job_list = jobs(arch)
@@ -187,11 +194,15 @@ def context(arch: Architecture) -> dict[str, Any]:
         "app": app,
         "home_var": f"{project.upper()}_HOME",
         "image": APP_IMAGE.format(app=app),
+        # the Spark jobs' image (deploy/spark.Dockerfile): driver and executors alike
+        "spark": arch.uses_spark,
+        "spark_image": f"local/{app}-spark:dev",
         "jobs": job_list,
         "k8s": {
             j.name: {
                 "name": k8s_name(project, j.name),
                 "cpu": k8s_quantity_cpu(j.cpus),
+                "cpu_limit": k8s_quantity_cpu(j.cpus * 2),
                 "memory": k8s_quantity_memory(j.memory_gb),
             }
             for j in job_list
@@ -203,7 +214,20 @@ def context(arch: Architecture) -> dict[str, Any]:
         "online_broker": arch.training.consumer_broker,
         "retention_s": arch.privacy.retention_s,
         "model_pvc": f"{app}-model-repository",
+        # the encryption key of personal fields: a Secret of its own, for materialization only (deploy/k8s)
+        "pii_key_secret": f"{app}-pii-key" if arch.privacy.pii_key_env else "",
+        **pod_placement(arch, [j.name for j in job_list]),
         **ci_context(arch),
+    }
+
+
+def pod_placement(arch: Architecture, job_names: list[str]) -> dict[str, Any]:
+    """What the Kubernetes pod specs share with deploy/k8s: residency placement and which jobs write their image."""
+    from . import deploy
+
+    return {
+        "residency": deploy.residency(arch),
+        "writable": {name: deploy.job_writes_image(arch, name) for name in job_names},
     }
 
 
@@ -215,15 +239,18 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
         "ci": arch.spec.existing.ci,
         # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
         "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
-        "cd_images": ["triton", "app"],
+        "cd_images": ["triton", "app", *(["spark"] if arch.uses_spark else [])],
         "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
         # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
-        "cd_overlay_registry": f"registry.example.internal/{deploy.slug(arch.spec.project.name)}",
+        "cd_overlay_registry": deploy.app_registry(arch),
         "ci_redis": deploy.uses_redis(arch),
         "ci_postgres": deploy.uses_postgres(arch),
-        "redis_image": deploy.REDIS_IMAGE,
-        "postgres_image": deploy.POSTGRES_IMAGE,
+        "redis_image": deploy.site_image(arch, deploy.REDIS_IMAGE),
+        "postgres_image": deploy.site_image(arch, deploy.POSTGRES_IMAGE),
+        "ci_python_image": deploy.site_image(arch, "python:3.11"),
+        "ci_docker_image": deploy.site_image(arch, "docker:27"),
+        "ci_dind_image": deploy.site_image(arch, "docker:27-dind"),
     }
 
 
@@ -232,6 +259,7 @@ def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The scheduler configs of the decided scheduler, and the purge job."""
     ctx = context(arch)
     job_list: list[Job] = ctx["jobs"]
     files: list[PlannedFile] = []
@@ -250,6 +278,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if not job_list and arch.training.mode != "online":
         return files
     files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))
+    return files + _scheduler_files(arch, ctx, job_list)
+
+
+def _scheduler_files(arch: Architecture, ctx: dict[str, Any], job_list: list[Job]) -> list[PlannedFile]:
+    """The config of the decided scheduler: a crontab, Airflow DAGs, CronJobs, a Prefect or Dagster project."""
+    files: list[PlannedFile] = []
     scheduler = arch.training.scheduler
     if scheduler in ("crontab", "none"):
         files.append(_f("pipelines/crontab", "pipelines/crontab.j2", ctx))
