@@ -418,6 +418,7 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
         "description": s.description,
         "note": "",
         "load_table": None,
+        "lake_path": None,  # spark: parquet files read in place under SPARK_LAKE_ROOT (file sources only)
     }
     if offline in ("file", "duckdb"):
         out["kind"] = "file"
