@@ -164,6 +164,21 @@ def test_feature_removed_from_a_service(repo: Path) -> None:
     assert requirement_text(d.related).startswith("features.services[0].features (.archgen/spec.yaml:")
 
 
+def test_a_catalog_feature_a_service_refers_to_is_probed(tmp_path: Path) -> None:
+    """A joined catalog's features are named as `view:field` strings: fresh, they hold; one removed, it drifts."""
+    text = (PRESETS / "reference.yaml").read_text()
+    text = text.replace(
+        "  broker: none          # none | kafka | rabbitmq | redis\n",
+        "  broker: none\n  feature_registry:\n    project: acme\n    views:\n"
+        "      - {name: driver_stats, entities: [driver], fields: [{name: conv_rate, dtype: float64}]}\n",
+    ).replace("driver_activity.acceptance_rate]", "driver_activity.acceptance_rate, driver_stats.conv_rate]")
+    repo = _write(text, tmp_path / "joined")
+    assert '"driver_stats:conv_rate",' in (repo / "feature_repo/services.py").read_text()
+    assert _errors(repo) == []
+    _edit(repo / "feature_repo/services.py", '"driver_stats:conv_rate",', "")
+    assert "lacks driver_stats.conv_rate" in _one(repo, "services").message
+
+
 def test_feature_added_to_a_service(repo: Path) -> None:
     line = _edit(repo / "feature_repo/services.py", '"acceptance_rate"]]', '"acceptance_rate", "bonus"]]')
     d = _one(repo, "services")

@@ -467,7 +467,7 @@ def pii_fields(ctx: ProbeContext) -> None:
 
 
 def _service_features(call: ast.Call, views: dict[str, str]) -> list[tuple[str, int]]:
-    """``view.field`` references of a FeatureService(features=[view_var[["a", "b"]], ...]) and their lines."""
+    """``view.field`` references of a FeatureService(features=[view_var[["a", "b"]], "view:c", ...]) and their lines."""
     out: list[tuple[str, int]] = []
     node = _kw(call, "features")
     for item in node.elts if isinstance(node, ast.List) else []:
@@ -480,6 +480,9 @@ def _service_features(call: ast.Call, views: dict[str, str]) -> list[tuple[str, 
                         out.append((f"{view}.{e.value}", e.lineno))
         elif isinstance(item, ast.Name):
             out.append((f"{views.get(item.id, item.id)}.*", item.lineno))
+        elif isinstance(item, ast.Constant) and isinstance(item.value, str):  # "view:field": a catalog's view
+            view, _, field = item.value.partition(":")
+            out.append((f"{view}.{field or '*'}", item.lineno))
     return out
 
 

@@ -718,8 +718,8 @@ def _nothing_to_roll_up(r: _Rollups) -> Outcome:
 def _small_rollups(r: _Rollups) -> Outcome:
     return r.outcome(
         "local",
-        f"{r.size}, below the {r.threshold:,} where Spark starts to pay: pandas computes {r.rollups} in process, "
-        "nothing to start",
+        f"{r.size}, below the {r.threshold:,} from which Spark takes over (spark_from_events): pandas computes "
+        f"{r.rollups} in process, nothing to start",
         [_SPARK_START],
         sized=True,
     )
@@ -728,7 +728,7 @@ def _small_rollups(r: _Rollups) -> Outcome:
 def _large_but_frequent(r: _Rollups) -> Outcome:
     return r.outcome(
         "local",
-        f"{r.size} reach {r.threshold:,}, where Spark starts to pay, but the freshness {r.freshness} is shorter "
+        f"{r.size} reach {r.threshold:,}, where Spark takes over, but the freshness {r.freshness} is shorter "
         f"than a Spark run sustains ({format_seconds(r.floor_s)}): pandas computes {r.rollups} in process; give the "
         "job the memory the events need",
         [("spark", f"start-up and scheduling of a Spark job every {r.freshness} do not fit")],
@@ -742,7 +742,7 @@ def _large_rollups(r: _Rollups) -> Outcome:
         f"{r.size} (events_per_day times the longest window) reach {r.threshold:,}: a Spark session computes "
         f"{r.rollups} from the parquet files (SPARK_MASTER: local[*] on one machine, a cluster in production); the "
         "files stay the offline store",
-        [("local", f"one process over {r.events:,} events: slower than Spark past {r.threshold:,} on this hardware")],
+        [("local", f"one process over {r.events:,} events: past {r.threshold:,} its memory outgrows a job's")],
         sized=True,
     )
 

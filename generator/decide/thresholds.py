@@ -29,9 +29,13 @@ _TABLE: dict[str, tuple[Any, str]] = {
     "spark_from_events": (
         20_000_000,
         "from this many events read per rollup run (events_per_day of the sources times the longest window, in "
-        "days), parquet files are aggregated by Spark instead of in process: below it a local Spark session's "
-        "start-up and shuffle cost more than they save. Measured with `python bench/bench_aggregation.py` on a "
-        "2-core VM shared with other work (see its output for the figures); measure yours and change it here",
+        "days), parquet files are aggregated by Spark instead of in process. Measured with `python "
+        "bench/bench_aggregation.py` on a 2-core VM shared with other work (load 3 to 9; part of it ran beside "
+        "other tests): Spark (local[2], start-up included) never beat pandas up to 10 million events (100k: 2 s "
+        "vs 61 s; 1M: 5 s vs 108 s; 3M: 22 s vs 167 s; 10M: 122 s vs 323 s), so on one small machine speed never "
+        "calls for it; memory does: the in-process job held 3.5 GB at 10M events (about 0.35 GB per million), so "
+        "20M events (about 7 GB) is where one process stops fitting a typical job's memory and Spark (1.1 GB "
+        "Python + 3.6 GB JVM at 10M, and it spills and scales out) takes over. Measure yours and change it here",
     ),
     "spark_executor_cores": (
         4,
