@@ -175,6 +175,25 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert job["containers"][0]["args"] == ["-m", "batch.score"]
 
 
+@pytest.mark.parametrize(
+    ("warehouse", "reads"),
+    [("files", "pc.field(ts) <= at(self.as_of)"), ("postgres", "SELECT DISTINCT ON"), ("bigquery", None)],
+)
+def test_batch_scoring_reads_the_offline_sources_itself_where_it_can(
+    tmp_path: Path, warehouse: str, reads: str | None
+) -> None:
+    """Parquet and PostgreSQL sources are read by the scorer itself (fast, chunked), with a generated test
+    holding the reads to Feast's get_historical_features; other warehouses are read through Feast."""
+    files = generate_in_memory(batch_spec(tmp_path, warehouse=warehouse)).files
+    scorer = files["batch/score.py"].decode()
+    assert ("get_historical_features(" in scorer) is (reads is None)
+    assert ("tests/test_batch_score.py" in files) is (reads is not None)
+    if reads is not None:
+        where = "public.support_tickets_daily" if warehouse == "postgres" else "data/support_tickets.parquet"
+        assert reads in scorer and f'"location": "{where}"' in scorer and '"ttl_s": 7776000' in scorer
+        compile(files["tests/test_batch_score.py"], "tests/test_batch_score.py", "exec")
+
+
 def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
     from requirements_spec.errors import SpecError
 
@@ -219,6 +238,8 @@ def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> No
         env = {**os.environ, **pg, "POSTGRES_SSLMODE": "disable"}
         prepared = make_generated(repo, "data", "apply", env=env)
         assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+        # the scorer's own point-in-time query in PostgreSQL equals Feast's get_historical_features
+        _generated_pit_tests_pass(repo, env)
         home = tmp_path / "airflow"
         af = {
             **env,
@@ -270,6 +291,58 @@ def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> No
         assert "quality gate failed" in out, out[-4000:]
         assert _rows(dsn, "SELECT count(*), count(DISTINCT run_id) FROM churn_scoring_scores") == [(population, 1)]
         assert not (repo / "model_repository" / "churn_model" / "2").exists()
+
+
+def _own_tests_pass(repo: Path, env: dict[str, str], test: str, passed: int) -> None:
+    """One test file of the generated repository, run with archgen's virtualenv: every test passes."""
+    main = Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve()
+    own = subprocess.run(
+        [str(main / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert own.returncode == 0 and f"{passed} passed" in own.stdout, own.stdout[-4000:] + own.stderr[-2000:]
+
+
+def _generated_pit_tests_pass(repo: Path, env: dict[str, str]) -> None:
+    """The generated repository's tests/test_batch_score.py: its reads equal Feast's at four run times."""
+    _own_tests_pass(repo, env, "tests/test_batch_score.py", 4)
+
+
+@pytest.mark.slow
+def test_batch_scoring_on_files_reads_as_feast_does_into_parquet_runs(tmp_path: Path) -> None:
+    """File warehouse: the scorer scans the parquet sources itself (Feast's rule, held to Feast by the
+    generated test) and writes one parquet partition per run; a rerun replaces its partition."""
+    import pyarrow.parquet as pq
+
+    spec = tmp_path / "batch_files.yaml"
+    spec.write_text(EMBEDDED_SPEC.format(name="kiosk_batch").replace("mode: embedded", "mode: batch"))
+    repo = tmp_path / "kiosk"
+    generate(spec, repo)
+    assert "pc.field(ts) <= at(self.as_of)" in (repo / "batch" / "score.py").read_text()  # no Feast in the loop
+    built = make_generated(repo, "data", "apply", "train")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    _generated_pit_tests_pass(repo, dict(os.environ))
+    population = pq.read_table(repo / "feature_repo" / "data" / "visits.parquet")["visitor_id"].unique()
+    for _ in range(2):  # the second run of the same id replaces the first's partition
+        ran = subprocess.run(
+            [sys.executable, "-m", "batch.score", "--run-id", "r1", "--chunk-rows", "7"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert json.loads(ran.stdout.strip().splitlines()[-1])["scored"] == len(population)
+    (partition,) = (repo / "scores" / "kiosk_batch_scores").iterdir()
+    assert partition.name == "run_id=r1"
+    scores = pq.read_table(partition).to_pandas()
+    assert list(scores.columns) == ["visitor_id", "score", "model_version", "run_id", "scored_at"]
+    assert sorted(scores["visitor_id"]) == sorted(population.to_pylist()) and scores["score"].between(0, 1).all()
+    assert set(scores["run_id"]) == {"r1"} and set(scores["model_version"]) == {1}
 
 
 # ------------------------------------------------------------------ embedded, end to end (slow)
@@ -354,12 +427,4 @@ def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path) -> No
     assert heavy == [] and where.startswith(str(site))
 
     # the generated repository's own tests: predict on the real bundle; damaged, truncated, stale refused
-    own = subprocess.run(
-        [str(main / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_embedded.py"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert own.returncode == 0 and "6 passed" in own.stdout, own.stdout[-3000:] + own.stderr[-2000:]
+    _own_tests_pass(repo, env, "tests/test_embedded.py", 6)

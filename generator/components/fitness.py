@@ -384,6 +384,8 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     if ctx["retention"] is not None:
         privacy += ["RETENTION", "VIEW_TTLS"] + (["load_module"] if ctx["has_purge"] else [])
     freshness = ["FRESHNESS", "feast_definitions"]
+    if ctx["freshness"] is not None and ctx["freshness"]["batch"]:
+        freshness += ["ROOT", "load_module"]
     if ctx["freshness"] is not None and ctx["freshness"]["materialized"]:
         freshness += ["JOBS", "SCHEDULER_CONFIGS", "VIEW_TTLS", "Cron", "feature_store", "load_module"]
         freshness += ["not_ready", "scheduler_of", "schedules"]
