@@ -206,6 +206,64 @@ def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ batch, end to end (slow)
+POD_DAGBAG = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+out = {"errors": {k: v[-2000:] for k, v in bag.import_errors.items()}, "dags": {}}
+for dag_id, dag in bag.dags.items():
+    tasks = {}
+    for t in dag.tasks:
+        res = t.container_resources
+        tasks[t.task_id] = {
+            "type": type(t).__name__, "image": t.image, "cmds": t.cmds, "arguments": t.arguments,
+            "requests": res.requests, "limits": res.limits, "downstream": sorted(t.downstream_task_ids),
+            "claims": [v.persistent_volume_claim.claim_name for v in t.volumes],
+        }
+    out["dags"][dag_id] = {"schedule": str(dag.schedule), "catchup": dag.catchup, "tasks": tasks}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
+    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
+    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+    made = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure_airflow_venv.sh"), str(AIRFLOW_VENV)],
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    name = "churn_scoring_train_score.py"
+    (dags / name).write_bytes(files[f"pipelines/airflow/dags/{name}"])
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    loaded = subprocess.run(
+        [str(AIRFLOW_VENV / "bin" / "python"), "-c", POD_DAGBAG, str(dags)],
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    bag = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {} and list(bag["dags"]) == ["churn_scoring_train_score"], bag["errors"]
+    dag = bag["dags"]["churn_scoring_train_score"]
+    assert dag["schedule"] == "0 2 * * 0" and dag["catchup"] is False  # the training schedule (no serving.schedule)
+    train, score = dag["tasks"]["train"], dag["tasks"]["score"]
+    assert train["downstream"] == ["score"] and score["downstream"] == []  # scores only after the gate passed
+    for task, args in ((train, ["-m", "training.train"]), (score, ["-m", "batch.score", "--run-id", "{{ run_id }}"])):
+        assert task["type"] == "KubernetesPodOperator" and task["image"] == "local/churn-scoring-app:dev"
+        assert task["cmds"] == ["python"] and task["arguments"] == args
+        assert task["claims"] == ["churn-scoring-model-repository"]
+    assert train["requests"] == {"cpu": "4", "memory": "8Gi"} and train["limits"] == {"memory": "8Gi"}
+    assert files["deploy/k8s/base/model-repository-pvc.yaml"].decode().count("churn-scoring-model-repository") == 1
+
+
 def _rows(dsn: dict[str, Any], query: str) -> list[tuple[Any, ...]]:
     import psycopg
 
