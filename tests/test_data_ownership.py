@@ -24,7 +24,6 @@ import pytest
 import yaml
 
 from generator.architecture import Architecture
-from generator.components import serving
 from generator.plan import build_plan
 from generator.render import render_file, render_plan
 from generator.rules import decide
@@ -108,8 +107,8 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
             assert location not in sources, f"{name}: the purge deletes from the source {location} ({what})"
             if kind == "online":
                 assert location.startswith(f"{project}_"), (name, location)
-            elif kind == "output":  # what batch scoring writes: its predictions file or its run partitions
-                assert location == serving.SCORE_PREDICTIONS or location.startswith("scores/"), (name, location)
+            elif kind == "output":  # what batch scoring writes: its run partitions
+                assert location.startswith("scores/"), (name, location)
             elif location.endswith("_scores"):  # the score table batch scoring writes
                 assert kind == "table" and location == f"{arch.spec.project.name}_scores", (name, location)
             else:  # a protected copy the PII protection writes

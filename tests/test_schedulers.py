@@ -101,7 +101,7 @@ def test_jobs_follow_level_trigger_retention_and_serving_mode() -> None:
         batch = arch.serving.runtime == "batch_scoring"
         assert ("train" in names) == (trains and not batch), name
         assert ("purge" in names) == bool(arch.privacy.retention_s and arch.feature_store), name
-        assert "batch_score" not in names and ("materialize" not in names or not batch), name
+        assert "materialize" not in names or not batch, name
         if batch and arch.spec.training.schedule:
             pipeline = ("pipelines/batch.crontab", "pipelines/k8s/train-score-cronjob.yaml", "_train_score.py")
             assert any(p.endswith(pipeline) for p in RENDERED[name]), (name, sorted(RENDERED[name]))
@@ -184,7 +184,7 @@ def test_kubernetes_validate_catches_a_misspelled_key() -> None:
 
 def test_long_project_names_stay_within_52_characters() -> None:
     long = "a" * 63
-    names = {pipelines.k8s_name(long, job) for job in ("materialize", "train", "purge", "batch_score")}
+    names = {pipelines.k8s_name(long, job) for job in ("materialize", "train", "purge", "bundle")}
     assert len(names) == 4 and all(len(n) <= 52 and not n.startswith("-") for n in names)
     assert pipelines.k8s_name(long, "train") != pipelines.k8s_name(long[:-1] + "b", "train")
 

@@ -36,7 +36,6 @@ from ..architecture import Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
 from ..plan import PlannedFile
 from ..render import _PLAIN, _py
-from .serving import score_rows
 from .training import label_classes
 
 COMPONENT = "feature_repo"
@@ -95,8 +94,6 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "fs": fs,
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
-    score = score_rows(arch)
-    ctx["sample_score"] = _literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
     store_decisions = ("online_store", "offline_store", "registry")
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:

@@ -20,7 +20,7 @@ from ..architecture import Architecture
 from ..pipeline_shapes import demo_context
 from ..plan import PlannedFile
 from .model_repository import triton_served
-from .serving import batch_scoring, worker_broker
+from .serving import worker_broker
 
 FEAST_VERSION = "0.67.0"
 # Feast extras per store choice (feast[...] in requirements.txt)
@@ -171,7 +171,6 @@ def context(arch: Architecture) -> dict[str, Any]:
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
         "has_rest_app": arch.rest_app_serves,
-        "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),
