@@ -20,7 +20,7 @@ help:
 	@echo "make demo       set up and generate + run the reference system end to end"
 	@echo "make test       set up, then ruff, mypy and pytest"
 	@echo "make test-quick the unit tier: in process, no subprocess, no server (under 30 s)"
-	@echo "make reference  regenerate reference_impl/ from the reference spec"
+	@echo "make reference  regenerate reference_impl/ and the presets' digests (tests/golden/presets.sha256)"
 	@echo "make bench      run the benchmarks in bench/"
 
 $(BIN)/.installed: pyproject.toml
@@ -68,8 +68,8 @@ services:
 	@bash .ci/services.sh
 
 lint: setup
-	$(BIN)/ruff check requirements_spec generator tests bench
-	$(BIN)/ruff format --check requirements_spec generator tests bench
+	$(BIN)/ruff check requirements_spec generator tools tests bench
+	$(BIN)/ruff format --check requirements_spec generator tools tests bench
 
 typecheck: setup
 	$(BIN)/mypy
@@ -93,12 +93,12 @@ test: lint typecheck pytest
 test-quick: setup
 	HYPOTHESIS_PROFILE=quick $(BIN)/pytest -m unit -q $(PYTEST_ARGS)
 
-# DEMO_ARGS: e.g. "out/dir --spec my.yaml --entities 3" (python -m generator.demo --help)
+# DEMO_ARGS: e.g. "out/dir --spec my.yaml --entities 3" (python -m tools.demo --help)
 demo: setup setup-triton system-deps services
-	@ARCHGEN_VENV=$(abspath $(VENV)) ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m generator.demo $(DEMO_ARGS)
+	@ARCHGEN_VENV=$(abspath $(VENV)) ARCHGEN_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m tools.demo $(DEMO_ARGS)
 
 reference: setup
-	$(BIN)/python -m generator.reference
+	$(BIN)/python -m tools.reference
 
 rules-doc: setup
 	$(BIN)/archgen rules-doc -o docs/rules.md

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from generator.generate import generate  # noqa: E402
-from generator.write import write_repository  # noqa: E402
+from generator.write.write import write_repository  # noqa: E402
 
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
 

@@ -221,7 +221,7 @@ def export_template(
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
 ) -> None:
     """Write a cookiecutter template of the decided architecture, for other teams to copy the pattern."""
-    from . import export as cmd
+    from .render import export as cmd
 
     _run(lambda: cmd.run(spec, output, force))
 

@@ -1,7 +1,7 @@
 """The generation pipeline shared by `new`, `update` and `check`: spec -> files in memory.
 
 load -> validate -> decide -> stop on error findings -> plan -> render -> add `.archgen/`.
-Only loading reads the disk; nothing here writes (that is :mod:`generator.write`).
+Only loading reads the disk; nothing here writes (that is :mod:`generator.write.write`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 from requirements_spec import load_spec
 from requirements_spec.validate import LoadedSpec, parse_spec
 
-from .architecture import Architecture, Finding
+from .decide.architecture import Architecture, Finding
 from .errors import INVALID_SPEC, ArchgenError
-from .manifest import MANIFEST, SPEC_COPY, Manifest, OverlayRecord, build_manifest
-from .overlay import OverlaySource
-from .plan import FilePlan, build_plan
-from .progress import Progress, null_progress
-from .render import render_file
+from .plan.plan import FilePlan, build_plan
+from .render.overlay import OverlaySource
+from .render.render import render_file
+from .write.manifest import MANIFEST, SPEC_COPY, Manifest, OverlayRecord, build_manifest
+from .write.progress import Progress, null_progress
 
 RECORD_COMPONENT = "archgen"
 
@@ -55,7 +55,7 @@ def _finding_line(f: Finding) -> str:
 
 def require_feasible(arch: Architecture) -> None:
     """Error findings stop generation (exit 65): a repository that cannot meet its spec is not written."""
-    from .rules import require_feasible as check
+    from .decide import require_feasible as check
 
     check(arch)  # raises InfeasibleSpec (a SpecError, exit 65) with every error finding at its line
     if arch.errors:  # never reached while the rules helper does its job; kept as the last line of defence
@@ -71,7 +71,7 @@ def decide(loaded: LoadedSpec) -> Architecture:
     Generated docs cite requirement lines; they cite `.archgen/spec.yaml` (a verbatim copy, so the
     lines match), never the path the spec had on the command line, so output does not depend on it.
     """
-    from .rules import decide as decide_rules
+    from .decide import decide as decide_rules
 
     arch = decide_rules(loaded)
     require_feasible(arch)
@@ -130,7 +130,7 @@ def no_gc_pauses() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Overlays:
-    """The company templates to render over the repository (:mod:`generator.overlay`), in order."""
+    """The company templates to render over the repository (:mod:`generator.render.overlay`), in order."""
 
     sources: Sequence[OverlaySource] = ()
     trust: bool = False  # run their hooks
@@ -157,7 +157,7 @@ def _generate_loaded(loaded: LoadedSpec, progress: Progress | None, overlays: Ov
     components = {f.path: f.component for f in plan.files}
     records: tuple[OverlayRecord, ...] = ()
     if overlays is not None and overlays.sources:
-        from . import overlay
+        from .render import overlay
 
         for source in overlays.sources:
             overlay.apply(overlay.render_overlay(source, arch, trust=overlays.trust), files, modes, components)

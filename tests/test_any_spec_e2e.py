@@ -121,7 +121,7 @@ def run_system(spec_file: Path, workdir: Path, shown: str) -> None:
         elif any(live in name for live in LIVE_TESTS):
             ran.append(name)
     assert not skipped, f"live tests skipped for the spec\n{shown}\n{skipped}"
-    from generator.rules import decide
+    from generator.decide import decide
     from requirements_spec.validate import load_spec
 
     arch = decide(load_spec(spec_file))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from triton_harness import PRESETS, generate
 
-from generator.triton_config import parse_config
+from generator.plan.triton_config import parse_config
 
 
 class Tensor:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.checks import Report, check_repository, cron_problem, expand_placeholders
-from generator.rules import decide
+from generator.checks.checks import Report, check_repository, cron_problem, expand_placeholders
+from generator.decide import decide
 from requirements_spec.validate import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator.check_untrusted import kubernetes_name_problems, scan_tree
+from generator.checks.check_untrusted import kubernetes_name_problems, scan_tree
 from generator.cli import app
 from generator.errors import FINDINGS, OK
 from generator.untrusted import Refused, YamlLimit, escape, load_yaml_all, read_bytes, reading
@@ -201,7 +201,7 @@ def test_file_names_with_escape_sequences_are_printed_escaped(repo: Path, tmp_pa
 
 
 def test_kubernetes_manifests_with_long_names_are_found_in_the_repository(tmp_path: Path) -> None:
-    from generator.check_untrusted import check_kubernetes_names
+    from generator.checks.check_untrusted import check_kubernetes_names
 
     k8s = tmp_path / "deploy" / "k8s" / "base"
     k8s.mkdir(parents=True)

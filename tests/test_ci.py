@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.components import deploy
 from generator.generate import generate_text
+from generator.plan import deploy
 from requirements_spec.presets import names, text
 
 ACTIONLINT = Path(sys.executable).parent / "actionlint"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from generator.contract import ContractError, enforce, rows
+from generator.checks.probes import PROBES, Drift, run_probes
+from generator.decide import decide
+from generator.decide.contract import ContractError, enforce, rows
 from generator.generate import generate_loaded
-from generator.plan import build_plan
-from generator.probes import PROBES, Drift, run_probes
-from generator.rules import decide
+from generator.plan.plan import build_plan
 from requirements_spec import parse_spec
 from requirements_spec.validate import load_spec
 
@@ -371,7 +371,9 @@ def test_docs_contract_md_documents_every_probe_and_decision() -> None:
     for p in PROBES:
         assert f"### `{p.name}`" in text, p.name
     for r in rows():
-        assert f"| `{r.key}` |" in text, f"{r.key}: regenerate with python -m generator.contract > docs/contract.md"
+        assert f"| `{r.key}` |" in text, (
+            f"{r.key}: regenerate with python -m generator.decide.contract > docs/contract.md"
+        )
 
 
 # ------------------------------------------------------------------ customization decides the team's seams
@@ -413,7 +415,7 @@ def test_update_never_rewrites_a_seam(text: str, kept: bool, tmp_path: Path) -> 
 
 
 def test_generated_paths_do_not_depend_on_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:
-    import generator.diagrams as dg
+    import generator.views.diagrams as dg
 
     loaded = load_spec(PRESETS / "reference.yaml")
     with_dot = build_plan(decide(loaded)).paths()

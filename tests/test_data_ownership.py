@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.architecture import Architecture
-from generator.plan import build_plan
-from generator.render import render_file, render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan.plan import build_plan
+from generator.render.render import render_file, render_plan
 from requirements_spec.models import FileSourceSpec, TableSourceSpec
 from requirements_spec.validate import parse_spec
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from triton_harness import PRESETS, ROOT, have_triton, triton_venv
 
-from generator.demo import predict_args, prediction_lines, sample_ids
 from generator.generate import decide
 from requirements_spec.validate import load_spec
+from tools.demo import predict_args, prediction_lines, sample_ids
 
 SETUP_TARGETS = ("setup", "setup-triton", "system-deps", "services")
 PREDICTION = re.compile(r"^\s+prediction driver_id=(\d+) score=(\S+) \| features: (.+)$", re.M)

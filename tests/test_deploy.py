@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.architecture import Architecture
-from generator.checks import check_compose_structure, compose_command
-from generator.components import deploy, feature_repo
-from generator.render import render_file
-from generator.rules import decide
+from generator.checks.checks import check_compose_structure, compose_command
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan import deploy, feature_repo
+from generator.render.render import render_file
 from requirements_spec.validate import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,7 +257,7 @@ def test_env_files_define_every_variable_feature_store_yaml_reads(generated: Any
 
 
 def test_no_duplicate_cronjobs_with_the_pipelines_component(generated: Any) -> None:
-    from generator.components import pipelines
+    from generator.plan import pipelines
 
     for name in _k8s_names(generated):
         arch, _, files = generated[name]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from generator.reference import tree_files
+from tools.reference import tree_files
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"

@@ -12,12 +12,12 @@ from xml.etree import ElementTree
 
 import pytest
 
-from generator import diagrams as dg
+from generator.decide import decide
 from generator.icons import NAMES, icon_path
-from generator.icons.draw import draw
-from generator.rules import decide
+from generator.views import diagrams as dg
 from requirements_spec import presets
 from requirements_spec.validate import parse_spec
+from tools.draw_icons import draw
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "diagrams"
@@ -37,7 +37,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_shipped_icons_are_what_draw_produces() -> None:
     for name in NAMES:
-        assert icon_path(name).read_bytes() == draw(name), f"run `python -m generator.icons.draw` ({name})"
+        assert icon_path(name).read_bytes() == draw(name), f"run `python -m tools.draw_icons` ({name})"
         assert icon_path(name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from generator.architecture import Decision, Requirement
-from generator.components import docs as docs_component
-from generator.docs import ADR_ORDER, adr_entries, traceability
-from generator.plan import build_plan
-from generator.render import render_file
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Decision, Requirement
+from generator.plan.plan import build_plan
+from generator.render.render import render_file
+from generator.views import docs_component
+from generator.views.docs import ADR_ORDER, adr_entries, traceability
 from requirements_spec import presets
 from requirements_spec.validate import parse_spec
 
@@ -141,7 +141,7 @@ def test_drawings_are_reported_skipped_on_every_machine(monkeypatch: pytest.Monk
     if shutil.which("dot"):  # the same files with graphviz: the drawings are `archgen diagram`'s
         note = docs_component.skipped()
         assert note is not None and "archgen diagram" in note and "apt-get install graphviz" not in note
-    monkeypatch.setattr("generator.diagrams.shutil.which", lambda name, *a, **k: None)
+    monkeypatch.setattr("generator.views.diagrams.shutil.which", lambda name, *a, **k: None)
     note = docs_component.skipped()
     assert note is not None and "apt-get install graphviz" in note
     arch = arch_of(presets.text("reference"))

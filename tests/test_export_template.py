@@ -89,7 +89,7 @@ def test_the_exported_template_yields_archgen_s_files_for_the_same_values_and_fo
 
 
 def test_jinja_in_generated_files_stays_literal() -> None:
-    from generator.export import templatize
+    from generator.render.export import templatize
 
     subs = [("driver_ranking", "{{ cookiecutter.project_name }}")]
     text = "a {{ x }} driver_ranking {% raw %}b{% endraw %} {#c#}\n"

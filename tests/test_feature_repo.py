@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.architecture import Architecture
-from generator.components import feature_repo as component
-from generator.plan import build_plan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan import feature_repo as component
+from generator.plan.plan import build_plan
+from generator.render.render import render_plan
 from requirements_spec.validate import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,11 +25,11 @@ import pytest
 import yaml
 from triton_harness import scratch_database
 
-from generator.architecture import Architecture
-from generator.components import feature_repo as fr_component
-from generator.plan import build_plan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan import feature_repo as fr_component
+from generator.plan.plan import build_plan
+from generator.render.render import render_plan
 from requirements_spec.types import duration_seconds
 from requirements_spec.validate import parse_spec
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from generator.generate import generate, no_gc_pauses
-from generator.reference import tree_files
+from tools.reference import tree_files
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
@@ -103,7 +103,7 @@ def test_triton_configs_are_checked_without_the_grpc_stack(tmp_path: Path) -> No
         "heavy = sorted(m for m in ('grpc', 'numpy', 'ml_dtypes', 'tritonclient.grpc') if m in sys.modules)\n"
         "assert heavy == [], heavy\n"
         "from tritonclient.grpc import model_config_pb2\n"
-        "from generator.triton_config import _pb\n"
+        "from generator.plan.triton_config import _pb\n"
         "assert _pb().ModelConfig is model_config_pb2.ModelConfig\n"
     )
     res = subprocess.run(

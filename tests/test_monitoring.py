@@ -23,8 +23,8 @@ import pytest
 import yaml
 from triton_harness import PRESETS, ROOT, generate
 
-from generator.architecture import Architecture
-from generator.components.fitness import humanize_duration, scheduler_forms, spec_lines
+from generator.decide.architecture import Architecture
+from generator.plan.fitness import humanize_duration, scheduler_forms, spec_lines
 
 PROMTOOL = shutil.which("promtool")
 MA_VENV = Path(os.environ.get("ARCHGEN_MODEL_ANALYZER_VENV", str(ROOT / ".venv-model-analyzer")))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from generator.cli import app
 from generator.generate import generate
-from generator.manifest import MANIFEST, SPEC_COPY, parse_manifest
+from generator.write.manifest import MANIFEST, SPEC_COPY, parse_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "requirements_spec" / "presets"

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from generator.cli import app
-from generator.manifest import MANIFEST, parse_manifest, sha256
+from generator.write.manifest import MANIFEST, parse_manifest, sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTER = ROOT / "requirements_spec" / "presets" / "starter.yaml"

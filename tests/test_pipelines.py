@@ -16,7 +16,7 @@ import pytest
 import yaml
 from triton_harness import PRESETS, ROOT, generate, have_triton, make_generated, running
 
-from generator.rules import decide
+from generator.decide import decide
 from requirements_spec.errors import SpecError
 from requirements_spec.validate import load_spec
 

@@ -187,7 +187,7 @@ def test_explain_unknown_key_suggests() -> None:
 
 
 def test_explain_list() -> None:
-    from generator.rules import builtin_registry
+    from generator.decide import builtin_registry
 
     out = runner.invoke(app, ["explain", "--list"]).stdout
     reg = builtin_registry()

@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from generator.cli import app
-from generator.components.portal import owner_ref, tag
+from generator.plan.portal import owner_ref, tag
 from requirements_spec.presets import names
 
 PRESETS = names()
@@ -120,7 +120,7 @@ def test_owners_become_backstage_entity_references() -> None:
 
 
 def test_the_links_hook_points_outside_links_at_the_repository(tmp_path: Path) -> None:
-    from generator.components.portal import LINKS_HOOK_SOURCE
+    from generator.plan.portal import LINKS_HOOK_SOURCE
 
     source = tmp_path / "repo_links.py"
     source.write_text(LINKS_HOOK_SOURCE.format(version="test"))

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from generator.reference import REFERENCE_IMPL, differences, generate_reference
+from tools.reference import (
+    PRESET_DIGESTS,
+    REFERENCE_IMPL,
+    differences,
+    digest_differences,
+    generate_reference,
+    preset_digests,
+    stored_digests,
+)
 
 
 def test_reference_impl_matches_a_fresh_generation() -> None:
     gen = generate_reference()
     diff = differences(REFERENCE_IMPL, gen.files, gen.modes)
     assert not diff, "reference_impl/ has drifted from a fresh generation; run `make reference`:\n" + "\n".join(
+        f"  {line}" for line in diff
+    )
+
+
+def test_every_preset_generates_the_recorded_repository() -> None:
+    """Each preset's whole repository (paths, modes, bytes) hashes to its line in tests/golden/presets.sha256."""
+    diff = digest_differences(stored_digests(), preset_digests())
+    assert not diff, f"{PRESET_DIGESTS.name} differs from a fresh generation; run `make reference`:\n" + "\n".join(
         f"  {line}" for line in diff
     )
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from triton_harness import make_generated
 
-from generator.checks import check_repository
+from generator.checks.checks import check_repository
 
 pytestmark = pytest.mark.slow
 

@@ -78,7 +78,7 @@ def test_page_inlines_both_diagrams_as_svg(page: Path) -> None:
 
 
 def test_without_graphviz_the_page_shows_mermaid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("generator.diagrams.shutil.which", lambda name, *a, **k: None)
+    monkeypatch.setattr("generator.views.diagrams.shutil.which", lambda name, *a, **k: None)
     out = tmp_path / "r.html"
     assert review.run(ROOT / "requirements_spec" / "presets" / "reference.yaml", out) == 0
     html = out.read_text(encoding="utf-8")

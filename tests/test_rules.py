@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.architecture import Architecture
-from generator.rules import (
+from generator.decide import (
     InfeasibleSpec,
     Outcome,
     RuleContext,
@@ -23,7 +22,8 @@ from generator.rules import (
     require_feasible,
     rule,
 )
-from generator.rules.registry import FindingKind, builtin_registry
+from generator.decide.architecture import Architecture
+from generator.decide.registry import FindingKind, builtin_registry
 from requirements_spec import presets
 from requirements_spec.loader import load_yaml_text
 from requirements_spec.validate import LoadedSpec, load_spec, parse_spec
@@ -296,7 +296,7 @@ def test_broken_entry_point_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
 
 # ---------------------------------------------------------------- rules documentation
 def test_docs_rules_md_is_up_to_date() -> None:
-    from generator.rules.doc import rules_document
+    from generator.views.rules_doc import rules_document
 
     doc = ROOT / "docs" / "rules.md"
     assert doc.exists(), "run `archgen rules-doc -o docs/rules.md`"

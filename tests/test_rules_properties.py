@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from generator.rules import decide
-from generator.rules.engine import rule_id
-from generator.rules.registry import Registry, Rule, RuleError, default_registry
+from generator.decide import decide
+from generator.decide.engine import rule_id
+from generator.decide.registry import Registry, Rule, RuleError, default_registry
 from requirements_spec import presets
 from requirements_spec.loader import load_yaml_text
 from requirements_spec.models import Spec
@@ -164,7 +164,7 @@ def _recording_registry(fired: list[str]) -> Registry:
 def test_every_key_is_decided_or_not_applicable_with_a_reason(spec: Spec) -> None:
     """The contract's applicability: each registered key is decided once, or listed as not applicable with its
     reason, never both, and what applies agrees with the architecture's facts."""
-    from generator.rules.registry import builtin_registry
+    from generator.decide.registry import builtin_registry
 
     arch = decide(spec)
     decided = [d.key for d in arch.decisions]

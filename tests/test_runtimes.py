@@ -21,8 +21,8 @@ import pytest
 import yaml
 from triton_harness import PRESETS, generate, make_generated, scratch_database
 
+from generator.decide import decide
 from generator.generate import generate as generate_in_memory
-from generator.rules import decide
 from requirements_spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from test_write import archgen, snapshot
 
-import generator.outfile as outfile_mod
+import generator.write.outfile as outfile_mod
 from generator.errors import CANT_CREATE, DEPENDENCY, IO_ERROR, UNSAFE
-from generator.outfile import TEMP_MARK
+from generator.write.outfile import TEMP_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"

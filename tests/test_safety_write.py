@@ -20,8 +20,8 @@ import pytest
 from test_write import archgen, leftovers, snapshot
 
 from generator.errors import CANT_CREATE, IO_ERROR, UNSAFE
-from generator.manifest import MANIFEST, sha256
-from generator.write import DELAY_ENV, JOURNAL, STAGING_MARK, recover_interrupted, repository_lock
+from generator.write.manifest import MANIFEST, sha256
+from generator.write.write import DELAY_ENV, JOURNAL, STAGING_MARK, recover_interrupted, repository_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
@@ -164,7 +164,7 @@ def test_a_second_writer_is_refused_while_one_holds_the_lock(tmp_path: Path, spe
 _WRITER = """
 import sys
 from pathlib import Path
-from generator.write import write_repository
+from generator.write.write import write_repository
 out = Path(sys.argv[1])
 files = {f"f{i:03}.txt": b"new %d\\n" % i for i in range(60)}
 write_repository(out, files, dict.fromkeys(files, 0o644), force=True)
@@ -197,7 +197,7 @@ def test_after_a_hard_kill_the_next_run_rolls_back_the_interrupted_transaction(t
     for i in range(60):
         (out / f"f{i:03}.txt").write_bytes(b"old %d\n" % i)
     # a manifest that says archgen wrote the old files, so --force may replace them
-    from generator.manifest import build_manifest
+    from generator.write.manifest import build_manifest
 
     old = {f"f{i:03}.txt": b"old %d\n" % i for i in range(60)}
     (out / ".archgen").mkdir()

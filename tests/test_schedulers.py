@@ -21,11 +21,11 @@ import pytest
 import yaml
 from croniter import croniter
 
-from generator.architecture import Architecture
-from generator.components import pipelines
-from generator.plan import FilePlan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan import pipelines
+from generator.plan.plan import FilePlan
+from generator.render.render import render_plan
 from requirements_spec.models import Spec
 from requirements_spec.validate import load_spec
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from generator.plan import build_plan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.plan.plan import build_plan
+from generator.render.render import render_plan
 from requirements_spec.validate import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from triton_harness import generate
 
-from generator.components.serving import client_context
-from generator.rules import decide
+from generator.decide import decide
+from generator.plan.serving import client_context
 from requirements_spec.models import Spec
 from tests.strategies import runnable_specs, spec_yaml
 

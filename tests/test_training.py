@@ -23,8 +23,8 @@ import pytest
 from triton_harness import PRESETS, Server, generate, have_triton
 from triton_harness import make_generated as _make
 
-from generator.components.training import training_settings
-from generator.rules import decide
+from generator.decide import decide
+from generator.plan.training import training_settings
 from requirements_spec.validate import load_spec, parse_spec
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from triton_harness import PRESETS, generate
 
-from generator.architecture import TRITON_RUNTIMES
-from generator.rules import decide
-from generator.triton_config import validate_model_repository
+from generator.decide import decide
+from generator.decide.architecture import TRITON_RUNTIMES
+from generator.plan.triton_config import validate_model_repository
 from requirements_spec.validate import load_spec
 
 PRESET_FILES = sorted(PRESETS.glob("*.yaml"))

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from generator.cli import app
 from generator.generate import generate_text
-from generator.manifest import MANIFEST, SPEC_COPY, parse_manifest, sha256
-from generator.merge import BASE, OURS, SEP, THEIRS, has_markers, merge2, merge3
-from generator.write import DELAY_ENV, STAGING_MARK
+from generator.write.manifest import MANIFEST, SPEC_COPY, parse_manifest, sha256
+from generator.write.merge import BASE, OURS, SEP, THEIRS, has_markers, merge2, merge3
+from generator.write.write import DELAY_ENV, STAGING_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"

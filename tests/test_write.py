@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import generator.write as write_mod
+import generator.write.write as write_mod
 from generator.cli import app
 from generator.errors import CANT_CREATE, IO_ERROR, UNSAFE, ArchgenError
-from generator.manifest import MANIFEST, SPEC_COPY, parse_manifest
-from generator.write import STAGING_MARK, write_repository
+from generator.write.manifest import MANIFEST, SPEC_COPY, parse_manifest
+from generator.write.write import STAGING_MARK, write_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"
@@ -147,7 +147,7 @@ def test_force_removes_only_untouched_files_archgen_no_longer_generates(tmp_path
 
 
 def _with_manifest(files: dict[str, bytes], modes: dict[str, int]) -> dict[str, bytes]:
-    from generator.manifest import build_manifest
+    from generator.write.manifest import build_manifest
 
     m = build_manifest("p", b"spec", files, modes, dict.fromkeys(files, "test"))
     modes[MANIFEST] = 0o644

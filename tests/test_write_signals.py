@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from interrupting import archgen_process, interrupt, wait_until
 
-from generator.write import DELAY_ENV, STAGING_MARK
+from generator.write.write import DELAY_ENV, STAGING_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "requirements_spec" / "presets" / "reference.yaml"

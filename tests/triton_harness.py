@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from generator.architecture import Architecture
-from generator.plan import FilePlan, build_plan
-from generator.render import render_plan
-from generator.rules import decide
+from generator.decide import decide
+from generator.decide.architecture import Architecture
+from generator.plan.plan import FilePlan, build_plan
+from generator.render.render import render_plan
 from requirements_spec.validate import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

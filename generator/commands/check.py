@@ -1,4 +1,4 @@
-"""`archgen check DIR`: verify a generated repository in place (see :mod:`generator.checks`)."""
+"""`archgen check DIR`: verify a generated repository in place (see :mod:`generator.checks.checks`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..checks import Report, check_repository
+from ..checks.checks import Report, check_repository
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
 from ..untrusted import escape
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from requirements_spec import load_spec
 
-from ..diagrams import EXTENSIONS, IMAGE_FORMATS, INSTALL_HINT, dot_available, produce, views
 from ..errors import CANT_CREATE, DEPENDENCY, UNSAFE, ArchgenError
-from ..outfile import write_outputs
 from ..untrusted import escape
+from ..views.diagrams import EXTENSIONS, IMAGE_FORMATS, INSTALL_HINT, dot_available, produce, views
+from ..write.outfile import write_outputs
 
 
 def run(spec: Path, output: Path, fmt: str = "png", force: bool = False) -> int:
-    from ..rules import decide
+    from ..decide import decide
 
     loaded = load_spec(spec)
     arch = decide(loaded)

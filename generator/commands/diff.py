@@ -11,8 +11,8 @@ from ..errors import FINDINGS, OK
 
 
 def run(old_path: Path, new_path: Path, fmt: str = "text", exit_code: bool = False) -> int:
-    from ..rules import decide
-    from ..rules.diffing import diff_architectures, diff_json, diff_markdown, diff_text
+    from ..decide import decide
+    from ..views.diffing import diff_architectures, diff_json, diff_markdown, diff_text
 
     old, new = decide(load_spec(old_path)), decide(load_spec(new_path))
     diff = diff_architectures(old, new)

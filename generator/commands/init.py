@@ -9,7 +9,7 @@ from pathlib import Path
 from requirements_spec import presets
 
 from ..errors import CANT_CREATE, USAGE, ArchgenError
-from ..outfile import write_output
+from ..write.outfile import write_output
 
 
 def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> int:

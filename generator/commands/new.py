@@ -11,9 +11,9 @@ from requirements_spec import load_spec
 from requirements_spec.validate import LoadedSpec
 
 from ..generate import Generation, Overlays, generate_loaded
-from ..manifest import MANIFEST, SPEC_COPY
-from ..progress import Progress
-from ..write import WriteResult, check_target, sigterm_interrupts, write_repository
+from ..write.manifest import MANIFEST, SPEC_COPY
+from ..write.progress import Progress
+from ..write.write import WriteResult, check_target, sigterm_interrupts, write_repository
 
 
 def _print_plan(gen: Generation, output: Path) -> None:
@@ -75,7 +75,7 @@ def run(
 
 def _overlays(loaded: LoadedSpec, spec: Path, cli: list[Path], output: Path, trust: bool) -> Overlays | None:
     """The spec's overlays (relative to the spec file), then the command line's, in order."""
-    from ..overlay import load_overlay, spec_overlays, unique_names
+    from ..render.overlay import load_overlay, spec_overlays, unique_names
 
     if not cli and not loaded.spec.overlays:
         return None
@@ -95,7 +95,7 @@ def _run(spec: Path, output: Path, *, force: bool, dry_run: bool, overlays: list
         return 0
     result = write_repository(output, gen.files, gen.modes, force=force, spec_path=spec, progress=progress)
     _summary(gen, result, output)
-    from ..components.docs import skipped
+    from ..views.docs_component import skipped
 
     note = skipped()  # e.g. PNG/SVG diagrams without graphviz
     if note:

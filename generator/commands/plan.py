@@ -19,8 +19,8 @@ def use_color(stream: object = None) -> bool:
 
 
 def run(spec_path: Path, fmt: str = "text") -> int:
-    from ..rules import decide
-    from ..rules.report import plan_json, plan_markdown, plan_text
+    from ..decide import decide
+    from ..views.report import plan_json, plan_markdown, plan_text
 
     arch = decide(load_spec(spec_path))
     if fmt == "json":

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from requirements_spec import load_spec
 
-from ..diagrams import INSTALL_HINT, dot_available, render, to_mermaid, views
-from ..docs import DiagramEmbed, review_html
 from ..errors import CANT_CREATE, ArchgenError
-from ..outfile import write_output
+from ..views.diagrams import INSTALL_HINT, dot_available, render, to_mermaid, views
+from ..views.docs import DiagramEmbed, review_html
+from ..write.outfile import write_output
 
 
 def run(spec: Path, output: Path, force: bool = False) -> int:
-    from ..rules import decide
+    from ..decide import decide
 
     loaded = load_spec(spec)
     arch = decide(loaded)  # error findings are shown on the page, not refused: the review is where they belong

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from requirements_spec.schema import json_schema_text
 
-from ..outfile import write_output
+from ..write.outfile import write_output
 
 
 def run(output: Path | None, force: bool = False) -> int:

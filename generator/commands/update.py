@@ -6,14 +6,14 @@ now, and what archgen writes now:
 
 - a file the team never changed (its hash is the manifest's) is replaced; one that no longer belongs
   to the architecture is removed;
-- a file the team changed is merged three ways (:mod:`generator.merge`); where both sides changed
+- a file the team changed is merged three ways (:mod:`generator.write.merge`); where both sides changed
   the same lines, conflict markers go into the file and the file is listed (exit 1). A binary file
   the team changed is kept as the team has it. Where the base cannot be rebuilt (another archgen
   version, an edited `.archgen/spec.yaml`), the merge is two-way: every difference is marked;
 - a file that no longer belongs but that the team changed is kept, and no longer managed;
 - a new file whose path the team already uses is merged two-way, like a file without a base.
 
-The writing is one transaction (:func:`generator.write.apply_update`): interrupted or failed, it
+The writing is one transaction (:func:`generator.write.write.apply_update`): interrupted or failed, it
 leaves the repository exactly as it was. `.archgen/` then records the new spec, so the next update
 merges against what this one wrote.
 """
@@ -29,15 +29,15 @@ from requirements_spec.errors import SpecError
 from requirements_spec.validate import LoadedSpec, parse_spec
 
 from .. import __version__
-from ..architecture import Architecture
+from ..decide.architecture import Architecture
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
 from ..generate import Generation, Overlays, generate_loaded
-from ..manifest import MANIFEST, SPEC_COPY, Manifest, read_manifest, sha256
-from ..merge import BASE, OURS, SEP, THEIRS, Merged, decode_text, has_markers, merge2, merge3
-from ..overlay import OverlaySource
-from ..progress import Progress
+from ..render.overlay import OverlaySource
 from ..untrusted import Refused, read_bytes, require_inside
-from ..write import apply_update, recover_interrupted, repository_lock, sigterm_interrupts
+from ..write.manifest import MANIFEST, SPEC_COPY, Manifest, read_manifest, sha256
+from ..write.merge import BASE, OURS, SEP, THEIRS, Merged, decode_text, has_markers, merge2, merge3
+from ..write.progress import Progress
+from ..write.write import apply_update, recover_interrupted, repository_lock, sigterm_interrupts
 
 # the order of the file listing, with the word shown for each action
 ACTIONS = {
@@ -237,7 +237,7 @@ def _old_spec(directory: Path, manifest: Manifest, recorded: bytes | None) -> tu
 
 
 def _decisions(old: Architecture | None, new: Architecture, why_not: str) -> str:
-    from ..rules.diffing import diff_architectures, diff_text
+    from ..views.diffing import diff_architectures, diff_text
 
     if old is None:
         return f"decision changes unknown: {why_not}\n"
@@ -286,7 +286,7 @@ def run(
 
 def _recorded(root: Path, manifest: Manifest, declared: str | None = None) -> list[OverlaySource]:
     """The overlays the manifest records (those ``declared`` by the spec or the command line), re-read."""
-    from ..overlay import load_overlay
+    from ..render.overlay import load_overlay
 
     out = []
     for rec in manifest.overlays:
@@ -301,7 +301,7 @@ def _new_overlays(
 ) -> Overlays | None:
     """This update's overlays: the spec's (the new spec's, relative to it; else the recorded ones), then the
     command line's (``--overlay``; else the ones `new` was given)."""
-    from ..overlay import load_overlay, spec_overlays, unique_names
+    from ..render.overlay import load_overlay, spec_overlays, unique_names
 
     from_spec = spec_overlays(loaded.spec, spec.parent) if spec is not None else _recorded(root, manifest, "spec")
     from_cli = [load_overlay(p) for p in cli] if cli is not None else _recorded(root, manifest, "cli")
@@ -333,7 +333,7 @@ def _run(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path]
 
 
 def _run_locked(directory: Path, spec: Path | None, dry_run: bool, overlays: list[Path] | None, trust: bool) -> int:
-    from ..rules import decide
+    from ..decide import decide
 
     root, manifest, recorded = _open(directory)
     unresolved = _unresolved(root, manifest)
@@ -366,7 +366,7 @@ def _run_locked(directory: Path, spec: Path | None, dry_run: bool, overlays: lis
     if not dry_run and (up.writes or up.removals):
         apply_update(directory, up.writes, new.modes, up.removals, progress=progress)
     _report(up, directory, decisions, dry_run)
-    from ..components.docs import skipped
+    from ..views.docs_component import skipped
 
     note = skipped()  # e.g. PNG/SVG diagrams without graphviz
     if note:

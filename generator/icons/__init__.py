@@ -1,6 +1,6 @@
 """archgen's own diagram icons (Feast, Triton, SQLite, cron, model, workflow): the ``diagrams`` package has none.
 
-The PNGs are drawn by :mod:`generator.icons.draw` (``python -m generator.icons.draw`` rewrites them) and ship as
+The PNGs are drawn by :mod:`tools.draw_icons` (``python -m tools.draw_icons`` rewrites them) and ship as
 package data. Only names listed in :data:`NAMES` exist.
 """
 

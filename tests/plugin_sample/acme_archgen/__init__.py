@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from generator.checks import Problem
-from generator.plan import PlannedFile
-from generator.rules.context import Outcome, RuleContext
-from generator.rules.registry import rule
+from generator.checks.checks import Problem
+from generator.decide.context import Outcome, RuleContext
+from generator.decide.registry import rule
+from generator.plan.plan import PlannedFile
 
 TEMPLATES = Path(__file__).parent / "templates"
 NOTICE = "NOTICE.md"

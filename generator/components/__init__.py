@@ -1,1 +1,0 @@
-"""Components of the generated repository: each plans its files from the architecture."""

@@ -1,0 +1,1 @@
+"""Plan stage: Architecture -> FilePlan (:mod:`.plan`), with one planner per generated component."""

@@ -1,0 +1,209 @@
+"""The batch runtime: precomputed predictions written where the business reads them.
+
+``batch/score.py`` scores the whole population in process (point-in-time features from the offline store,
+the path training uses; the model loaded once; chunked) into the warehouse: a PostgreSQL table, or
+partitioned parquet when the warehouse is files. One pipeline chains training (with its quality gate) and
+scoring, so scores never come from a model that failed its gate: an Airflow DAG (KubernetesPodOperator
+with the app image on Kubernetes, BashOperator otherwise), a Kubernetes CronJob (training as the init
+container) or a crontab line. No Triton, no autoscaler and no feature server: nothing answers requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..decide.architecture import Architecture
+from .pipelines import APP_IMAGE, k8s_name, k8s_quantity_cpu, k8s_quantity_memory, scheduled_training
+from .plan import PlannedFile
+
+COMPONENT = "batch"
+DECISIONS = ("serving_runtime", "batch_scoring")
+CHUNK_ROWS = 50_000  # entities per offline-store query: memory stays flat as the population grows
+KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
+# offline stores whose sources batch/score.py reads itself, with Feast's point-in-time rule (a parquet scan, or
+# one SQL query streamed in chunks); the others go through Feast's get_historical_features
+DIRECT_READS = {"file": "file", "duckdb": "file", "postgres": "postgres"}
+
+
+def batch_runtime(arch: Architecture) -> bool:
+    return arch.serving.runtime == "batch_scoring"
+
+
+def _decision_value(arch: Architecture) -> dict[str, Any]:
+    d = arch.decision("batch_scoring")
+    target = "postgres" if arch.spec.existing.warehouse == "postgres" else "parquet"
+    spec = arch.spec
+    population = spec.serving.population
+    if population is None:  # the rule's default: the scored service's first view's source
+        service = spec.service(spec.serving.models[0].feature_service or "")
+        view = spec.view(service.features[0].partition(".")[0]) if service is not None else None
+        population = view.source if view is not None else None
+    from requirements_spec.types import cron_expression
+
+    schedule = spec.serving.schedule or spec.training.schedule
+    return {
+        "choice": d.choice,
+        "population": population,
+        "cron": cron_expression(schedule) if schedule else None,
+        "target": target,
+        "table": f"{spec.project.name}_scores",
+    }
+
+
+def score_store(arch: Architecture) -> tuple[str, str]:
+    """Where batch scoring writes: (table name, "postgres" or "parquet"); the purge deletes only from it."""
+    value = _decision_value(arch)
+    return str(value["table"]), str(value["target"])
+
+
+def offline_reads(arch: Architecture, features: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """How batch/score.py reads its point-in-time features: (engine, views).
+
+    "file" or "postgres": straight from each view's offline source (the copy Feast reads, protected when personal
+    fields are hashed), with Feast's rule: per entity, the newest row at or before the run time and no older
+    than the view's ttl, ties going to the newest created timestamp. "feast" (no views): through
+    get_historical_features, for offline stores read only through Feast and for services with on-demand views.
+    """
+    from requirements_spec.models import StreamSourceSpec
+    from requirements_spec.types import duration_seconds
+
+    from .feature_repo import build_model, served_features
+
+    spec, fs = arch.spec, arch.feature_store
+    engine = DIRECT_READS.get(fs.offline_store) if fs is not None else None
+    service = spec.serving.models[0].feature_service or ""
+    if engine is None:
+        return "feast", []
+    sources = {b["name"]: b for b in build_model(arch)["batch_sources"]}
+    views: dict[str, dict[str, Any]] = {}
+    for ref in served_features(arch, service):
+        name, _, field = ref.partition(".")
+        view = spec.view(name)
+        if view is None:  # an on-demand view: Feast computes it
+            return "feast", []
+        source = spec.source(view.source)
+        batch = sources[source.batch_source if isinstance(source, StreamSourceSpec) else view.source]
+        entry = views.setdefault(
+            name,
+            {
+                "name": name,
+                "join_keys": [_join_key(arch, e) for e in view.entities],
+                "ttl_s": duration_seconds(view.ttl),
+                "location": batch["read_path"] if engine == "file" else batch["read_table"],
+                "timestamp_field": batch["timestamp_field"],
+                "created_timestamp_field": batch["created_timestamp_field"],
+                "fields": [],
+            },
+        )
+        entry["fields"].append(field)
+    if sorted(f for v in views.values() for f in v["fields"]) != sorted(features):
+        return "feast", []  # the model's inputs are not plainly the views' fields
+    return engine, list(views.values())
+
+
+def _join_key(arch: Architecture, entity: str) -> str:
+    found = arch.spec.entity(entity)
+    return found.join_key if found is not None else entity
+
+
+def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, Any]:
+    """The population source as the engine reads it: the parquet file, or the warehouse table."""
+    from .feature_repo import build_model
+
+    source = arch.spec.source(name or "")
+    if source is None or source.kind not in ("file", "table"):
+        return {"name": name, "kind": "file", "location": ""}
+    if engine != "feast":
+        batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
+        kind = "file" if engine == "file" else "table"
+        return {"name": source.name, "kind": kind, "location": batch["path"] if kind == "file" else batch["table"]}
+    location = source.path if source.kind == "file" else source.table
+    return {"name": source.name, "kind": source.kind, "location": location}
+
+
+def context(arch: Architecture) -> dict[str, Any]:
+    from .feature_repo import _literal
+    from .serving import client_context
+
+    spec = arch.spec
+    value = _decision_value(arch)
+    ctx = client_context(arch)
+    entry = ctx["entry"]
+    features = [t.name for t in entry.inputs]
+    engine, views = offline_reads(arch, features)
+    population = _population(arch, value["population"], engine)
+    join_keys = [k for k, _ in ctx["entity_keys"]]
+    dtypes = {e.join_key: e.dtype for e in spec.entities}
+    project = spec.project.name
+    app = project.replace("_", "-")
+    tr = arch.training
+    train_first = scheduled_training(arch)
+    return {
+        "project": project,
+        "app": app,
+        "home_var": f"{project.upper()}_HOME",
+        "model": entry.name,
+        "feature_service": entry.feature_service,
+        "features": features,
+        "engine": engine,
+        "views": _literal(views, prefix=len("VIEWS = ")),
+        "output": entry.outputs[0].name,
+        "join_keys": join_keys,
+        "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
+        "population": population,
+        "target": value["target"],
+        "table": value["table"],
+        "cron": value["cron"],
+        "chunk_rows": CHUNK_ROWS,
+        "train_first": train_first,
+        "scheduler": tr.scheduler,
+        "kubernetes": arch.deployment.target == "kubernetes",
+        "image": APP_IMAGE.format(app=app),
+        "model_pvc": f"{app}-model-repository",
+        "cronjob_name": k8s_name(project, "train_score"),
+        "train": {
+            "cpu": k8s_quantity_cpu(tr.cpus),
+            "memory": k8s_quantity_memory(tr.memory_gb),
+            "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
+            "threads": max(1, round(tr.cpus)),
+        },
+        "score": {"cpu": k8s_quantity_cpu(max(1.0, tr.cpus)), "memory": k8s_quantity_memory(max(2.0, tr.memory_gb))},
+        "postgres": value["target"] == "postgres",
+    }
+
+
+def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = DECISIONS) -> PlannedFile:
+    return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def pipeline_files(arch: Architecture) -> list[PlannedFile]:
+    """The train -> score pipeline in the decided scheduler's form (the pipelines component asks for it)."""
+    ctx = context(arch)
+    if ctx["cron"] is None:
+        return []  # no schedule: `make train score` by hand
+    scheduler = arch.training.scheduler
+    sched = ("scheduler", *DECISIONS)
+    if scheduler == "airflow":
+        return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
+    if scheduler == "kubernetes_cronjob":
+        return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
+    return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
+
+
+def plan(arch: Architecture) -> list[PlannedFile]:
+    if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
+        return []
+    ctx = context(arch)
+    files = [
+        PlannedFile("batch/__init__.py", COMPONENT, content='"""Batch scoring. Generated by archgen."""\n'),
+        _f("batch/score.py", "batch/score.py.j2", ctx),
+        _f("batch/README.md", "batch/README.md.j2", ctx),
+    ]
+    if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
+        files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
+    if ctx["kubernetes"]:
+        files += [
+            _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
+            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
+        ]
+    return files

@@ -1,0 +1,459 @@
+"""Deployment: one machine (docker compose) and scale-out (Kubernetes, kustomize base + overlays).
+
+Which files exist follows the decisions: ``deployment`` (docker_compose | kubernetes), the
+stores (Redis / PostgreSQL services, the Spark driver's permissions), the scheduler (our own
+scheduler service and CronJobs, or a pointer to the orchestrator the company runs) and the
+GPU needs of the Triton models and of training. Runtime ``python_rest`` has no Triton: the REST
+service (``serving/rest_app.py``) runs from the app image, as the ``rest-app`` compose service or
+Deployment, with the model repository volume mounted. Environments (dev, staging, prod) differ only
+in configuration: env files for compose, overlays for Kubernetes. Secrets are never written:
+compose reads ``${VAR}`` from an env file the team keeps out of git, Kubernetes references a
+Secret created out of band (``secretKeyRef``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..decide.architecture import Architecture
+from .plan import PlannedFile
+
+COMPONENT = "deploy"
+
+# Triton 2.51.0 is the server in NGC release 24.10 (the version the generated python models are tested with).
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+PYTHON_IMAGE = "python:3.11-slim"
+REDIS_IMAGE = "redis:7.4-alpine"
+POSTGRES_IMAGE = "postgres:16-alpine"
+KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
+# Triton API groups behind the admin key (--http-restricted-api / --grpc-restricted-protocol): all but
+# inference, health and metadata, so clients cannot load, unload or reconfigure models
+TRITON_RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
+FEATURE_SERVER_PORT = 6566
+REST_PORT = 8080  # the python_rest runtime's REST service (serving.REST_PORT)
+# own scheduler (docker compose service, Kubernetes CronJobs) unless the company runs an orchestrator
+EXTERNAL_ORCHESTRATORS = ("airflow", "prefect", "dagster")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """A variable the generated services read: its name, whether it is a secret, and per-environment examples."""
+
+    name: str
+    secret: bool
+    examples: dict[str, str] = field(default_factory=dict)  # environment -> placeholder value
+    doc: str = ""
+    # built from other variables when the service starts, e.g. "{REDIS_HOST}:{REDIS_PORT}": compose writes
+    # ${REDIS_HOST}, Kubernetes $(REDIS_HOST); never stored in an env file or a ConfigMap
+    derived: str = ""
+
+    def compose_value(self) -> str:
+        return re.sub(r"\{([A-Z0-9_]+)\}", r"${\1}", self.derived)
+
+    def k8s_value(self) -> str:
+        return re.sub(r"\{([A-Z0-9_]+)\}", r"$(\1)", self.derived)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # k8s-safe
+    cron: str
+    command: list[str]
+    purpose: str
+    gpus: int = 0
+    cpus: float = 1.0
+    memory_gb: float = 2.0
+    k8s_name: str = ""  # <app>-<job>: the same name the pipelines component gives its CronJobs
+
+
+def slug(name: str, max_len: int = 63) -> str:
+    """A DNS-1123 label from a spec name (lowercase, '-' instead of '_', at most 63 characters)."""
+    out = re.sub(r"[^a-z0-9-]", "-", name.lower().replace("_", "-"))
+    out = re.sub(r"-{2,}", "-", out)[:max_len].strip("-")
+    return out or "app"
+
+
+# ------------------------------------------------------------------ what the deployment contains
+def uses_redis(arch: Architecture) -> bool:
+    return arch.uses_redis
+
+
+def uses_postgres(arch: Architecture) -> bool:
+    return arch.uses_postgres
+
+
+def uses_spark(arch: Architecture) -> bool:
+    return arch.uses_spark
+
+
+def rest_app(arch: Architecture) -> bool:
+    """Runtime python_rest: the REST service predicts in process and no Triton server is deployed."""
+    return arch.rest_app_serves
+
+
+def triton_gpus(arch: Architecture) -> int:
+    if rest_app(arch):
+        return 0
+    return 1 if any(m.instance_kind == "KIND_GPU" for m in arch.serving.models) else 0
+
+
+def own_scheduler(arch: Architecture) -> bool:
+    return arch.training.scheduler not in EXTERNAL_ORCHESTRATORS
+
+
+def jobs(arch: Architecture) -> list[Job]:
+    """The scheduled jobs: the pipelines component's list (one source of truth for every scheduler form)."""
+    try:
+        from . import pipelines
+    except ImportError:
+        return []
+    return [
+        Job(
+            name=j.name.replace("_", "-"),
+            cron=j.cron,
+            command=["python", *j.command],
+            purpose=j.purpose,
+            gpus=j.gpus,
+            cpus=j.cpus,
+            memory_gb=j.memory_gb,
+            k8s_name=cronjob_name(arch, j.name),
+        )
+        for j in pipelines.jobs(arch)
+    ]
+
+
+def cronjob_name(arch: Architecture, job: str) -> str:
+    from .pipelines import k8s_name
+
+    return str(k8s_name(arch.spec.project.name, job))
+
+
+def triton_resources(arch: Architecture) -> dict[str, Any]:
+    """Requests/limits of one Triton replica, from the instance groups the models ask for."""
+    instances = sum(m.instance_count for m in arch.serving.models if m.instance_kind == "KIND_CPU")
+    cpu = max(1, min(8, instances))
+    memory_gi = 2 + len(arch.serving.models)
+    return {"cpu": cpu, "cpu_limit": cpu * 2, "memory": f"{memory_gi}Gi", "gpus": triton_gpus(arch)}
+
+
+def rest_resources(arch: Architecture) -> dict[str, Any]:
+    """Requests/limits of one REST service replica: one prediction at a time, the Feast client and one model."""
+    return {"cpu": 1, "cpu_limit": 2, "memory": "1Gi"}
+
+
+def replica_bounds(arch: Architecture) -> dict[str, dict[str, int]]:
+    """HPA min/max per environment from the throughput target (about 250 rps per CPU replica, headroom x2)."""
+    need = max(1, math.ceil(arch.serving.throughput_rps / 250))
+    prod_max = max(3, min(20, need * 2))
+    return {
+        "dev": {"min": 1, "max": 2},
+        "staging": {"min": 1, "max": max(2, prod_max // 2)},
+        "prod": {"min": max(2, need), "max": max(prod_max, need + 1)},
+    }
+
+
+def environment_variables(arch: Architecture) -> list[EnvVar]:
+    """The variables the feature store, the serving client and the jobs read, per environment.
+
+    The feature store's come from :func:`generator.plan.feature_repo.env_vars` (the ``${VAR}``
+    placeholders of ``feature_repo/feature_store.yaml``), so names cannot drift apart.
+    """
+    app = slug(arch.spec.project.name)
+    grpc = arch.serving.protocol == "grpc"
+    out: list[EnvVar] = [EnvVar("DEPLOY_ENV", False, {e: e for e in ENVIRONMENTS}, "which environment this is")]
+    if rest_app(arch):
+        out.append(
+            EnvVar(
+                "SERVING_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"http://rest-app:{REST_PORT}"),
+                "REST service of the serving client (serving/client.py)",
+            )
+        )
+    else:
+        out.append(
+            EnvVar(
+                "TRITON_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
+                "Triton endpoint of the serving client",
+            )
+        )
+        out.append(
+            EnvVar(
+                "TRITON_ADMIN_KEY",
+                True,
+                _secret("triton-admin"),
+                "key of Triton's restricted APIs (model control, repository, config, statistics, ...): "
+                "clients get inference, health and metadata only",
+            )
+        )
+    fs = arch.feature_store
+    if fs is None:
+        return out
+    if arch.feature_server_runs:
+        out.append(
+            EnvVar(
+                "FEATURE_SERVER_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"http://feature-server:{FEATURE_SERVER_PORT}"),
+                "Feast feature server",
+            )
+        )
+    feast_vars = dict(_feast_env_vars(arch))
+    if "REDIS_CONNECTION_STRING" in feast_vars or fs.online_store == "redis":
+        feast_vars.pop("REDIS_CONNECTION_STRING", None)
+        out += [
+            EnvVar("REDIS_HOST", False, _hosts("redis", app), "Redis online store host"),
+            EnvVar("REDIS_PORT", False, dict.fromkeys(ENVIRONMENTS, "6379"), "Redis port"),
+            EnvVar("REDIS_PASSWORD", True, _secret("redis"), "Redis password"),
+            EnvVar(
+                "REDIS_CONNECTION_STRING",
+                True,
+                doc="Feast's Redis connection string: host:port,key=value (not a URL)",
+                derived="{REDIS_HOST}:{REDIS_PORT},password={REDIS_PASSWORD}",
+            ),
+        ]
+    if fs.registry == "sql" and "POSTGRES_HOST" not in feast_vars:
+        # the SQL registry needs a database: PostgreSQL (a container on one machine)
+        feast_vars.pop("FEAST_REGISTRY_URL", None)
+        out += _postgres_vars(app)
+        out.append(
+            EnvVar(
+                "FEAST_REGISTRY_URL",
+                True,
+                doc="SQLAlchemy URL of the SQL registry",
+                derived="postgresql+psycopg://{POSTGRES_USER}:{POSTGRES_PASSWORD}@{POSTGRES_HOST}:{POSTGRES_PORT}/"
+                "{POSTGRES_DB}",
+            )
+        )
+    elif "POSTGRES_HOST" in feast_vars:
+        for name in [n for n in feast_vars if n.startswith("POSTGRES_")]:
+            feast_vars.pop(name)
+        out += _postgres_vars(app)
+    for name, (secret, doc, default) in sorted(feast_vars.items()):
+        examples = _secret(name.lower().replace("_", "-")) if secret else dict(SPECIAL_EXAMPLES.get(name, {}))
+        for e in ENVIRONMENTS:
+            examples.setdefault(e, default or "change-me")
+        out.append(EnvVar(name, secret, examples, doc))
+    return out
+
+
+# per-environment examples of variables whose dev default would be wrong elsewhere
+SPECIAL_EXAMPLES: dict[str, dict[str, str]] = {
+    "SPARK_MASTER": {
+        "dev": "local[*]",
+        "staging": "k8s://https://kubernetes.default.svc",
+        "prod": "k8s://https://kubernetes.default.svc",
+    },
+}
+
+
+def _feast_env_vars(arch: Architecture) -> list[tuple[str, tuple[bool, str, str]]]:
+    """(name, (secret, description, local default)) of the feature repo's variables."""
+    try:
+        from . import feature_repo
+    except ImportError:
+        return []
+    if not hasattr(feature_repo, "env_vars"):
+        return []
+    return [(v.name, (bool(v.secret), str(v.description), str(v.default))) for v in feature_repo.env_vars(arch)]
+
+
+def _postgres_vars(app: str) -> list[EnvVar]:
+    return [
+        EnvVar("POSTGRES_HOST", False, _hosts("postgres", app), "PostgreSQL host"),
+        EnvVar("POSTGRES_PORT", False, dict.fromkeys(ENVIRONMENTS, "5432"), "PostgreSQL port"),
+        EnvVar("POSTGRES_DB", False, dict.fromkeys(ENVIRONMENTS, "feast"), "PostgreSQL database"),
+        EnvVar("POSTGRES_USER", False, dict.fromkeys(ENVIRONMENTS, "feast"), "PostgreSQL user"),
+        EnvVar("POSTGRES_PASSWORD", True, _secret("postgres"), "PostgreSQL password"),
+        EnvVar(
+            "POSTGRES_SSLMODE",
+            False,
+            {"dev": "disable", "staging": "require", "prod": "verify-full"},
+            "libpq sslmode: disable only for local development (Feast's default is require)",
+        ),
+    ]
+
+
+def _hosts(service: str, app: str) -> dict[str, str]:
+    return {
+        "dev": service,
+        "staging": f"{service}.{app}-staging.example.internal",
+        "prod": f"{service}.{app}-prod.example.internal",
+    }
+
+
+def _secret(what: str) -> dict[str, str]:
+    return {e: f"change-me-{what}-{e}" for e in ENVIRONMENTS}
+
+
+def secret_examples(env_vars: list[EnvVar], env: str) -> list[tuple[str, str]]:
+    """Secret keys of one environment with placeholder values; derived ones spelled out from the others."""
+    values = {v.name: v.examples.get(env, "") for v in env_vars if not v.derived}
+    out = []
+    for v in env_vars:
+        if not v.secret:
+            continue
+        value = (
+            re.sub(r"\{([A-Z0-9_]+)\}", lambda m: values.get(m.group(1), ""), v.derived)
+            if v.derived
+            else values[v.name]
+        )
+        out.append((v.name, value))
+    return out
+
+
+def pipelines_cronjobs(arch: Architecture) -> list[str]:
+    """Kubernetes CronJob files the pipelines component already generates (so deploy does not duplicate them)."""
+    try:
+        from . import pipelines
+    except ImportError:
+        return []
+    return sorted(
+        f.path
+        for f in pipelines.plan(arch)
+        if f.path.startswith("pipelines/") and f.path.endswith((".yaml", ".yml")) and "k8s" in f.path
+    )
+
+
+def pipeline_kustomize_dirs(paths: list[str]) -> list[str]:
+    """Folders of the pipelines' manifests that carry a kustomization.yaml, relative to deploy/k8s/base."""
+    dirs = sorted({p.rsplit("/", 1)[0] for p in paths if p.endswith("/kustomization.yaml")})
+    return [f"../../../{d}" for d in dirs]
+
+
+# ------------------------------------------------------------------ the plan
+def plan(arch: Architecture) -> list[PlannedFile]:
+    if arch.serving.runtime != "triton" and arch.feature_store is None:
+        return []
+    if arch.serving.runtime in ("embedded", "batch_scoring"):
+        return []  # no server to deploy: the embedded and batch runtimes bring their own (components/batch.py)
+    ctx = context(arch)
+    files = [
+        _t("deploy/README.md", "deploy/README.md.j2", ctx, ("deployment", "online_store", "scheduler")),
+        _t("deploy/.gitignore", "deploy/gitignore.j2", ctx),
+        _t("deploy/docker-compose.yaml", "deploy/docker-compose.yaml.j2", ctx, ("deployment", "online_store")),
+        _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
+        _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
+    ]
+    if not ctx["rest_app"]:  # python_rest serves from the app image: no Triton image to build
+        files += [
+            _t("deploy/triton.Dockerfile", "deploy/triton.Dockerfile.j2", ctx, ("serving_runtime",)),
+            _t("deploy/triton.Dockerfile.dockerignore", "deploy/triton.dockerignore.j2", ctx),
+        ]
+    for env in ENVIRONMENTS:
+        files.append(_t(f"deploy/env/{env}.env.example", "deploy/env.example.j2", {**ctx, "env": env}))
+    if ctx["own_scheduler"] and ctx["jobs"]:
+        files.append(_t("deploy/scheduler.py", "deploy/scheduler.py.j2", ctx, ("scheduler",)))
+    if arch.deployment.target == "kubernetes":
+        files += _k8s_files(arch, ctx)
+    from ..decide.contract import only_decided
+
+    return only_decided(arch, files)  # no feature store: no online_store decision shaped the README
+
+
+def _t(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = ()) -> PlannedFile:
+    return PlannedFile(path=path, component=COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
+    base = "deploy/k8s/base"
+    server = ctx["server"]  # triton, or rest-app (python_rest)
+    names = [f"{server}-deployment.yaml", f"{server}-service.yaml", "model-repository-pvc.yaml"]
+    if ctx["feature_server"]:
+        names += ["feature-server-deployment.yaml", "feature-server-service.yaml", "feature-server-hpa.yaml"]
+    if ctx["redis"]:
+        names += ["redis-statefulset.yaml", "redis-service.yaml"]
+    if ctx["spark"]:
+        names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
+    names.append("network-policies.yaml")
+    files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
+    for kind in ("hpa", "pdb"):  # one template for either server
+        names.append(f"{server}-{kind}.yaml")
+        files.append(_t(f"{base}/{server}-{kind}.yaml", f"deploy/k8s/serving-{kind}.yaml.j2", ctx, ("deployment",)))
+    if ctx["cronjobs"]:
+        for j in ctx["jobs"]:
+            name = f"cronjob-{j.name}.yaml"
+            names.append(name)
+            files.append(_t(f"{base}/{name}", "deploy/k8s/cronjob.yaml.j2", {**ctx, "job": j}, ("scheduler",)))
+    kctx = {**ctx, "resources": sorted(names)}
+    files.append(_t(f"{base}/kustomization.yaml", "deploy/k8s/base-kustomization.yaml.j2", kctx))
+    for env in ENVIRONMENTS:
+        ectx = {**ctx, "env": env}
+        over = f"deploy/k8s/overlays/{env}"
+        files += [
+            _t(f"{over}/kustomization.yaml", "deploy/k8s/overlay-kustomization.yaml.j2", ectx),
+            _t(f"{over}/namespace.yaml", "deploy/k8s/namespace.yaml.j2", ectx),
+            _t(f"{over}/secrets.env.example", "deploy/k8s/secrets.env.example.j2", ectx),
+        ]
+    return files
+
+
+def context(arch: Architecture) -> dict[str, Any]:
+    app = slug(arch.spec.project.name)
+    env_vars = environment_variables(arch)
+    own = own_scheduler(arch)
+    pipeline_cronjobs = pipelines_cronjobs(arch) if arch.deployment.target == "kubernetes" else []
+    job_list = jobs(arch)
+    return {
+        "app": app,
+        "project": arch.spec.project.name,
+        "triton_image": TRITON_IMAGE,
+        "python_image": PYTHON_IMAGE,
+        "redis_image": REDIS_IMAGE,
+        "postgres_image": POSTGRES_IMAGE,
+        "k8s_version": KUBERNETES_VERSION,
+        "environments": list(ENVIRONMENTS),
+        "ports": {
+            "http": TRITON_HTTP,
+            "grpc": TRITON_GRPC,
+            "metrics": TRITON_METRICS,
+            "feature_server": FEATURE_SERVER_PORT,
+            "rest": REST_PORT,
+        },
+        "rest_app": rest_app(arch),
+        "server": "rest-app" if rest_app(arch) else "triton",
+        "triton_restricted": TRITON_RESTRICTED,
+        "images": ["app"] if rest_app(arch) else ["triton", "app"],
+        "rest": rest_resources(arch),
+        "env_vars": env_vars,
+        "config_vars": [v for v in env_vars if not v.secret and not v.derived],
+        "secret_vars": [v for v in env_vars if v.secret and not v.derived],
+        "derived_vars": [v for v in env_vars if v.derived],
+        "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
+        "k8s_secret_keys": [v.name for v in env_vars if v.secret],
+        "redis": uses_redis(arch),
+        "postgres": uses_postgres(arch),
+        "spark": uses_spark(arch),
+        "feature_store": arch.feature_store is not None,
+        "feature_server": arch.feature_server_runs,
+        "gpus": triton_gpus(arch),
+        "triton": triton_resources(arch),
+        "replicas": replica_bounds(arch),
+        "own_scheduler": own,
+        "jobs": job_list,
+        # CronJobs in deploy/k8s only when the pipelines component does not already generate them
+        "cronjobs": own and not pipeline_cronjobs,
+        "pipeline_cronjobs": pipeline_cronjobs,
+        # kustomize loads only directories (with their own kustomization.yaml) from outside the base
+        "pipeline_dirs": pipeline_kustomize_dirs(pipeline_cronjobs),
+        "train_job": any(j.name == "train" for j in job_list),
+        "writes_models": ["train"],
+        "train_cronjob": cronjob_name(arch, "train"),
+        "model_pvc": f"{app}-model-repository",
+        "scheduler": arch.training.scheduler,
+        "local_mirror": arch.privacy.local_mirror,
+        "models": [m.name for m in arch.serving.models],
+        "entrypoint": arch.serving.entrypoint,
+        "protocol": arch.serving.protocol,
+        "k8s": arch.deployment.target == "kubernetes",
+        "throughput_rps": arch.serving.throughput_rps,
+        "latency_p99_ms": arch.serving.latency_p99_ms,
+    }
