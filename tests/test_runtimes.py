@@ -28,6 +28,8 @@ from requirements_spec import load_spec
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_VENV = Path(os.environ.get("ARCHGEN_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
 TRITON_DECISIONS = {"protocol", "triton_backend", "dynamic_batching", "instance_group", "sequence_batching", "pipeline"}
+TRITON_DECISIONS |= {"pipeline_instances"}  # frames a BLS pipeline of Triton holds in flight
+ONLINE_DECISIONS = {"online_store", "materialization"}  # what reads features online, and how they get there
 NOT_FOR_RUNTIMES = ("model_repository/", "serving/", "requirements-triton.txt", "model_analyzer/", "monitoring/alerts")
 SYSTEM_DATA = "serving/system_data.py"  # the typed description of the system's data, read by every runtime
 
@@ -104,14 +106,33 @@ def test_plans_hold_only_the_decisions_the_runtime_uses(tmp_path: Path, kind: st
     )
     arch = decide(load_spec(spec))
     keys = {d.key for d in arch.decisions}
+    skipped = {n.key: n.reason for n in arch.not_applicable}
     assert not keys & TRITON_DECISIONS, keys & TRITON_DECISIONS
     assert ("embedded_bundle" in keys) is (kind == "embedded")
     assert ("batch_scoring" in keys) is (kind != "embedded")
-    assert ("deployment" in keys) is (kind != "embedded")  # nothing of an embedded system is deployed
+    # the embedded library materializes a snapshot into its bundle; batch scoring reads the offline store only
+    assert (keys >= ONLINE_DECISIONS) is (kind == "embedded") and (not keys & ONLINE_DECISIONS) is (kind != "embedded")
+    # deployed: only the batch pods on Kubernetes; an embedded library or batch jobs on the scheduler are not
+    assert ("deployment" in keys) is (kind == "batch_k8s_airflow"), skipped.get("deployment")
+    assert set(skipped) >= TRITON_DECISIONS and all(skipped.values())
     assert not arch.triton_serves and not arch.feature_server_runs
-    assert not any(
-        "Triton" in d.rationale or "triton" in d.choice for d in arch.decisions if d.key != "serving_runtime"
-    )
+    for d in arch.decisions:
+        said = f"{d.choice} {d.rationale}"
+        assert d.key == "serving_runtime" or "triton" not in said.lower(), (d.key, said)
+        assert "feature server" not in said, (d.key, said)  # neither runtime runs one
+        if kind != "embedded" and d.key != "access":  # access lists the Feast actions the spec grants its roles
+            assert "online store" not in said and "materializ" not in said, (d.key, said)
+
+    # `archgen plan` shows the same: the decisions above, the others not applicable with their reason
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    shown = CliRunner().invoke(app, ["plan", str(spec), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    plan = json.loads(shown.stdout)
+    assert {d["key"] for d in plan["decisions"]} == keys
+    assert {n["key"] for n in plan["not_applicable"]} == set(skipped)
 
 
 def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path) -> None:

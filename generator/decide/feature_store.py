@@ -24,6 +24,19 @@ def _no_features(ctx: RuleContext) -> str | None:
     return None if ctx.spec.features is not None else "the spec declares no features: no feature store is built"
 
 
+def _nothing_online(ctx: RuleContext) -> str | None:
+    """The online store and its materialization apply only where something reads features online: batch scoring
+    reads the offline store as of each run."""
+    if ctx.spec.features is None:
+        return _no_features(ctx)
+    if ctx.spec.serving.mode == "batch":
+        return (
+            "batch scoring reads point-in-time features from the offline store as of each run: nothing is "
+            "materialized or read online (Feast's configuration keeps its default local SQLite file, never written)"
+        )
+    return None
+
+
 @rule(
     "online_store",
     title="Online store: where the serving path reads features",
@@ -38,27 +51,26 @@ def _no_features(ctx: RuleContext) -> str | None:
     alternatives=("sqlite", "redis", "postgres"),
     choices=("sqlite", "redis", "postgres"),
     thresholds=("redis_below_p99_ms", "redis_from_rps"),
-    unless=_no_features,
-    applies="the spec declares features",
+    unless=_nothing_online,
+    applies="the spec declares features and something reads them online (every runtime but batch scoring)",
 )
 def online_store(ctx: RuleContext) -> Outcome | None:
     """Pick the Feast online store from the latency budget, the throughput and what the company runs.
 
     In order: a Redis the company already runs is reused; online serving with a p99 below
     `redis_below_p99_ms`, or online/async serving from `redis_from_rps`, needs in-memory lookups
-    (Redis) — batch scoring reads once per run and is not bound by them; a company PostgreSQL is reused
-    when the budget allows; air-gapped sites and single machines get SQLite (embedded, nothing to
-    run); a multi-node platform gets Redis, because a SQLite file lives on one machine.
+    (Redis); a company PostgreSQL is reused when the budget allows; air-gapped sites and single
+    machines get SQLite (embedded, nothing to run); a multi-node platform gets Redis, because a
+    SQLite file lives on one machine. Batch scoring has no online store: it reads the offline store.
     """
     spec = ctx.spec
     if spec.features is None:
         return None
     ex, sv = spec.existing, spec.serving
     fast_ms, busy_rps = THRESHOLDS["redis_below_p99_ms"], THRESHOLDS["redis_from_rps"]
-    # a batch job reads features once per run: the request-path budget does not bind the store
     tight = sv.mode == "online" and sv.latency_p99_ms < fast_ms
     busy = sv.mode in ("online", "async") and sv.throughput_rps >= busy_rps
-    reads: list[ReqPath] = [LATENCY, THROUGHPUT] if sv.mode != "batch" else [("serving", "mode")]
+    reads: list[ReqPath] = [LATENCY, THROUGHPUT]
     sqlite_why = "a file on one machine, one writer at a time"
     postgres_why = "a network round trip and a query per lookup"
     if ex.broker == "redis":
@@ -89,13 +101,8 @@ def online_store(ctx: RuleContext) -> Outcome | None:
     if ex.warehouse == "postgres":
         return Outcome(
             "postgres",
-            "the company runs PostgreSQL and "
-            + (
-                f"a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s leaves room for a query per lookup"
-                if sv.mode != "batch"
-                else "batch scoring reads features once per run"
-            )
-            + ": reuse the database instead of adding Redis",
+            f"the company runs PostgreSQL and a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s "
+            "leaves room for a query per lookup: reuse the database instead of adding Redis",
             [WAREHOUSE, *reads],
             [("redis", "one more service to run for latency the budget does not need"), ("sqlite", sqlite_why)],
         )
@@ -233,10 +240,14 @@ def ingestion(ctx: RuleContext) -> Outcome | None:
     if broker != "none" and push:
         reads.append(BROKER)
     if f.computation == "precomputed":
+        where = (
+            "read from the offline store as of each scoring run"
+            if ctx.spec.serving.mode == "batch"
+            else "materialized into the online store on a schedule"
+        )
         return Outcome(
             "batch",
-            "features are precomputed: batch sources, materialized into the online store on a schedule at the "
-            "declared granularity",
+            f"features are precomputed: batch sources, {where} at the declared granularity",
             reads,
             [("push", "fresh values the requirement does not ask for, at the cost of a streaming path")],
             value=[],
@@ -286,8 +297,8 @@ def interval_cron(seconds: int) -> str:
     reads=("features.freshness", "features.views[].granularity", "existing.warehouse"),
     after=("offline_store", "ingestion"),
     thresholds=("min_materialization_interval_s", "granularity_s", "max_materialization_interval_s"),
-    unless=_no_features,
-    applies="the spec declares features",
+    unless=_nothing_online,
+    applies="the spec declares features and something reads them online (every runtime but batch scoring)",
 )
 def materialization(ctx: RuleContext) -> Outcome | None:
     """Materialize at most every `freshness`, on a cron step that divides the hour or the day.
@@ -296,7 +307,8 @@ def materialization(ctx: RuleContext) -> Outcome | None:
     daily grain is never refreshed less than daily) and by `max_materialization_interval_s`, then
     rounded down to a step that divides the hour or the day so runs land on grain boundaries. It
     is never shorter than the offline store sustains (`min_materialization_interval_s`); when the
-    freshness asks for less and no push path covers the views, a finding says so.
+    freshness asks for less and no push path covers the views, a finding says so. Batch scoring
+    materializes nothing: it reads the offline store as of each run.
     """
     f = ctx.spec.features
     if f is None:

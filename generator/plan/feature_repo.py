@@ -94,7 +94,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "fs": fs,
         "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
-    store_decisions = ("online_store", "offline_store", "registry")
+    store_decisions = _known(arch, "online_store", "offline_store", "registry")  # batch: no online store
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:
         return PlannedFile(
@@ -132,8 +132,9 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         tpl("feature_repo/sources.py", "feature_repo/sources.py.j2", "offline_store", "ingestion"),
         tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii"),
         tpl("scripts/generate_sample_data.py", "scripts/generate_sample_data.py.j2", "offline_store", executable=True),
-        tpl("scripts/materialize.py", "scripts/materialize.py.j2", "materialization", executable=True),
     ]
+    if fs.materialization_cron is not None:  # batch scoring materializes nothing
+        files.append(tpl("scripts/materialize.py", "scripts/materialize.py.j2", "materialization", executable=True))
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
     if fr["protected"]:
@@ -280,6 +281,7 @@ def build_model(arch: Architecture) -> dict[str, Any]:
         "pii_note": _pii_note(fs),
         "permissions": permissions,
         "sample": _sample_model(arch, batch),
+        "online": fs.online_store is not None,  # batch scoring reads the offline store only
         "materialization": {
             "cron": fs.materialization_cron,
             "interval_s": fs.materialization_interval_s,
@@ -437,9 +439,8 @@ def _view(
         fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
         if tags.get("pii") == "encrypt":
             notes.append(
-                f"{f.name} is personal data kept encrypted at rest: run the {fs.online_store} online and "
-                f"{fs.offline_store} offline stores with encryption at rest and TLS, and grant reads only to roles "
-                "allowed to see it (permissions.py)"
+                f"{f.name} is personal data kept encrypted at rest: run the {_stores(fs)} with encryption at rest "
+                "and TLS, and grant reads only to roles allowed to see it (permissions.py)"
             )
         elif tags.get("pii") == "allow":
             notes.append(f"{f.name} is personal data served as is (privacy.pii_handling allow)")
@@ -461,6 +462,12 @@ def _view(
         "tags": tags,
         "notes": _wrap(notes),
     }
+
+
+def _stores(fs: FeatureStoreArch) -> str:
+    if fs.online_store is None:  # batch scoring: the offline store only
+        return f"{fs.offline_store} offline store"
+    return f"{fs.online_store} online and {fs.offline_store} offline stores"
 
 
 def _field_dtype(spec: Spec, ref: str) -> str | None:

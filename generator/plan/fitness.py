@@ -268,7 +268,7 @@ def store_markers(arch: Architecture) -> list[str]:
     fs = arch.feature_store
     if fs is None:
         return []
-    servers = {fs.online_store, fs.offline_store} | ({"postgres"} if fs.registry == "sql" else set())
+    servers = {fs.online_store or "sqlite", fs.offline_store} | ({"postgres"} if fs.registry == "sql" else set())
     return sorted(servers & {"redis", "postgres"})
 
 

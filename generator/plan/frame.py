@@ -57,7 +57,7 @@ def feast_requirement(arch: Architecture) -> str | None:
     fs = arch.feature_store
     if fs is None:
         return None
-    extras = {ONLINE_EXTRAS[fs.online_store], OFFLINE_EXTRAS[fs.offline_store]}
+    extras = {ONLINE_EXTRAS[fs.online_store or "sqlite"], OFFLINE_EXTRAS[fs.offline_store]}
     if fs.registry == "sql":
         extras.add("postgres")  # the SQL registry lives in PostgreSQL (psycopg)
     extras.discard("")
@@ -167,6 +167,7 @@ def context(arch: Architecture) -> dict[str, Any]:
             {owners.data_engineering, owners.data_science} | ({owners.platform} if owners.platform else set())
         ),
         "has_feature_store": arch.feature_store is not None,
+        "materialized": arch.feature_store is not None and arch.feature_store.materialization_cron is not None,
         "has_training": bool(arch.training.trained_models),
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,

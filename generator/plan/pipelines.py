@@ -63,7 +63,7 @@ def jobs(arch: Architecture) -> list[Job]:
     fs = arch.feature_store
     # batch scoring reads the offline store, and trains then scores in one pipeline (components/batch.py)
     batch = arch.serving.runtime == "batch_scoring"
-    if fs is not None and fs.ingestion != "push" and not batch:
+    if fs is not None and fs.ingestion != "push" and fs.materialization_cron and fs.materialization_interval_s:
         out.append(
             Job(
                 "materialize",
@@ -104,7 +104,7 @@ def jobs(arch: Architecture) -> list[Job]:
                 decisions=("pii",),
             )
         )
-    if arch.serving.runtime == "embedded" and fs is not None and fs.ingestion != "push":
+    if arch.serving.runtime == "embedded" and fs is not None and fs.ingestion != "push" and fs.materialization_cron:
         out.append(
             Job(
                 "bundle",

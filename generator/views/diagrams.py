@@ -182,12 +182,13 @@ def dataflow_view(arch: Architecture) -> View:
     if scheduled:
         b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler])
 
-    materialized = fs is not None and sv.runtime != "batch_scoring"  # batch scoring reads the offline store
+    # batch scoring reads the offline store: no online store, nothing materialized
+    materialized = fs is not None and fs.online_store is not None and fs.materialization_cron is not None
     if fs is not None:
         b.cluster("c_feast", f"Feast feature store: {fs.project}")
         b.node("offline_store", f"offline store\n{fs.offline_store}", _store_icon(fs.offline_store), "c_feast")
         b.node("registry", f"registry\n{fs.registry}", "feast", "c_feast")
-        if materialized:
+        if fs.online_store is not None and fs.materialization_cron is not None:
             b.node("materialize", f"materialize\n{fs.materialization_cron}", "feast", "c_feast")
             b.node("online_store", f"online store\n{fs.online_store}", _store_icon(fs.online_store), "c_feast")
         for s in spec.sources:
@@ -201,7 +202,7 @@ def dataflow_view(arch: Architecture) -> View:
             b.edge("materialize", "online_store")
             b.edge("registry", "materialize", "definitions", dashed=True)
             if scheduled:
-                b.edge("scheduler", "materialize", fs.materialization_cron, dashed=True)
+                b.edge("scheduler", "materialize", fs.materialization_cron or "", dashed=True)
 
     b.cluster("c_training", "training (data science)")
     b.node("train", f"training/train.py\n{tr.mode}", "python", "c_training")
