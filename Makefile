@@ -24,9 +24,9 @@ help:
 	@echo "make bench      run the benchmarks in bench/"
 
 $(BIN)/.installed: pyproject.toml
-	@echo "==> creating $(VENV) (archgen, Feast 0.67, test tools)"
+	@echo "==> creating $(VENV) (archgen, Feast 0.67, pyspark, test tools)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install $(PIP_FLAGS) -e '.[feast,dev]' $(QUIET_PIP)
+	@$(BIN)/pip install $(PIP_FLAGS) -e '.[feast,spark,dev]' $(QUIET_PIP)
 	@touch $@
 
 $(TRITON_VENV)/.installed: requirements/triton-runtime.txt

@@ -6,8 +6,6 @@ Every command body imports its implementation lazily, so a quick command such as
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +14,6 @@ from typing import Annotated, NoReturn
 import typer
 
 from . import __version__
-from . import errors as ec
 
 app = typer.Typer(
     name="archgen",
@@ -31,47 +28,11 @@ app = typer.Typer(
 _debug = False
 
 
-def _run(body: Callable[[], int | None]) -> NoReturn:
-    """Run a command body; map every failure to a clear message and a documented exit code."""
-    from requirements_spec.errors import SpecError
+def _run(body: Callable[[], int | None], command: str, fmt: str = "text") -> NoReturn:
+    """Run a command body in the error boundary every command shares; exit with its code."""
+    from .boundary import run_command
 
-    _tolerant_streams()
-    try:
-        code = body() or 0
-    except SpecError as exc:
-        print(_terminal_safe(exc.render()), file=sys.stderr)
-        code = exc.exit_code
-    except ec.ArchgenError as exc:
-        print(_terminal_safe(exc.render()), file=sys.stderr)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was changed", file=sys.stderr)
-        code = ec.INTERRUPTED
-    except Exception as exc:  # a bug: say so, and keep the traceback for --debug
-        if _debug:
-            raise
-        print(
-            _terminal_safe(f"internal error: {type(exc).__name__}: {exc}\n    (run with --debug for the traceback)"),
-            file=sys.stderr,
-        )
-        code = ec.INTERNAL
-    raise typer.Exit(code)
-
-
-def _terminal_safe(text: str) -> str:
-    """Messages quote the spec (an unknown key, a value): its control characters are shown escaped, not obeyed."""
-    from .untrusted import escape
-
-    return "\n".join(escape(line).replace("\\x09", "\t") for line in text.split("\n"))
-
-
-def _tolerant_streams() -> None:
-    """Any terminal encoding (LANG=C, PYTHONIOENCODING=ascii): characters it cannot show are escaped, not fatal."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            with contextlib.suppress(ValueError, OSError):  # one that cannot be reconfigured keeps its setting
-                reconfigure(errors="backslashreplace")
+    raise typer.Exit(run_command(body, command=command, fmt=fmt, debug=_debug))
 
 
 def _version(value: bool) -> None:
@@ -92,12 +53,23 @@ def _main(
 
 
 class OutputFormat(StrEnum):
+    """Formats of a report: text (a terminal), json (tools) or markdown (review documents)."""
+
     text = "text"
     json = "json"
     markdown = "markdown"
 
 
+class ReportFormat(StrEnum):
+    """Formats of a command that reports problems: text, or one JSON document (docs/json-output.md)."""
+
+    text = "text"
+    json = "json"
+
+
 class DiagramFormat(StrEnum):
+    """Formats of `archgen diagram`: images through graphviz, or the dot and Mermaid text."""
+
     png = "png"
     svg = "svg"
     dot = "dot"
@@ -110,12 +82,12 @@ SpecArg = Annotated[Path, typer.Argument(help="The requirements spec (YAML).", s
 @app.command()
 def validate(
     spec: SpecArg,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json diagnostics.")] = OutputFormat.text,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json diagnostics.")] = ReportFormat.text,
 ) -> None:
     """Check a spec: syntax, fields, values and cross-references. Exit 0 when valid."""
     from .commands import validate as cmd
 
-    _run(lambda: cmd.run(spec, fmt.value))
+    _run(lambda: cmd.run(spec, fmt.value), "validate", fmt.value)
 
 
 @app.command()
@@ -126,7 +98,7 @@ def schema(
     """Print the JSON Schema of the spec (for editors and CI)."""
     from .commands import schema as cmd
 
-    _run(lambda: cmd.run(output, force))
+    _run(lambda: cmd.run(output, force), "schema")
 
 
 @app.command()
@@ -139,7 +111,7 @@ def init(
     """Write a commented starter spec."""
     from .commands import init as cmd
 
-    _run(lambda: cmd.run(preset, output, list_presets, force))
+    _run(lambda: cmd.run(preset, output, list_presets, force), "init")
 
 
 @app.command()
@@ -150,7 +122,7 @@ def plan(
     """Decide the architecture: every decision with its reason, alternatives and findings."""
     from .commands import plan as cmd
 
-    _run(lambda: cmd.run(spec, fmt.value))
+    _run(lambda: cmd.run(spec, fmt.value), "plan", fmt.value)
 
 
 @app.command()
@@ -165,7 +137,7 @@ def diff(
     """Show which decisions change when the requirements change, and why."""
     from .commands import diff as cmd
 
-    _run(lambda: cmd.run(old, new, fmt.value, exit_code))
+    _run(lambda: cmd.run(old, new, fmt.value, exit_code), "diff", fmt.value)
 
 
 @app.command()
@@ -176,7 +148,7 @@ def explain(
     """Print the documentation of a rule or finding."""
     from .commands import explain as cmd
 
-    _run(lambda: cmd.run(key, list_keys))
+    _run(lambda: cmd.run(key, list_keys), "explain")
 
 
 @app.command("rules-doc")
@@ -187,7 +159,7 @@ def rules_doc(
     """Generate docs/rules.md from the rules."""
     from .commands import explain as cmd
 
-    _run(lambda: cmd.run_doc(output, force))
+    _run(lambda: cmd.run_doc(output, force), "rules-doc")
 
 
 @app.command()
@@ -207,11 +179,14 @@ def new(
         ),
     ] = None,
     trust: Annotated[bool, typer.Option("--trust", help="Run the overlays' cookiecutter hooks.")] = False,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="text, or json: the summary (or the errors) as one JSON document.")
+    ] = ReportFormat.text,
 ) -> None:
     """Generate the repository of a spec."""
     from .commands import new as cmd
 
-    _run(lambda: cmd.run(spec, output, force, dry_run, overlay or [], trust))
+    _run(lambda: cmd.run(spec, output, force, dry_run, overlay or [], trust, fmt.value), "new", fmt.value)
 
 
 @app.command("export-template")
@@ -223,7 +198,7 @@ def export_template(
     """Write a cookiecutter template of the decided architecture, for other teams to copy the pattern."""
     from .render import export as cmd
 
-    _run(lambda: cmd.run(spec, output, force))
+    _run(lambda: cmd.run(spec, output, force), "export-template")
 
 
 @app.command()
@@ -236,7 +211,7 @@ def diagram(
     """Draw the data-flow and deployment diagrams of a spec's architecture."""
     from .commands import diagram as cmd
 
-    _run(lambda: cmd.run(spec, output, fmt.value, force))
+    _run(lambda: cmd.run(spec, output, fmt.value, force), "diagram")
 
 
 @app.command()
@@ -248,18 +223,18 @@ def review(
     """Write a self-contained HTML page for a design review."""
     from .commands import review as cmd
 
-    _run(lambda: cmd.run(spec, output, force))
+    _run(lambda: cmd.run(spec, output, force), "review")
 
 
 @app.command()
 def check(
     directory: Annotated[Path, typer.Argument(help="A generated repository.")] = Path("."),
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.text,
 ) -> None:
     """Hold a generated repository to its spec: probes of every decision, manifest, Feast, Triton, schedulers."""
     from .commands import check as cmd
 
-    _run(lambda: cmd.run(directory, fmt.value))
+    _run(lambda: cmd.run(directory, fmt.value), "check", fmt.value)
 
 
 @app.command()
@@ -274,14 +249,18 @@ def update(
         ),
     ] = None,
     trust: Annotated[bool, typer.Option("--trust", help="Run the overlays' cookiecutter hooks.")] = False,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="text, or json: the decisions and files as one JSON document.")
+    ] = ReportFormat.text,
 ) -> None:
     """Re-generate after a spec change, keeping the team's edits (three-way merge)."""
     from .commands import update as cmd
 
-    _run(lambda: cmd.run(directory, spec, dry_run, overlay, trust))
+    _run(lambda: cmd.run(directory, spec, dry_run, overlay, trust, fmt.value), "update", fmt.value)
 
 
 def main() -> None:
+    """The typer application's entry point (``python -m generator.cli``)."""
     app()
 
 

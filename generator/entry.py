@@ -14,6 +14,7 @@ _FORMATS = ("text", "json")
 
 
 def main() -> None:
+    """The `archgen` console script: plain `validate` answered here, everything else by typer."""
     plain = _plain_validate(sys.argv[1:])
     if plain is None:
         from .cli import main as cli_main
@@ -45,28 +46,13 @@ def _plain_validate(argv: list[str]) -> tuple[str, str] | None:
 
 
 def _validate(spec: str, fmt: str) -> int:
-    """The body of `archgen validate`, with the same error mapping as :func:`generator.cli._run`."""
+    """The body of `archgen validate`, in the error boundary every command shares."""
     from pathlib import Path
 
-    from requirements_spec.errors import SpecError
-
-    from . import errors as ec
+    from .boundary import run_command
     from .commands import validate
 
-    try:
-        return validate.run(Path(spec), fmt)
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return exc.exit_code
-    except ec.ArchgenError as exc:
-        print(exc.render(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was changed", file=sys.stderr)
-        return ec.INTERRUPTED
-    except Exception as exc:  # a bug: say so; `archgen --debug validate ...` shows the traceback
-        print(f"internal error: {type(exc).__name__}: {exc}\n    (run with --debug for the traceback)", file=sys.stderr)
-        return ec.INTERNAL
+    return run_command(lambda: validate.run(Path(spec), fmt), command="validate", fmt=fmt)
 
 
 if __name__ == "__main__":

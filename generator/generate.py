@@ -40,6 +40,7 @@ class Generation:
     manifest: Manifest
 
     def paths(self) -> list[str]:
+        """Every path of the repository, sorted."""
         return sorted(self.files)
 
 

@@ -45,7 +45,7 @@ class Refused(ValueError):
 
 
 def escape(text: object) -> str:
-    """``text`` with every control character (escape sequences, line breaks, bidi overrides) shown as ``\\xNN``."""
+    r"""``text`` with every control character (escape sequences, line breaks, bidi overrides) shown as ``\xNN``."""
 
     def one(m: re.Match[str]) -> str:
         c = m.group()

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, Path, SpecError, SpecUnreadable, format_path
+from .errors import Diagnostic, Location, Path, SpecError, SpecUnreadable, format_path
 
 MAX_BYTES = 1024 * 1024  # 1 MiB: a requirements spec is a page or two, not a data set
 MAX_DEPTH = 64
@@ -62,25 +62,38 @@ class SourceMap:
         return self.values.get((), (1, 1))
 
     def line(self, path: Path) -> int:
+        """The line of ``path``."""
         return self.where(path)[0]
 
-    def diagnostic(
-        self, path: Path, message: str, hint: str | None = None, *, key: bool = False, severity: str = "error"
-    ) -> Diagnostic:
+    def location(self, path: Path, *, key: bool = False) -> Location:
+        """The :class:`Location` of ``path`` (of its key with ``key``), as :meth:`where` finds it."""
         line, col = self.where(path, key=key)
+        return Location(self.filename, line, col, format_path(path))
+
+    def diagnostic(
+        self,
+        code: str,
+        path: Path,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        related: tuple[Path, ...] = (),
+    ) -> Diagnostic:
+        """An error at ``path`` (its key with ``key``), involving the ``related`` paths."""
         return Diagnostic(
-            line=line,
-            column=col,
-            file=self.filename,
-            path=format_path(path),
-            message=message,
+            code,
+            message,
+            self.location(path, key=key),
             hint=hint,
-            severity=severity,
+            related=tuple(self.location(r) for r in related),
         )
 
 
 @dataclass(frozen=True)
 class LoadedYaml:
+    """Loaded YAML: the data, where each node came from, and the text."""
+
     data: Any
     source_map: SourceMap
     text: str
@@ -89,8 +102,9 @@ class LoadedYaml:
 def _fail(
     filename: str, line: int, col: int, message: str, hint: str | None = None, *, path: Path | None = None
 ) -> SpecError:
+    """A YAML-level problem of the spec (syntax, limits, tags, duplicate keys): code ``spec.yaml``."""
     where = "<document>" if path is None else format_path(path)
-    return SpecError([Diagnostic(line=line, column=col, file=filename, path=where, message=message, hint=hint)])
+    return SpecError([Diagnostic("spec.yaml", message, Location(filename, line, col, where), hint=hint)])
 
 
 def _pos(mark: Any, lines: _Lines | None = None) -> tuple[int, int]:
@@ -103,7 +117,7 @@ _ODD_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 class _Lines:
-    """Line and column of a character offset, lines split at "\n" (as an editor numbers them)."""
+    """Line and column of a character offset, lines split at line feeds (as an editor numbers them)."""
 
     def __init__(self, text: str) -> None:
         self.starts = [0, *(m.end() for m in re.finditer("\n", text))]
@@ -413,19 +427,23 @@ def _too_large(filename: str) -> SpecError:
     )
 
 
+def _unreadable(name: str, message: str) -> Diagnostic:
+    return Diagnostic("spec.unreadable", message, Location(name, 1, 1, "<document>"))
+
+
 def read_spec_text(path: str | FsPath) -> tuple[str, str]:
     """Read a spec file: (text, display name). Unreadable files raise :class:`SpecUnreadable`."""
     p = FsPath(path)
     name = str(path)
     try:
         if p.is_dir():
-            raise SpecUnreadable([Diagnostic(1, 1, name, "<document>", "is a directory, not a spec file")])
+            raise SpecUnreadable([_unreadable(name, "is a directory, not a spec file")])
         with p.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except SpecUnreadable:
         raise
     except OSError as exc:
-        raise SpecUnreadable([Diagnostic(1, 1, name, "<document>", f"cannot read the spec: {exc.strerror}")]) from None
+        raise SpecUnreadable([_unreadable(name, f"cannot read the spec: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
         raise _too_large(name)
     return decode(raw, name), name

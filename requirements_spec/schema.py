@@ -11,6 +11,7 @@ SCHEMA_ID = "https://archgen.dev/schema/spec-v1.json"
 
 
 def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec (draft 2020-12)."""
     schema = Spec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
@@ -19,4 +20,5 @@ def json_schema() -> dict[str, Any]:
 
 
 def json_schema_text() -> str:
+    """The JSON Schema as the text `archgen schema` writes."""
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

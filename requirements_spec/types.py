@@ -31,6 +31,7 @@ _SHADOWING = {
 
 
 def check_name(value: str) -> str:
+    """``value`` if it is a valid name (lowercase letters, digits, '_'; no keyword, no reserved name)."""
     if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lowercase letters, digits and '_', starting with a letter "
@@ -55,6 +56,12 @@ TensorName = Annotated[StrictStr, Field(pattern=TENSOR_PATTERN)]
 TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 TableName = Annotated[StrictStr, Field(pattern=TABLE_PATTERN)]
 
+# a container registry (host[:port][/path]) and a package index URL: written into Dockerfiles, manifests and
+# the Makefile, so no quote, space or shell character
+REGISTRY_PATTERN = r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?){0,8}$"
+Registry = Annotated[StrictStr, Field(pattern=REGISTRY_PATTERN)]
+INDEX_URL_PATTERN = r"^(https?|file)://[A-Za-z0-9._~:/?#@!&+,;=%-]{1,2000}$"
+IndexUrl = Annotated[StrictStr, Field(pattern=INDEX_URL_PATTERN)]
 TOPIC_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,248}$"
 Topic = Annotated[StrictStr, Field(pattern=TOPIC_PATTERN)]
 
@@ -65,6 +72,7 @@ _PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_relative_path(value: str) -> str:
+    """``value`` if it is a relative path inside its folder, else ValueError."""
     if not value.isascii() or not value.isprintable():
         raise ValueError(f"{value!r}: path parts may use letters, digits, '_', '-' and '.' (ASCII, printable)")
     parts = value.split("/")
@@ -91,6 +99,7 @@ TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*$"
 
 
 def check_text(value: str) -> str:
+    """``value`` if it is free text without control characters, else ValueError."""
     bad = _CONTROL.search(value)
     if bad:
         raise ValueError(f"control character {bad.group()!r} at position {bad.start()}; write plain text")
@@ -121,6 +130,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def check_duration(value: str) -> str:
+    """``value`` if it is a duration (``30s``, ``15m``, ``1h``, ``7d``), else ValueError."""
     if not _DURATION.fullmatch(value):
         raise ValueError(f"{value!r} is not a duration: write a number and a unit, e.g. 30s, 15m, 1h, 7d, 2w")
     return value
@@ -209,6 +219,7 @@ _CRON_CHARS = re.compile(r"[A-Za-z0-9*/,@ -]+")
 
 
 def check_cron(value: str) -> str:
+    """``value`` if it is a schedule (a 5-field cron or an @ macro), else ValueError."""
     if not _CRON_CHARS.fullmatch(value):
         raise ValueError(
             f"cron expression {value!r} may only hold ASCII letters, digits, '*', '/', ',', '-', '@' and spaces"

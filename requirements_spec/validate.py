@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Diagnostic, Path, SpecError, format_path
+from .errors import Diagnostic, Location, Path, SpecError, format_path
 from .loader import SourceMap, load_yaml_text, read_spec_text
 from .models import Spec
-from .references import Problem, check_references
+from .references import check_references
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class LoadedSpec:
 
     @property
     def filename(self) -> str:
+        """The spec's file name as given."""
         return self.source_map.filename
 
 
@@ -37,32 +38,30 @@ def load_spec(path: str | FsPath) -> LoadedSpec:
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> LoadedSpec:
+    """Parse and validate spec text; raises :class:`SpecError` with every problem."""
     loaded = load_yaml_text(text, filename)
     spec = validate_data(loaded.data, loaded.source_map)
     return LoadedSpec(spec, loaded.source_map, text)
 
 
 def validate_data(data: Any, source_map: SourceMap) -> Spec:
+    """Validate loaded data into a :class:`Spec`: models, then references, every problem at once."""
     if not isinstance(data, dict):
         raise SpecError(
-            [source_map.diagnostic((), "the spec must be a mapping of sections (version, project, serving, ...)")]
+            [
+                source_map.diagnostic(
+                    INVALID_VALUE, (), "the spec must be a mapping of sections (version, project, serving, ...)"
+                )
+            ]
         )
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_diagnostics(exc, data, source_map)) from None
-    problems = check_references(spec)
+    problems = check_references(spec, source_map)
     if problems:
-        raise SpecError(_reference_diagnostic(p, source_map) for p in problems)
+        raise SpecError(problems)
     return spec
-
-
-def _reference_diagnostic(problem: Problem, source_map: SourceMap) -> Diagnostic:
-    hint = problem.hint
-    if problem.related is not None:
-        first = f"first declared at line {source_map.line(problem.related)} ({format_path(problem.related)})"
-        hint = f"{first}; {hint}" if hint else first
-    return source_map.diagnostic(problem.path, problem.message, hint)
 
 
 # ---------------------------------------------------------------- pydantic errors to diagnostics
@@ -175,6 +174,11 @@ def _message(err: Any, path: Path, data: Any) -> tuple[str, str | None]:
         )
     if kind == "union_tag_not_found":
         return "missing required field `kind`", "allowed values: file, table, stream, request"
+    return _value_message(kind, err, value, ctx)
+
+
+def _value_message(kind: str, err: Any, value: Any, ctx: dict[str, Any]) -> tuple[str, str | None]:
+    """The message of an error about a value: its type, bounds or length."""
     if kind in _TYPE_WORDS:
         hint = None
         if kind == "string_type" and isinstance(value, int | float | bool):
@@ -250,5 +254,22 @@ def _diagnostics(exc: ValidationError, data: Any, source_map: SourceMap) -> list
             line, col = source_map.where(path[:-1], key=True)
         else:
             line, col = source_map.where(path)
-        out.append(Diagnostic(line, col, source_map.filename, format_path(path), message, hint))
+        out.append(
+            Diagnostic(_code(kinds), message, Location(source_map.filename, line, col, format_path(path)), hint=hint)
+        )
     return out
+
+
+#: the codes of schema problems
+UNKNOWN_FIELD = "spec.unknown_field"
+MISSING_FIELD = "spec.missing_field"
+INVALID_VALUE = "spec.invalid_value"
+
+
+def _code(kinds: set[str]) -> str:
+    """The code of the errors pydantic reported at one path."""
+    if kinds == {"extra_forbidden"}:
+        return UNKNOWN_FIELD
+    if kinds <= {"missing", "union_tag_not_found"}:
+        return MISSING_FIELD
+    return INVALID_VALUE

@@ -29,6 +29,8 @@ REFERENCE = PRESETS / "reference.yaml"
 # modules whose tests run in process, quickly (the unit tier)
 UNIT_MODULES = frozenset(
     {
+        "test_contributing.py",
+        "test_diagnostics.py",
         "test_docs.py",
         "test_new_cli.py",
         "test_plan_cli.py",
@@ -46,6 +48,7 @@ NOT_UNIT = (
     "test_new_cli.py::test_every_preset_generates_and_records_itself",
     "test_new_cli.py::test_frame_follows_the_decisions",
     "test_plan_cli.py::test_plan_imports_neither_feast_nor_tritonclient",
+    "test_diagnostics.py::test_new_and_update",  # `new` asks graphviz whether it draws (a subprocess)
     *(
         f"test_spec_validation.py::test_bad_spec_is_reported_at_its_place[{case}]"
         for case in (
@@ -66,12 +69,6 @@ NOT_UNIT = (
     "test_spec_validation.py::test_shared_examples_validate_unchanged",
     "test_triton_config.py::test_python_rest_presets_generate_no_triton_pieces",
     "test_write.py::test_jinja_and_shell_syntax_in_spec_values_is_emitted_literally",
-    # these generate a repository: `new` asks graphviz whether it draws (a subprocess)
-    "test_docs.py::test_drawings_are_reported_skipped_on_every_machine",
-    "test_write.py::test_new_target_is_written_with_modes_manifest_and_spec_copy",
-    "test_write.py::test_empty_existing_target_is_used_without_force",
-    "test_write.py::test_force_replaces_managed_files_and_keeps_the_teams",
-    "test_write.py::test_disk_full_midway_with_force_leaves_the_target_as_it_was",
     "test_write.py::test_secrets_from_the_environment_are_never_written",
 )
 SLOWER_MARKERS = ("slow", "redis", "postgres", "triton")

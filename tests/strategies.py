@@ -319,6 +319,9 @@ def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3)
     feats = _features(draw, fresh, entities, sources) if with_features else None
     services = [s.name for s in feats.services] if feats else []
     roles = draw(st.lists(names, max_size=3, unique=True))
+    autonomy = draw(st.sampled_from(["air_gapped", "self_hosted", "cloud"]))
+    # air-gapped: the site's registry and package mirror are required; elsewhere they may be set or not
+    site = autonomy == "air_gapped" or draw(st.booleans())
     return Spec(
         version=1,
         project=Project(
@@ -333,6 +336,8 @@ def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3)
                 st.sampled_from(["local", "docker-compose", "kubernetes", "sagemaker", "openshift", "heroku"])
             ),
             broker=draw(st.sampled_from(["none", "kafka", "rabbitmq", "redis"])),
+            image_registry="registry.site.internal/ml" if site else None,
+            package_mirror="https://pypi.site.internal/simple" if site else None,
         ),
         entities=entities,
         sources=sources,
@@ -358,7 +363,7 @@ def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3)
                 for role in roles
             ],
         ),
-        autonomy=draw(st.sampled_from(["air_gapped", "self_hosted", "cloud"])),
+        autonomy=autonomy,
         customization=draw(st.sampled_from(["low", "medium", "high"])),
         delivery=Delivery(
             priority=draw(st.sampled_from(["speed", "reliability"])), mlops_level=draw(st.sampled_from([0, 1, 2]))

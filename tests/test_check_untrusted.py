@@ -196,7 +196,7 @@ def test_file_names_with_escape_sequences_are_printed_escaped(repo: Path, tmp_pa
     assert "\x1b" not in output and "\x07" not in output
     assert "\\x1b]0;pwned\\x07" in output
     found: list[tuple[str, str]] = []
-    scan_tree(repo, set(), lambda f, m: found.append((f, m)))
+    scan_tree(repo, set(), lambda f, m, line: found.append((f, m)))
     assert any(f.startswith(escape("\x1b]0;pwned")) for f, _ in found)
 
 
@@ -209,5 +209,5 @@ def test_kubernetes_manifests_with_long_names_are_found_in_the_repository(tmp_pa
     (k8s / "ok.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: ranker\n")
     found: list[tuple[str, str]] = []
     with reading(tmp_path):
-        check_kubernetes_names(tmp_path, lambda f, m: found.append((f, m)))
+        check_kubernetes_names(tmp_path, lambda f, m, line: found.append((f, m)))
     assert found == [("deploy/k8s/base/svc.yaml", "Service name is 70 characters; Kubernetes allows at most 63")]

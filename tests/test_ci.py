@@ -94,7 +94,7 @@ def test_github_workflow_passes_actionlint_and_calls_existing_targets_with_its_s
             assert ("postgres" in services) == deploy.uses_postgres(arch), name
             assert ("redis" in services) == deploy.uses_redis(arch), name
             if "postgres" in services:
-                assert services["postgres"]["image"] == deploy.POSTGRES_IMAGE
+                assert services["postgres"]["image"] == deploy.site_image(arch, deploy.POSTGRES_IMAGE)
                 assert services["postgres"]["ports"] == ["5432:5432"]
     assert_targets_exist(repo, calls)
 

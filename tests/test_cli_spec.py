@@ -145,7 +145,14 @@ def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
 def test_validate_json_output() -> None:
     code, output = invoke("validate", "--format", "json", str(REFERENCE))
     assert code == 0
-    assert json.loads(output) == {"valid": True, "diagnostics": [], "project": "driver_ranking"}
+    assert json.loads(output) == {
+        "schema_version": 1,
+        "command": "validate",
+        "ok": True,
+        "exit_code": 0,
+        "diagnostics": [],
+        "project": "driver_ranking",
+    }
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.checks.probes import PROBES, Drift, run_probes
+from generator.checks.probes import PROBES, requirement_text, run_probes
 from generator.decide import decide
 from generator.decide.contract import ContractError, enforce, rows
+from generator.errors import Diagnostic
 from generator.generate import generate_loaded
 from generator.plan.plan import build_plan
 from requirements_spec import parse_spec
@@ -73,15 +74,15 @@ def _req(repo: Path, path: str, pattern: str) -> str:
     return f"{path} (.archgen/spec.yaml:{_spec_line(repo, pattern)})"
 
 
-def _errors(repo: Path) -> list[Drift]:
+def _errors(repo: Path) -> list[Diagnostic]:
     drift, skipped = run_probes(repo)
     assert not skipped
     return [d for d in drift if d.severity == "error"]
 
 
-def _one(repo: Path, probe: str) -> Drift:
+def _one(repo: Path, probe: str) -> Diagnostic:
     errors = _errors(repo)
-    assert [d.probe for d in errors] == [probe], [f"{d.where}: {d.message}" for d in errors]
+    assert [d.code for d in errors] == [f"probe.{probe}"], [str(d) for d in errors]
     return errors[0]
 
 
@@ -105,8 +106,8 @@ def test_training_schedule_changed_by_hand(repo: Path) -> None:
     line = _edit(repo / "pipelines/crontab", "0 0 * * * cd", "0 3 * * 1 cd")
     d = _one(repo, "schedules")
     assert (d.file, d.line) == ("pipelines/crontab", line)
-    assert d.requirement == _req(repo, "training.schedule", r"^\s+schedule:")
-    assert "'0 0 * * *'" in d.fix
+    assert requirement_text(d.related) == _req(repo, "training.schedule", r"^\s+schedule:")
+    assert "'0 0 * * *'" in d.hint
 
 
 def test_a_scheduled_job_nothing_decided(repo: Path) -> None:
@@ -122,8 +123,9 @@ def test_a_decided_job_missing_from_the_scheduler(repo: Path) -> None:
     crontab = repo / "pipelines/crontab"
     crontab.write_text("\n".join(x for x in crontab.read_text().splitlines() if "purge.lock" not in x) + "\n")
     d = _one(repo, "schedules")
-    assert d.file == "pipelines/crontab" and "purge" in d.message and "missing from this scheduler config" in d.message
-    assert d.requirement.startswith("privacy.retention (.archgen/spec.yaml:")
+    assert (d.file, d.line) == ("pipelines/crontab", 0)  # a removed entry has no line: the whole file lacks it
+    assert "purge" in d.message and "missing from this scheduler config" in d.message
+    assert requirement_text(d.related).startswith("privacy.retention (.archgen/spec.yaml:")
 
 
 def test_materialization_more_often_still_satisfies_the_spec(repo: Path) -> None:
@@ -136,15 +138,15 @@ def test_materialization_less_often_than_the_freshness(repo: Path) -> None:
     line = _edit(repo / "pipelines/crontab", "0 * * * * cd", "0 */6 * * * cd")
     d = _one(repo, "schedules")
     assert (d.file, d.line) == ("pipelines/crontab", line)
-    assert d.requirement == _req(repo, "features.freshness", r"^\s+freshness:")
+    assert requirement_text(d.related) == _req(repo, "features.freshness", r"^\s+freshness:")
 
 
 def test_ttl_beyond_the_retention(repo: Path) -> None:
     line = _edit(repo / "feature_repo/views.py", "ttl=timedelta(weeks=1)", "ttl=timedelta(days=400)")
     d = _one(repo, "ttl")
     assert (d.file, d.line) == ("feature_repo/views.py", line)
-    assert d.requirement == _req(repo, "privacy.retention", r"^\s+retention:")
-    assert "604800" in d.fix
+    assert requirement_text(d.related) == _req(repo, "privacy.retention", r"^\s+retention:")
+    assert "604800" in d.hint
 
 
 def test_ttl_changed_within_the_retention_is_information(repo: Path) -> None:
@@ -155,10 +157,11 @@ def test_ttl_changed_within_the_retention_is_information(repo: Path) -> None:
 
 def test_feature_removed_from_a_service(repo: Path) -> None:
     _edit(repo / "feature_repo/services.py", '"rating", "acceptance_rate"', '"rating"')
+    service_line = _edit(repo / "feature_repo/services.py", "FeatureService(", "FeatureService(")
     d = _one(repo, "services")
-    assert d.file == "feature_repo/services.py" and d.line > 0
+    assert (d.file, d.line) == ("feature_repo/services.py", service_line)  # the service that lacks it
     assert "lacks driver_activity.acceptance_rate" in d.message
-    assert d.requirement.startswith("features.services[0].features (.archgen/spec.yaml:")
+    assert requirement_text(d.related).startswith("features.services[0].features (.archgen/spec.yaml:")
 
 
 def test_feature_added_to_a_service(repo: Path) -> None:
@@ -170,27 +173,28 @@ def test_feature_added_to_a_service(repo: Path) -> None:
 
 def test_a_dropped_pii_field_served(repo: Path) -> None:
     line = _edit(repo / "feature_repo/services.py", '"acceptance_rate"]]', '"acceptance_rate", "phone_number"]]')
-    _edit(
+    field_line = _edit(
         repo / "feature_repo/views.py",
         '        Field(name="rating"',
         '        Field(name="phone_number", dtype=String),\n        Field(name="rating"',
     )
     errors = _errors(repo)
-    by_probe = {d.probe: d for d in errors}
+    by_probe = {d.code.removeprefix("probe."): d for d in errors}
     assert set(by_probe) == {"services", "pii_fields"}
     served = by_probe["services"]
     assert (served.file, served.line) == ("feature_repo/services.py", line)
     assert "personal field driver_activity.phone_number" in served.message
     pii_line = _spec_line(repo, r"phone_number.*pii: true")
-    assert f".archgen/spec.yaml:{pii_line}" in served.requirement and "privacy.pii_handling" in served.requirement
-    assert by_probe["pii_fields"].file == "feature_repo/views.py" and by_probe["pii_fields"].line > 0
+    cited = requirement_text(served.related)
+    assert f".archgen/spec.yaml:{pii_line}" in cited and "privacy.pii_handling" in cited
+    assert (by_probe["pii_fields"].file, by_probe["pii_fields"].line) == ("feature_repo/views.py", field_line)
 
 
 def test_batching_edited(repo: Path) -> None:
     line = _edit(repo / "model_repository/ranker/config.pbtxt", "max_batch_size: 32", "max_batch_size: 64")
     d = _one(repo, "triton_configs")
     assert (d.file, d.line) == ("model_repository/ranker/config.pbtxt", line)
-    assert "max_batch_size: 32" in d.fix
+    assert "max_batch_size: 32" in d.hint
 
 
 def test_queue_delay_edited(repo: Path) -> None:
@@ -202,7 +206,7 @@ def test_queue_delay_edited(repo: Path) -> None:
     )
     d = _one(repo, "triton_configs")
     assert d.file == "model_repository/ranker/config.pbtxt" and d.line in (line, line + 1), (d.file, d.line)
-    assert d.requirement.startswith("serving.latency_p99_ms (.archgen/spec.yaml:")
+    assert requirement_text(d.related).startswith("serving.latency_p99_ms (.archgen/spec.yaml:")
 
 
 def test_instances_edited(repo: Path) -> None:
@@ -227,7 +231,7 @@ def test_port_changed(repo: Path) -> None:
     line = _edit(repo / "deploy/docker-compose.yaml", "127.0.0.1:8000:8000", "127.0.0.1:9000:8000")
     d = _one(repo, "images_and_ports")
     assert (d.file, d.line) == ("deploy/docker-compose.yaml", line)
-    assert "'127.0.0.1:8000:8000'" in d.fix
+    assert "'127.0.0.1:8000:8000'" in d.hint
 
 
 # ------------------------------------------------------------------ applicability and the file rule
@@ -337,9 +341,11 @@ def test_archgen_check_fails_with_file_line_requirement_and_fix(repo: Path) -> N
     assert as_json.returncode == 1
     data = json.loads(as_json.stdout)
     assert data["ok"] is False
-    got = {(d["file"], d["line"], d["severity"]) for d in data["drift"]}
+    drift = [d for d in data["diagnostics"] if d["code"].startswith("probe.")]
+    got = {(d["location"]["file"], d["location"]["line"], d["severity"]) for d in drift}
     assert got == {("pipelines/crontab", cron_line, "error"), ("feature_repo/views.py", ttl_line, "error")}
-    assert all(d["requirement"] and d["fix"] for d in data["drift"])
+    assert all(d["related"] and d["hint"] for d in drift)
+    assert all(r["file"] == ".archgen/spec.yaml" and r["line"] > 0 for d in drift for r in d["related"])
 
 
 @pytest.mark.parametrize("orchestrator", ["airflow", "prefect", "dagster", "kubernetes"])
@@ -362,8 +368,8 @@ def test_training_schedule_changed_in_every_scheduler_form(orchestrator: str, tm
                 break
     assert edited, "no scheduler file holds the training schedule"
     errors = _errors(repo)
-    assert {(d.file, d.line) for d in errors} >= set(edited), [f"{d.where}: {d.message}" for d in errors]
-    assert all(d.probe == "schedules" and "training.schedule" in d.requirement for d in errors)
+    assert {(d.file, d.line) for d in errors} >= set(edited), [str(d) for d in errors]
+    assert all(d.code == "probe.schedules" and "training.schedule" in requirement_text(d.related) for d in errors)
 
 
 def test_docs_contract_md_documents_every_probe_and_decision() -> None:

@@ -102,10 +102,13 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
     project = arch.feature_store.project if arch.feature_store else ""
     if "scripts/purge.py" in files:
         purge = load("scripts/purge.py", files["scripts/purge.py"], tmp_path)
-        assert purge.SOURCES and set(purge.SOURCES) <= sources, (name, purge.SOURCES)
+        # the sources the purge refuses are the spec's own (none where no feature store reads any)
+        assert set(purge.SOURCES) <= sources and bool(purge.SOURCES) == bool(arch.feature_store), (name, purge.SOURCES)
         for what, kind, location, _ in purge.OWNED:
             assert location not in sources, f"{name}: the purge deletes from the source {location} ({what})"
-            if kind == "online":
+            if kind == "logs":  # the serving logs that may hold personal outputs
+                assert location == ".run", (name, location)
+            elif kind == "online":
                 assert location.startswith(f"{project}_"), (name, location)
             elif kind == "output":  # what batch scoring writes: its run partitions
                 assert location.startswith("scores/"), (name, location)
@@ -134,7 +137,7 @@ def test_the_variants_exercise_every_kind_of_owned_data() -> None:
     for name in variants():
         text = python_files(name).get("scripts/purge.py", "")
         kinds |= set(re.findall(r'^    \([^,]+, "(\w+)",', text, flags=re.M))
-    assert kinds == {"file", "table", "online", "output"}, kinds
+    assert kinds == {"file", "table", "online", "output", "logs"}, kinds
 
 
 # ------------------------------------------------------------------ on the real PostgreSQL
@@ -153,7 +156,7 @@ raise SystemExit(purge.main([]))
 @pytest.mark.postgres
 def test_purge_deletes_old_rows_of_the_system_tables_and_never_a_source(tmp_path: Path) -> None:
     from test_feature_repo_e2e import NOW, make_variant, run_variants
-    from triton_harness import scratch_database
+    from triton_harness import postgres_env, scratch_database
 
     psycopg = pytest.importorskip("psycopg")
     data = preset_data("reference")
@@ -165,14 +168,7 @@ def test_purge_deletes_old_rows_of_the_system_tables_and_never_a_source(tmp_path
     fs = arch.feature_store
     assert fs is not None and (fs.online_store, fs.offline_store) == ("postgres", "postgres")
     with scratch_database("archgen_purge") as (db, user):
-        env = {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": "5432",
-            "POSTGRES_DB": db,
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_SSLMODE": "disable",
-        }
+        env = postgres_env(db, user)
         variant = make_variant("purge", arch, tmp_path, "--postgres", env=env)
         files = render_plan(build_plan(arch), arch)
         (variant.root / "scripts" / "purge.py").write_bytes(files["scripts/purge.py"])

@@ -21,7 +21,7 @@ import yaml
 from generator.checks.checks import check_compose_structure, compose_command
 from generator.decide import decide
 from generator.decide.architecture import Architecture
-from generator.plan import deploy, feature_repo
+from generator.plan import deploy, feature_repo, pipelines
 from generator.render.render import render_file
 from requirements_spec.validate import parse_spec
 
@@ -108,7 +108,9 @@ def test_every_kubernetes_manifest_passes_kubernetes_validate_strict(generated: 
     for name in _k8s_names(generated):
         _, root, files = generated[name]
         paths += [
-            str(root / p) for p in files if p.startswith("deploy/k8s/base/") and not p.endswith("kustomization.yaml")
+            str(root / p)
+            for p in files
+            if p.startswith("deploy/k8s/") and p.endswith(".yaml") and not p.endswith("kustomization.yaml")
         ]
         if kustomize:
             for env in deploy.ENVIRONMENTS:
@@ -278,8 +280,40 @@ def test_spark_warehouse_gets_spark_driver_permissions(generated: Any) -> None:
     _, _, files = generated["spark_k8s_gpu"]
     kinds = {d["kind"] for d in _yaml(files, "deploy/k8s/base/spark-rbac.yaml")}
     assert kinds == {"ServiceAccount", "Role", "RoleBinding"}
-    assert "spark-defaults.conf" in files["deploy/k8s/base/spark-defaults-configmap.yaml"].decode()
+    (rbac_binding,) = [d for d in _yaml(files, "deploy/k8s/base/spark-rbac.yaml") if d["kind"] == "RoleBinding"]
+    assert rbac_binding["subjects"] == [{"kind": "ServiceAccount", "name": "spark"}]
     assert "SPARK_MASTER" in files["deploy/k8s/overlays/prod/kustomization.yaml"].decode()
+
+
+def test_spark_settings_and_image_reach_the_spark_jobs(generated: Any, tmp_path: Path) -> None:
+    """spark-defaults carries the spark_settings decision; the job and its executors run deploy/spark.Dockerfile."""
+    arch, root, files = generated["spark_k8s_gpu"]
+    assert arch.feature_store is not None and arch.feature_store.spark_conf
+    (config,) = _yaml(files, "deploy/k8s/base/spark-defaults-configmap.yaml")
+    lines = dict(line.split(" ", 1) for line in config["data"]["spark-defaults.conf"].splitlines())
+    for key, value in arch.feature_store.spark_conf.items():
+        assert lines[key] == value
+    assert lines["spark.kubernetes.authenticate.driver.serviceAccountName"] == "spark"
+    # no orchestrator on Kubernetes: the pipelines component's CronJobs (deploy/k8s includes them)
+    cronjobs = {f.path: render_file(f, arch) for f in pipelines.plan(arch) if f.path.startswith("pipelines/k8s/")}
+    (cron,) = _yaml(cronjobs, "pipelines/k8s/materialize-cronjob.yaml")
+    manifests = [tmp_path / "materialize-cronjob.yaml", root / "deploy/k8s/base/spark-defaults-configmap.yaml"]
+    manifests[0].write_bytes(cronjobs["pipelines/k8s/materialize-cronjob.yaml"])
+    run = subprocess.run([str(KV), "--strict", "-k", "1.30", *map(str, manifests)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "spark"
+    (container,) = pod["containers"]
+    assert container["image"].endswith("-spark:dev")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "spark.kubernetes.container.image=$(SPARK_IMAGE)" in env["PYSPARK_SUBMIT_ARGS"]
+    for overlay in deploy.ENVIRONMENTS:
+        (k,) = _yaml(files, f"deploy/k8s/overlays/{overlay}/kustomization.yaml")
+        literals = dict(x.split("=", 1) for x in k["configMapGenerator"][0]["literals"])
+        image = next(i for i in k["images"] if i["name"].endswith("-spark"))
+        assert literals["SPARK_IMAGE"] == f"{image['newName']}:{image['newTag']}"
+    dockerfile = files["deploy/spark.Dockerfile"].decode()
+    assert f"ARG SPARK_IMAGE={deploy.SPARK_IMAGE}" in dockerfile and "requirements.txt" in dockerfile
 
 
 def test_overlays_differ_only_in_configuration(generated: Any) -> None:
@@ -287,7 +321,9 @@ def test_overlays_differ_only_in_configuration(generated: Any) -> None:
     overlays = {env: _yaml(files, f"deploy/k8s/overlays/{env}/kustomization.yaml")[0] for env in deploy.ENVIRONMENTS}
     for env, k in overlays.items():
         assert k["namespace"].endswith(f"-{env}")
-        assert k["resources"] == ["namespace.yaml", "../../base"]
+        # beside the base, only what names the environment: its namespace, its token-review binding
+        assert k["resources"][:2] == ["namespace.yaml", "../../base"]
+        assert k["resources"][2:] in ([], ["feature-server-tokenreview.yaml"])
         assert set(k) <= {
             "apiVersion",
             "kind",
@@ -342,3 +378,103 @@ def test_compose_refuses_to_start_without_the_secrets(generated: Any, tmp_path: 
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode != 0 and "REDIS_PASSWORD" in run.stderr
+
+
+def test_kubernetes_access_one_account_role_and_binding_per_declared_role(generated: Any) -> None:
+    """Feast's Kubernetes authorization: auth type kubernetes, and per role a ServiceAccount, a Role named as the
+    role (what Feast matches) and a RoleBinding; the feature server may read RoleBindings and review tokens."""
+    checked = 0
+    for name, (arch, _, files) in generated.items():
+        roles = [role for role, _ in arch.privacy.permissions]
+        access = files.get("deploy/k8s/base/feast-access.yaml")
+        if arch.deployment.target != "kubernetes" or not roles:
+            assert access is None, name
+            assert feature_repo.feast_auth(arch) in ("no_auth", "oidc"), name
+            continue
+        assert feature_repo.feast_auth(arch) == "kubernetes"
+        assert access is not None, f"{name}: roles {roles} declared but no access manifests"
+        docs = [d for d in yaml.safe_load_all(access) if d]
+        by_kind: dict[str, dict[str, Any]] = {}
+        for d in docs:
+            by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+        for role in roles:
+            assert role in by_kind["Role"], (name, role)
+            binding = next(b for b in by_kind["RoleBinding"].values() if b["roleRef"]["name"] == role)
+            (subject,) = binding["subjects"]
+            assert subject["kind"] == "ServiceAccount" and subject["name"] in by_kind["ServiceAccount"]
+        assert "feast-access.yaml" in _yaml(files, "deploy/k8s/base/kustomization.yaml")[0]["resources"]
+        if arch.feature_server_runs:
+            pod = _yaml(files, "deploy/k8s/base/feature-server-deployment.yaml")[0]["spec"]["template"]["spec"]
+            assert pod["serviceAccountName"] == "feature-server" and pod["automountServiceAccountToken"] is True
+            reader = by_kind["Role"]["feature-server-role-reader"]["rules"][0]
+            assert "rolebindings" in reader["resources"] and "list" in reader["verbs"]
+            for env in deploy.ENVIRONMENTS:
+                (review,) = _yaml(files, f"deploy/k8s/overlays/{env}/feature-server-tokenreview.yaml")
+                assert review["roleRef"]["name"] == "system:auth-delegator"
+                assert review["subjects"][0]["namespace"] == f"{deploy.slug(arch.spec.project.name)}-{env}"
+                overlay = _yaml(files, f"deploy/k8s/overlays/{env}/kustomization.yaml")[0]
+                assert "feature-server-tokenreview.yaml" in overlay["resources"]
+        checked += 1
+    assert checked >= 1, "no generated system declares roles on Kubernetes"
+
+
+def test_app_start_guard_refuses_placeholder_and_empty_secrets_outside_dev(generated: Any) -> None:
+    """deploy/check_secrets.py (the app image's ENTRYPOINT): placeholders never start; empty secrets only in dev."""
+    _, root, files = generated["realtime"]
+    guard = root / "deploy" / "check_secrets.py"
+    names = re.search(r"SECRETS = (\[.*?\])", files["deploy/check_secrets.py"].decode(), re.S)
+    assert names is not None
+    secrets = yaml.safe_load(names.group(1))
+    assert {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "TRITON_ADMIN_KEY"} <= set(secrets)
+
+    def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(guard), sys.executable, "-c", "print('started')"],
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    real = {name: f"real-{name.lower()}-0123456789" for name in secrets}
+    ok = start({**real, "DEPLOY_ENV": "prod"})
+    assert ok.returncode == 0 and ok.stdout.strip() == "started", ok.stderr
+    placeholder = start({**real, "DEPLOY_ENV": "prod", "REDIS_PASSWORD": "change-me-redis-prod"})
+    assert placeholder.returncode != 0 and "REDIS_PASSWORD" in placeholder.stderr
+    assert "change-me-redis-prod" not in placeholder.stderr + placeholder.stdout  # names only, never a value
+    assert start({**real, "DEPLOY_ENV": "dev", "POSTGRES_PASSWORD": "change-me"}).returncode != 0
+    empty = {**real, "POSTGRES_PASSWORD": ""}
+    refused = start({**empty, "DEPLOY_ENV": "staging"})
+    assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr
+    assert start({**empty, "DEPLOY_ENV": "dev"}).returncode == 0  # local development: trust auth, no password
+
+
+def test_every_app_container_starts_through_the_guard_and_redis_refuses_placeholders(generated: Any) -> None:
+    """Manifests pass args (the image's ENTRYPOINT, the guard, runs first); Kubernetes Redis refuses a placeholder."""
+    checked = 0
+    for name, (_, _, files) in generated.items():
+        for path, data in files.items():
+            if not (path.startswith("deploy/k8s/") and path.endswith(".yaml")):
+                continue
+            for doc in yaml.safe_load_all(data):
+                if not isinstance(doc, dict) or doc.get("kind") not in ("Deployment", "StatefulSet", "CronJob"):
+                    continue
+                spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+                for c in spec["template"]["spec"]["containers"]:
+                    if c["image"].endswith("-app:dev"):
+                        assert "command" not in c, (name, path, c["name"])
+                        checked += 1
+                    if c["name"] == "redis":
+                        script = c["command"][2]
+                        for password in ("", "change-me-redis-prod"):
+                            run = subprocess.run(
+                                ["sh", "-c", script],
+                                env={"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": password},
+                                capture_output=True,
+                                text=True,
+                                timeout=30,
+                                check=False,
+                            )
+                            assert run.returncode == 78 and "refusing to start" in run.stderr, (name, password)
+    assert checked >= 3

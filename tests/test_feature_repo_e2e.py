@@ -6,15 +6,19 @@ service equal the latest sample row per entity -> historical features are point-
 A batch-scoring preset has no online store and materializes nothing: only its offline path runs.
 The same against the real Redis and the real PostgreSQL (online, offline and SQL registry), and the
 PII cases: a `drop` field is unreachable through any feature service, a `hash` field is served as its
-salted hash. The Feast work runs in subprocesses (tests/test_feature_repo_runner.py), one per store.
+salted hash, an `encrypt` field as a ciphertext only the roles granted read_pii decrypt. The Feast work
+runs in subprocesses (tests/test_feature_repo_runner.py), one per store.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -24,7 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
-from triton_harness import scratch_database
+from triton_harness import postgres_env, scratch_database
 
 from generator.decide import decide
 from generator.decide.architecture import Architecture
@@ -41,6 +45,7 @@ PRESETS = ROOT / "requirements_spec" / "presets"
 PYTHON = sys.executable
 RUNNER = Path(__file__).with_name("test_feature_repo_runner.py")
 SALT = "test-salt-not-a-secret"
+KEY = base64.urlsafe_b64encode(b"test-key-not-a-secret-32-bytes!!").decode()  # a Fernet key
 REQUEST_VALUES = {"float64": 25.0, "float32": 25.0, "int64": 3, "int32": 3, "string": "EUR", "bool": True}
 
 pytestmark = pytest.mark.slow
@@ -192,7 +197,7 @@ class Variant:
         direct = []
         fs = self.arch.feature_store
         assert fs is not None
-        for ref in [*fs.dropped_fields, *fs.hashed_fields] if self.online else []:
+        for ref in [*fs.dropped_fields, *fs.hashed_fields, *fs.encrypted_fields] if self.online else []:
             view, _, field = ref.partition(".")
             v = self.spec.view(view)
             assert v is not None
@@ -200,9 +205,9 @@ class Variant:
             ids = sorted(self.latest(view).index.get_level_values(0).unique())[:2]
             rows = [{key: i.item() if hasattr(i, "item") else i} for i in ids]
             direct.append({"features": [f"{view}:{field}"], "entity_rows": rows})
-            if ref in self.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
-                hashed = fr_component.hashed_ref(ref).replace(".", ":")
-                direct.append({"features": [hashed], "entity_rows": rows})
+            if ref in [*fs.hashed_fields, *fs.encrypted_fields]:
+                hidden = fr_component.protected_ref(ref, fs).replace(".", ":")
+                direct.append({"features": [hidden], "entity_rows": rows})
         historical = {}
         for s in self.spec.features.services:
             entity_df = self.entity_df(s.name)
@@ -284,14 +289,43 @@ def check_online(variant: Variant, result: dict[str, Any]) -> None:
         got = result["online"][service]
         for ref in fr_component.served_features(variant.arch, service):
             view, _, field = ref.partition(".")
-            values = got[field]
+            values = decrypted(variant, field, got[field])
             for i, row in enumerate(rows):
                 expected = expected_value(variant, view, field, row)
                 assert close(values[i], expected), (variant.name, service, ref, row, values[i], expected)
 
 
+def encrypted(variant: Variant, field: str) -> bool:
+    """A field served as the ciphertext of an encrypted personal field."""
+    fs = variant.arch.feature_store
+    assert fs is not None
+    return field.endswith(fr_component.ENCRYPT_SUFFIX) and any(
+        r.partition(".")[2] + fr_component.ENCRYPT_SUFFIX == field for r in fs.encrypted_fields
+    )
+
+
+def protect_module(variant: Variant) -> Any:
+    """The generated scripts/protect_pii.py of a variant, imported."""
+    spec = importlib.util.spec_from_file_location(f"protect_{variant.name}", variant.root / "scripts/protect_pii.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def decrypted(variant: Variant, field: str, values: list[Any]) -> list[Any]:
+    """Ciphertexts decrypted by the generated reveal() for a role granted read_pii; other values as they are."""
+    if not encrypted(variant, field):
+        return values
+    protect = protect_module(variant)
+    assert all(v is None or (isinstance(v, str) and v.startswith("gAAAAA")) for v in values), values[:3]
+    return list(protect.reveal(list(values), protect.DECRYPT_ROLES[0], KEY.encode()))
+
+
 def expected_value(variant: Variant, view: str, field: str, row: dict[str, Any]) -> Any:
     spec = variant.spec
+    if encrypted(variant, field):  # compared once decrypted: the raw value
+        return expected_value(variant, view, field.removesuffix(fr_component.ENCRYPT_SUFFIX), row)
     raw_ref = f"{view}.{field.removesuffix(fr_component.HASH_SUFFIX)}"
     if field.endswith(fr_component.HASH_SUFFIX) and raw_ref in variant.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
         raw = expected_value(variant, view, raw_ref.partition(".")[2], row)
@@ -330,7 +364,9 @@ def check_historical(variant: Variant, result: dict[str, Any]) -> None:
             src = variant.batch_of_view(view)
             ts = variant.timestamp_of(src)
             key = variant.join_key(v.entities[0])
-            feats = hashed_frame(variant, view, variant.frame(src))[[key, ts, field]]
+            raw_field = field.removesuffix(fr_component.ENCRYPT_SUFFIX) if encrypted(variant, field) else field
+            feats = hashed_frame(variant, view, variant.frame(src))[[key, ts, raw_field]]
+            feats = feats.rename(columns={raw_field: field})
             feats = feats.rename(columns={ts: "event_timestamp"})
             left = entity_df.reset_index()[["row_id", key, "event_timestamp"]].sort_values("event_timestamp")
             feats = feats.sort_values("event_timestamp")
@@ -339,11 +375,19 @@ def check_historical(variant: Variant, result: dict[str, Any]) -> None:
                 left, feats, on="event_timestamp", by=key, tolerance=pd.Timedelta(seconds=duration_seconds(v.ttl))
             ).set_index("row_id")
             assert got[field].notna().mean() > 0.9, (variant.name, ref, "mostly empty")
-            for row_id in list(got.index)[:: max(1, len(got) // 60)]:
-                w, g = want.loc[row_id, field], got.loc[row_id, field]
+            sample = list(got.index)[:: max(1, len(got) // 60)]
+            plain_values = dict(
+                zip(sample, decrypted(variant, field, [plain_or_none(got.loc[i, field]) for i in sample]), strict=True)
+            )
+            for row_id in sample:
+                w, g = want.loc[row_id, field], plain_values[row_id]
                 w = None if pd.isna(w) else plain(w)
                 g = None if pd.isna(g) else plain(g)
                 assert close(g, w), (variant.name, service, ref, row_id, g, w)
+
+
+def plain_or_none(value: Any) -> Any:
+    return None if pd.isna(value) else plain(value)
 
 
 def hashed_frame(variant: Variant, view: str, frame: Any) -> Any:
@@ -360,9 +404,11 @@ def hashed_frame(variant: Variant, view: str, frame: Any) -> Any:
 
 
 def raw_pii_values(variant: Variant) -> dict[str, list[str]]:
-    """Every raw value of each hashed personal field in the sample data (the company's source)."""
+    """Every raw value of each hashed or encrypted personal field in the sample data (the company's source)."""
     out: dict[str, list[str]] = {}
-    for ref in variant.arch.feature_store.hashed_fields:  # type: ignore[union-attr]
+    fs = variant.arch.feature_store
+    assert fs is not None
+    for ref in [*fs.hashed_fields, *fs.encrypted_fields]:
         view, _, field = ref.partition(".")
         frame = variant.frame(variant.batch_of_view(view))
         out[ref] = sorted({str(v) for v in frame[field].dropna().tolist()})
@@ -373,9 +419,18 @@ def raw_pii_values(variant: Variant) -> dict[str, list[str]]:
 def assert_no_raw_pii(variant: Variant, cells: list[bytes], where: str) -> None:
     """No raw personal value in any cell, and the hashes are there (the scan saw the data)."""
     blob = b"\x00".join(cells)
+    fs = variant.arch.feature_store
+    assert fs is not None
     for ref, raws in raw_pii_values(variant).items():
         leaked = [r for r in raws if r.encode() in blob]
         assert not leaked, f"{where}: raw values of {ref} stored: {leaked[:3]}"
+        if ref in fs.encrypted_fields:  # Fernet tokens start with the version byte 0x80: "gAAAAA" in base64
+            tokens = re.findall(rb"gAAAAA[A-Za-z0-9_=-]{40,}", blob)
+            assert tokens, f"{where}: no ciphertext of {ref} found: the scan saw no data"
+            protect = protect_module(variant)
+            plain_values = protect.reveal([t.decode() for t in tokens[:20]], protect.DECRYPT_ROLES[0], KEY.encode())
+            assert set(plain_values) <= set(raws), f"{where}: ciphertexts of {ref} decrypt to unknown values"
+            continue
         digests = [hmac.new(SALT.encode(), r.encode(), hashlib.sha256).hexdigest().encode() for r in raws]
         assert any(d in blob for d in digests), f"{where}: no hash of {ref} found: the scan saw no data"
 
@@ -388,9 +443,10 @@ def check_training_set(variant: Variant, result: dict[str, Any]) -> None:
         got = pd.read_parquet(path)
         for ref in fs.dropped_fields:
             assert ref.partition(".")[2] not in got.columns, (variant.name, service, ref)
-        for ref in fs.hashed_fields:
+        for ref in [*fs.hashed_fields, *fs.encrypted_fields]:
             assert ref.partition(".")[2] not in got.columns, (variant.name, service, ref)
-        if fs.hashed_fields and any(c.endswith(fr_component.HASH_SUFFIX) for c in got.columns):
+        suffixes = (fr_component.HASH_SUFFIX, fr_component.ENCRYPT_SUFFIX)
+        if (fs.hashed_fields or fs.encrypted_fields) and any(c.endswith(suffixes) for c in got.columns):
             cells = [str(v).encode() for c in got.columns for v in got[c].tolist()]
             assert_no_raw_pii(variant, cells, f"training set {service}")
 
@@ -399,7 +455,7 @@ def check_pii(variant: Variant, result: dict[str, Any]) -> None:
     fs = variant.arch.feature_store
     assert fs is not None
     served = {(p, f) for s in result["registry"]["services"].values() for p, fields in s for f in fields}
-    for ref in [*fs.dropped_fields, *fs.hashed_fields]:
+    for ref in [*fs.dropped_fields, *fs.hashed_fields, *fs.encrypted_fields]:
         view, _, field = ref.partition(".")
         assert all(f != field for _, f in served), f"{ref} is reachable through a feature service"
     for ref in fs.dropped_fields:
@@ -421,6 +477,22 @@ def check_pii(variant: Variant, result: dict[str, Any]) -> None:
         assert all(isinstance(v, str) and len(v) == 64 for v in values), values
         assert values != raws and all(r not in values for r in raws)
         assert values == [hmac.new(SALT.encode(), str(r).encode(), hashlib.sha256).hexdigest() for r in raws]
+    for ref in fs.encrypted_fields:
+        hidden = fr_component.encrypted_ref(ref).replace(".", ":")
+        read = next(d for d in result["direct"] if d["features"] == [hidden])
+        tokens = read["result"][hidden.partition(":")[2]]
+        view, _, field = ref.partition(".")
+        rows = next(d["entity_rows"] for d in variant.request()["direct"] if d["features"] == [hidden])
+        raws = [expected_value(variant, view, field, row) for row in rows]
+        assert all(isinstance(t, str) and t.startswith("gAAAAA") for t in tokens), tokens
+        assert all(str(r) not in t for r, t in zip(raws, tokens, strict=True))
+        protect = protect_module(variant)
+        assert protect.DECRYPT_ROLES, "no role may decrypt: the variant must grant read_pii"
+        for role in protect.DECRYPT_ROLES:  # the roles granted read_pii get the values back
+            assert protect.reveal(tokens, role, KEY.encode()) == [str(r) for r in raws]
+        for role in [*(r for r in variant.roles() if r not in protect.DECRYPT_ROLES), UNGRANTED]:
+            with pytest.raises(PermissionError, match="may not decrypt"):
+                protect.reveal(tokens, role, KEY.encode())
 
 
 def check_access(variant: Variant, result: dict[str, Any]) -> None:
@@ -459,7 +531,7 @@ def make_variant(
     name: str, arch: Architecture, tmp: Path, *data_args: str, env: dict[str, str] | None = None
 ) -> Variant:
     root = write_repo(arch, tmp / name)
-    env = {"PII_HASH_SALT": SALT, **(env or {})}
+    env = {"PII_HASH_SALT": SALT, "PII_ENCRYPTION_KEY": KEY, **(env or {})}
     generate_data(root, NOW, "--entities", "20", "--labels", "300", *data_args, env=env)
     return Variant(name, arch, root, NOW, env)
 
@@ -468,19 +540,31 @@ def make_variant(
 def embedded_runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Variant, dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("fr_embedded")
     variants = [make_variant(p, embedded(arch_of(preset_data(p))), tmp) for p in presets_with_features()]
-    # hash: the reference with pii_handling hash and the personal field asked for by the service
-    data = preset_data("reference")
-    data["privacy"]["pii_handling"] = "hash"
-    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
-    variants.append(make_variant("reference_hash", embedded(arch_of(data)), tmp))
+    # hash and encrypt: the reference with that pii_handling and the personal field asked for by the service
+    for handling in ("hash", "encrypt"):
+        data = pii_data(handling)
+        variants.append(make_variant(f"reference_{handling}", embedded(arch_of(data)), tmp))
     return list(zip(variants, run_variants(variants, tmp), strict=True))
+
+
+def pii_data(handling: str) -> dict[str, Any]:
+    """The reference spec serving its personal field with this handling; encrypt grants read_pii to one role."""
+    data = preset_data("reference")
+    data["privacy"]["pii_handling"] = handling
+    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
+    if handling == "encrypt":
+        data["privacy"]["access"] = [
+            {"role": "ranking_service", "can": ["online_read", "offline_read"]},
+            {"role": "support_agent", "can": ["online_read", "read_pii"]},
+        ]
+    return data
 
 
 def test_every_preset_with_features_is_covered(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
     assert {"reference", "realtime"} <= {v.name for v, _ in embedded_runs}
 
 
-@pytest.mark.parametrize("name", [*presets_with_features(), "reference_hash"])
+@pytest.mark.parametrize("name", [*presets_with_features(), "reference_hash", "reference_encrypt"])
 def test_embedded_round_trip(name: str, embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
     variant, result = next((v, r) for v, r in embedded_runs if v.name == name)
     check_all(variant, result)
@@ -511,12 +595,12 @@ def _redis() -> Any:
 
 
 @pytest.mark.redis
-def test_redis_round_trip(tmp_path: Path) -> None:
-    """Also: with pii_handling hash, a scan of every Redis value of the project finds no raw personal value."""
+@pytest.mark.parametrize("handling", ["hash", "encrypt"])
+def test_redis_round_trip(handling: str, tmp_path: Path) -> None:
+    """Also: with pii_handling hash or encrypt, a scan of every Redis value of the project finds no raw personal
+    value (encrypt: the ciphertexts there decrypt for the role granted read_pii, and for no other role)."""
     client = _redis()
-    data = preset_data("reference")
-    data["privacy"]["pii_handling"] = "hash"
-    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
+    data = pii_data(handling)
     data["project"]["name"] = f"archgen_fr_{uuid.uuid4().hex[:10]}"  # a Feast project of its own
     data["serving"]["latency_p99_ms"] = 5  # strict latency: the rules pick Redis
     arch = arch_of(data)
@@ -537,25 +621,18 @@ def test_redis_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_round_trip(tmp_path: Path) -> None:
-    """Also: with pii_handling hash, a scan of every table the system wrote finds no raw personal value."""
-    data = preset_data("reference")
-    data["privacy"]["pii_handling"] = "hash"
-    data["features"]["services"][0]["features"].append("driver_activity.phone_number")
+@pytest.mark.parametrize("handling", ["hash", "encrypt"])
+def test_postgres_round_trip(handling: str, tmp_path: Path) -> None:
+    """Also: with pii_handling hash or encrypt, a scan of every table the system wrote finds no raw personal
+    value (encrypt: the ciphertexts there decrypt for the role granted read_pii, and for no other role)."""
+    data = pii_data(handling)
     data["existing"]["warehouse"] = "postgres"
     data["delivery"]["mlops_level"] = 2  # a shared SQL registry
     arch = arch_of(data)
     fs = arch.feature_store
     assert fs is not None and (fs.online_store, fs.offline_store, fs.registry) == ("postgres", "postgres", "sql")
     with scratch_database("archgen_fr") as (db, user):
-        env = {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": "5432",
-            "POSTGRES_DB": db,
-            "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": "",
-            "POSTGRES_SSLMODE": "disable",
-        }
+        env = postgres_env(db, user)
         variant = make_variant("postgres", arch, tmp_path, "--postgres", env=env)
         (result,) = run_variants([variant], tmp_path)
         check_all(variant, result)
@@ -583,4 +660,5 @@ def test_postgres_round_trip(tmp_path: Path) -> None:
                     "select column_name from information_schema.columns where table_name = 'driver_activity_protected'"
                 )
             }
-        assert "phone_number_sha256" in columns and "phone_number" not in columns, columns
+        protected = "phone_number_encrypted" if handling == "encrypt" else "phone_number_sha256"
+        assert protected in columns and "phone_number" not in columns, columns

@@ -116,6 +116,8 @@ def _run_one(request: dict[str, Any]) -> dict[str, Any]:
     from feast import FeatureStore
     from feast.cli.cli import cli
 
+    for script in request.get("before_apply", []):  # what the Makefile runs first (scripts/aggregate.py)
+        _run_script(root / "scripts" / script, "--until", request["end"])
     cli.main(args=["-c", str(repo), "apply"], standalone_mode=False)  # = `feast -c feature_repo apply`
     os.chdir(cwd)  # apply changes into the repo
     if (root / "scripts" / "materialize.py").exists():  # batch scoring materializes nothing

@@ -70,6 +70,8 @@ def test_environment_is_exported_with_local_defaults_and_secrets_are_not(tmp_pat
     assert env["TRITON_VENV"] == ".venv-triton"
     makefile = (tmp_path / "Makefile").read_text()
     assert "#   POSTGRES_PASSWORD" in makefile and "#   PII_HASH_SALT" in makefile
+    # only the demo, over synthetic sample data, hashes with a salt of its own when none is set
+    assert "\ndemo: export PII_HASH_SALT ?= demo-only-salt-for-sample-data\n" in makefile
     # every ${VAR} feature_store.yaml reads is exported or named as one to set
     yaml_text = (tmp_path / "feature_repo" / "feature_store.yaml").read_text()
     placeholders = set(re.findall(r"^[^#]*\$\{(\w+)\}", yaml_text, re.M))
@@ -85,6 +87,7 @@ def test_reference_has_no_environment_block_and_predict_takes_arguments(tmp_path
     generate(PRESETS / "reference.yaml", tmp_path, ("frame",))
     makefile = (tmp_path / "Makefile").read_text()
     assert "export POSTGRES" not in makefile and "train-online" not in makefile  # sqlite + files, scheduled
+    assert "PII_HASH_SALT" not in makefile  # nothing hashed: no salt, not even the demo's
     assert 'PREDICT_ARGS="--driver_id 1001 --driver_id 1002"' in makefile
     out = make(tmp_path, "-n", "predict", "VENV=/opt/venv", "PREDICT_ARGS=--driver_id 1002 --driver_id 1003")
     assert "/opt/venv/bin/python -m serving.client --driver_id 1002 --driver_id 1003" in out
@@ -101,3 +104,12 @@ def test_online_training_gets_train_online_and_the_broker_client(tmp_path: Path)
     env = environment(repo)
     assert env["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/%2F"
     assert env["TRAINING_TOPIC"] == "driver_ranking.training_events"
+
+
+def test_demo_stops_the_server_unless_asked_to_keep_it(tmp_path: Path) -> None:
+    generate(PRESETS / "reference.yaml", tmp_path, ("frame",))
+    stopped = make(tmp_path, "-n", "-o", "setup", "demo", "VENV=/opt/venv")
+    assert "/opt/venv/bin/python -m serving.triton_runtime stop" in stopped
+    kept = make(tmp_path, "-n", "-o", "setup", "demo", "VENV=/opt/venv", "KEEP_SERVING=1")
+    assert "/opt/venv/bin/python -m serving.triton_runtime start" in kept
+    assert "serving.triton_runtime stop" not in kept  # make test's live tests use the running server

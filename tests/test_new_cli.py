@@ -24,7 +24,9 @@ def archgen(*args: str) -> tuple[int, str]:
 def test_error_findings_stop_generation_with_65(tmp_path: Path) -> None:
     text = REFERENCE.read_text()
     text = text.replace("autonomy: self_hosted", "autonomy: air_gapped").replace(
-        "  warehouse: files", "  warehouse: bigquery"
+        "  warehouse: files",
+        "  image_registry: registry.site.internal/ml\n  package_mirror: https://pypi.site.internal/simple\n"
+        "  warehouse: bigquery",
     )
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
@@ -73,7 +75,8 @@ def test_frame_follows_the_decisions() -> None:
     ref = generate(REFERENCE)
     rt = generate(PRESETS / "realtime.yaml")
     assert b"feast==0.67.0\n" in ref.files["requirements.txt"]  # SQLite + files: no extras
-    assert b"feast[postgres,redis]==0.67.0\n" in rt.files["requirements.txt"]
+    # Redis online, PostgreSQL warehouse, and the kubernetes client of the feature server's Kubernetes authorization
+    assert b"feast[k8s,postgres,redis]==0.67.0\n" in rt.files["requirements.txt"]
     for gen in (ref, rt):
         req = gen.files["requirements.txt"].decode()
         for pin in ("numpy>=2,<3", "scikit-learn==1.9.1", "tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7"):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.metadata
 import re
+import types
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +16,22 @@ import pytest
 import yaml
 
 from generator.decide import (
+    Conflict,
     InfeasibleSpec,
     Outcome,
+    Registry,
     RuleContext,
     RuleError,
     check,
     decide,
+    finding,
     load_registry,
     require_feasible,
     rule,
 )
 from generator.decide.architecture import Architecture
-from generator.decide.registry import FindingKind, builtin_registry
+from generator.decide.registry import AREAS, FindingKind, builtin_registry
+from generator.decide.table import Row, always
 from requirements_spec import presets
 from requirements_spec.loader import load_yaml_text
 from requirements_spec.validate import LoadedSpec, load_spec, parse_spec
@@ -98,6 +106,74 @@ def test_cases_cover_every_rule_and_finding() -> None:
     found = {code for _, c in CASES for code in c.get("findings") or []}
     assert sorted(set(reg.rules) - decided) == []
     assert sorted(set(reg.kinds) - found) == []
+
+
+def _tables() -> list[tuple[Any, str, tuple[Row[Any], ...]]]:
+    """(module, name, rows) of every first-match table an area module holds."""
+    out = []
+    for area in AREAS:
+        module = importlib.import_module(f"generator.decide.{area}")
+        for name, value in vars(module).items():
+            if isinstance(value, tuple) and value and all(isinstance(r, Row) for r in value):
+                out.append((module, name, value))
+    return out
+
+
+def test_cases_reach_every_row_of_every_decision_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row of a first-match table is the first that holds for at least one rule case."""
+    tables = _tables()
+    assert {name for _, name, _ in tables} >= {"ONLINE_STORE_TABLE", "SERVING_RUNTIME_TABLE"}
+    reached: set[tuple[str, int]] = set()
+
+    def recorded(name: str, n: int, row: Row[Any]) -> Row[Any]:
+        def then(facts: Any) -> Outcome:
+            reached.add((name, n))
+            return row.then(facts)
+
+        return replace(row, then=then)
+
+    for module, name, rows in tables:
+        monkeypatch.setattr(module, name, tuple(recorded(name, n, r) for n, r in enumerate(rows)))
+    for _, case in CASES:
+        decide(spec_from(case["base"], case.get("spec")))
+    missing = [
+        (name, n, rows[n].when) for _, name, rows in tables for n in range(len(rows)) if (name, n) not in reached
+    ]
+    assert missing == []
+    for _, name, rows in tables:
+        assert rows[-1].test is always, f"the last row of {name} must hold always"
+
+
+def test_rule_modules_register_nothing_and_reload() -> None:
+    """Registration is explicit: making a rule registers nothing, and a rule module can be reloaded."""
+    before = builtin_registry()
+    _plugin_rule("not_listed_anywhere")
+    for area in AREAS:
+        importlib.reload(importlib.import_module(f"generator.decide.{area}"))
+    after = builtin_registry()
+    assert list(after.rules) == list(before.rules) and list(after.kinds) == list(before.kinds)
+    assert "not_listed_anywhere" not in after.rules
+    reference = load_spec(ROOT / "requirements_spec/presets/reference.yaml")
+    assert decide(reference, registry=after) == decide(reference, registry=before)
+
+
+def test_a_rule_no_list_names_is_refused() -> None:
+    """A rule or finding an area module defines but does not list would be silently lost: it is an error."""
+    area = types.ModuleType("generator.decide.acme_area")
+
+    def acme(ctx: RuleContext) -> Iterator[Conflict]:
+        """Acme's finding."""
+        yield from ()
+
+    acme.__module__ = area.__name__
+    area.acme = finding("acme.one", "warning", title="Acme")(acme)  # type: ignore[attr-defined]
+    area.RULES, area.FINDINGS = (), ()  # type: ignore[attr-defined]
+    with pytest.raises(RuleError, match=r"acme_area\.acme is a check no list names"):
+        Registry().add_area(area)
+    area.FINDINGS = (area.acme,)  # type: ignore[attr-defined]
+    reg = Registry()
+    reg.add_area(area)
+    assert reg.kinds["acme.one"].defined_by == "generator.decide.acme_area.acme"
 
 
 def test_case_names_are_unique() -> None:
@@ -201,7 +277,7 @@ def test_require_feasible_passes_warnings() -> None:
 
 # ---------------------------------------------------------------- registry
 def _plugin_rule(key: str, *, overrides: bool = False, choice: str = "postgres") -> Any:
-    @rule(key, title="company standard", reads=("existing.warehouse",), overrides=overrides, register=False)
+    @rule(key, title="company standard", reads=("existing.warehouse",), overrides=overrides)
     def company_rule(ctx: RuleContext) -> Outcome:
         """Our company stores online features in PostgreSQL."""
         return Outcome(choice, "company standard", [("existing", "warehouse")])
@@ -271,7 +347,7 @@ def test_override_of_an_unknown_key_is_refused(monkeypatch: pytest.MonkeyPatch) 
 def test_entry_point_adds_a_check_and_its_code_is_waivable(monkeypatch: pytest.MonkeyPatch) -> None:
     kind = FindingKind("acme.needs_owner", "warning", "platform owner missing", "Acme wants a platform owner.")
 
-    @check(kind, register=False)
+    @check(kind)
     def platform_owner(ctx: RuleContext) -> Any:
         if ctx.spec.project.owners.platform is None:
             yield ctx.finding(kind.code, "no platform owner", [("project", "owners")], "add project.owners.platform")

@@ -56,6 +56,9 @@ def _local_specs() -> st.SearchStrategy[Spec]:
         for path, strategy in choices.items():
             if draw(st.booleans()):
                 _set(data, path, draw(strategy))
+        if data.get("autonomy") == "air_gapped":  # the site's registry and mirror are then required
+            _set(data, ("existing", "image_registry"), "registry.site.internal/ml")
+            _set(data, ("existing", "package_mirror"), "https://pypi.site.internal/simple")
         try:
             spec = Spec.model_validate(data)
         except ValidationError:

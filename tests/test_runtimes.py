@@ -39,7 +39,13 @@ project:
   name: {name}
   description: Offer a voucher at the kiosk when a visitor is likely to buy.
   owners: {{data_engineering: "@shop/data", data_science: "@shop/ds"}}
-existing: {{warehouse: files, orchestrator: cron, platform: local, broker: none}}
+existing:
+  warehouse: files
+  orchestrator: cron
+  platform: local
+  broker: none
+  image_registry: registry.site.internal/ml
+  package_mirror: https://pypi.site.internal/simple
 entities:
   - {{name: visitor, join_key: visitor_id, dtype: string}}
 sources:
@@ -192,8 +198,10 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert 'pod("train", ["-m", "training.train"], "4", "8Gi", 0)' in dag  # the spec's training resources
         if existing.get("orchestrator") == "kubernetes":
             job = yaml.safe_load(files[pipeline])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            assert [c["args"] for c in job["initContainers"]] == [["-m", "training.train"]]
-            assert job["containers"][0]["args"] == ["-m", "batch.score"]
+            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
+            assert [c["args"] for c in job["initContainers"]] == [["python", "-m", "training.train"]]
+            assert job["containers"][0]["args"] == ["python", "-m", "batch.score"]
+            assert all("command" not in c for c in [*job["initContainers"], *job["containers"]])
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -174,12 +175,59 @@ def test_a_broken_dot_is_a_warning_for_review_and_exit_69_for_diagram(tmp_path: 
 
 
 @pytest.mark.slow
-def test_a_failing_dot_leaves_new_to_succeed_and_name_what_it_skipped(tmp_path: Path, spec: Path) -> None:
-    env = _fake_dot(tmp_path, FAILING_DOT)
+@pytest.mark.parametrize("script", [FAILING_DOT, HANGING_DOT], ids=["failing", "hanging"])
+def test_new_never_runs_graphviz(tmp_path: Path, spec: Path, script: str) -> None:
+    """`new` does not depend on graphviz: it never starts `dot` (a hanging one costs nothing), and the same files
+    come out as where `dot` is missing."""
+    env = _fake_dot(tmp_path, script)
     (tmp_path / "s").mkdir()
+    started = time.monotonic()
     result = _cli("new", str(spec), "-o", str(tmp_path / "s" / "repo"), env=env)
     assert result.returncode == 0, result.stderr
     assert "skipped docs/diagrams/*.png and *.svg" in result.stderr
+    assert not (tmp_path / "pids").exists()  # every fake dot records its pid first: none ran
+    assert time.monotonic() - started < 120
+    bare = {**env, "PATH": os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != str(tmp_path / "bin"))}
+    result = _cli("new", str(spec), "-o", str(tmp_path / "s" / "bare"), env=bare)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(tmp_path / "s" / "repo") == snapshot(tmp_path / "s" / "bare")
+
+
+# a dot that draws the probe graph and the data-flow view, and fails on the deployment view
+DOT_FAILING_ON_ONE = """#!/bin/sh
+input=$(cat)
+case "$input" in
+  *'digraph probe'*) echo '<svg></svg>' ;;
+  *': deployment'*) echo 'Error: <stdin>: syntax error in line 9' >&2; exit 1 ;;
+  *) printf 'drawn' ;;
+esac
+"""
+
+
+def test_a_dot_failing_on_one_drawing_is_exit_69_and_writes_no_drawing(tmp_path: Path, spec: Path) -> None:
+    env = _fake_dot(tmp_path, DOT_FAILING_ON_ONE)
+    out = tmp_path / "d"
+    diagram = _cli("diagram", str(spec), "-o", str(out), env=env)
+    assert diagram.returncode == DEPENDENCY, diagram.stderr
+    assert "skipped dataflow.png, deployment.png" in diagram.stderr
+    assert "deployment.png: graphviz `dot` failed: exit status 1: Error: <stdin>: syntax error" in diagram.stderr
+    assert "internal error" not in diagram.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["dataflow.dot", "dataflow.mmd", "deployment.dot", "deployment.mmd"]  # dataflow.png drew: not kept
+    assert temps(tmp_path) == []
+    working = _cli("diagram", str(spec), "-o", str(out), "--format", "svg", "--force", env=_fake_dot_ok(tmp_path))
+    assert working.returncode == 0, working.stderr
+    assert sorted(p.name for p in out.glob("*.svg")) == ["dataflow.svg", "deployment.svg"]
+
+
+def _fake_dot_ok(tmp_path: Path) -> dict[str, str]:
+    """A dot that draws every graph as an empty SVG."""
+    bin_dir = tmp_path / "bin-ok"
+    bin_dir.mkdir()
+    dot = bin_dir / "dot"
+    dot.write_text("#!/bin/sh\ncat >/dev/null\necho '<svg></svg>'\n")
+    dot.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
 # ------------------------------------------------------------------ the terminal
@@ -221,14 +269,66 @@ def test_the_generated_image_refuses_to_start_with_the_example_placeholders(tmp_
     assert entrypoint[0] == "python"
     command = [sys.executable, *entrypoint[1:], sys.executable, "-c", "print('started')"]
     base = {k: v for k, v in os.environ.items() if not v.startswith("change-me")}
+    # run where the image runs it: its WORKDIR is the repository root (deploy/check_secrets.py)
     refused = subprocess.run(
-        command, env={**base, "REDIS_PASSWORD": "change-me-redis-prod"}, capture_output=True, text=True, timeout=60
+        command,
+        env={**base, "REDIS_PASSWORD": "change-me-redis-prod"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=out,
     )
     assert refused.returncode != 0 and "started" not in refused.stdout
     assert "REDIS_PASSWORD" in refused.stderr and "placeholder" in refused.stderr
     started = subprocess.run(
-        command, env={**base, "REDIS_PASSWORD": "s3cr3t"}, capture_output=True, text=True, timeout=60
+        command, env={**base, "REDIS_PASSWORD": "s3cr3t"}, capture_output=True, text=True, timeout=60, cwd=out
     )
     assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
     compose = (out / "deploy" / "docker-compose.yaml").read_text()
     assert "change-me*) echo 'refusing to start: REDIS_PASSWORD" in compose or "redis:" not in compose
+
+
+def _started_by(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_stores_and_triton_refuse_to_start_with_the_example_placeholders(tmp_path: Path) -> None:
+    """The compose guards of Redis and PostgreSQL and the Triton image's entrypoint, run as the container would
+    run them (with the program they start in place of the real server): a placeholder of the example env file
+    stops them with its name, a real value starts the server."""
+    import json
+
+    import yaml
+
+    out = tmp_path / "repo"
+    code, output = archgen("new", str(REFERENCE.parent / "realtime.yaml"), "-o", str(out))
+    assert code == 0, output
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for server in ("redis-server", "docker-entrypoint.sh"):  # the programs the guards hand over to
+        (bin_dir / server).write_text(f'#!/bin/sh\necho started {server} "$@"\n')
+        (bin_dir / server).chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if not v.startswith("change-me")}
+    base["PATH"] = f"{bin_dir}{os.pathsep}{base['PATH']}"
+    services = yaml.safe_load((out / "deploy" / "docker-compose.yaml").read_text())["services"]
+    for service, key, how in (("redis", "REDIS_PASSWORD", "command"), ("postgres", "POSTGRES_PASSWORD", "entrypoint")):
+        command = [part.replace("$$", "$") for part in services[service][how]]  # compose's own unescaping
+        refused = _started_by(command, {**base, key: f"change-me-{service}-dev"})
+        assert refused.returncode == 78 and "started" not in refused.stdout, (service, refused)
+        assert f"refusing to start: {key}" in refused.stderr
+        started = _started_by(command, {**base, key: "s3cr3t"})
+        assert started.returncode == 0 and started.stdout.startswith("started"), (service, started)
+    line = next(
+        x for x in (out / "deploy" / "triton.Dockerfile").read_text().splitlines() if x.startswith("ENTRYPOINT")
+    )
+    entrypoint = json.loads(line.removeprefix("ENTRYPOINT"))
+    assert entrypoint[0] == "python3"
+    triton = [sys.executable, *entrypoint[1:], sys.executable, "-c", "print('started')"]
+    flag = "--http-restricted-api=model-repository:triton-admin-key="
+    refused = _started_by([*triton, f"{flag}change-me-triton-admin-dev"], base)
+    assert refused.returncode != 0 and "started" not in refused.stdout
+    assert "--http-restricted-api" in refused.stderr and "placeholder" in refused.stderr
+    refused = _started_by(triton, {**base, "TRITON_ADMIN_KEY": "change-me-triton-admin-dev"})
+    assert refused.returncode != 0 and "TRITON_ADMIN_KEY" in refused.stderr
+    started = _started_by([*triton, f"{flag}s3cr3t"], {**base, "TRITON_ADMIN_KEY": "s3cr3t"})
+    assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr

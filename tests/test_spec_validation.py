@@ -73,6 +73,21 @@ BAD_UTF8 = _replace(REFERENCE, "Rank available drivers", "Rank av\udcffailable d
     "utf-8", "surrogateescape"
 )
 
+# the reference view as raw events with rollups; each case below breaks one thing of it
+AGGREGATED = _replace(
+    REFERENCE,
+    "        - {name: phone_number, dtype: string, pii: true}\n",
+    "        - {name: phone_number, dtype: string}\n"
+    "      aggregations:\n"
+    "        - {function: sum, column: rating, windows: [1d, 7d]}\n"
+    "        - {function: count_distinct, column: phone_number, windows: [7d]}\n",
+)
+
+
+def _aggregated(old: str, new: str) -> str:
+    return _replace(AGGREGATED, old, new)
+
+
 CASES = [
     # ---- A. the YAML layer
     Case("empty-file", "", "<document>", "the spec is empty", (1, 1), subprocess=True),
@@ -230,7 +245,7 @@ CASES = [
         "duplicate-view-field",
         _replace(REFERENCE, "{name: rating, dtype: float32}", "{name: trips_today, dtype: float32}"),
         "features.views[0].fields[1].name",
-        "first declared at line 43",
+        "see also features.views[0].fields[0].name (line 43)",
         "trips_today, dtype: float32",
     ),
     # ---- C. names, paths, injection
@@ -315,6 +330,88 @@ CASES = [
         "cron expression 'on'",
         (53, 13),
     ),
+    # ---- aggregations: rollups of raw events
+    Case(
+        "aggregation-unknown-column",
+        _aggregated("column: rating, windows", "column: ratings, windows"),
+        "features.views[0].aggregations[0].column",
+        "did you mean `rating`?",
+        "ratings",
+    ),
+    Case(
+        "aggregation-sum-of-string",
+        _aggregated("{function: count_distinct, column: phone_number", "{function: max, column: phone_number"),
+        "features.views[0].aggregations[1].function",
+        "max needs a numeric column; 'phone_number' is string",
+        "max",
+    ),
+    Case(
+        "aggregation-window-off-grain",
+        _aggregated("windows: [1d, 7d]", "windows: [1d, 36h]"),
+        "features.views[0].aggregations[0].windows[1]",
+        "window 36h is not a whole number of days",
+        "36h",
+    ),
+    Case(
+        "aggregation-window-twice",
+        _aggregated("windows: [1d, 7d]", "windows: [1d, 1w, 7d]"),
+        "features.views[0].aggregations[0].windows[2]",
+        "window 7d is the same as 1w",
+        "7d]",
+    ),
+    Case(
+        "aggregation-unknown-function",
+        _aggregated("function: sum", "function: median"),
+        "features.views[0].aggregations[0].function",
+        "allowed values: 'sum', 'count', 'mean', 'min', 'max' or 'count_distinct'",
+        "median",
+    ),
+    Case(
+        "aggregation-needs-granularity",
+        _aggregated("      granularity: day       # pre-aggregate grain: hour | day | week | month\n", ""),
+        "features.views[0].aggregations",
+        "needs a granularity",
+        "- {function: sum",
+    ),
+    Case(
+        "aggregation-of-personal-data",
+        _aggregated("{name: phone_number, dtype: string}", "{name: phone_number, dtype: string, pii: true}"),
+        "features.views[0].fields[3].pii",
+        "personal data is not aggregated",
+        "true}",
+    ),
+    Case(
+        "aggregation-service-reads-a-raw-field",
+        AGGREGATED,
+        "features.services[0].features[0]",
+        "view 'driver_activity' has no field 'trips_today'",
+        "driver_activity.trips_today",
+    ),
+    # ---- a joined feature catalog
+    Case(
+        "catalog-view-unknown-entity",
+        _replace(
+            REFERENCE,
+            "  broker: none          # none | kafka | rabbitmq | redis\n",
+            "  broker: none\n  feature_registry:\n    project: acme\n    views:\n"
+            "      - {name: stats, entities: [drivr], fields: [{name: conv_rate, dtype: float64}]}\n",
+        ),
+        "existing.feature_registry.views[0].entities[0]",
+        "did you mean `driver`?",
+        "drivr",
+    ),
+    Case(
+        "catalog-view-named-like-a-view",
+        _replace(
+            REFERENCE,
+            "  broker: none          # none | kafka | rabbitmq | redis\n",
+            "  broker: none\n  feature_registry:\n    project: acme\n    views:\n"
+            "      - {name: driver_activity, entities: [driver], fields: [{name: conv_rate, dtype: float64}]}\n",
+        ),
+        "features.views[0].name",
+        "duplicate feature view",
+        "driver_activity\n      entities",
+    ),
     # ---- unreadable files (66)
     Case("missing-file", "", "<document>", "No such file or directory", (1, 1), code=66, subprocess=True),
     Case("directory", "", "<document>", "is a directory", (1, 1), code=66),
@@ -382,7 +479,8 @@ def test_name_no_stays_a_string(tmp_path: Path) -> None:
     spec.write_text(_replace(REFERENCE, "name: driver_ranking", "name: no"), encoding="utf-8")
     code, output = run_validate(spec, via_subprocess=True, cwd=tmp_path, extra=("--format", "json"))
     assert code == 0, output
-    assert json.loads(output) == {"valid": True, "diagnostics": [], "project": "no"}
+    data = json.loads(output)
+    assert (data["ok"], data["diagnostics"], data["project"]) == (True, [], "no")
 
 
 FIVE_ERRORS = (
@@ -402,7 +500,7 @@ def test_all_errors_of_a_file_at_once_sorted_by_line(tmp_path: Path) -> None:
     code, output = run_validate(spec, via_subprocess=True, cwd=tmp_path, extra=("--format", "json"))
     assert code == 65
     diagnostics = json.loads(output)["diagnostics"]
-    assert [(d["line"], d["path"]) for d in diagnostics] == [
+    assert [(d["location"]["line"], d["location"]["path"]) for d in diagnostics] == [
         (13, "existing.warehouse"),
         (53, "training.schedule"),
         (58, "serving.throughput_rps"),
@@ -427,8 +525,9 @@ def test_five_reference_errors_at_once(tmp_path: Path) -> None:
     spec.write_text(text, encoding="utf-8")
     code, output = run_validate(spec, via_subprocess=False, cwd=tmp_path, extra=("--format", "json"))
     assert code == 65
-    found = [(d["line"], d["path"]) for d in json.loads(output)["diagnostics"]]
+    found = [(d["location"]["line"], d["location"]["path"]) for d in json.loads(output)["diagnostics"]]
     assert found == sorted(found)
+    assert {d["code"] for d in json.loads(output)["diagnostics"]} == {"spec.unknown_reference"}
     assert [p for _, p in found] == [
         "features.views[0].entities[0]",
         "features.views[1].source",

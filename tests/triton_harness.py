@@ -118,6 +118,18 @@ def running(repo: Path) -> Iterator[Server]:
         server.stop()
 
 
+def postgres_env(db: str, user: str) -> dict[str, str]:
+    """The POSTGRES_* variables a generated repository reads, for a scratch database on 127.0.0.1:5432."""
+    return {
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_DB": db,
+        "POSTGRES_USER": user,
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_SSLMODE": "disable",
+    }
+
+
 @contextmanager
 def scratch_database(prefix: str) -> Iterator[tuple[str, str]]:
     """A new database on the PostgreSQL at 127.0.0.1:5432 for one test, dropped after: (name, user).

@@ -31,7 +31,7 @@ K8S_LABEL_VALUE_MAX = 63
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
-Add = Callable[[str, str], None]  # (file, message)
+Add = Callable[[str, str, int], None]  # (file, message, line: 0 when not known)
 
 
 def _kind(mode: int) -> str | None:
@@ -59,13 +59,13 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             if stat.S_ISLNK(st.st_mode):
                 why = check_inside(root, rel, names=False)
                 if why:
-                    add(escape(rel), "a symlink leading outside the repository: not followed, not read")
+                    add(escape(rel), "a symlink leading outside the repository: not followed, not read", 0)
                 continue
             if name in dirs:
                 continue
             special = _kind(st.st_mode)
             if special:
-                add(escape(rel), f"{special}, not a regular file: not read")
+                add(escape(rel), f"{special}, not a regular file: not read", 0)
                 continue
             if st.st_size > MARKER_SCAN_BYTES or name.endswith((".pyc", ".pyo", ".png", ".parquet", ".onnx")):
                 continue
@@ -80,7 +80,7 @@ def scan_tree(root: Path, ignored: set[str], add: Add) -> int:
             markers = [m.start() for m in _MARKER.finditer(text)]
             if markers and _SEPARATOR.search(text):
                 line = text.count("\n", 0, markers[0]) + 1
-                add(f"{escape(rel)}:{line}", "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them")
+                add(escape(rel), "holds merge conflict markers (<<<<<<< ... >>>>>>>): resolve them", line)
     return scanned
 
 
@@ -138,7 +138,7 @@ def check_triton_load_rules(root: Path, add: Add) -> int:
             continue  # missing, unreadable or unparsable: the schema check reports it
         count += 1
         for message in triton_load_problems(cfg, mc):
-            add(escape(rel), message)
+            add(escape(rel), message, 0)
         if cfg.backend == "python" and cfg.platform != "ensemble":
             filename = cfg.default_model_filename or "model.py"
             for version in sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
@@ -152,13 +152,14 @@ def _compile(path: Path, rel: str, add: Add) -> None:
     try:
         compile(read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        add(f"{escape(rel)}:{exc.lineno or 0}", f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)")
+        add(escape(rel), f"Python syntax error: {escape(exc.msg)} (Triton cannot load it)", exc.lineno or 0)
     except (Refused, ValueError) as exc:  # UnicodeDecodeError, null bytes
-        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}")
+        add(escape(rel), f"cannot be compiled: {yaml_error(exc)}", 0)
 
 
 # ------------------------------------------------------------------ Kubernetes names
 def kubernetes_name_problems(doc: Any) -> list[str]:
+    """Why a Kubernetes object's name or labels exceed Kubernetes' length limits (none: an empty list)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
         return []
     kind = str(doc.get("kind", "?"))
@@ -181,6 +182,7 @@ def kubernetes_name_problems(doc: Any) -> list[str]:
 
 
 def check_kubernetes_names(root: Path, add: Add) -> None:
+    """Every manifest under deploy/k8s and pipelines/k8s: names and labels within Kubernetes' limits."""
     for folder in (root / "deploy" / "k8s", root / "pipelines" / "k8s"):
         if not folder.is_dir() or folder.is_symlink():
             continue
@@ -194,4 +196,134 @@ def check_kubernetes_names(root: Path, add: Add) -> None:
                 continue
             for doc in docs:
                 for message in kubernetes_name_problems(doc):
-                    add(escape(rel), message)
+                    add(escape(rel), message, 0)
+
+
+# ------------------------------------------------------------------ what an external tool may read
+def _inside(root: Path, path: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _remote(entry: str) -> bool:
+    """A URL or a git address: kustomize and compose would fetch it over the network."""
+    return "://" in entry or entry.startswith(("git@", "github.com/", "gitlab.com/", "bitbucket.org/", "oci:"))
+
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZE_LOADS = ("resources", "bases", "components")  # folders kustomize builds, wherever they are
+KUSTOMIZE_REFUSED = ("helmCharts", "helmChartInflationGenerator", "generators", "transformers", "validators")
+
+
+def kustomize_scope(root: Path, folder: Path) -> str | None:
+    """Why ``kustomize build folder`` must not run on this repository (None: everything it loads is inside).
+
+    kustomize itself keeps the files a kustomization names within its folder (its load restrictor also
+    refuses symlinks out), but builds any *folder* named under resources, bases or components, however far
+    outside, and fetches remote ones. Every such entry, in the overlay and in every folder it builds, must be
+    a file or folder inside the repository; plugins and Helm charts are not run.
+    """
+    seen: set[str] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        rel = escape(current.relative_to(root).as_posix()) if current.is_relative_to(root) else escape(current)
+        if not _inside(root, current):
+            return f"{rel} leads outside the repository"
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        why, folders = _kustomization_loads(root, current, rel)
+        if why:
+            return why
+        stack += folders
+    return None
+
+
+def _kustomization_loads(root: Path, current: Path, rel: str) -> tuple[str | None, list[Path]]:
+    """Why the kustomization in ``current`` must not be built; else the folders it builds."""
+    kfile = next((current / n for n in KUSTOMIZATION_NAMES if (current / n).is_file()), None)
+    if kfile is None:
+        return None, []  # kustomize reports it; nothing is loaded from here
+    try:
+        docs = load_yaml_all(read_text(kfile))
+    except Exception as exc:
+        return f"{rel}: its kustomization cannot be read ({yaml_error(exc)})", []
+    doc = docs[0] if docs else None
+    if not isinstance(doc, dict):
+        return None, []
+    for key in KUSTOMIZE_REFUSED:
+        if doc.get(key):
+            return f"{rel}: {key} would run programs or fetch charts; not built here", []
+    folders: list[Path] = []
+    for key in KUSTOMIZE_LOADS:
+        entries = doc.get(key) or []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            why = _outside_entry(root, current / text, f"{rel}: {key} entry {escape(text)!r}", text)
+            if why:
+                return why, []
+            if (current / text).is_dir():
+                folders.append(current / text)
+    return None, folders
+
+
+def _outside_entry(root: Path, target: Path, named: str, text: str) -> str | None:
+    """Why an entry a kustomization loads is not a path inside the repository (None: it is)."""
+    if _remote(text) or os.path.isabs(text):
+        return f"{named} is not a path inside the repository"
+    if not os.path.lexists(target):
+        return f"{named} does not exist (kustomize would fetch it)"
+    if not _inside(root, target):
+        return f"{named} leads outside the repository"
+    return None
+
+
+def _compose_paths(data: Any) -> list[tuple[str, str]]:
+    """(where, path) of every file or folder a compose file makes ``docker compose config`` read."""
+    out: list[tuple[str, str]] = []
+    if not isinstance(data, dict):
+        return out
+    _add_paths(out, "include", data.get("include"))
+    for section in ("configs", "secrets"):
+        for name, item in (data.get(section) or {}).items() if isinstance(data.get(section), dict) else []:
+            if isinstance(item, dict) and "file" in item:
+                _add_paths(out, f"{section}.{name}.file", item["file"])
+    services = data.get("services")
+    for name, svc in services.items() if isinstance(services, dict) else []:
+        if not isinstance(svc, dict):
+            continue
+        for key in ("env_file", "label_file"):
+            if key in svc:
+                _add_paths(out, f"services.{name}.{key}", svc[key])
+        extends = svc.get("extends")
+        if isinstance(extends, dict) and "file" in extends:
+            _add_paths(out, f"services.{name}.extends.file", extends["file"])
+    return out
+
+
+def _add_paths(out: list[tuple[str, str]], where: str, value: Any, key: str = "path") -> None:
+    """The paths in a compose value: a string, a mapping with ``key`` (and env files), or a list of those."""
+    if isinstance(value, str):
+        out.append((where, value))
+    elif isinstance(value, dict):
+        _add_paths(out, where, value.get(key))
+        for extra in ("env_file", "project_directory"):
+            if extra in value:
+                _add_paths(out, f"{where}.{extra}", value[extra])
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _add_paths(out, f"{where}[{n}]", item, key)
+
+
+def compose_scope(root: Path, compose_file: Path, data: Any) -> str | None:
+    """Why ``docker compose config`` must not run on this compose file (None: what it reads is inside)."""
+    base = compose_file.parent
+    for where, value in _compose_paths(data):
+        if "$" in value:
+            return f"{where}: {escape(value)!r} is interpolated from the environment; not resolved here"
+        if _remote(value) or os.path.isabs(value) or value.startswith("~"):
+            return f"{where}: {escape(value)!r} is not a path inside the repository"
+        if not _inside(root, base / value):
+            return f"{where}: {escape(value)!r} leads outside the repository"
+    return None

@@ -15,6 +15,11 @@ What is checked, each against the real tool where it can run here:
 - ``deploy/docker-compose.yaml``: structure, no literal secrets, and ``docker compose config`` when a
   docker client with compose is installed.
 
+kustomize and compose read the untrusted repository: they run only when everything they would load is
+inside it (:func:`~generator.checks.check_untrusted.kustomize_scope`,
+:func:`~generator.checks.check_untrusted.compose_scope`), through :func:`generator.tools.run_tool` (no
+shell, a timeout, bounded output, reaped) with an empty HOME and none of archgen's environment variables.
+
 A check whose tool is missing is reported as skipped with the reason; it is not a failure.
 Heavy imports (feast, tritonclient, kubernetes_validate, croniter) happen inside the checks.
 """
@@ -24,9 +29,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +39,13 @@ from typing import Any
 import yaml
 
 from .. import untrusted
-from ..errors import ArchgenError
+from ..errors import ArchgenError, Diagnostic, Location
 from ..write.manifest import MANIFEST, read_manifest
 
 KUBERNETES_VERSION = "1.30"
 FEATURE_STORE_YAML = "feature_repo/feature_store.yaml"
 COMPOSE_FILE = "deploy/docker-compose.yaml"
+TOOL_OUTPUT_MAX = 16 * 1024 * 1024  # bytes a kustomize build or compose may print before it is stopped
 # never part of the repository proper: not listed as added files
 IGNORED_DIRS = {".git", ".venv", ".venv-triton", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 IGNORED_DIRS |= {".run", "node_modules", ".ipynb_checkpoints", ".hypothesis"}
@@ -59,34 +64,50 @@ CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
+#: the codes of ``archgen check``'s problems, one per kind of check
+MANIFEST_CODE = "check.manifest"
+FEAST_CODE = "check.feast"
+TRITON_CODE = "check.triton"
+SCHEDULER_CODE = "check.scheduler"
+KUBERNETES_CODE = "check.kubernetes"
+COMPOSE_CODE = "check.compose"
+UNTRUSTED_CODE = "check.untrusted"
+PLUGIN_CODE = "check.plugin"
 
 
 @dataclass
 class Report:
     """What ``archgen check`` found. ``ok`` when no problems (changed/added/skipped are information)."""
 
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)  # what -> how many files
     skipped: list[str] = field(default_factory=list)  # "what: why"
     managed: int = 0
-    drift: list[Any] = field(default_factory=list)  # generator.checks.probes.Drift: the repository held to its spec
+    drift: list[Diagnostic] = field(default_factory=list)  # the probes: the repository held to its spec
 
     @property
     def ok(self) -> bool:
+        """No problem and no broken requirement (changed, added and skipped files are information)."""
         return not self.problems and not any(d.severity == "error" for d in self.drift)
 
     def count(self, what: str, n: int = 1) -> None:
+        """``n`` more files (or items) checked by ``what``."""
         self.checked[what] = self.checked.get(what, 0) + n
+
+    def add(self, code: str, file: str, message: str, line: int = 0) -> None:
+        """A problem in ``file`` (at ``line`` where known): an error of the repository."""
+        self.problems.append(Diagnostic(code, message, Location(file, line)))
+
+    def adder(self, code: str) -> Callable[[str, str, int], None]:
+        """:meth:`add` with its code given: ``(file, message, line)``, for the checks that take a callback."""
+
+        def add(file: str, message: str, line: int = 0) -> None:
+            self.add(code, file, message, line)
+
+        return add
 
 
 def check_repository(root: Path) -> Report:
@@ -94,20 +115,16 @@ def check_repository(root: Path) -> Report:
     from . import check_untrusted as cu
 
     report = Report()
-
-    def add(file: str, message: str) -> None:
-        report.problems.append(Problem(file, message))
-
     with untrusted.reading(root):
-        cu.scan_tree(root, IGNORED_DIRS, add)
+        cu.scan_tree(root, IGNORED_DIRS, report.adder(UNTRUSTED_CODE))
         check_manifest(root, report)
         check_feature_store(root, report)
         check_triton(root, report)
-        if cu.check_triton_load_rules(root, add):
+        if cu.check_triton_load_rules(root, report.adder(TRITON_CODE)):
             report.count("Triton load-time rules")
         check_schedulers(root, report)
         check_kubernetes(root, report)
-        cu.check_kubernetes_names(root, add)
+        cu.check_kubernetes_names(root, report.adder(KUBERNETES_CODE))
         check_compose(root, report)
         _check_plugins(root, report)
         check_spec(root, report)
@@ -148,13 +165,14 @@ def _walk(root: Path) -> Iterator[str]:
 
 
 def check_manifest(root: Path, report: Report) -> None:
+    """Which managed files the team changed or deleted and which it added, from the manifest's hashes."""
     try:
         manifest = read_manifest(root)
     except ArchgenError as exc:
-        report.problems.append(Problem(MANIFEST, exc.message))
+        report.add(MANIFEST_CODE, MANIFEST, exc.message)
         return
     if manifest is None:
-        report.problems.append(Problem(MANIFEST, "missing: not a repository generated by archgen (or it was removed)"))
+        report.add(MANIFEST_CODE, MANIFEST, "missing: not a repository generated by archgen (or it was removed)")
         return
     report.managed = len(manifest.files)
     for f in manifest.files:
@@ -165,7 +183,7 @@ def check_manifest(root: Path, report: Report) -> None:
         try:
             digest = untrusted.sha256_file(path)
         except untrusted.Refused as exc:
-            report.problems.append(Problem(f.path, f"managed file {exc}"))
+            report.add(MANIFEST_CODE, f.path, f"managed file {exc}")
             continue
         if digest != f.sha256:
             report.changed.append(f.path)
@@ -188,19 +206,20 @@ def expand_placeholders(text: str) -> str:
 
 
 def check_feature_store(root: Path, report: Report) -> None:
+    """``feature_repo/feature_store.yaml`` loads in Feast's ``RepoConfig`` (placeholders for ``${VAR}``)."""
     path = root / FEATURE_STORE_YAML
     if not path.is_file():
         if (root / "feature_repo").is_dir():
-            report.problems.append(Problem(FEATURE_STORE_YAML, "missing: Feast needs it to load the feature repo"))
+            report.add(FEAST_CODE, FEATURE_STORE_YAML, "missing: Feast needs it to load the feature repo")
         return
     try:
         docs = untrusted.load_yaml_all(expand_placeholders(untrusted.read_text(path)))
         raw = docs[0] if len(docs) == 1 else docs or None
     except (yaml.YAMLError, ValueError) as exc:
-        report.problems.append(Problem(FEATURE_STORE_YAML, f"is not valid YAML: {untrusted.yaml_error(exc)}"))
+        report.add(FEAST_CODE, FEATURE_STORE_YAML, f"is not valid YAML: {untrusted.yaml_error(exc)}")
         return
     if not isinstance(raw, dict):
-        report.problems.append(Problem(FEATURE_STORE_YAML, "must be a mapping of Feast settings"))
+        report.add(FEAST_CODE, FEATURE_STORE_YAML, "must be a mapping of Feast settings")
         return
     if report.managed and FEATURE_STORE_YAML not in report.changed:
         # byte for byte what archgen generated (the manifest's hash): Feast loaded that file in archgen's own
@@ -223,19 +242,20 @@ def check_feature_store(root: Path, report: Report) -> None:
     except ValidationError as exc:
         for err in exc.errors():
             where = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-            report.problems.append(Problem(FEATURE_STORE_YAML, f"{where}: {err.get('msg', 'invalid')}"))
+            report.add(FEAST_CODE, FEATURE_STORE_YAML, f"{where}: {err.get('msg', 'invalid')}")
         return
     except FeastModuleImportError as exc:
         report.skipped.append(f"{FEATURE_STORE_YAML}: a Feast extra is missing here ({_one_line(exc)})")
         return
     except Exception as exc:  # Feast raises its own errors for unknown store types and the like
-        report.problems.append(Problem(FEATURE_STORE_YAML, f"Feast rejects it: {type(exc).__name__}: {_one_line(exc)}"))
+        report.add(FEAST_CODE, FEATURE_STORE_YAML, f"Feast rejects it: {type(exc).__name__}: {_one_line(exc)}")
         return
     report.count("feature_store.yaml")
 
 
 # ------------------------------------------------------------------ Triton
 def check_triton(root: Path, report: Report) -> None:
+    """Every Triton ``config.pbtxt`` passes the static rules of :mod:`generator.plan.triton_config`."""
     repo = root / "model_repository"
     if not repo.is_dir() or not any(repo.glob("*/config.pbtxt")):
         return  # no repository, or only trained versions for a runtime without Triton (python_rest)
@@ -249,7 +269,7 @@ def check_triton(root: Path, report: Report) -> None:
     except ImportError as exc:
         report.skipped.append(f"model_repository: cannot load Triton's ModelConfig protobuf ({exc})")
         return
-    report.problems += [Problem(p.file, p.message) for p in problems]
+    report.problems += problems
     report.count("Triton configs", len(list(repo.glob("*/config.pbtxt"))))
 
 
@@ -277,10 +297,11 @@ def cron_problem(expr: str) -> str | None:
 
 
 def check_crontab(path: Path, rel: str, report: Report) -> None:
+    """Each crontab line: a 5-field schedule (or an @ macro) and a command."""
     try:
         text = untrusted.read_text(path)
     except ValueError as exc:
-        report.problems.append(Problem(rel, f"cannot be read: {untrusted.yaml_error(exc)}"))
+        report.add(SCHEDULER_CODE, rel, f"cannot be read: {untrusted.yaml_error(exc)}")
         return
     for number, line in enumerate(text.splitlines(), start=1):
         text = line.strip()
@@ -296,22 +317,24 @@ def check_crontab(path: Path, rel: str, report: Report) -> None:
             # the 6th token looks like a schedule field: a 6-field (seconds) cron that crontab would misread
             problem = f"cron {' '.join(fields[:6])!r} has 6 schedule fields; crontab takes exactly 5"
         if problem:
-            report.problems.append(Problem(f"{rel}:{number}", problem))
+            report.add(SCHEDULER_CODE, rel, problem, number)
     report.count("crontabs")
 
 
 def check_python(path: Path, rel: str, report: Report) -> None:
+    """A Python scheduler file compiles (it is never imported or run)."""
     try:
         compile(untrusted.read_text(path), rel, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        report.problems.append(Problem(f"{rel}:{exc.lineno or 0}", f"Python syntax error: {exc.msg}"))
+        report.add(SCHEDULER_CODE, rel, f"Python syntax error: {exc.msg}", exc.lineno or 0)
     except (UnicodeDecodeError, ValueError) as exc:
-        report.problems.append(Problem(rel, f"cannot compile: {untrusted.yaml_error(exc)}"))
+        report.add(SCHEDULER_CODE, rel, f"cannot compile: {untrusted.yaml_error(exc)}")
     else:
         report.count("Python pipeline files")
 
 
 def check_schedulers(root: Path, report: Report) -> None:
+    """The scheduler configs: crontabs, Python DAGs and flows, YAML and the CI workflows."""
     pipelines = root / "pipelines"
     for path in sorted(pipelines.rglob("*")) if pipelines.is_dir() else []:
         if not path.is_file() or any(part in IGNORED_DIRS for part in path.parts):
@@ -322,19 +345,19 @@ def check_schedulers(root: Path, report: Report) -> None:
         elif path.suffix == ".py":
             check_python(path, rel, report)
         elif path.suffix in (".yaml", ".yml") and "k8s" not in path.relative_to(pipelines).parts:
-            _load_yaml_docs(path, rel, report)
+            _load_yaml_docs(path, rel, report, SCHEDULER_CODE)
     scheduler = root / "deploy" / "scheduler.py"
     if scheduler.is_file():
         check_python(scheduler, "deploy/scheduler.py", report)
     for workflow in sorted((root / ".github" / "workflows").glob("*.y*ml")):
-        _load_yaml_docs(workflow, workflow.relative_to(root).as_posix(), report)
+        _load_yaml_docs(workflow, workflow.relative_to(root).as_posix(), report, SCHEDULER_CODE)
 
 
-def _load_yaml_docs(path: Path, rel: str, report: Report) -> list[Any] | None:
+def _load_yaml_docs(path: Path, rel: str, report: Report, code: str) -> list[Any] | None:
     try:
         docs = untrusted.load_yaml_all(untrusted.read_text(path))
     except (yaml.YAMLError, ValueError) as exc:
-        report.problems.append(Problem(rel, f"is not valid YAML: {untrusted.yaml_error(exc)}"))
+        report.add(code, rel, f"is not valid YAML: {untrusted.yaml_error(exc)}")
         return None
     return docs
 
@@ -348,42 +371,76 @@ def _k8s_files(root: Path) -> list[Path]:
     return sorted(out)
 
 
-def validate_k8s_doc(doc: Any, where: str) -> list[Problem]:
+def validate_k8s_doc(doc: Any, where: str) -> list[Diagnostic]:
     """Schema problems of one Kubernetes object (strict: unknown keys are errors) and of CronJob schedules."""
     import kubernetes_validate
     from kubernetes_validate.utils import SchemaNotFoundError
 
     if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
-        return [Problem(where, "not a Kubernetes object (apiVersion and kind are required)")]
+        return [_k8s(where, "not a Kubernetes object (apiVersion and kind are required)")]
     name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc.get("metadata"), dict) else "?"
     label = f"{doc['kind']} {name}"
-    problems: list[Problem] = []
+    problems: list[Diagnostic] = []
     try:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
         path = ".".join(str(p) for p in exc.path) or "(top level)"
-        problems.append(Problem(where, f"{label}: {path}: {exc.message}"))
+        problems.append(_k8s(where, f"{label}: {path}: {exc.message}"))
     except SchemaNotFoundError:
-        problems.append(Problem(where, f"{label}: unknown apiVersion/kind {doc['apiVersion']}/{doc['kind']}"))
+        problems.append(_k8s(where, f"{label}: unknown apiVersion/kind {doc['apiVersion']}/{doc['kind']}"))
     if doc.get("kind") == "CronJob" and isinstance(doc.get("spec"), dict):
         schedule = doc["spec"].get("schedule")
         if isinstance(schedule, str) and (problem := cron_problem(schedule)):
-            problems.append(Problem(where, f"{label}: spec.schedule: {problem}"))
+            problems.append(_k8s(where, f"{label}: spec.schedule: {problem}"))
     return problems
 
 
-def _check_kustomization(path: Path, rel: str, docs: list[Any], report: Report) -> None:
+def _k8s(where: str, message: str) -> Diagnostic:
+    return Diagnostic(KUBERNETES_CODE, message, Location(where))
+
+
+def _check_kustomization(root: Path, path: Path, rel: str, docs: list[Any], report: Report) -> None:
     doc = docs[0] if docs else None
     if not isinstance(doc, dict):
-        report.problems.append(Problem(rel, "a kustomization must be a mapping"))
+        report.add(KUBERNETES_CODE, rel, "a kustomization must be a mapping")
         return
-    for entry in doc.get("resources") or []:
-        target = (path.parent / str(entry)).resolve()
-        if not target.exists():
-            report.problems.append(Problem(rel, f"resources: {entry} does not exist"))
+    real_root = os.path.realpath(root)
+    resources = doc.get("resources") or []
+    for entry in resources if isinstance(resources, list) else []:
+        shown = untrusted.escape(entry)
+        target = path.parent / str(entry)
+        if os.path.isabs(str(entry)) or not Path(os.path.realpath(target)).is_relative_to(real_root):
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} is not a path inside the repository")
+        elif not target.exists():
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} does not exist")
         elif target.is_dir() and not any((target / n).is_file() for n in ("kustomization.yaml", "kustomization.yml")):
-            report.problems.append(Problem(rel, f"resources: {entry} is a folder without a kustomization.yaml"))
+            report.add(KUBERNETES_CODE, rel, f"resources: {shown} is a folder without a kustomization.yaml")
     report.count("kustomizations")
+
+
+def _sandboxed(command: list[str], timeout: float) -> Any:
+    """``command`` on the untrusted repository: no shell, a timeout, bounded output, no variable of archgen's
+    environment (a CI secret) and an empty HOME (:mod:`generator.tools`). OSError when it cannot start.
+    """
+    from ..tools import minimal_env, run_tool, scratch_home, tool_timeout
+
+    with scratch_home() as home:
+        return run_tool(
+            command, timeout=tool_timeout(timeout), max_output=TOOL_OUTPUT_MAX, env=minimal_env(home), cwd=home
+        )
+
+
+def _finished(command: list[str], timeout: float, report: Report, what: str) -> Any:
+    """:func:`_sandboxed`'s result when the tool started and finished; else None, reported as skipped."""
+    try:
+        run = _sandboxed(command, timeout)
+    except OSError as exc:
+        report.skipped.append(f"{what} did not run ({exc.strerror})")
+        return None
+    if run.returncode is None:
+        report.skipped.append(f"{what} {run.reason()}")
+        return None
+    return run
 
 
 def _kustomize_command() -> list[str] | None:
@@ -395,6 +452,7 @@ def _kustomize_command() -> list[str] | None:
 
 
 def check_kubernetes(root: Path, report: Report) -> None:
+    """Every Kubernetes manifest against the schemas (strict), kustomizations, and overlay builds where a tool runs."""
     files = _k8s_files(root)
     if not files:
         return
@@ -406,36 +464,59 @@ def check_kubernetes(root: Path, report: Report) -> None:
     overlays: list[Path] = []
     for path in files:
         rel = path.relative_to(root).as_posix()
-        docs = _load_yaml_docs(path, rel, report)
+        docs = _load_yaml_docs(path, rel, report, KUBERNETES_CODE)
         if docs is None:
             continue
         if path.name in ("kustomization.yaml", "kustomization.yml"):
-            _check_kustomization(path, rel, docs, report)
+            _check_kustomization(root, path, rel, docs, report)
             overlays.append(path.parent)
             continue
         for doc in docs:
             report.problems += validate_k8s_doc(doc, rel)
         report.count("Kubernetes manifests")
+    _build_overlays(root, overlays, report)
+
+
+def _build_overlays(root: Path, overlays: list[Path], report: Report) -> None:
+    """Each kustomize overlay builds (with kustomize or kubectl, where one is installed) and its output validates."""
     command = _kustomize_command()
     if command is None:
         report.skipped.append("kustomize builds: neither kustomize nor kubectl is installed")
         return
     for folder in overlays:
-        rel = folder.relative_to(root).as_posix()
-        try:
-            run = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            report.skipped.append(f"{rel}: kustomize build did not run ({exc})")
-            continue
-        if run.returncode != 0:
-            report.problems.append(
-                Problem(f"{rel}/kustomization.yaml", f"kustomize build fails: {_one_line(run.stderr)}")
-            )
-            continue
-        for doc in yaml.safe_load_all(run.stdout):
-            if doc is not None:
-                report.problems += validate_k8s_doc(doc, f"{rel} (built)")
-        report.count("kustomize builds")
+        _kustomize_build(root, folder, command, report)
+
+
+def _kustomize_build(root: Path, folder: Path, command: list[str], report: Report) -> None:
+    """``kustomize build`` of one overlay, only when everything it loads is inside the repository (see
+    :func:`generator.checks.check_untrusted.kustomize_scope`), without a shell, with a timeout and bounded output.
+    """
+    from . import check_untrusted as cu
+
+    rel = folder.relative_to(root).as_posix()
+    why = cu.kustomize_scope(root, folder)
+    if why:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"not built: {why}"))
+        return
+    run = _finished(
+        [*command, "--load-restrictor=LoadRestrictionsRootOnly", os.path.abspath(folder)],
+        120.0,
+        report,
+        f"{rel}: kustomize build",
+    )
+    if run is None:
+        return
+    if not run.ok:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"kustomize build fails: {_tool_error(run.stderr)}"))
+        return
+    try:
+        docs = untrusted.load_yaml_all(run.stdout.decode("utf-8"))
+    except (yaml.YAMLError, ValueError) as exc:
+        report.problems.append(_k8s(f"{rel}/kustomization.yaml", f"kustomize output: {untrusted.yaml_error(exc)}"))
+        return
+    for doc in docs:
+        report.problems += validate_k8s_doc(doc, f"{rel} (built)")
+    report.count("kustomize builds")
 
 
 # ------------------------------------------------------------------ docker compose
@@ -453,6 +534,7 @@ def _literal_secrets(service: str, environment: Any) -> list[str]:
 
 
 def check_compose_structure(data: Any) -> list[str]:
+    """What is wrong with a docker-compose document's structure, in words (none: an empty list)."""
     if not isinstance(data, dict):
         return ["must be a mapping"]
     out = [f"unknown top-level key {k!r}" for k in data if k not in COMPOSE_TOP_LEVEL and not str(k).startswith("x-")]
@@ -492,15 +574,16 @@ def compose_command() -> list[str] | None:
         candidates.append(["docker-compose"])
     for command in candidates:
         try:
-            run = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+            run = _sandboxed([*command, "version"], 30.0)
+        except OSError:
             continue
-        if run.returncode == 0:
+        if run.ok:
             return command
     return None
 
 
 def compose_env_file(root: Path) -> Path | None:
+    """The env file `docker compose config` reads: the dev env, or its example."""
     for name in ("deploy/env/dev.env", "deploy/env/dev.env.example"):
         if (root / name).is_file():
             return root / name
@@ -508,30 +591,50 @@ def compose_env_file(root: Path) -> Path | None:
 
 
 def check_compose(root: Path, report: Report) -> None:
+    """``deploy/docker-compose.yaml``: its structure, no literal secrets, and `docker compose config` where it runs."""
     path = root / COMPOSE_FILE
     if not path.is_file():
         return
-    docs = _load_yaml_docs(path, COMPOSE_FILE, report)
+    docs = _load_yaml_docs(path, COMPOSE_FILE, report, COMPOSE_CODE)
     if docs is None:
         return
     for problem in check_compose_structure(docs[0] if docs else None):
-        report.problems.append(Problem(COMPOSE_FILE, problem))
+        report.add(COMPOSE_CODE, COMPOSE_FILE, problem)
     report.count("compose files")
+    from . import check_untrusted as cu
+
+    env_file = compose_env_file(root)
+    why = cu.compose_scope(root, path, docs[0] if docs else None)
+    for extra in [p for p in (env_file, path.parent / ".env") if p is not None and os.path.lexists(p)]:
+        if why is None and untrusted.check_inside(root, extra.relative_to(root).as_posix(), names=False):
+            why = f"{escape_rel(root, extra)} leads outside the repository"
+    if why:
+        report.add(COMPOSE_CODE, COMPOSE_FILE, f"`docker compose config` not run: {why}")
+        return
     command = compose_command()
     if command is None:
         report.skipped.append(f"{COMPOSE_FILE}: `docker compose config` (no docker client with compose here)")
         return
-    env_file = compose_env_file(root)
-    args = [*command, "--project-directory", str(path.parent), "-f", str(path)]
+    # absolute paths: the tool runs in an empty folder of its own
+    args = [*command, "--project-directory", os.path.abspath(path.parent), "-f", os.path.abspath(path)]
     if env_file is not None:
-        args += ["--env-file", str(env_file)]
-    try:
-        run = subprocess.run([*args, "config", "-q"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        report.skipped.append(f"{COMPOSE_FILE}: `docker compose config` did not run ({exc})")
+        args += ["--env-file", os.path.abspath(env_file)]
+    # no variable of archgen's environment (a CI secret) can be interpolated into an error message
+    run = _finished([*args, "config", "-q"], 60.0, report, f"{COMPOSE_FILE}: `docker compose config`")
+    if run is None:
         return
-    if run.returncode != 0:
-        report.problems.append(Problem(COMPOSE_FILE, f"docker compose config: {_one_line(run.stderr or run.stdout)}"))
+    if not run.ok:
+        report.add(COMPOSE_CODE, COMPOSE_FILE, f"docker compose config: {_tool_error(run.stderr or run.stdout)}")
+
+
+def escape_rel(root: Path, path: Path) -> str:
+    """A repository path, relative to ``root``, with its control characters escaped."""
+    return untrusted.escape(path.relative_to(root).as_posix())
+
+
+def _tool_error(output: bytes) -> str:
+    """A tool's error output as one escaped line of at most 400 characters."""
+    return untrusted.escape(_one_line(output.decode("utf-8", "replace")))
 
 
 def _one_line(value: Any, limit: int = 400) -> str:

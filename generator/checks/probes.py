@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from requirements_spec.errors import PathItem
+from requirements_spec.errors import Diagnostic, Location, PathItem, format_path
 from requirements_spec.validate import LoadedSpec
 
 from ..decide.architecture import Architecture, TritonModelArch
@@ -34,51 +34,35 @@ SPEC_COPY = ".archgen/spec.yaml"
 MAX_PROBED_BYTES = 4 * 1024 * 1024  # a probe reads at most this much of one file
 
 
-@dataclass(frozen=True)
-class Drift:
-    """One thing a probe found: where in the repository, which requirement, and what to do."""
+#: the spec requirements a probe's finding cites: the related locations of its diagnostic
+Cited = tuple[Location, ...]
+#: the hint of a finding that is information: the edit still satisfies the spec
+INFO_FIX = "none needed: the spec holds"
 
-    probe: str
-    severity: Literal["error", "info"]
-    file: str
-    line: int
-    message: str
-    requirement: str  # "<spec path> (.archgen/spec.yaml:LINE)"
-    fix: str
 
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "probe": self.probe,
-            "severity": self.severity,
-            "file": self.file,
-            "line": self.line,
-            "message": self.message,
-            "requirement": self.requirement,
-            "fix": self.fix,
-        }
+def requirement_text(cited: Cited) -> str:
+    """``path (.archgen/spec.yaml:LINE)``, or ``path (default)``, for each cited requirement."""
+    return ", ".join(f"{c.path} ({c.file}:{c.line})" if c.line else f"{c.path} (default)" for c in cited)
 
 
 @dataclass
 class ProbeContext:
+    """What a probe reads: the repository, its decided architecture and spec; where its findings go."""
+
     root: Path
     arch: Architecture
     loaded: LoadedSpec
-    found: list[Drift] = field(default_factory=list)
+    found: list[Diagnostic] = field(default_factory=list)
     probe: str = ""
     _manifest: dict[str, str] | None = None
 
-    def spec_at(self, *path: PathItem) -> str:
-        """``dotted.path (.archgen/spec.yaml:LINE)`` of a spec node (its nearest written ancestor's line)."""
-        from requirements_spec.errors import format_path
-
-        line, _ = self.loaded.source_map.where(tuple(path))
-        return f"{format_path(tuple(path))} ({SPEC_COPY}:{line})" if line else f"{format_path(tuple(path))} (default)"
+    def spec_at(self, *path: PathItem) -> Cited:
+        """Where a spec node is in ``.archgen/spec.yaml`` (its nearest written ancestor's line and column)."""
+        line, column = self.loaded.source_map.where(tuple(path))
+        return (Location(SPEC_COPY, line, column, format_path(tuple(path))),)
 
     def read(self, rel: str) -> str | None:
+        """The text of a repository file (at most ``MAX_PROBED_BYTES``), or None when it is absent or unsafe."""
         path = self.root / rel
         if path.is_symlink() or not path.is_file():
             return None
@@ -105,15 +89,21 @@ class ProbeContext:
         text = self.read(rel)
         return text is not None and self._manifest.get(rel) == sha256(text.encode("utf-8"))
 
-    def error(self, file: str, line: int, message: str, requirement: str, fix: str) -> None:
-        self.found.append(Drift(self.probe, "error", file, line, message, requirement, fix))
+    def error(self, file: str, line: int, message: str, requirement: Cited, fix: str) -> None:
+        """``file`` (at ``line``; 0: the whole file) breaks the ``requirement``; ``fix`` says what to do."""
+        self.found.append(Diagnostic(f"probe.{self.probe}", message, Location(file, line), "error", fix, requirement))
 
-    def info(self, file: str, line: int, message: str, requirement: str) -> None:
-        self.found.append(Drift(self.probe, "info", file, line, message, requirement, "none needed: the spec holds"))
+    def info(self, file: str, line: int, message: str, requirement: Cited) -> None:
+        """``file`` was edited, and still satisfies the ``requirement``."""
+        self.found.append(
+            Diagnostic(f"probe.{self.probe}", message, Location(file, line), "info", INFO_FIX, requirement)
+        )
 
 
 @dataclass(frozen=True)
 class Probe:
+    """A probe: its name, the decisions it reads back, its documentation and its function."""
+
     name: str
     decisions: tuple[str, ...]  # the decisions whose values it reads back
     doc: str
@@ -124,6 +114,8 @@ PROBES: list[Probe] = []
 
 
 def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None]], Callable[[ProbeContext], None]]:
+    """Make a function the probe ``name`` reading back ``decisions``; its docstring documents it (docs/contract.md)."""
+
     def wrap(fn: Callable[[ProbeContext], None]) -> Callable[[ProbeContext], None]:
         PROBES.append(Probe(name, tuple(decisions), " ".join((fn.__doc__ or "").split()), fn))
         return fn
@@ -131,8 +123,12 @@ def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None
     return wrap
 
 
-def run_probes(root: Path) -> tuple[list[Drift], list[str]]:
-    """Every probe against the repository at ``root``: (drifts, skipped reasons)."""
+def run_probes(root: Path) -> tuple[list[Diagnostic], list[str]]:
+    """Every probe against the repository at ``root``: (drift, skipped reasons).
+
+    Each drift is a :class:`Diagnostic` coded ``probe.<name>``, at the file and line, citing the requirement
+    it breaks (in ``.archgen/spec.yaml``) as its related locations, with the fix as its hint.
+    """
     from requirements_spec.errors import SpecError
 
     from ..decide import decide
@@ -150,7 +146,13 @@ def run_probes(root: Path) -> tuple[list[Drift], list[str]]:
         arch = decide(loaded)
     except SpecError as exc:
         return [
-            Drift("spec", "error", SPEC_COPY, 0, f"the spec copy does not validate: {exc}", SPEC_COPY, "fix the spec")
+            Diagnostic(
+                "probe.spec",
+                f"the spec copy does not validate: {exc}",
+                Location(SPEC_COPY),
+                hint="fix the spec",
+                related=(Location(SPEC_COPY),),
+            )
         ], []
     ctx = ProbeContext(root, arch, loaded)
     for p in PROBES:
@@ -197,7 +199,7 @@ LIST_CONFIGS = (
 )
 
 
-def _job_requirement(ctx: ProbeContext, job: str) -> str:
+def _job_requirement(ctx: ProbeContext, job: str) -> Cited:
     spec = ctx.arch.spec
     if job == "train":
         return ctx.spec_at("training", "schedule")
@@ -208,58 +210,73 @@ def _job_requirement(ctx: ProbeContext, job: str) -> str:
     return ctx.spec_at("serving", "mode")
 
 
-def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[tuple[str, str, int, str]]:
+Entry = tuple[str, str, int, str]  # (job, file, line, cron) of a scheduler entry; job "" when none matches
+
+
+def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
     """(job, file, line, cron) of every scheduler entry in the repository; job "" for one no job matches."""
-    project = ctx.arch.spec.project.name
+    for form in (_crontab_entries, _scheduler_entries, _airflow_entries, _cronjob_entries, _flow_entries):
+        yield from form(ctx, names)
+
+
+def _crontab_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The lines of ``pipelines/crontab``: the job from its lock file."""
     crontab = ctx.read("pipelines/crontab")
-    if crontab is not None:
-        for number, line in enumerate(crontab.splitlines(), start=1):
-            text = line.strip()
-            if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
-                continue
-            fields = text.split()
-            match = re.search(r"\.run/([a-z_]+)\.lock", text)
-            yield (
-                match.group(1) if match and match.group(1) in names else "",
-                "pipelines/crontab",
-                number,
-                " ".join(fields[:5]),
-            )
+    for number, line in enumerate(crontab.splitlines() if crontab is not None else [], start=1):
+        text = line.strip()
+        if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
+            continue
+        match = re.search(r"\.run/([a-z_]+)\.lock", text)
+        job = match.group(1) if match and match.group(1) in names else ""
+        yield (job, "pipelines/crontab", number, " ".join(text.split()[:5]))
+
+
+def _scheduler_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The job table of ``deploy/scheduler.py``."""
     scheduler = ctx.read("deploy/scheduler.py")
-    if scheduler is not None:
-        for number, line in enumerate(scheduler.splitlines(), start=1):
-            m = re.match(r'\s*"([a-z_-]+)": \("([^"]*)", \[', line)
-            if m:
-                job = m.group(1).replace("-", "_")
-                yield (job if job in names else "", "deploy/scheduler.py", number, m.group(2))
+    for number, line in enumerate(scheduler.splitlines() if scheduler is not None else [], start=1):
+        m = re.match(r'\s*"([a-z_-]+)": \("([^"]*)", \[', line)
+        if m:
+            job = m.group(1).replace("-", "_")
+            yield (job if job in names else "", "deploy/scheduler.py", number, m.group(2))
+
+
+def _airflow_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The ``schedule=`` of each Airflow DAG: the job from the DAG's file name."""
+    project = ctx.arch.spec.project.name
     dags = ctx.root / "pipelines" / "airflow" / "dags"
     for dag in sorted(dags.glob("*.py")) if dags.is_dir() else []:
         rel = dag.relative_to(ctx.root).as_posix()
-        text = ctx.read(rel) or ""
         job = dag.stem.removeprefix(f"{project}_")
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
             m = re.match(r'\s*schedule="([^"]*)"', line)
             if m:
                 yield (job if job in names else "", rel, number, m.group(1))
+
+
+def _cronjob_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The ``schedule:`` of each Kubernetes CronJob: the job from the manifest's file name."""
     for folder, suffix in (("pipelines/k8s", "-cronjob.yaml"), ("deploy/k8s/base", ".yaml")):
         base = ctx.root / folder
         for path in sorted(base.glob("*.yaml")) if base.is_dir() else []:
-            rel = path.relative_to(ctx.root).as_posix()
-            stem = path.name.removesuffix(suffix).removeprefix("cronjob-").replace("-", "_")
             if folder.startswith("deploy") and not path.name.startswith("cronjob-"):
                 continue
-            text = ctx.read(rel) or ""
-            for number, line in enumerate(text.splitlines(), start=1):
+            rel = path.relative_to(ctx.root).as_posix()
+            stem = path.name.removesuffix(suffix).removeprefix("cronjob-").replace("-", "_")
+            for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
                 m = re.match(r'\s*schedule:\s*"?([^"#]*?)"?\s*$', line)
                 if m:
                     yield (stem if stem in names else "", rel, number, m.group(1))
+
+
+def _flow_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
+    """The crons of Prefect deployments and Dagster schedules: the job from the name above each."""
     for rel, pattern, name_pattern in (
         ("pipelines/prefect/prefect.yaml", r'\s*- cron:\s*"([^"]*)"', r'\s*- name:\s*"([a-z-]+)"'),
         ("pipelines/dagster/definitions.py", r'.*cron_schedule="([^"]*)"', r".*job=([a-z_]+)_job"),
     ):
-        body = ctx.read(rel) or ""
         current = ""
-        for number, line in enumerate(body.splitlines(), start=1):
+        for number, line in enumerate((ctx.read(rel) or "").splitlines(), start=1):
             n = re.match(name_pattern, line)
             if n:
                 current = n.group(1).replace("-", "_")
@@ -287,7 +304,7 @@ def schedules(ctx: ProbeContext) -> None:
                 rel,
                 line,
                 f"schedules {cron!r} for a job no decision asks for",
-                ctx.spec_at("training", "trigger") + ", " + ctx.spec_at("delivery", "mlops_level"),
+                ctx.spec_at("training", "trigger") + ctx.spec_at("delivery", "mlops_level"),
                 "remove the entry, or change the spec so that the job is decided (then `archgen update`)",
             )
             continue
@@ -444,7 +461,6 @@ def pii_fields(ctx: ProbeContext) -> None:
                     field_call.lineno,
                     f"view {name} keeps the personal field {field_name}, which privacy.pii_handling drop leaves out",
                     ctx.spec_at("features", "views", i, "fields", pii[field_name], "pii")
-                    + ", "
                     + ctx.spec_at("privacy", "pii_handling"),
                     f"remove the Field {field_name!r} from the view",
                 )
@@ -487,6 +503,17 @@ def _view_vars(ctx: ProbeContext) -> dict[str, str]:
     return out
 
 
+def _pii_paths(ctx: ProbeContext) -> dict[str, tuple[PathItem, ...]]:
+    """``view.field`` of each personal field of a feature view -> the spec path of its ``pii`` flag."""
+    features = ctx.arch.spec.features
+    return {
+        f"{v.name}.{f.name}": ("features", "views", i, "fields", j, "pii")
+        for i, v in enumerate(features.views if features is not None else [])
+        for j, f in enumerate(v.fields)
+        if f.pii
+    }
+
+
 @probe("services", "feature_views", "pii")
 def services(ctx: ProbeContext) -> None:
     """Each feature service serves exactly the spec's features; a personal field served against the PII rule fails."""
@@ -496,11 +523,7 @@ def services(ctx: ProbeContext) -> None:
         return
     rel = "feature_repo/services.py"
     index = {s.name: i for i, s in enumerate(spec.features.services)}
-    pii = {}
-    for i, v in enumerate(spec.features.views):
-        for j, f in enumerate(v.fields):
-            if f.pii:
-                pii[f"{v.name}.{f.name}"] = ("features", "views", i, "fields", j, "pii")
+    pii = _pii_paths(ctx)
     handling = ctx.arch.privacy.pii_handling
     views = _view_vars(ctx)
     for call in _calls(tree, "FeatureService"):
@@ -520,7 +543,7 @@ def services(ctx: ProbeContext) -> None:
                     rel,
                     line,
                     f"service {name} serves the personal field {ref}, which privacy.pii_handling drop never serves",
-                    ctx.spec_at(*pii[ref]) + ", " + ctx.spec_at("privacy", "pii_handling"),
+                    ctx.spec_at(*pii[ref]) + ctx.spec_at("privacy", "pii_handling"),
                     f"remove {ref} from the service",
                 )
             elif ref not in want:
@@ -560,7 +583,8 @@ def _pbtxt_values(text: str) -> dict[str, list[tuple[str, int]]]:
 @probe("triton_configs", "dynamic_batching", "instance_group")
 def triton_configs(ctx: ProbeContext) -> None:
     """Each model's config.pbtxt keeps its decided batching (max_batch_size, dynamic batching, queue delay) and
-    instances (count and kind)."""
+    instances (count and kind).
+    """
     if not ctx.arch.triton_serves:
         return
     spec_models = {m.name: i for i, m in enumerate(ctx.arch.spec.serving.models)}
@@ -582,9 +606,7 @@ def _compare_pbtxt(
     def first(key: str) -> tuple[str, int]:
         return values.get(key, [("", 0)])[0]
 
-    batching_req = (
-        ctx.spec_at("serving", "models", i, "max_batch_size") + ", " + ctx.spec_at("serving", "latency_p99_ms")
-    )
+    batching_req = ctx.spec_at("serving", "models", i, "max_batch_size") + ctx.spec_at("serving", "latency_p99_ms")
     got, line = first("max_batch_size")
     got = got or "0"  # protobuf text omits the default 0
     if got != str(m.max_batch_size):
@@ -616,7 +638,7 @@ def _compare_pbtxt(
             )
     count, cline = first("count")
     kind, kline = first("kind")
-    instances_req = ctx.spec_at("serving", "models", i, "accelerator") + ", " + ctx.spec_at("serving", "throughput_rps")
+    instances_req = ctx.spec_at("serving", "models", i, "accelerator") + ctx.spec_at("serving", "throughput_rps")
     if count and count != str(m.instance_count):
         ctx.error(
             rel,
@@ -697,7 +719,7 @@ def images_and_ports(ctx: ProbeContext) -> None:
         expected = render_file(f, ctx.arch).decode("utf-8")
         want = {p: v for doc in _yaml_nodes(expected) for p, v, _ in _leaves(doc) if _watched(p)}
         got = {p: (v, line) for doc in _yaml_nodes(actual) for p, v, line in _leaves(doc) if _watched(p)}
-        requirement = ctx.spec_at("existing", "platform") + ", " + ctx.spec_at("serving", "mode")
+        requirement = ctx.spec_at("existing", "platform") + ctx.spec_at("serving", "mode")
         for path, value in sorted(want.items()):
             have = got.get(path)
             where = ".".join(path)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from ..boundary import json_document
 from ..checks.checks import Report, check_repository
+from ..checks.probes import requirement_text
 from ..errors import FINDINGS, OK, UNREADABLE, ArchgenError
 from ..untrusted import escape
 
@@ -24,6 +26,7 @@ def _listing(title: str, paths: list[str]) -> list[str]:
 
 
 def render(report: Report, directory: Path) -> str:
+    """The report as text: the manifest's view, what was checked and skipped, the drift and the problems."""
     lines = [f"archgen check {escape(directory)}"]
     if report.managed:
         lines.append(
@@ -41,14 +44,14 @@ def render(report: Report, directory: Path) -> str:
     drift = [d for d in report.drift if d.severity == "error"]
     if info:
         lines.append(f"{len(info)} edit(s) that still satisfy the spec (information):")
-        lines += [f"  {escape(d.where)}: {escape(d.message)} [{d.requirement}]" for d in info]
+        lines += [f"  {escape(d.location)}: {escape(d.message)} [{requirement_text(d.related)}]" for d in info]
     if drift:
         lines.append(f"{len(drift)} requirement(s) broken:")
         for d in drift:
             lines += [
-                f"  {escape(d.where)}: {escape(d.message)}",
-                f"    breaks: {d.requirement}",
-                f"    fix: {escape(d.fix)}",
+                f"  {escape(d.location)}: {escape(d.message)}",
+                f"    breaks: {requirement_text(d.related)}",
+                f"    fix: {escape(d.hint)}",
             ]
     if report.problems or drift:
         if report.problems:
@@ -61,27 +64,26 @@ def render(report: Report, directory: Path) -> str:
 
 
 def report_data(report: Report, directory: Path) -> dict[str, Any]:
-    """The report as JSON data (``--format json``)."""
+    """The report as JSON data (``--format json``), besides its diagnostics: the problems, then the drift."""
     return {
         "directory": str(directory),
-        "ok": report.ok,
         "managed": report.managed,
         "changed": report.changed,
         "deleted": report.deleted,
         "added": report.added,
         "checked": dict(sorted(report.checked.items())),
         "skipped": report.skipped,
-        "problems": [{"file": p.file, "message": p.message} for p in report.problems],
-        "drift": [d.as_dict() for d in report.drift],
     }
 
 
 def run(directory: Path, fmt: str = "text") -> int:
+    """Check the repository in ``directory``; exit 1 when a problem or a broken requirement is found."""
     if not directory.is_dir():
         raise ArchgenError(f"{directory} is not a directory", exit_code=UNREADABLE, hint="pass a generated repository")
     report = check_repository(directory)
+    code = OK if report.ok else FINDINGS
     if fmt == "json":
-        print(json.dumps(report_data(report, directory), indent=2, sort_keys=True, ensure_ascii=False))
+        sys.stdout.write(json_document("check", code, report.problems + report.drift, **report_data(report, directory)))
     else:
         print(render(report, directory))
-    return OK if report.ok else FINDINGS
+    return code

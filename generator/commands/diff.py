@@ -11,11 +11,18 @@ from ..errors import FINDINGS, OK
 
 
 def run(old_path: Path, new_path: Path, fmt: str = "text", exit_code: bool = False) -> int:
-    from ..decide import decide
-    from ..views.diffing import diff_architectures, diff_json, diff_markdown, diff_text
+    """Print the changes; with ``exit_code``, exit 1 when a decision or finding changes."""
+    from ..decide import decide, finding_diagnostic
+    from ..views.diffing import diff_architectures, diff_data, diff_markdown, diff_text
 
     old, new = decide(load_spec(old_path)), decide(load_spec(new_path))
     diff = diff_architectures(old, new)
-    render = {"json": diff_json, "markdown": diff_markdown}.get(fmt, diff_text)
-    sys.stdout.write(render(diff, old, new))
-    return FINDINGS if exit_code and not diff.empty else OK
+    code = FINDINGS if exit_code and not diff.empty else OK
+    if fmt == "json":
+        from ..boundary import json_document
+
+        added = [finding_diagnostic(f, new.spec_file) for f in diff.findings_added]  # the problems the change brings
+        sys.stdout.write(json_document("diff", code, added, **diff_data(diff, old, new)))
+    else:
+        sys.stdout.write((diff_markdown if fmt == "markdown" else diff_text)(diff, old, new))
+    return code

@@ -13,6 +13,7 @@ from ..write.outfile import write_output
 
 
 def run(preset: str, output: Path | None, list_presets: bool, force: bool) -> int:
+    """Write the commented spec of ``preset`` to ``output`` (stdout), or list the presets."""
     if list_presets:
         width = max(len(name) for name in presets.names()) + 2
         for name in presets.names():

@@ -16,16 +16,20 @@ from ..write.progress import Progress
 from ..write.write import WriteResult, check_target, sigterm_interrupts, write_repository
 
 
-def _print_plan(gen: Generation, output: Path) -> None:
+def _plan_rows(gen: Generation) -> list[tuple[str, str, str]]:
+    """(path, component, decisions) of every file, an overlay's (component overlay:<name>) included."""
     decided = {f.path: ", ".join(f.decisions) or "-" for f in gen.plan.files}
-    # every file, an overlay's (component overlay:<name>) included
     rows = [
         (p, c, "-" if c.startswith("overlay:") else decided.get(p, "-"))
         for p, c in gen.components.items()
         if p not in (SPEC_COPY, MANIFEST)
     ]
     rows += [(SPEC_COPY, "archgen", "-"), (MANIFEST, "archgen", "-")]
-    rows.sort()
+    return sorted(rows)
+
+
+def _print_plan(gen: Generation, output: Path) -> None:
+    rows = _plan_rows(gen)
     width_path = max(len("path"), *(len(r[0]) for r in rows))
     width_comp = max(len("component"), *(len(r[1]) for r in rows))
     print(f"{'path':<{width_path}}  {'component':<{width_comp}}  decisions")
@@ -61,6 +65,31 @@ def _summary(gen: Generation, result: WriteResult, output: Path) -> None:
     print("  less README.md # who owns what and how each part runs")
 
 
+def _json(gen: Generation, output: Path, result: WriteResult | None, notes: list[str]) -> str:
+    """The JSON document of `new --format json`: the files (planned, or written) and the warnings."""
+    from ..boundary import json_document
+    from ..decide import finding_diagnostics
+
+    fields: dict[str, object] = {
+        "output": str(output),
+        "project": gen.arch.spec.project.name,
+        "dry_run": result is None,
+        "files": [{"path": p, "component": c, "decisions": d} for p, c, d in _plan_rows(gen)],
+        "notes": notes,
+    }
+    if result is not None:
+        fields["written"] = {
+            "new": result.new,
+            "created": result.created,
+            "replaced": result.replaced,
+            "unchanged": len(result.unchanged),
+            "removed": result.removed,
+            "stale_kept": result.stale_kept,
+            "kept": result.kept,
+        }
+    return json_document("new", 0, finding_diagnostics(gen.arch, errors_only=False), **fields)
+
+
 def run(
     spec: Path,
     output: Path,
@@ -68,9 +97,11 @@ def run(
     dry_run: bool = False,
     overlays: list[Path] | None = None,
     trust: bool = False,
+    fmt: str = "text",
 ) -> int:
+    """Generate (or, with ``dry_run``, plan) the repository of ``spec`` into ``output``."""
     with sigterm_interrupts():  # SIGTERM, like Ctrl-C, ends with exit 130 and nothing left behind
-        return _run(spec, output, force=force, dry_run=dry_run, overlays=overlays or [], trust=trust)
+        return _run(spec, output, force=force, dry_run=dry_run, overlays=overlays or [], trust=trust, fmt=fmt)
 
 
 def _overlays(loaded: LoadedSpec, spec: Path, cli: list[Path], output: Path, trust: bool) -> Overlays | None:
@@ -83,7 +114,7 @@ def _overlays(loaded: LoadedSpec, spec: Path, cli: list[Path], output: Path, tru
     return Overlays(unique_names(sources), trust=trust, root=Path(os.path.abspath(output)))
 
 
-def _run(spec: Path, output: Path, *, force: bool, dry_run: bool, overlays: list[Path], trust: bool) -> int:
+def _run(spec: Path, output: Path, *, force: bool, dry_run: bool, overlays: list[Path], trust: bool, fmt: str) -> int:
     progress = Progress(sys.stderr)
     if not dry_run:
         # refuse an occupied or unsafe target before spending time on rendering
@@ -91,13 +122,19 @@ def _run(spec: Path, output: Path, *, force: bool, dry_run: bool, overlays: list
     loaded = load_spec(spec)
     gen = generate_loaded(loaded, progress=progress, overlays=_overlays(loaded, spec, overlays, output, trust))
     if dry_run:
-        _print_plan(gen, output)
+        if fmt == "json":
+            sys.stdout.write(_json(gen, output, None, []))
+        else:
+            _print_plan(gen, output)
         return 0
     result = write_repository(output, gen.files, gen.modes, force=force, spec_path=spec, progress=progress)
-    _summary(gen, result, output)
     from ..views.docs_component import skipped
 
     note = skipped()  # e.g. PNG/SVG diagrams without graphviz
+    if fmt == "json":
+        sys.stdout.write(_json(gen, output, result, [note] if note else []))
+        return 0
+    _summary(gen, result, output)
     if note:
         print(f"note: {note}", file=sys.stderr)
     return 0

@@ -19,15 +19,18 @@ def use_color(stream: object = None) -> bool:
 
 
 def run(spec_path: Path, fmt: str = "text") -> int:
-    from ..decide import decide
-    from ..views.report import plan_json, plan_markdown, plan_text
+    """Print the plan; exit 65 when a finding is an error (the plan is printed either way)."""
+    from ..boundary import json_document
+    from ..decide import decide, finding_diagnostics
+    from ..views.report import plan_data, plan_markdown, plan_text
 
     arch = decide(load_spec(spec_path))
+    code = INVALID_SPEC if arch.errors else OK
     if fmt == "json":
-        out = plan_json(arch)
+        out = json_document("plan", code, finding_diagnostics(arch, errors_only=False), **plan_data(arch))
     elif fmt == "markdown":
         out = plan_markdown(arch)
     else:
         out = plan_text(arch, color=use_color())
     sys.stdout.write(out)
-    return INVALID_SPEC if arch.errors else OK
+    return code

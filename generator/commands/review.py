@@ -14,6 +14,7 @@ from ..write.outfile import write_output
 
 
 def run(spec: Path, output: Path, force: bool = False) -> int:
+    """Write the self-contained HTML review page of ``spec`` to ``output``."""
     from ..decide import decide
 
     loaded = load_spec(spec)

@@ -11,6 +11,7 @@ from ..write.outfile import write_output
 
 
 def run(output: Path | None, force: bool = False) -> int:
+    """Print the JSON Schema of the spec, or write it to ``output``."""
     text = json_schema_text()
     if output is None:
         sys.stdout.write(text)

@@ -1,24 +1,22 @@
-"""`archgen validate SPEC`."""
+"""`archgen validate SPEC [--format text|json]`."""
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
-from requirements_spec import SpecError, load_spec
+from requirements_spec import load_spec
+
+from ..boundary import json_document
 
 
 def run(spec_path: Path, fmt: str = "text") -> int:
-    if fmt == "json":
-        try:
-            loaded = load_spec(spec_path)
-        except SpecError as exc:
-            print(json.dumps({"valid": False, "diagnostics": [d.as_dict() for d in exc.diagnostics]}, indent=2))
-            return exc.exit_code
-        print(json.dumps({"valid": True, "diagnostics": [], "project": loaded.spec.project.name}, indent=2))
-        return 0
+    """Validate one spec and say what it holds; an invalid one raises ``SpecError`` with every problem."""
     loaded = load_spec(spec_path)
     spec = loaded.spec
+    if fmt == "json":
+        sys.stdout.write(json_document("validate", 0, [], project=spec.project.name))
+        return 0
     views = len(spec.features.views) if spec.features else 0
     print(
         f"{loaded.filename}: valid — project {spec.project.name}: {len(spec.entities)} entities, "

@@ -1,21 +1,24 @@
 """Decide stage: Spec -> Architecture. Pure; no I/O.
 
-Rules are small functions, one decided key each, with their metadata beside them
-(:mod:`.feature_store`, :mod:`.training`, :mod:`.serving`, :mod:`.privacy`); every number they
-compare with lives in :mod:`.thresholds`. Checks in :mod:`.findings` turn conflicting or
-infeasible requirements into findings; warnings can be waived in the spec, errors stop
-generation (:func:`require_feasible`). Packages add rules through the ``archgen.rules`` entry
-point group (:mod:`.registry`).
+Each area module (:mod:`.feature_store`, :mod:`.training`, :mod:`.serving`, :mod:`.pipelines`,
+:mod:`.privacy`, :mod:`.delivery`, :mod:`.waivers`) holds its rules, small functions that decide one
+key each, and its findings, one small function per code that turns conflicting or infeasible
+requirements into findings; each with its metadata and documentation beside it, and each listed in
+the module's ``RULES`` and ``FINDINGS``, which the registry reads (:mod:`.registry`). Every number they
+compare with lives in :mod:`.thresholds`. Warnings can be waived in the spec, errors stop generation
+(:func:`require_feasible`). Packages add rules and findings through the ``archgen.rules`` entry point
+group.
 """
 
 from __future__ import annotations
 
-from .context import Outcome, RuleContext
+from .context import Conflict, Outcome, RuleContext
 from .engine import (
     FIELD_TO_TENSOR,
     TRITON_DTYPES,
     InfeasibleSpec,
     decide,
+    finding_diagnostic,
     finding_diagnostics,
     require_feasible,
 )
@@ -29,6 +32,7 @@ from .registry import (
     builtin_registry,
     check,
     default_registry,
+    finding,
     load_registry,
     rule,
 )
@@ -42,6 +46,7 @@ __all__ = [
     "THRESHOLDS",
     "TRITON_DTYPES",
     "Check",
+    "Conflict",
     "FindingKind",
     "InfeasibleSpec",
     "Outcome",
@@ -53,6 +58,8 @@ __all__ = [
     "check",
     "decide",
     "default_registry",
+    "finding",
+    "finding_diagnostic",
     "finding_diagnostics",
     "load_registry",
     "require_feasible",

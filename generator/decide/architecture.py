@@ -14,6 +14,8 @@ from requirements_spec.models import MinQuality, Spec
 
 
 class ArchModel(BaseModel):
+    """The base of the architecture's models: frozen, and no field that is not declared."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -27,11 +29,15 @@ class Requirement(ArchModel):
 
 
 class Alternative(ArchModel):
+    """A choice a decision turned down, and why."""
+
     choice: str
     reason: str
 
 
 class Decision(ArchModel):
+    """One decided key: the choice, the rule that made it, the requirements it read, why, and what it rejected."""
+
     key: str  # e.g. "online_store"
     choice: str  # e.g. "redis"
     rule: str  # the rule that made it
@@ -49,6 +55,8 @@ class NotApplicable(ArchModel):
 
 
 class Waived(ArchModel):
+    """A spec's waiver of a warning: the justification, who accepted it, and its line in the spec."""
+
     justification: str
     accepted_by: str | None = None
     line: int = 0
@@ -65,6 +73,9 @@ class Finding(ArchModel):
     waiver: Waived | None = None
 
 
+#: the field a personal field is written and served as, by privacy.pii_handling: `<field><suffix>`
+PII_SUFFIX: dict[str, str] = {"hash": "_sha256", "encrypt": "_encrypted"}
+
 #: runtimes whose model calls a Triton server answers. Batch scoring and the embedded runtime still run the
 #: model in a local Triton until their in-process forms replace it; change this one tuple when they do.
 TRITON_RUNTIMES: tuple[str, ...] = ("triton", "async_worker")
@@ -72,6 +83,8 @@ TRITON_RUNTIMES: tuple[str, ...] = ("triton", "async_worker")
 
 # ------------------------------------------------------------------ components
 class FeatureStoreArch(ArchModel):
+    """The Feast feature store as decided: stores, registry, ingestion, materialization and the pii handling."""
+
     project: str
     # None: nothing reads features online (batch scoring reads the offline store); Feast keeps its default
     # local SQLite configuration, never written
@@ -88,9 +101,19 @@ class FeatureStoreArch(ArchModel):
     allowed_pii_fields: list[str] = Field(default_factory=list)
     on_demand_views: list[str] = Field(default_factory=list)  # the spec's request-time views, by name
     push_sources: list[str] = Field(default_factory=list)  # stream sources a push source is made for
+    # where the rollups of views with aggregations are computed, and Feast's engine for materialization
+    compute_engine: Literal["local", "spark", "postgres"] = "local"
+    batch_engine: Literal["local", "spark.engine"] = "local"
+    aggregated_views: list[str] = Field(default_factory=list)
+    spark_conf: dict[str, str] = Field(default_factory=dict)  # the spark_settings decision, when Spark runs
+    # a joined feature catalog (existing.feature_registry): its views are referred to, never applied from here
+    catalog_views: list[str] = Field(default_factory=list)
+    registry_path: str | None = None  # a joined file registry's path; None: SQL ($FEAST_REGISTRY_URL) or our own
 
 
 class TrainingArch(ArchModel):
+    """Training as decided: mode, scheduler and schedule, resources, quality gate, trained models."""
+
     mode: Literal["scheduled", "online", "manual"]
     scheduler: Literal["none", "crontab", "airflow", "prefect", "dagster", "kubernetes_cronjob"]
     schedule_cron: str | None  # 5-field form
@@ -104,6 +127,8 @@ class TrainingArch(ArchModel):
 
 
 class TensorArch(ArchModel):
+    """A model's input or output tensor, with its Triton data type."""
+
     name: str
     dtype: str  # spec dtype: fp32, int64, string, ...
     triton_dtype: str  # TYPE_FP32, ...
@@ -113,6 +138,8 @@ class TensorArch(ArchModel):
 
 
 class TritonModelArch(ArchModel):
+    """A model (or an ensemble or BLS pipeline) as Triton serves it: backend, tensors, batching, instances."""
+
     name: str
     kind: Literal["model", "ensemble", "bls"]
     framework: str  # sklearn | onnx | pytorch | tensorflow | python | ensemble | bls
@@ -135,6 +162,8 @@ class TritonModelArch(ArchModel):
 
 
 class ServingArch(ArchModel):
+    """Serving as decided: the runtime, the protocol, the pipeline form, the models and the budget."""
+
     mode: Literal["online", "batch", "async", "embedded"]
     runtime: Literal["triton", "python_rest", "batch_scoring", "async_worker", "embedded"]
     protocol: Literal["rest", "grpc"] | None  # None: no caller reaches the model over a network (embedded, batch)
@@ -151,6 +180,8 @@ class ServingArch(ArchModel):
 
 
 class PrivacyArch(ArchModel):
+    """Privacy as decided: pii handling, residency, retention and its purge, access permissions."""
+
     pii_handling: Literal["drop", "hash", "encrypt", "allow"]
     residency: str
     retention_s: int | None
@@ -158,15 +189,25 @@ class PrivacyArch(ArchModel):
     permissions: list[tuple[str, list[str]]] = Field(default_factory=list)  # (role, actions)
     local_mirror: bool = False  # air-gapped / on-prem: images and packages from a local mirror
     pii_salt_env: str | None = None  # hash: the environment variable holding the salt
+    pii_key_env: str | None = None  # encrypt: the environment variable holding the encryption key
+
+    @property
+    def decrypt_roles(self) -> list[str]:
+        """Roles of privacy.access allowed to decrypt encrypted personal fields (granted read_pii)."""
+        return [role for role, can in self.permissions if "read_pii" in can]
 
 
 class DeploymentArch(ArchModel):
+    """Where the system is deployed: docker-compose or Kubernetes, on which platform, with GPU nodes or not."""
+
     target: Literal["docker_compose", "kubernetes"]
     platform: str
     gpu_nodes: bool
 
 
 class Architecture(ArchModel):
+    """The decided architecture of a spec: its components, every decision, the keys that do not apply, the findings."""
+
     spec: Spec
     spec_file: str = "spec.yaml"
     feature_store: FeatureStoreArch | None
@@ -182,12 +223,14 @@ class Architecture(ArchModel):
     findings: list[Finding] = Field(default_factory=list)
 
     def decision(self, key: str) -> Decision:
+        """The decision of ``key`` (KeyError when it was not made)."""
         for d in self.decisions:
             if d.key == key:
                 return d
         raise KeyError(key)
 
     def decided(self, key: str) -> bool:
+        """Whether a decision of ``key`` was made."""
         return any(d.key == key for d in self.decisions)
 
     # ------------------------------------------------------------ facts, defined once (plan and render read these)
@@ -225,10 +268,12 @@ class Architecture(ArchModel):
 
     @property
     def uses_redis(self) -> bool:
+        """The online store is Redis."""
         return self.feature_store is not None and self.feature_store.online_store == "redis"
 
     @property
     def uses_postgres(self) -> bool:
+        """PostgreSQL holds the online store, the offline store or the registry."""
         fs = self.feature_store
         return fs is not None and (
             fs.online_store == "postgres" or fs.offline_store == "postgres" or fs.registry == "sql"
@@ -236,7 +281,9 @@ class Architecture(ArchModel):
 
     @property
     def uses_spark(self) -> bool:
-        return self.feature_store is not None and self.feature_store.offline_store == "spark"
+        """Spark runs: the offline store, or the engine that computes the rollups."""
+        fs = self.feature_store
+        return fs is not None and (fs.offline_store == "spark" or fs.compute_engine == "spark")
 
     @property
     def training_scheduled(self) -> bool:
@@ -246,8 +293,10 @@ class Architecture(ArchModel):
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings that stop generation."""
         return [f for f in self.findings if f.severity == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
+        """The findings shown and recorded (waived or not)."""
         return [f for f in self.findings if f.severity == "warning"]

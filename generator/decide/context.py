@@ -30,17 +30,30 @@ class Outcome:
     value: RuleValue = None
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """One occurrence of a finding, as a finding function yields it: the engine adds the code and severity."""
+
+    message: str
+    reads: Sequence[ReqPath]  # the requirement paths involved, the one to change first
+    fix: str
+
+
 @dataclass
 class RuleContext:
+    """What rules and findings see: the spec, the decisions so far and, for late checks, the findings."""
+
     spec: Spec
     source_map: SourceMap | None
     registry: Registry
     decisions: dict[str, Decision] = field(default_factory=dict)
     values: dict[str, RuleValue] = field(default_factory=dict)
     not_applicable: dict[str, NotApplicable] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # of every check but the late ones, once they ran
 
     # ------------------------------------------------------------ decisions made so far
     def choice(self, key: str) -> str | None:
+        """The choice of decision ``key``, or None when it was not made (yet)."""
         d = self.decisions.get(key)
         return d.choice if d is not None else None
 
@@ -50,6 +63,7 @@ class RuleContext:
 
     # ------------------------------------------------------------ requirements
     def req(self, path: ReqPath) -> Requirement:
+        """The spec value at ``path`` with its line and column, as a decision or finding cites it."""
         value = resolve(self.spec, path)
         if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
@@ -60,6 +74,7 @@ class RuleContext:
         return Requirement(path=format_path(path), line=line, column=column, value=value)
 
     def reqs(self, paths: Iterable[ReqPath]) -> list[Requirement]:
+        """The requirements at ``paths``, each path once."""
         out: list[Requirement] = []
         seen: set[str] = set()
         for p in paths:
@@ -71,6 +86,7 @@ class RuleContext:
 
     # ------------------------------------------------------------ findings
     def finding(self, code: str, message: str, paths: Iterable[ReqPath], fix: str) -> Finding:
+        """A finding of a declared ``code``, citing the requirements at ``paths`` (the first is the place to change)."""
         kind: FindingKind | None = self.registry.kinds.get(code)
         if kind is None:
             raise KeyError(f"finding code {code!r} is not declared by any check")

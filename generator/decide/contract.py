@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 
 class ContractError(ArchgenError):
+    """A component planned a file for a decision the architecture did not make (a bug: exit 70)."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message, exit_code=INTERNAL, hint="a component planned a file for a decision not made")
 

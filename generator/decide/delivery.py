@@ -1,9 +1,12 @@
-"""Delivery and deployment rules: MLOps level and where the system runs."""
+"""Delivery and deployment: the rules (MLOps level, where the system runs, the team's seams) and their findings."""
 
 from __future__ import annotations
 
-from .context import Outcome, ReqPath, RuleContext
-from .registry import rule
+from collections.abc import Iterator
+
+from .context import Conflict, Outcome, ReqPath, RuleContext
+from .privacy import CLOUD_PLATFORMS
+from .registry import finding, rule
 
 PLATFORM: ReqPath = ("existing", "platform")
 
@@ -18,7 +21,8 @@ PLATFORM: ReqPath = ("existing", "platform")
 def delivery(ctx: RuleContext) -> Outcome:
     """Level 0: scripts run by hand, documented. Level 1: the training pipeline runs on the
     scheduler with the quality gate. Level 2: plus CI/CD — a workflow that tests, validates
-    configs, trains, gates and deploys."""
+    configs, trains, gates and deploys.
+    """
     level = ctx.spec.delivery.mlops_level
     text = {
         0: "scripts run by hand, each step documented in the README",
@@ -64,7 +68,8 @@ def deployment(ctx: RuleContext) -> Outcome | None:
     Deployment with autoscaling, Redis, the Feast feature server, CronJobs) on Kubernetes and
     OpenShift; on Kubernetes a batch system's train -> score job runs as pods. SageMaker and Heroku get
     the docker-compose bundle and a finding: their deployment is not generated. Nothing is deployed
-    for an embedded system or a batch system off Kubernetes (its jobs run on the scheduler)."""
+    for an embedded system or a batch system off Kubernetes (its jobs run on the scheduler).
+    """
     spec = ctx.spec
     platform = spec.existing.platform
     gpu = spec.training.resources.accelerator == "gpu" or any(m.accelerator == "gpu" for m in spec.serving.models)
@@ -151,3 +156,64 @@ def customization(ctx: RuleContext) -> Outcome:
         [(other, "not the customization the spec asks for") for other in ("low", "medium", "high") if other != level],
         value=seams,
     )
+
+
+# ---------------------------------------------------------------- findings
+GPULESS_PLATFORMS = ("heroku",)
+
+
+def _gpu_paths(ctx: RuleContext) -> list[ReqPath]:
+    """Every requirement that asks for a GPU: the training accelerator, each GPU model's."""
+    spec = ctx.spec
+    out: list[ReqPath] = []
+    if spec.training.resources.accelerator == "gpu":
+        out.append(("training", "resources", "accelerator"))
+    out += [
+        ("serving", "models", i, "accelerator") for i, m in enumerate(spec.serving.models) if m.accelerator == "gpu"
+    ]
+    return out
+
+
+@finding("resources.gpu_platform_without_gpus", "error", title="GPU requirement on a platform without GPUs")
+def gpu_platform_without_gpus(ctx: RuleContext) -> Iterator[Conflict]:
+    """Heroku offers no GPUs; a GPU training job or GPU model cannot run there."""
+    gpus, platform = _gpu_paths(ctx), ctx.spec.existing.platform
+    if gpus and platform in GPULESS_PLATFORMS:
+        yield Conflict(
+            f"GPUs are required but platform {platform} has none",
+            [*gpus, PLATFORM],
+            "use a platform with GPUs (kubernetes with GPU nodes, sagemaker, a local GPU machine) or set "
+            "accelerator: cpu",
+        )
+
+
+@finding("resources.gpu_on_single_machine", "warning", title="GPU requirement on one machine")
+def gpu_on_single_machine(ctx: RuleContext) -> Iterator[Conflict]:
+    """On local/docker-compose the machine itself must have an NVIDIA GPU and the container toolkit; archgen
+    cannot check that.
+    """
+    gpus, platform = _gpu_paths(ctx), ctx.spec.existing.platform
+    if gpus and platform in ("local", "docker-compose"):
+        yield Conflict(
+            f"GPUs are required on one machine ({platform}): it must have an NVIDIA GPU and the container toolkit",
+            [*gpus, PLATFORM],
+            "check `nvidia-smi` on the machine, then waive this warning",
+        )
+
+
+@finding("deployment.platform_not_generated", "warning", title="Deployment for this platform is not generated")
+def platform_not_generated(ctx: RuleContext) -> Iterator[Conflict]:
+    """SageMaker and Heroku deployments are not generated; archgen writes the docker-compose bundle and its
+    images, which the team wires into the platform.
+    """
+    platform = ctx.spec.existing.platform
+    if platform in CLOUD_PLATFORMS:
+        yield Conflict(
+            f"platform {platform}: archgen generates a docker-compose bundle, not a {platform} deployment",
+            [PLATFORM],
+            "deploy the generated images to the platform by hand, then waive this warning",
+        )
+
+
+RULES = (delivery, deployment, customization)
+FINDINGS = (gpu_platform_without_gpus, gpu_on_single_machine, platform_not_generated)

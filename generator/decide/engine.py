@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from requirements_spec.errors import Diagnostic, SpecError
+from requirements_spec.errors import Diagnostic, Location, SpecError
 from requirements_spec.loader import SourceMap
-from requirements_spec.models import FeatureViewSpec, OnDemandViewSpec, Spec
+from requirements_spec.models import CatalogView, FeatureViewSpec, OnDemandViewSpec, Spec
 from requirements_spec.validate import LoadedSpec
 
 from .architecture import (
+    PII_SUFFIX,
     Alternative,
     Architecture,
     Decision,
@@ -22,16 +23,16 @@ from .architecture import (
     TensorArch,
     TrainingArch,
     TritonModelArch,
-    Waived,
 )
-from .context import RuleContext
+from .context import Conflict, RuleContext
 from .pipelines import pipe_shapes
-from .privacy import salt_env
-from .registry import Registry, Rule, RuleError, default_registry
+from .privacy import KEY_ENV, salt_env
+from .registry import Check, Registry, Rule, RuleError, default_registry
 from .serving import BACKENDS
 from .values import (
     BATCHING,
     BY_NAME,
+    COMPUTE_ENGINE,
     COUNT,
     DEPLOYMENT,
     FLAG,
@@ -46,6 +47,7 @@ from .values import (
     Retention,
     typed,
 )
+from .waivers import mark_waived
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL",
@@ -78,6 +80,7 @@ RUNS_NATIVELY = ("sklearn", "python")
 
 
 def rule_id(rule: Rule) -> str:
+    """The id of a rule in plans and docs: ``area.function`` (``feature_store.online_store``)."""
     module = rule.fn.__module__.removeprefix("generator.decide.")
     return f"{module}.{rule.fn.__name__}"
 
@@ -126,71 +129,33 @@ def _run_rules(spec: Spec, smap: SourceMap | None, registry: Registry) -> RuleCo
 
 
 def _run_checks(ctx: RuleContext) -> list[Finding]:
+    """Every check; then the late ones (the waivers), which read the others' findings."""
     found: list[Finding] = []
     for chk in ctx.registry.checks:
-        for item in chk.fn(ctx):
-            declared = {k.code for k in chk.kinds}
-            if item.code not in declared:
-                raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
-            found.append(item)
-    found = _apply_waivers(ctx, found)
+        if not chk.late:
+            found += _findings_of(chk, ctx)
+    ctx.findings = mark_waived(ctx, found)
+    found = list(ctx.findings)
+    for chk in ctx.registry.checks:
+        if chk.late:
+            found += _findings_of(chk, ctx)
     return sorted(found, key=lambda f: (f.severity != "error", f.code, f.message))
 
 
-def _is_scanner_waiver(code: str) -> bool:
-    from ..plan.security import is_scanner_waiver
-
-    return is_scanner_waiver(code)
-
-
-def _apply_waivers(ctx: RuleContext, found: list[Finding]) -> list[Finding]:
-    waivers = ctx.spec.waivers
-    if not waivers:
-        return found
-    fired = {f.code for f in found}
+def _findings_of(chk: Check, ctx: RuleContext) -> list[Finding]:
+    """What one check reports: its Conflicts with its one code, or the Findings of the codes it declares."""
+    declared = {k.code for k in chk.kinds}
     out: list[Finding] = []
-    by_code = {w.finding: (i, w) for i, w in enumerate(waivers)}
-    for f in found:
-        hit = by_code.get(f.code)
-        if hit is not None and f.severity == "warning":
-            i, w = hit
-            line = ctx.req(("waivers", i, "finding")).line
-            f = f.model_copy(
-                update={"waiver": Waived(justification=w.justification, accepted_by=w.accepted_by, line=line)}
-            )
-        out.append(f)
-    for i, w in enumerate(waivers):
-        path = ("waivers", i, "finding")
-        kind = ctx.registry.kinds.get(w.finding)
-        if kind is None and _is_scanner_waiver(w.finding):
-            continue  # a scanner check (checkov.<id>, bandit.<id>): skipped in .security/ with its justification
-        if kind is None:
-            out.append(
-                ctx.finding(
-                    "waiver.unknown_finding",
-                    f"waiver for {w.finding!r}: no such finding code",
-                    [path],
-                    "fix the code (see `archgen explain --list`) or remove the waiver",
+    for item in chk.fn(ctx):
+        if isinstance(item, Conflict):
+            if len(chk.kinds) != 1:
+                raise RuleError(
+                    f"check {chk.name} ({chk.origin}) declares several codes: it must yield ctx.finding(...)"
                 )
-            )
-        elif kind.severity == "error":
-            out.append(
-                ctx.finding(
-                    "waiver.not_waivable",
-                    f"waiver for {w.finding!r}: errors cannot be waived",
-                    [path],
-                    "remove the waiver and change the requirements the error cites",
-                )
-            )
-        elif w.finding not in fired:
-            out.append(
-                ctx.finding(
-                    "waiver.unused",
-                    f"waiver for {w.finding!r}: the spec does not trigger that warning",
-                    [path],
-                    "remove the waiver",
-                )
-            )
+            item = ctx.finding(chk.kinds[0].code, item.message, item.reads, item.fix)
+        elif item.code not in declared:
+            raise RuleError(f"check {chk.name} ({chk.origin}) reported {item.code!r}, which it does not declare")
+        out.append(item)
     return out
 
 
@@ -220,8 +185,11 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     mat = typed(ctx, "materialization", MATERIALIZATION) or {"cron": None, "interval_s": None}  # batch: none
     handling = spec.privacy.pii_handling
     pii = [ref for _, ref in ctx.pii_fields()]
+    engine = typed(ctx, "compute_engine", COMPUTE_ENGINE)
+    spark_conf = typed(ctx, "spark_settings", BY_NAME) or {}
+    catalog = spec.existing.feature_registry
     return FeatureStoreArch(
-        project=spec.project.name,
+        project=catalog.project if catalog else spec.project.name,
         online_store=ctx.choice("online_store"),
         offline_store=ctx.choice("offline_store"),
         registry=ctx.choice("registry"),
@@ -234,6 +202,12 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
         allowed_pii_fields=pii if handling == "allow" else [],
         on_demand_views=[o.name for o in spec.features.on_demand],
         push_sources=typed(ctx, "ingestion", NAMES) or [],
+        compute_engine=engine["engine"] if engine else "local",
+        batch_engine=engine["batch_engine"] if engine else "local",
+        aggregated_views=list(engine["views"]) if engine else [],
+        spark_conf=spark_conf,
+        catalog_views=[v.name for v in catalog.views] if catalog else [],
+        registry_path=catalog.path if catalog else None,
     )
 
 
@@ -358,6 +332,7 @@ def _privacy(ctx: RuleContext) -> PrivacyArch:
         permissions=typed(ctx, "access", PERMISSIONS) or [],
         local_mirror=typed(ctx, "residency", FLAG) is True,
         pii_salt_env=salt_env(ctx.spec.project.name) if pv.pii_handling == "hash" else None,
+        pii_key_env=KEY_ENV if pv.pii_handling == "encrypt" else None,
     )
 
 
@@ -384,13 +359,24 @@ def _model_inputs(spec: Spec, model_name: str) -> list[TensorArch]:
     svc = spec.service(m.feature_service or "")
     assert svc is not None and spec.features is not None
     out = []
+    # hash and encrypt: the model sees what the feature service serves, the hash or the ciphertext (text)
+    suffix = PII_SUFFIX.get(spec.privacy.pii_handling)
     for ref in svc.features:
         view, _, field = ref.partition(".")
-        dtype = "float64"
-        views: list[FeatureViewSpec | OnDemandViewSpec] = [*spec.features.views, *spec.features.on_demand]
+        dtype, pii = "float64", False
+        catalog = spec.existing.feature_registry.views if spec.existing.feature_registry else []
+        views: list[FeatureViewSpec | OnDemandViewSpec | CatalogView] = [
+            *spec.features.views,
+            *spec.features.on_demand,
+            *catalog,
+        ]
         for v in views:
             if v.name == view:
-                dtype = next(x.dtype for x in v.fields if x.name == field)
+                served = v.served_fields if isinstance(v, FeatureViewSpec) else v.fields
+                declared = next(x for x in served if x.name == field)
+                dtype, pii = declared.dtype, declared.pii
+        if pii and suffix:
+            field, dtype = field + suffix, "string"
         out.append(_tensor(field, FIELD_TO_TENSOR[dtype], [1]))
     return out
 
@@ -407,29 +393,27 @@ class InfeasibleSpec(SpecError):
 
 
 def finding_diagnostics(arch: Architecture, *, errors_only: bool = True) -> list[Diagnostic]:
+    """The findings (the errors only, by default) as diagnostics: located at the first written requirement."""
     out: list[Diagnostic] = []
     for f in arch.findings:
         if errors_only and f.severity != "error":
             continue
-        first = next((r for r in f.requirements if r.line), f.requirements[0] if f.requirements else None)
-        others = [
-            f"{r.path} (line {r.line})" if r.line else f"{r.path} (default)" for r in f.requirements if r is not first
-        ]
-        message = f"[{f.code}] {f.message}"
-        if others:
-            message += "; see also " + ", ".join(others)
-        out.append(
-            Diagnostic(
-                line=first.line if first else 0,
-                column=first.column if first else 0,
-                file=arch.spec_file,
-                path=first.path if first else "<root>",
-                message=message,
-                hint=f.fix,
-                severity=f.severity,
-            )
-        )
+        out.append(finding_diagnostic(f, arch.spec_file))
     return out
+
+
+def finding_diagnostic(f: Finding, spec_file: str) -> Diagnostic:
+    """One finding as a diagnostic: its code, at its first written requirement, the others related."""
+    places = [Location(spec_file, r.line, r.column, r.path) for r in f.requirements]
+    first = next((p for p in places if p.line), places[0] if places else Location(spec_file, 0, 0, "<root>"))
+    return Diagnostic(
+        f.code,
+        f.message,
+        first,
+        severity=f.severity,
+        hint=f.fix,
+        related=tuple(p for p in places if p is not first),
+    )
 
 
 def require_feasible(arch: Architecture) -> Architecture:

@@ -42,6 +42,8 @@ class PipeTensor:
 
 @dataclass(frozen=True)
 class PipeStep:
+    """One step of a pipeline: its model, how it is called, and which pipeline tensors its inputs and outputs are."""
+
     model: str
     per_object: bool  # called with the objects (of one or many frames) as its batch dimension
     max_batch_size: int
@@ -51,6 +53,8 @@ class PipeStep:
 
 @dataclass(frozen=True)
 class PipelineShapes:
+    """The shapes of a pipeline: its steps, every tensor between them, what it returns, its errors and warnings."""
+
     name: str
     steps: tuple[PipeStep, ...]
     tensors: Mapping[str, PipeTensor]
@@ -62,6 +66,7 @@ class PipelineShapes:
 
     @property
     def per_object(self) -> bool:
+        """Some tensor holds one row per object found (crops, boxes)."""
         return any(t.per_object for t in self.tensors.values())
 
     @property
@@ -86,6 +91,62 @@ class PipelineShapes:
 
 def _fits(have: Sequence[int], want: Sequence[int]) -> bool:
     return len(have) == len(want) and all(a == b or a < 0 or b < 0 for a, b in zip(have, want, strict=True))
+
+
+def _check_input(
+    name: str,
+    mbs: int,
+    per_object: bool,
+    tensor: Any,
+    inp: str,
+    source: PipeTensor,
+    errors: list[str],
+    warnings: list[str],
+) -> None:
+    """One input of step ``name`` against the tensor that feeds it: data type, dims, batching of variable sizes."""
+    src = source.name
+    have = source.frame_dims[1:] if per_object else source.frame_dims
+    want = list(tensor.dims)
+    if source.dtype != tensor.dtype:
+        errors.append(f"step {name}: input {inp!r} is {tensor.dtype} but {src!r} is {source.dtype}")
+    if not _fits(have, want):
+        how = " per object" if per_object else ""
+        errors.append(
+            f"dims do not chain: {src!r} is {have}{how}, but input {inp!r} of step {name} "
+            f"(max_batch_size {mbs}) declares {want}"
+        )
+    if mbs > 0 and not per_object and sum(1 for d in want if d < 0) >= 2:
+        warnings.append(
+            f"step {name} batches (max_batch_size {mbs}) input {inp!r} of variable size {want}: requests "
+            "batch together only when their shapes are equal, so frames of different sizes never do"
+        )
+
+
+def _step_outputs(
+    model: Any,
+    name: str,
+    last: bool,
+    per_object: bool,
+    fed_list: bool,
+    pool: dict[str, PipeTensor],
+    triton_dtypes: Mapping[str, str],
+    errors: list[str],
+) -> list[tuple[str, str]]:
+    """Put the outputs of step ``name`` into the ``pool`` of pipeline tensors: (output, pipeline tensor) of each.
+
+    An output whose name is taken is renamed ``<step>_<output>`` (the last step's keep their names).
+    """
+    outputs: list[tuple[str, str]] = []
+    for t in model.outputs:
+        target = t.name if last or t.name not in pool else f"{name}_{t.name}"
+        keeps_objects = per_object or t.per_object or (fed_list and bool(t.dims) and t.dims[0] < 0)
+        pool[target] = PipeTensor(
+            target, name, t.name, t.dtype, triton_dtypes[t.dtype], tuple(t.dims), keeps_objects, per_object, t.pii
+        )
+        if t.per_object and (not t.dims or t.dims[0] != -1) and not per_object:
+            errors.append(f"per-object output {t.name!r} of step {name} must start with -1 (the object count)")
+        outputs.append((t.name, target))
+    return outputs
 
 
 def shapes(
@@ -131,46 +192,12 @@ def shapes(
             errors.append(f"step {name} takes objects as its batch dimension, but not every input of it is per object")
         for tensor, (inp, src) in zip(declared, sources, strict=False):  # an unfed input is reported above
             source = pool.get(src)
-            if source is None:
-                continue
-            have = source.frame_dims[1:] if per_object else source.frame_dims
-            want = list(tensor.dims)
-            if source.dtype != tensor.dtype:
-                errors.append(f"step {name}: input {inp!r} is {tensor.dtype} but {src!r} is {source.dtype}")
-            if not _fits(have, want):
-                how = " per object" if per_object else ""
-                errors.append(
-                    f"dims do not chain: {src!r} is {have}{how}, but input {inp!r} of step {name} "
-                    f"(max_batch_size {mbs}) declares {want}"
-                )
-            if mbs > 0 and not per_object and sum(1 for d in want if d < 0) >= 2:
-                warnings.append(
-                    f"step {name} batches (max_batch_size {mbs}) input {inp!r} of variable size {want}: requests "
-                    "batch together only when their shapes are equal, so frames of different sizes never do"
-                )
-        fed_list = any(fed_objects)
-        outputs: list[tuple[str, str]] = []
-        previous = []
+            if source is not None:
+                _check_input(name, mbs, per_object, tensor, inp, source, errors, warnings)
         last = index == len(pipe.steps) - 1
-        for t in model.outputs:
-            target = t.name if last or t.name not in pool else f"{name}_{t.name}"
-            keeps_objects = per_object or t.per_object or (fed_list and bool(t.dims) and t.dims[0] < 0)
-            pool[target] = PipeTensor(
-                target,
-                name,
-                t.name,
-                t.dtype,
-                triton_dtypes[t.dtype],
-                tuple(t.dims),
-                keeps_objects,
-                per_object,
-                t.pii,
-            )
-            if t.per_object and (not t.dims or t.dims[0] != -1) and not per_object:
-                errors.append(f"per-object output {t.name!r} of step {name} must start with -1 (the object count)")
-            written[(name, t.name)] = target
-            outputs.append((t.name, target))
-            previous.append(target)
+        outputs = _step_outputs(model, name, last, per_object, any(fed_objects), pool, triton_dtypes, errors)
+        written |= {(name, output): target for output, target in outputs}
+        previous = [target for _, target in outputs]
         steps.append(PipeStep(name, per_object, mbs, tuple(sources), tuple(outputs)))
     refs = list(pipe.outputs) or [f"{pipe.steps[-1]}.{o}" for o, _ in steps[-1].outputs]
     returns = tuple(pool[written[(s, o)]] for s, _, o in (r.partition(".") for r in refs) if (s, o) in written)
@@ -272,6 +299,7 @@ def demo_context(arch: Architecture) -> dict[str, Any] | None:
         "returns": [t.name for t in found.returns],
         "per_object": [t.name for t in found.returns if t.per_object],
         "pii": [t.name for t in found.returns if t.pii],
+        "retention": arch.spec.privacy.retention,
         "profile_data": PROFILE_DATA,
     }
 
@@ -282,7 +310,8 @@ PROFILE_DATA = "model_analyzer/input_data.json"
 
 def profile_inputs(arch: Architecture) -> dict[str, Any]:
     """Model Analyzer inputs of a per-object pipeline: the sample frames' shape and data (frames with objects,
-    so the profile runs the whole chain, not only the early exit). None for any other system."""
+    so the profile runs the whole chain, not only the early exit). None for any other system.
+    """
     demo = demo_context(arch)
     if demo is None:
         return {"shapes": [], "input_data": None}

@@ -1,14 +1,15 @@
-"""Pipeline rules: how many frames a BLS pipeline holds in flight, and shapes that cannot work."""
+"""Serving pipelines: the rule (how many frames a BLS pipeline holds in flight) and its findings (shapes
+that cannot work, personal outputs).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 
-from .architecture import Finding
-from .context import Outcome, ReqPath, RuleContext
+from .context import Conflict, Outcome, ReqPath, RuleContext
 from .pipeline_shapes import PipelineShapes, shapes
-from .registry import FindingKind, check, rule
+from .registry import finding, rule
 from .thresholds import THRESHOLDS
 
 PIPE: ReqPath = ("serving", "pipeline")
@@ -47,7 +48,8 @@ def _no_pipeline(ctx: RuleContext) -> str | None:
 def pipeline_instances(ctx: RuleContext) -> Outcome:
     """A BLS instance holds one frame from its first step to its last, so the instances needed are the
     throughput times the chain's latency (Little's law): the sum of the steps' `latency_ms`, a step that
-    declares none counting as an equal share of the p99 budget; at most `max_pipeline_instances`."""
+    declares none counting as an equal share of the p99 budget; at most `max_pipeline_instances`.
+    """
     sv = ctx.spec.serving
     if ctx.choice("pipeline") != "bls" or sv.pipeline is None:
         return Outcome(
@@ -84,60 +86,56 @@ def pipeline_instances(ctx: RuleContext) -> Outcome:
     )
 
 
-CHAIN = FindingKind(
-    code="pipeline.shapes_do_not_chain",
-    severity="error",
-    title="Pipeline shapes that cannot work",
-    doc="A step's input does not take what the step before it returns (dims, data type, or objects mixed with "
-    "frame tensors): Triton would refuse the request at run time.",
-)
-VARIABLE_BATCH = FindingKind(
-    code="pipeline.variable_size_batching",
-    severity="warning",
-    title="Batching inputs of variable size",
-    doc="Triton batches requests only when their shapes are equal: frames of different sizes never batch, and "
-    "a batch dimension on top of them only adds a dimension. Use max_batch_size 0, or fix the size.",
-)
-
-
-PII_OUTPUT = FindingKind(
-    code="pipeline.personal_output_without_retention",
-    severity="warning",
-    title="Personal-data outputs with no retention",
-    doc="A model returns personal data (an output marked pii: a recognised name, address, plate), but the "
-    "spec sets no privacy.retention: anything that stores the answers keeps them for ever.",
-)
-
-
-@check(CHAIN, VARIABLE_BATCH, PII_OUTPUT)
-def pipeline_shapes(ctx: RuleContext) -> Iterator[Finding]:
+@finding("pipeline.personal_output_without_retention", "warning", title="Personal-data outputs with no retention")
+def personal_output_without_retention(ctx: RuleContext) -> Iterator[Conflict]:
+    """A model returns personal data (an output marked pii: a recognised name, address, plate), but the
+    spec sets no privacy.retention: anything that stores the answers keeps them for ever.
+    """
     spec = ctx.spec
     personal = [
         (i, j, m.name, t.name) for i, m in enumerate(spec.serving.models) for j, t in enumerate(m.outputs) if t.pii
     ]
     if personal and spec.privacy.retention is None:
         i, j, model, tensor = personal[0]
-        yield ctx.finding(
-            PII_OUTPUT.code,
+        yield Conflict(
             f"output {tensor} of {model} is personal data, but privacy.retention is not set",
             [("serving", "models", i, "outputs", j, "pii"), ("privacy", "retention")],
             "set privacy.retention (e.g. 30d) so stored answers are purged",
         )
+
+
+@finding("pipeline.shapes_do_not_chain", "error", title="Pipeline shapes that cannot work")
+def shapes_do_not_chain(ctx: RuleContext) -> Iterator[Conflict]:
+    """A step's input does not take what the step before it returns (dims, data type, or objects mixed with
+    frame tensors): Triton would refuse the request at run time.
+    """
     found = pipe_shapes(ctx)
     if found is None:
         return
     for message in found.errors:
-        yield ctx.finding(
-            CHAIN.code,
+        yield Conflict(
             f"pipeline {found.name}: {message}",
             [(*PIPE, "steps")],
             "declare a per-object step's input without the object dimension (its batch dimension), or with it "
             "and max_batch_size 0; match data types",
         )
+
+
+@finding("pipeline.variable_size_batching", "warning", title="Batching inputs of variable size")
+def variable_size_batching(ctx: RuleContext) -> Iterator[Conflict]:
+    """Triton batches requests only when their shapes are equal: frames of different sizes never batch, and
+    a batch dimension on top of them only adds a dimension. Use max_batch_size 0, or fix the size.
+    """
+    found = pipe_shapes(ctx)
+    if found is None:
+        return
     for message in found.warnings:
-        yield ctx.finding(
-            VARIABLE_BATCH.code,
+        yield Conflict(
             f"pipeline {found.name}: {message}",
             [(*PIPE, "steps")],
             "set max_batch_size: 0 on the step, or fix its input size",
         )
+
+
+RULES = (pipeline_instances,)
+FINDINGS = (personal_output_without_retention, shapes_do_not_chain, variable_size_batching)

@@ -1,16 +1,21 @@
 """The rule registry: rules (one decided key each), finding kinds and the checks that raise them.
 
-Built-in rules register themselves at import; third-party packages add theirs through the
-``archgen.rules`` entry-point group. An entry point names a :class:`Rule`, a :class:`Check`, or
-an iterable of them. Two rules deciding one key are refused, unless the newcomer says
-``overrides=True`` and the key already has a built-in rule (a company standard replacing ours).
+Registration is explicit: each area module (:data:`AREAS`) lists its rules in ``RULES`` and its
+findings in ``FINDINGS``, and :func:`builtin_registry` reads those lists. The decorators
+:func:`rule`, :func:`finding` and :func:`check` only make the objects; importing (or reloading) a
+module registers nothing. Third-party packages add theirs through the ``archgen.rules``
+entry-point group: an entry point names a :class:`Rule`, a :class:`Check`, or an iterable of them.
+Two rules deciding one key are refused, unless the newcomer says ``overrides=True`` and the key
+already has a built-in rule (a company standard replacing ours).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import INTERNAL, ArchgenError
@@ -19,12 +24,16 @@ if TYPE_CHECKING:
     from .context import Outcome, RuleContext
 
 ENTRY_POINT_GROUP = "archgen.rules"
-MODULE_ORDER = ("feature_store", "training", "serving", "pipelines", "privacy", "delivery")
+#: the area modules of generator.decide, in the order their decisions are listed (feature store -> training ->
+#: serving -> privacy/delivery); each lists its rules in ``RULES`` and its findings in ``FINDINGS``
+AREAS = ("feature_store", "training", "serving", "pipelines", "privacy", "delivery", "waivers")
 
 RuleFn = Callable[["RuleContext"], "Outcome | None"]
 # when a key applies: None, or the reason it does not (given the decided runtime, scope and MLOps level)
 ApplyFn = Callable[["RuleContext"], "str | None"]
+# yields the findings of a check: Conflict (a one-code check made by @finding) or Finding (ctx.finding)
 CheckFn = Callable[["RuleContext"], Iterable[Any]]
+Severity = Literal["error", "warning"]
 
 
 class RuleError(ArchgenError):
@@ -52,6 +61,8 @@ class Rule:
     # when the key applies: ``unless(ctx)`` gives the reason it does not (the decision is then not made)
     unless: ApplyFn | None = None
     applies: str = ""  # when it applies, in words (docs/contract.md)
+    # a first-match decision table (generator.decide.table): each row's condition in words and its choice
+    table: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,26 +74,38 @@ class FindingKind:
     title: str
     doc: str
     origin: str = "archgen"
+    # an error that a waiver with a justification accepts (the finding then stays, as a waived warning)
+    waivable: bool = False
+    defined_by: str = ""  # module.function of the check that reports it (docs/rules.md)
 
 
 @dataclass(frozen=True)
 class Check:
-    """Looks at the spec and the decisions; yields findings of the kinds it declares."""
+    """Looks at the spec and the decisions; yields findings of the kinds it declares.
+
+    A check made by :func:`finding` declares one kind and yields :class:`~generator.decide.context.Conflict`
+    (the engine adds the code); one made by :func:`check` may declare several and yields ``ctx.finding(...)``.
+    A ``late`` check runs after every other one and reads their findings in ``ctx.findings`` (the waivers).
+    """
 
     name: str
     kinds: tuple[FindingKind, ...]
     fn: CheckFn
     origin: str = "archgen"
+    late: bool = False
 
 
 @dataclass
 class Registry:
+    """Rules by decided key, finding kinds by code, and the checks that report them."""
+
     rules: dict[str, Rule] = field(default_factory=dict)
     kinds: dict[str, FindingKind] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     # ------------------------------------------------------------ registration
     def add_rule(self, rule: Rule) -> None:
+        """Add a rule; a second rule for a key is refused unless it says ``overrides=True``."""
         old = self.rules.get(rule.key)
         if old is not None:
             if not rule.overrides:
@@ -100,6 +123,7 @@ class Registry:
         self.rules[rule.key] = rule
 
     def add_check(self, check: Check) -> None:
+        """Add a check and its finding kinds; a code declared twice is refused."""
         for kind in check.kinds:
             if kind.code in self.kinds:
                 raise RuleError(f"finding code {kind.code!r} is declared twice ({check.name}, {check.origin})")
@@ -108,6 +132,7 @@ class Registry:
         self.checks.append(check)
 
     def add(self, item: Any, origin: str) -> None:
+        """Add what an entry point gave: a Rule, a Check, or an iterable of them."""
         if isinstance(item, Rule):
             self.add_rule(item if item.origin != "archgen" else _with_origin(item, origin))
         elif isinstance(item, Check):
@@ -118,7 +143,22 @@ class Registry:
         else:
             raise RuleError(f"entry point {origin} gave {type(item).__name__}; expected a Rule, a Check or a list")
 
+    def add_area(self, module: Any) -> None:
+        """The rules and findings an area module lists (``RULES``, ``FINDINGS``): each one, and nothing else."""
+        listed: list[Any] = [*module.RULES, *module.FINDINGS]
+        for name, obj in vars(module).items():
+            if isinstance(obj, Rule | Check) and obj.fn.__module__ == module.__name__ and obj not in listed:
+                raise RuleError(
+                    f"{module.__name__}.{name} is a {type(obj).__name__.lower()} no list names",
+                    hint=f"add it to {'RULES' if isinstance(obj, Rule) else 'FINDINGS'} in {module.__name__}",
+                )
+        for r in module.RULES:
+            self.add_rule(r)
+        for c in module.FINDINGS:
+            self.add_check(c)
+
     def copy(self) -> Registry:
+        """A copy to add to without changing this registry."""
         return Registry(dict(self.rules), dict(self.kinds), list(self.checks))
 
     # ------------------------------------------------------------ order
@@ -145,21 +185,14 @@ class Registry:
 
 
 def _with_origin(item: Any, origin: str) -> Any:
-    from dataclasses import replace
-
     return replace(item, origin=origin)
 
 
 def _with_choices(rule: Rule, choices: tuple[str, ...]) -> Rule:
-    from dataclasses import replace
-
     return replace(rule, choices=choices)
 
 
 # ---------------------------------------------------------------- decorators used by the rule modules
-_BUILTIN = Registry()
-
-
 def rule(
     key: str,
     *,
@@ -170,14 +203,15 @@ def rule(
     after: Iterable[str] = (),
     thresholds: Iterable[str] = (),
     overrides: bool = False,
-    register: bool = True,
     unless: ApplyFn | None = None,
     applies: str = "",
+    table: Iterable[Any] = (),
 ) -> Callable[[RuleFn], Rule]:
     """Make a function a :class:`Rule`; its docstring is the rule's documentation.
 
-    Built-in modules register into the built-in registry; a plugin passes ``register=False`` and
-    exposes the returned Rule through its entry point.
+    Nothing is registered: an area module lists the Rule in its ``RULES``, a plugin exposes it through
+    its entry point. ``table``: the rows of the first-match table the rule runs (:mod:`generator.decide.table`),
+    shown in its documentation.
     """
 
     def wrap(fn: RuleFn) -> Rule:
@@ -194,41 +228,53 @@ def rule(
             overrides=overrides,
             unless=unless,
             applies=applies,
+            table=tuple((row.when, row.choice) for row in table),
         )
-        if register:
-            _BUILTIN.add_rule(made)
         return made
 
     return wrap
 
 
-def check(*kinds: FindingKind, register: bool = True) -> Callable[[CheckFn], Check]:
+def finding(
+    code: str, severity: Severity, *, title: str, late: bool = False, waivable: bool = False
+) -> Callable[[CheckFn], Check]:
+    """Make a function the :class:`Check` of one finding code; its docstring is the finding's documentation.
+
+    The function yields a :class:`~generator.decide.context.Conflict` for each occurrence (message, the
+    requirement paths involved, the fix); the engine gives it the code and severity. ``late``: it runs after
+    every other check, with their findings in ``ctx.findings``. ``waivable``: an error that a waiver with a
+    justification accepts (it then stays as a waived warning).
+    """
+
     def wrap(fn: CheckFn) -> Check:
-        made = Check(name=fn.__name__, kinds=tuple(kinds), fn=fn)
-        if register:
-            _BUILTIN.add_check(made)
-        return made
+        doc = " ".join((fn.__doc__ or "").split())
+        where = f"{fn.__module__}.{fn.__name__}"
+        kind = FindingKind(code, severity, title, doc, waivable=waivable, defined_by=where)
+        return Check(name=fn.__name__, kinds=(kind,), fn=fn, late=late)
+
+    return wrap
+
+
+def check(*kinds: FindingKind) -> Callable[[CheckFn], Check]:
+    """Make a function a :class:`Check` of several declared kinds; it yields ``ctx.finding(code, ...)``."""
+
+    def wrap(fn: CheckFn) -> Check:
+        where = f"{fn.__module__}.{fn.__name__}"
+        return Check(name=fn.__name__, kinds=tuple(replace(k, defined_by=k.defined_by or where) for k in kinds), fn=fn)
 
     return wrap
 
 
 def _dedent(text: str) -> str:
-    import inspect
-
     return inspect.cleandoc(text)
 
 
 # ---------------------------------------------------------------- loading
 def builtin_registry() -> Registry:
-    """The rules and checks archgen ships (importing the rule modules registers them)."""
-    from . import delivery, feature_store, findings, pipelines, privacy, serving, training  # noqa: F401
-
-    # decisions are listed feature store -> training -> serving -> privacy/delivery, whatever the import order
-    order = [f"{__package__}.{m}" for m in MODULE_ORDER]
-    reg = Registry(kinds=dict(_BUILTIN.kinds), checks=list(_BUILTIN.checks))
-    rules = list(_BUILTIN.rules.values())
-    for r in sorted(rules, key=lambda r: (order.index(r.fn.__module__), rules.index(r))):
-        reg.rules[r.key] = r
+    """The rules and checks archgen ships: the lists of every area module, in :data:`AREAS` order."""
+    reg = Registry()
+    for area in AREAS:
+        reg.add_area(importlib.import_module(f"{__package__}.{area}"))
     return reg
 
 
@@ -264,5 +310,6 @@ def default_registry() -> Registry:
 
 
 def reset_default_registry() -> None:
+    """Forget the default registry: the next :func:`default_registry` reads the entry points again."""
     global _cached
     _cached = None

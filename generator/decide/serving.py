@@ -1,16 +1,23 @@
-"""Serving rules: runtime, protocol and the Triton model configuration."""
+"""Serving: the rules (runtime, protocol, the Triton model configuration, batch and embedded serving) and
+their findings.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from requirements_spec.models import ModelSpec
+from requirements_spec.models import ModelSpec, Spec
 from requirements_spec.types import cron_expression
 
-from .context import Outcome, ReqPath, RuleContext
-from .registry import rule
+from .context import Conflict, Outcome, ReqPath, RuleContext
+from .pipelines import pipe_shapes
+from .registry import finding, rule
+from .table import Row, always, first_match
 from .thresholds import THRESHOLDS
+from .values import BATCHING, typed
 
 MODE: ReqPath = ("serving", "mode")
 LATENCY: ReqPath = ("serving", "latency_p99_ms")
@@ -27,7 +34,7 @@ BACKENDS = {
 THIN_FRAMEWORKS = ("sklearn", "python")
 
 
-def _model(i: int, *rest: str) -> ReqPath:
+def _model(i: int, *rest: str | int) -> ReqPath:
     return ("serving", "models", i, *rest)
 
 
@@ -53,57 +60,129 @@ def _per_model(values: dict[str, str]) -> str:
     return "; ".join(f"{k}: {v}" for k, v in values.items())
 
 
-@rule(
-    "serving_runtime",
-    title="Serving runtime: what answers prediction requests",
-    reads=(
-        "serving.mode",
-        "serving.models",
-        "serving.models[].accelerator",
-        "serving.throughput_rps",
-        "serving.latency_p99_ms",
-        "delivery.priority",
-        "serving.protocol",
-    ),
-    alternatives=("triton", "python_rest", "batch_scoring", "async_worker", "embedded"),
-    choices=("triton", "python_rest", "batch_scoring", "async_worker", "embedded"),
-    thresholds=("triton_from_rps", "triton_below_p99_ms"),
-)
-def serving_runtime(ctx: RuleContext) -> Outcome:
-    """Online serving goes to Triton Inference Server when it pays off; the other modes get their runtime.
+@dataclass(frozen=True)
+class _Demand:
+    """What the serving runtime rule weighs: what calls for Triton, and whether a thin wrapper could serve."""
 
-    Triton (parallel model execution, dynamic batching, many frameworks) serves several models,
-    GPU models, a throughput from `triton_from_rps` or a p99 below `triton_below_p99_ms`. One small
-    CPU model (sklearn or python) with a relaxed budget, when the team favours speed of delivery,
-    gets a thin REST wrapper in Python (FastAPI): simplest to build, but no dynamic batching, one
-    request per worker at a time and a Python hop on every call — it must be replaced by Triton
-    once the budget tightens. Batch mode scores on a schedule into a table, async mode is a worker
-    on a broker queue, embedded mode ships the model as a library.
-    """
-    spec = ctx.spec
+    spec: Spec
+    rps_min: float  # threshold triton_from_rps
+    p99_max: float  # threshold triton_below_p99_ms
+    reasons: tuple[str, ...]  # what calls for Triton, in words: several models, GPUs, the throughput, the p99
+    reads: tuple[ReqPath, ...]  # the requirements those reasons read
+    tensors: bool  # the first model takes tensors (an image), not a row of features
+    thin_ok: bool  # ... and is one small CPU model (sklearn, python), stateless, over REST, on a row of features
+
+
+def _batch(d: _Demand) -> Outcome:
+    return Outcome(
+        "batch_scoring",
+        "predictions are precomputed: a scheduled job scores every entity and writes the predictions where "
+        "the application reads them",
+        [MODE],
+        [("triton", "a server answering requests nobody sends")],
+    )
+
+
+def _async(d: _Demand) -> Outcome:
+    return Outcome(
+        "async_worker",
+        "predictions on demand through a broker: a worker consumes the request queue and publishes results",
+        [MODE, ("existing", "broker")],
+        [("triton", "callers would block on a synchronous call")],
+    )
+
+
+def _embedded(d: _Demand) -> Outcome:
+    return Outcome(
+        "embedded",
+        "the model ships as a library dependency of the application: no network hop",
+        [MODE],
+        [("triton", "a network hop and a service for a model the application can call in-process")],
+    )
+
+
+def _thin(d: _Demand) -> Outcome:
+    sv = d.spec.serving
+    m = sv.models[0]
+    return Outcome(
+        "python_rest",
+        f"one small CPU model ({m.framework}) at {sv.throughput_rps} requests/s with a {sv.latency_p99_ms} ms "
+        "budget, and the team favours speed: a thin Python REST wrapper (FastAPI) is the simplest thing. "
+        f"Its cost: no dynamic batching, one request per worker at a time, a Python hop per call; move to "
+        f"Triton from {d.rps_min} requests/s or below {d.p99_max} ms",
+        [MODE, LATENCY, THROUGHPUT, ("delivery", "priority"), _model(0, "framework")],
+        [("triton", "one more server to learn for a model a 30-line wrapper serves within the budget")],
+    )
+
+
+def _triton_for_operations(d: _Demand) -> Outcome:
+    spec = d.spec
+    m = spec.serving.models[0]
+    why = (
+        "the team favours reliability"
+        if spec.delivery.priority == "reliability"
+        else f"{m.framework} needs a Triton backend"
+        if m.framework not in THIN_FRAMEWORKS
+        else "the model is stateful"
+        if m.stateful
+        else "the model takes tensors, not a row of features"
+        if d.tensors
+        else "gRPC is asked for"
+    )
+    return Outcome(
+        "triton",
+        f"one model within a relaxed budget, but {why}: Triton gives health checks, metrics, versioned "
+        "model loading and batching without custom code",
+        [*d.reads, ("delivery", "priority"), _model(0, "framework"), LATENCY, THROUGHPUT],
+        [("python_rest", "custom serving code to write and keep healthy: " + why)],
+    )
+
+
+def _triton_for_load(d: _Demand) -> Outcome:
+    return Outcome(
+        "triton",
+        "Triton Inference Server: " + ", ".join(d.reasons) + "; it runs models in parallel, batches requests "
+        "dynamically and serves every framework here",
+        d.reads,
+        [
+            (
+                "python_rest",
+                "no dynamic batching and one request per worker at a time: does not hold " + " and ".join(d.reasons),
+            )
+        ],
+    )
+
+
+SERVING_RUNTIME_TABLE: tuple[Row[_Demand], ...] = (
+    Row("`serving.mode: batch`", "batch_scoring", lambda d: d.spec.serving.mode == "batch", _batch),
+    Row("`serving.mode: async`", "async_worker", lambda d: d.spec.serving.mode == "async", _async),
+    Row("`serving.mode: embedded`", "embedded", lambda d: d.spec.serving.mode == "embedded", _embedded),
+    Row(
+        "nothing calls for Triton, the team favours speed (`delivery.priority: speed`), and one small CPU model "
+        "(sklearn or python, stateless) reads a row of features over REST",
+        "python_rest",
+        lambda d: not d.reasons and d.spec.delivery.priority == "speed" and d.thin_ok,
+        _thin,
+    ),
+    Row(
+        "nothing calls for Triton, but the team favours reliability, or the model is not one a thin wrapper serves "
+        "(another framework, stateful, tensors, gRPC)",
+        "triton",
+        lambda d: not d.reasons,
+        _triton_for_operations,
+    ),
+    Row(
+        "otherwise: several models, GPU inference, a throughput from `triton_from_rps` or a p99 below "
+        "`triton_below_p99_ms`",
+        "triton",
+        always,
+        _triton_for_load,
+    ),
+)
+
+
+def _demand(spec: Spec) -> _Demand:
     sv = spec.serving
-    if sv.mode == "batch":
-        return Outcome(
-            "batch_scoring",
-            "predictions are precomputed: a scheduled job scores every entity and writes the predictions where "
-            "the application reads them",
-            [MODE],
-            [("triton", "a server answering requests nobody sends")],
-        )
-    if sv.mode == "async":
-        return Outcome(
-            "async_worker",
-            "predictions on demand through a broker: a worker consumes the request queue and publishes results",
-            [MODE, ("existing", "broker")],
-            [("triton", "callers would block on a synchronous call")],
-        )
-    if sv.mode == "embedded":
-        return Outcome(
-            "embedded",
-            "the model ships as a library dependency of the application: no network hop",
-            [MODE],
-            [("triton", "a network hop and a service for a model the application can call in-process")],
-        )
     rps_min, p99_max = THRESHOLDS["triton_from_rps"], THRESHOLDS["triton_below_p99_ms"]
     gpu = [i for i, m in enumerate(sv.models) if m.accelerator == "gpu"]
     reasons: list[str] = []
@@ -124,48 +203,38 @@ def serving_runtime(ctx: RuleContext) -> Outcome:
     # the thin wrapper serves one row of features per request: a model that takes tensors (an image) needs Triton
     tensors = m.feature_service is None and bool(m.inputs)
     thin_ok = m.framework in THIN_FRAMEWORKS and not m.stateful and sv.protocol == "rest" and not tensors
-    if not reasons and spec.delivery.priority == "speed" and thin_ok:
-        return Outcome(
-            "python_rest",
-            f"one small CPU model ({m.framework}) at {sv.throughput_rps} requests/s with a {sv.latency_p99_ms} ms "
-            "budget, and the team favours speed: a thin Python REST wrapper (FastAPI) is the simplest thing. "
-            f"Its cost: no dynamic batching, one request per worker at a time, a Python hop per call; move to "
-            f"Triton from {rps_min} requests/s or below {p99_max} ms",
-            [MODE, LATENCY, THROUGHPUT, ("delivery", "priority"), _model(0, "framework")],
-            [("triton", "one more server to learn for a model a 30-line wrapper serves within the budget")],
-        )
-    if not reasons:
-        why = (
-            "the team favours reliability"
-            if spec.delivery.priority == "reliability"
-            else f"{m.framework} needs a Triton backend"
-            if m.framework not in THIN_FRAMEWORKS
-            else "the model is stateful"
-            if m.stateful
-            else "the model takes tensors, not a row of features"
-            if tensors
-            else "gRPC is asked for"
-        )
-        reads += [("delivery", "priority"), _model(0, "framework"), LATENCY, THROUGHPUT]
-        return Outcome(
-            "triton",
-            f"one model within a relaxed budget, but {why}: Triton gives health checks, metrics, versioned "
-            "model loading and batching without custom code",
-            reads,
-            [("python_rest", "custom serving code to write and keep healthy: " + why)],
-        )
-    return Outcome(
-        "triton",
-        "Triton Inference Server: " + ", ".join(reasons) + "; it runs models in parallel, batches requests "
-        "dynamically and serves every framework here",
-        reads,
-        [
-            (
-                "python_rest",
-                "no dynamic batching and one request per worker at a time: does not hold " + " and ".join(reasons),
-            )
-        ],
-    )
+    return _Demand(spec, rps_min, p99_max, tuple(reasons), tuple(reads), tensors, thin_ok)
+
+
+@rule(
+    "serving_runtime",
+    title="Serving runtime: what answers prediction requests",
+    reads=(
+        "serving.mode",
+        "serving.models",
+        "serving.models[].accelerator",
+        "serving.throughput_rps",
+        "serving.latency_p99_ms",
+        "delivery.priority",
+        "serving.protocol",
+    ),
+    alternatives=("triton", "python_rest", "batch_scoring", "async_worker", "embedded"),
+    choices=("triton", "python_rest", "batch_scoring", "async_worker", "embedded"),
+    thresholds=("triton_from_rps", "triton_below_p99_ms"),
+    table=SERVING_RUNTIME_TABLE,
+)
+def serving_runtime(ctx: RuleContext) -> Outcome:
+    """Online serving goes to Triton Inference Server when it pays off; the other modes get their runtime.
+
+    Triton (parallel model execution, dynamic batching, many frameworks) serves several models,
+    GPU models, a throughput from `triton_from_rps` or a p99 below `triton_below_p99_ms`. One small
+    CPU model (sklearn or python) with a relaxed budget, when the team favours speed of delivery,
+    gets a thin REST wrapper in Python (FastAPI): simplest to build, but no dynamic batching, one
+    request per worker at a time and a Python hop on every call — it must be replaced by Triton
+    once the budget tightens. Batch mode scores on a schedule into a table, async mode is a worker
+    on a broker queue, embedded mode ships the model as a library.
+    """
+    return first_match(SERVING_RUNTIME_TABLE, _demand(ctx.spec))
 
 
 TRITON_APPLIES = "a Triton server serves the models (every runtime but python_rest)"
@@ -249,7 +318,8 @@ def protocol(ctx: RuleContext) -> Outcome | None:
 )
 def triton_backend(ctx: RuleContext) -> Outcome | None:
     """onnx: onnxruntime; pytorch: pytorch (TorchScript); tensorflow: tensorflow; sklearn and python: the
-    python backend (sklearn models are loaded from their joblib artefact inside it)."""
+    python backend (sklearn models are loaded from their joblib artefact inside it).
+    """
     if _in_process(ctx):
         return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
@@ -462,7 +532,8 @@ def instance_group(ctx: RuleContext) -> Outcome | None:
 def pipeline(ctx: RuleContext) -> Outcome | None:
     """A fixed line of models is a Triton ensemble (no glue code); control flow between models
     (skip the rest when nothing is detected, loops) is a python-backend BLS model calling the
-    others, as in the lecture's plate recognition (detector, then STN, then LPRNet)."""
+    others, as in the lecture's plate recognition (detector, then STN, then LPRNet).
+    """
     pipe = ctx.spec.serving.pipeline
     if pipe is None and _in_process(ctx):
         return None  # one model, called in process
@@ -502,7 +573,8 @@ def pipeline(ctx: RuleContext) -> Outcome | None:
 )
 def sequence_batching(ctx: RuleContext) -> Outcome | None:
     """A stateful model gets Triton's sequence batcher: every request of a sequence (one correlation
-    id) reaches the same instance, which keeps the state between them."""
+    id) reaches the same instance, which keeps the state between them.
+    """
     if _in_process(ctx):
         return None  # the model runs in process: no Triton model configuration
     models = ctx.spec.serving.models
@@ -527,7 +599,8 @@ def sequence_batching(ctx: RuleContext) -> Outcome | None:
 
 def _population(ctx: RuleContext) -> tuple[str | None, list[ReqPath]]:
     """The source whose rows are the entities to score: the declared one, else the source of the scored
-    feature service's first view."""
+    feature service's first view.
+    """
     spec = ctx.spec
     if spec.serving.population is not None:
         return spec.serving.population, [("serving", "population")]
@@ -552,7 +625,8 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
     so memory stays flat. Scores go to
     the warehouse: a PostgreSQL table when the warehouse is PostgreSQL, partitioned parquet otherwise, with
     the entity keys, score, model version, run id and time; a rerun of a run replaces its rows. It runs
-    right after training and its quality gate, on `serving.schedule` (default: the training schedule)."""
+    right after training and its quality gate, on `serving.schedule` (default: the training schedule).
+    """
     if ctx.choice("serving_runtime") != "batch_scoring":
         return None
     spec = ctx.spec
@@ -594,7 +668,8 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     """Embedded serving ships the model as a library reading a local, versioned bundle: the trained model, a
     SQLite snapshot of the online features and a manifest with checksums. Bundles are built centrally
     (`make bundle`), installed atomically on the device, verified, and refused (or served with a warning)
-    when their features are older than the freshness allows; the previous good bundle keeps serving."""
+    when their features are older than the freshness allows; the previous good bundle keeps serving.
+    """
     if ctx.choice("serving_runtime") != "embedded":
         return None
     spec = ctx.spec
@@ -615,3 +690,107 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
         ],
         value={"policy": policy},
     )
+
+
+# ---------------------------------------------------------------- findings
+@finding("latency.infeasible", "error", title="p99 below what the runtime, protocol and online store can do")
+def latency_infeasible(ctx: RuleContext) -> Iterator[Conflict]:
+    """The p99 budget covers the online feature read and the call to the model server; each has a floor
+    (thresholds `online_read_floor_ms`, `serving_floor_ms`). A budget below their sum cannot be met.
+    """
+    sv = ctx.spec.serving
+    if sv.mode not in ("online", "embedded"):  # online and embedded serving: the generated path has a floor
+        return
+    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol") or "in_process"
+    floor = THRESHOLDS["serving_floor_ms"].get(f"{runtime}/{proto}", 0.0)
+    parts = [f"{runtime} over {proto} {floor} ms" if proto != "in_process" else f"an in-process call {floor} ms"]
+    cited: list[ReqPath] = [LATENCY, PROTOCOL, MODE]
+    store = ctx.choice("online_store")
+    read = 0.0
+    if store is not None and any(m.feature_service for m in sv.models):
+        read = THRESHOLDS["online_read_floor_ms"][store]
+        floor += read
+        parts.append(f"a {store} feature read {read} ms")
+        cited.append(THROUGHPUT)
+    if sv.latency_p99_ms >= floor:
+        return
+    embedded_floor = THRESHOLDS["serving_floor_ms"]["embedded/in_process"] + read
+    if sv.mode == "embedded" or sv.latency_p99_ms < embedded_floor:
+        fix = (
+            f"raise serving.latency_p99_ms to at least {round(embedded_floor, 3)} ms: no serving mode meets "
+            f"{sv.latency_p99_ms} ms (an in-process model still reads its features"
+            + (f" from {store}" if read else "")
+            + ")"
+            + (", or read the features from a faster online store" if read else "")
+        )
+    else:
+        fix = f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)"
+    yield Conflict(
+        f"p99 {sv.latency_p99_ms} ms is below the {round(floor, 3)} ms floor of " + " plus ".join(parts), cited, fix
+    )
+
+
+@finding("serving.stateful_in_pipeline", "warning", title="A stateful model inside a pipeline")
+def stateful_in_pipeline(ctx: RuleContext) -> Iterator[Conflict]:
+    """Every request through the pipeline must carry a sequence id with start/end flags, and the stateful
+    step is not dynamically batched.
+    """
+    sv = ctx.spec.serving
+    if sv.pipeline is None:
+        return
+    for i, m in enumerate(sv.models):
+        if m.stateful and m.name in sv.pipeline.steps:
+            yield Conflict(
+                f"model {m.name} is stateful and a step of pipeline {sv.pipeline.name}",
+                [_model(i, "stateful"), ("serving", "pipeline", "steps")],
+                "send sequence ids with every pipeline request, or move the stateful model out of the pipeline",
+            )
+
+
+@finding("serving.throughput_beyond_one_machine", "warning", title="Throughput beyond one machine")
+def throughput_beyond_one_machine(ctx: RuleContext) -> Iterator[Conflict]:
+    """Above `single_machine_max_rps` one docker-compose host becomes the bottleneck; Kubernetes scales out."""
+    sv, limit = ctx.spec.serving, THRESHOLDS["single_machine_max_rps"]
+    if ctx.choice("deployment") == "docker_compose" and sv.throughput_rps > limit and sv.mode == "online":
+        yield Conflict(
+            f"{sv.throughput_rps} requests/s on one machine (above {limit})",
+            [THROUGHPUT, ("existing", "platform")],
+            "deploy on kubernetes (existing.platform: kubernetes), or waive after a load test",
+        )
+
+
+@finding("serving.variable_size_batching", "warning", title="Variable-size inputs batched dynamically")
+def variable_size_batching(ctx: RuleContext) -> Iterator[Conflict]:
+    """Dynamic batching joins requests only when every input has the same shape; an input with a variable
+    dimension (-1) splits batches by shape, so the batching the plan promises may not happen.
+    """
+    spec = ctx.spec
+    batching = typed(ctx, "dynamic_batching", BATCHING) or {}
+    # the steps of a shaped pipeline are judged with their shapes (pipeline.variable_size_batching)
+    piped = set(spec.serving.pipeline.steps) if spec.serving.pipeline and pipe_shapes(ctx) is not None else set()
+    for i, m in enumerate(spec.serving.models):
+        if m.name not in batching or not batching[m.name]["dynamic"] or m.name in piped:
+            continue
+        variable = [j for j, t in enumerate(m.inputs) if -1 in t.dims]
+        if variable:
+            names = ", ".join(m.inputs[j].name for j in variable)
+            yield Conflict(
+                f"model {m.name}: input(s) {names} have a variable dimension (-1), yet requests are batched "
+                "dynamically: only requests of equal shape join a batch",
+                [*(_model(i, "inputs", j, "dims") for j in variable), ("serving", "models", i)],
+                f"fix the dimension, pad inputs to a fixed size, or set serving.models[{i}].max_batch_size: 0",
+            )
+
+
+RULES = (
+    serving_runtime,
+    protocol,
+    triton_backend,
+    dynamic_batching,
+    instance_group,
+    pipeline,
+    sequence_batching,
+    batch_scoring,
+    embedded_bundle,
+)
+FINDINGS = (latency_infeasible, stateful_in_pipeline, throughput_beyond_one_machine, variable_size_batching)

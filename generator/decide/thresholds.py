@@ -25,6 +25,24 @@ _TABLE: dict[str, tuple[Any, str]] = {
         "the period of each pre-aggregation grain (s)",
     ),
     "max_materialization_interval_s": (86400, "materialize at least daily, whatever the freshness"),
+    # ---------------------------------------------------------------- compute engine (rollups of raw events)
+    "spark_from_events": (
+        20_000_000,
+        "from this many events read per rollup run (events_per_day of the sources times the longest window, in "
+        "days), parquet files are aggregated by Spark instead of in process: below it a local Spark session's "
+        "start-up and shuffle cost more than they save. Measured with `python bench/bench_aggregation.py` on a "
+        "2-core VM shared with other work (see its output for the figures); measure yours and change it here",
+    ),
+    "spark_executor_cores": (
+        4,
+        "cores per Spark executor (Spark's guidance: a few, so executors stay many and GC short)",
+    ),
+    "spark_memory_overhead": (
+        0.1,
+        "the share of an executor's memory Spark keeps off-heap (spark.executor.memoryOverhead)",
+    ),
+    "spark_tasks_per_core": (3, "shuffle partitions per core: enough tasks to keep every core busy through skew"),
+    "spark_rows_per_partition": (2_000_000, "the most events one shuffle partition should hold"),
     # ---------------------------------------------------------------- serving runtime
     "triton_from_rps": (100, "from this throughput an online model is served by Triton"),
     "triton_below_p99_ms": (50, "below this p99 (ms) an online model is served by Triton"),

@@ -1,11 +1,14 @@
-"""Training rules: scheduler, training mode, resources and the quality gate."""
+"""Training: the rules (scheduler, training mode, resources, the quality gate) and their findings."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from requirements_spec.types import cron_expression
 
-from .context import Outcome, ReqPath, RuleContext
-from .registry import rule
+from .context import Conflict, Outcome, ReqPath, RuleContext
+from .registry import finding, rule
+from .values import TRAINING_MODE, typed
 
 ORCHESTRATOR: ReqPath = ("existing", "orchestrator")
 PLATFORM: ReqPath = ("existing", "platform")
@@ -188,3 +191,85 @@ def quality_gate(ctx: RuleContext) -> Outcome:
         [("training", "min_quality", "metric"), ("training", "min_quality", "threshold")],
         [("none", "a model worse than the requirement would reach production")],
     )
+
+
+# ---------------------------------------------------------------- findings
+@finding("training.online_without_broker", "error", title="Online training without a broker")
+def online_without_broker(ctx: RuleContext) -> Iterator[Conflict]:
+    """Learning on the fly consumes events from a broker (Kafka, RabbitMQ, Redis streams); with none there is
+    nothing to consume.
+    """
+    if ctx.spec.training.trigger == "online" and ctx.spec.existing.broker == "none":
+        yield Conflict(
+            "training.trigger is online but existing.broker is none",
+            [TRIGGER, ("existing", "broker")],
+            "set existing.broker (kafka, rabbitmq, redis) or use trigger: schedule",
+        )
+
+
+@finding("training.label_missing", "error", title="Training is triggered but no label is declared")
+def label_missing(ctx: RuleContext) -> Iterator[Conflict]:
+    """A model reading a feature service is trained from historical features joined with a label; without
+    training.label a scheduled or online training run has nothing to fit.
+    """
+    tr = ctx.spec.training
+    fs_models = [i for i, m in enumerate(ctx.spec.serving.models) if m.feature_service is not None]
+    if tr.trigger != "manual" and tr.label is None and fs_models:
+        yield Conflict(
+            f"training is triggered ({tr.trigger}) for models reading a feature service, but training.label is not set",
+            [TRIGGER, ("training", "label"), *(("serving", "models", i, "feature_service") for i in fs_models)],
+            "add training.label: {source: ..., field: ...}, or set training.trigger: manual",
+        )
+
+
+@finding("training.quality_gate_missing", "warning", title="No minimum quality at MLOps level 1 or 2")
+def quality_gate_missing(ctx: RuleContext) -> Iterator[Conflict]:
+    """An automated pipeline ships whatever it trains unless training.min_quality stops it."""
+    tr, level = ctx.spec.training, ctx.spec.delivery.mlops_level
+    if level >= 1 and tr.min_quality is None and tr.trigger != "manual":
+        yield Conflict(
+            f"MLOps level {level} ships every trained model: no training.min_quality",
+            [("delivery", "mlops_level"), ("training", "min_quality")],
+            "add training.min_quality: {metric: roc_auc, threshold: 0.7} (or the metric that fits)",
+        )
+
+
+@finding("training.manual_at_mlops_level", "warning", title="Manual training at an automated MLOps level")
+def manual_at_mlops_level(ctx: RuleContext) -> Iterator[Conflict]:
+    """MLOps level 1 and 2 automate the training pipeline, but trigger manual means nothing runs it."""
+    spec, level = ctx.spec, ctx.spec.delivery.mlops_level
+    if spec.training.trigger == "manual" and level >= 1 and any(m.feature_service for m in spec.serving.models):
+        yield Conflict(
+            f"MLOps level {level} automates training, but training.trigger is manual",
+            [TRIGGER, ("delivery", "mlops_level")],
+            "set training.trigger: schedule with a schedule, or delivery.mlops_level: 0",
+        )
+
+
+@finding(
+    "training.schedule_at_mlops_level_0", "warning", title="A training schedule that nothing runs at MLOps level 0"
+)
+def schedule_at_mlops_level_0(ctx: RuleContext) -> Iterator[Conflict]:
+    """MLOps level 0 generates no pipeline: training is a manual step (`make train`). A training.schedule
+    would be promised in the docs and run by no scheduler.
+    """
+    tr = ctx.spec.training
+    mode = typed(ctx, "training_mode", TRAINING_MODE)
+    trained = mode["trained_models"] if mode is not None else []
+    if ctx.spec.delivery.mlops_level == 0 and tr.trigger == "schedule" and tr.schedule is not None and trained:
+        yield Conflict(
+            f"training.schedule {tr.schedule!r} is set, but MLOps level 0 generates no scheduler entry for training",
+            [("training", "schedule"), ("delivery", "mlops_level")],
+            "set delivery.mlops_level: 1 to run training on the schedule, or remove training.schedule "
+            "(training stays a manual `make train`)",
+        )
+
+
+RULES = (scheduler, training_mode, training_resources, quality_gate)
+FINDINGS = (
+    online_without_broker,
+    label_missing,
+    quality_gate_missing,
+    manual_at_mlops_level,
+    schedule_at_mlops_level_0,
+)

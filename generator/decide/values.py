@@ -23,17 +23,23 @@ RuleValue: TypeAlias = "str | int | float | bool | Sequence[RuleValue] | Mapping
 
 
 class Materialization(TypedDict):
+    """The value of ``materialization``: its cron and interval."""
+
     cron: str  # 5-field, at most the freshness interval
     interval_s: int
 
 
 class TrainingMode(TypedDict):
+    """The value of ``training_mode``: the schedule, the models trained, the broker an online trainer consumes."""
+
     schedule_cron: str | None
     trained_models: list[str]
     consumer_broker: str | None
 
 
 class Batching(TypedDict):
+    """One model's value of ``dynamic_batching``."""
+
     max_batch_size: int
     dynamic: bool
     preferred: list[int]
@@ -41,11 +47,24 @@ class Batching(TypedDict):
 
 
 class Retention(TypedDict):
+    """The value of ``retention``: how long data is kept and when the purge runs."""
+
     retention_s: int | None
     purge_cron: str | None
 
 
+class ComputeEngine(TypedDict):
+    """The value of ``compute_engine``: where the rollups are computed and Feast's engine for materialization."""
+
+    engine: str  # local | spark | postgres: where the rollups are computed
+    batch_engine: str  # Feast's batch_engine type: local | spark.engine
+    views: list[str]  # the views whose rollups it computes
+    events_per_run: int | None
+
+
 class Deployment(TypedDict):
+    """The value of ``deployment``."""
+
     gpu_nodes: bool
 
 
@@ -57,6 +76,7 @@ BATCHING: TypeAdapter[dict[str, Batching]] = TypeAdapter(dict[str, Batching])
 INSTANCE_GROUPS: TypeAdapter[dict[str, tuple[str, int]]] = TypeAdapter(dict[str, tuple[str, int]])
 RETENTION: TypeAdapter[Retention] = TypeAdapter(Retention)
 DEPLOYMENT: TypeAdapter[Deployment] = TypeAdapter(Deployment)
+COMPUTE_ENGINE: TypeAdapter[ComputeEngine] = TypeAdapter(ComputeEngine)
 NAMES: TypeAdapter[list[str]] = TypeAdapter(list[str])
 BY_NAME: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
 COUNT: TypeAdapter[int] = TypeAdapter(int)

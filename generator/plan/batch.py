@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
-from .pipelines import APP_IMAGE, k8s_name, k8s_quantity_cpu, k8s_quantity_memory, scheduled_training
+from .pipelines import (
+    APP_IMAGE,
+    k8s_name,
+    k8s_quantity_cpu,
+    k8s_quantity_memory,
+    pod_placement,
+    scheduled_training,
+)
 from .plan import PlannedFile
 
 COMPONENT = "batch"
@@ -26,6 +33,7 @@ DIRECT_READS = {"file": "file", "duckdb": "file", "postgres": "postgres"}
 
 
 def batch_runtime(arch: Architecture) -> bool:
+    """The batch scoring runtime serves the predictions."""
     return arch.serving.runtime == "batch_scoring"
 
 
@@ -72,14 +80,14 @@ def offline_reads(arch: Architecture, features: list[str]) -> tuple[str, list[di
     spec, fs = arch.spec, arch.feature_store
     engine = DIRECT_READS.get(fs.offline_store) if fs is not None else None
     service = spec.serving.models[0].feature_service or ""
-    if engine is None:
+    if fs is None or engine is None:
         return "feast", []
     sources = {b["name"]: b for b in build_model(arch)["batch_sources"]}
     views: dict[str, dict[str, Any]] = {}
     for ref in served_features(arch, service):
         name, _, field = ref.partition(".")
         view = spec.view(name)
-        if view is None:  # an on-demand view: Feast computes it
+        if view is None or name in fs.aggregated_views:  # on-demand or rolled up: Feast reads what it computes
             return "feast", []
         source = spec.source(view.source)
         batch = sources[source.batch_source if isinstance(source, StreamSourceSpec) else view.source]
@@ -122,7 +130,8 @@ def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, 
 
 
 def context(arch: Architecture) -> dict[str, Any]:
-    from .feature_repo import _literal
+    """The template context of the batch scoring job."""
+    from ..render.python_layout import literal
     from .serving import client_context
 
     spec = arch.spec
@@ -146,7 +155,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "feature_service": entry.feature_service,
         "features": features,
         "engine": engine,
-        "views": _literal(views, prefix=len("VIEWS = ")),
+        "views": literal(views, prefix=len("VIEWS = ")),
         "output": entry.outputs[0].name,
         "join_keys": join_keys,
         "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
@@ -163,12 +172,20 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cronjob_name": k8s_name(project, "train_score"),
         "train": {
             "cpu": k8s_quantity_cpu(tr.cpus),
+            "cpu_limit": k8s_quantity_cpu(tr.cpus * 2),
             "memory": k8s_quantity_memory(tr.memory_gb),
             "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
             "threads": max(1, round(tr.cpus)),
         },
-        "score": {"cpu": k8s_quantity_cpu(max(1.0, tr.cpus)), "memory": k8s_quantity_memory(max(2.0, tr.memory_gb))},
+        "score": {
+            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+        },
         "postgres": value["target"] == "postgres",
+        **pod_placement(arch, ["train", "score"]),
+        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
+        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
     }
 
 
@@ -191,6 +208,7 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The batch scoring job and its files (none unless the runtime is batch_scoring with a feature service)."""
     if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
         return []
     ctx = context(arch)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decide.architecture import Architecture
+from . import feature_repo
 from .plan import PlannedFile
 
 COMPONENT = "deploy"
@@ -28,7 +29,11 @@ TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 PYTHON_IMAGE = "python:3.11-slim"
 REDIS_IMAGE = "redis:7.4-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"
+# Spark's own image (its entrypoint starts the executors Spark asks Kubernetes for), Java 17 and Python 3; the
+# Spark jobs' image (deploy/spark.Dockerfile) adds the repository's packages, so driver and executors match
+SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-python3-ubuntu"
 KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
+EXAMPLE_REGISTRY = "registry.example.internal"  # where the built images go when the spec names no site registry
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
@@ -37,6 +42,65 @@ TRITON_HTTP, TRITON_GRPC, TRITON_METRICS = 8000, 8001, 8002
 TRITON_RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 FEATURE_SERVER_PORT = 6566
 REST_PORT = 8080  # the python_rest runtime's REST service (serving.REST_PORT)
+# privacy.residency eu/us: the regions of the major clouds inside it (the values of the node label
+# topology.kubernetes.io/region), the storage class its volumes use, and the warehouse's location
+REGION_LABEL = "topology.kubernetes.io/region"
+RESIDENCY_REGIONS: dict[str, tuple[str, ...]] = {
+    "eu": (
+        # AWS, Google Cloud, Azure: regions in EU member states
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-3",
+        "europe-central2",
+        "europe-north1",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west3",
+        "europe-west4",
+        "europe-west8",
+        "europe-west9",
+        "francecentral",
+        "germanywestcentral",
+        "italynorth",
+        "northeurope",
+        "polandcentral",
+        "spaincentral",
+        "swedencentral",
+        "westeurope",
+    ),
+    "us": (
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+        "centralus",
+        "eastus",
+        "eastus2",
+        "northcentralus",
+        "southcentralus",
+        "westcentralus",
+        "westus",
+        "westus2",
+        "westus3",
+    ),
+}
+# warehouse locations inside the residency: BigQuery's multi-region, the AWS region of Redshift
+WAREHOUSE_LOCATION: dict[str, dict[str, str]] = {
+    "eu": {"BIGQUERY_LOCATION": "EU", "AWS_REGION": "eu-central-1"},
+    "us": {"BIGQUERY_LOCATION": "US", "AWS_REGION": "us-east-1"},
+}
 # own scheduler (docker compose service, Kubernetes CronJobs) unless the company runs an orchestrator
 EXTERNAL_ORCHESTRATORS = ("airflow", "prefect", "dagster")
 
@@ -54,14 +118,18 @@ class EnvVar:
     derived: str = ""
 
     def compose_value(self) -> str:
+        """The value as docker-compose writes a variable: ``${NAME}``."""
         return re.sub(r"\{([A-Z0-9_]+)\}", r"${\1}", self.derived)
 
     def k8s_value(self) -> str:
+        """The value as Kubernetes writes a variable: ``$(NAME)``."""
         return re.sub(r"\{([A-Z0-9_]+)\}", r"$(\1)", self.derived)
 
 
 @dataclass(frozen=True)
 class Job:
+    """A scheduled job of the deployment: its name, cron, command and purpose."""
+
     name: str  # k8s-safe
     cron: str
     command: list[str]
@@ -70,6 +138,7 @@ class Job:
     cpus: float = 1.0
     memory_gb: float = 2.0
     k8s_name: str = ""  # <app>-<job>: the same name the pipelines component gives its CronJobs
+    writable: str = ""  # why the job writes inside its image (root filesystem not read-only), or ""
 
 
 def slug(name: str, max_len: int = 63) -> str:
@@ -81,15 +150,69 @@ def slug(name: str, max_len: int = 63) -> str:
 
 # ------------------------------------------------------------------ what the deployment contains
 def uses_redis(arch: Architecture) -> bool:
+    """The deployment runs Redis (the online store)."""
     return arch.uses_redis
 
 
 def uses_postgres(arch: Architecture) -> bool:
+    """The deployment runs PostgreSQL (a store or the registry)."""
     return arch.uses_postgres
 
 
 def uses_spark(arch: Architecture) -> bool:
+    """The deployment runs Spark (the offline store, or the engine that computes the rollups)."""
     return arch.uses_spark
+
+
+def site_image(arch: Architecture, public: str) -> str:
+    """A public image as the site pulls it: from existing.image_registry under its public path when one is set.
+
+    nvcr.io/nvidia/tritonserver:T -> <registry>/nvidia/tritonserver:T; python:3.11-slim -> <registry>/library/python...
+    An air-gapped spec always names its registry (validation), so it gets no public default.
+    """
+    registry = arch.spec.existing.image_registry
+    if registry is None:
+        return public
+    first, _, rest = public.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):  # a registry host: dropped
+        path = rest
+    elif rest:
+        path = public
+    else:
+        path = f"library/{public}"  # Docker Hub's official images
+    return f"{registry}/{path}"
+
+
+def app_registry(arch: Architecture) -> str:
+    """Where the system's own images are pushed: the site's registry, or the example one to replace."""
+    return f"{arch.spec.existing.image_registry or EXAMPLE_REGISTRY}/{slug(arch.spec.project.name)}"
+
+
+def images(arch: Architecture) -> dict[str, str]:
+    """The base and service images the system runs, as the site pulls them (images.txt of make offline-bundle)."""
+    out = {"python": site_image(arch, PYTHON_IMAGE)}
+    if arch.triton_serves:
+        out["triton"] = site_image(arch, TRITON_IMAGE)
+    if uses_redis(arch):
+        out["redis"] = site_image(arch, REDIS_IMAGE)
+    if uses_postgres(arch):
+        out["postgres"] = site_image(arch, POSTGRES_IMAGE)
+    if uses_spark(arch):
+        out["spark"] = site_image(arch, SPARK_IMAGE)
+    return out
+
+
+def residency(arch: Architecture) -> dict[str, Any]:
+    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem)."""
+    res = arch.privacy.residency
+    regions = list(RESIDENCY_REGIONS.get(res, ()))
+    return {
+        "name": res,
+        "label": REGION_LABEL,
+        "regions": regions,
+        # the cluster's StorageClass whose volumes stay in the region (its allowedTopologies pin the region label)
+        "storage_class": f"{res}-resident" if regions else "",
+    }
 
 
 def rest_app(arch: Architecture) -> bool:
@@ -98,12 +221,14 @@ def rest_app(arch: Architecture) -> bool:
 
 
 def triton_gpus(arch: Architecture) -> int:
+    """How many GPUs the Triton server asks for (0 or 1)."""
     if rest_app(arch):
         return 0
     return 1 if any(m.instance_kind == "KIND_GPU" for m in arch.serving.models) else 0
 
 
 def own_scheduler(arch: Architecture) -> bool:
+    """The deployment runs the scheduled jobs itself (no external orchestrator does)."""
     return arch.training.scheduler not in EXTERNAL_ORCHESTRATORS
 
 
@@ -123,12 +248,39 @@ def jobs(arch: Architecture) -> list[Job]:
             cpus=j.cpus,
             memory_gb=j.memory_gb,
             k8s_name=cronjob_name(arch, j.name),
+            writable=job_writes_image(arch, j.name),
         )
         for j in pipelines.jobs(arch)
     ]
 
 
+def job_writes_image(arch: Architecture, job: str) -> str:
+    """Why a scheduled job writes files inside its image, so its root filesystem cannot be read-only ("" if not).
+
+    Training writes only the mounted model repository. The feature-store jobs write inside the repository
+    when a store is a file there: the file registry, the SQLite online store, parquet sources and their copies.
+    """
+    fs = arch.feature_store
+    if job == "train" or fs is None:
+        return ""
+    kept = [
+        what
+        for what, used in (
+            ("the file registry", fs.registry == "file"),
+            ("the SQLite online store", fs.online_store == "sqlite"),
+            ("parquet sources and their protected copies", fs.offline_store in ("file", "duckdb")),
+        )
+        if used
+    ]
+    if not kept:
+        return ""
+    return (
+        f"{job} writes {', '.join(kept)} under feature_repo/data/: move them to volumes or servers to make it read-only"
+    )
+
+
 def cronjob_name(arch: Architecture, job: str) -> str:
+    """The Kubernetes name of the CronJob of ``job``."""
     from .pipelines import k8s_name
 
     return str(k8s_name(arch.spec.project.name, job))
@@ -197,6 +349,15 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
     fs = arch.feature_store
     if fs is None:
         return out
+    if arch.uses_spark and arch.deployment.target == "kubernetes":
+        out.append(
+            EnvVar(
+                "SPARK_IMAGE",
+                False,
+                {e: _image(arch, "spark", e) for e in ENVIRONMENTS},
+                "the image Spark starts its executors from (deploy/spark.Dockerfile), the same as the job's",
+            )
+        )
     if arch.feature_server_runs:
         out.append(
             EnvVar(
@@ -282,6 +443,14 @@ def _postgres_vars(app: str) -> list[EnvVar]:
     ]
 
 
+def _image(arch: Architecture, image: str, env: str) -> str:
+    """One of the system's images as an environment's overlay names it (k8s/overlay-kustomization.yaml.j2)."""
+    app = slug(arch.spec.project.name)
+    if env == "dev":
+        return f"local/{app}-{image}:dev"
+    return f"{app_registry(arch)}/{app}-{image}:change-me-git-sha"
+
+
 def _hosts(service: str, app: str) -> dict[str, str]:
     return {
         "dev": service,
@@ -331,6 +500,7 @@ def pipeline_kustomize_dirs(paths: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------ the plan
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The deployment files: docker-compose, Kubernetes manifests and their overlays, images, env files."""
     if arch.serving.runtime != "triton" and arch.feature_store is None:
         return []
     if arch.serving.runtime in ("embedded", "batch_scoring"):
@@ -342,7 +512,13 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _t("deploy/docker-compose.yaml", "deploy/docker-compose.yaml.j2", ctx, ("deployment", "online_store")),
         _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
         _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
+        _t("deploy/check_secrets.py", "deploy/check_secrets.py.j2", ctx),
     ]
+    if ctx["spark"]:  # the Spark jobs (driver and executors) run in Spark's image with the repository's packages
+        files += [
+            _t("deploy/spark.Dockerfile", "deploy/spark.Dockerfile.j2", ctx, ("compute_engine", "spark_settings")),
+            _t("deploy/spark.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
+        ]
     if not ctx["rest_app"]:  # python_rest serves from the app image: no Triton image to build
         files += [
             _t("deploy/triton.Dockerfile", "deploy/triton.Dockerfile.j2", ctx, ("serving_runtime",)),
@@ -373,8 +549,11 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["redis-statefulset.yaml", "redis-service.yaml"]
     if ctx["spark"]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
+    if ctx["access_roles"]:
+        names.append("feast-access.yaml")
     names.append("network-policies.yaml")
-    files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, ("deployment",)) for n in names]
+    shaped = {"spark-defaults-configmap.yaml": ("deployment", "spark_settings")}
+    files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, shaped.get(n, ("deployment",))) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")
         files.append(_t(f"{base}/{server}-{kind}.yaml", f"deploy/k8s/serving-{kind}.yaml.j2", ctx, ("deployment",)))
@@ -393,10 +572,40 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
             _t(f"{over}/namespace.yaml", "deploy/k8s/namespace.yaml.j2", ectx),
             _t(f"{over}/secrets.env.example", "deploy/k8s/secrets.env.example.j2", ectx),
         ]
+        if ctx["feast_auth"] == "kubernetes" and ctx["feature_server"]:
+            files.append(_t(f"{over}/feature-server-tokenreview.yaml", "deploy/k8s/tokenreview.yaml.j2", ectx))
     return files
 
 
+def feast_auth(arch: Architecture) -> str:
+    """The feature server's authorization as feature_store.yaml declares it (kubernetes, oidc or no_auth)."""
+    return str(feature_repo.feast_auth(arch))
+
+
+PII_KEY_SECRET = "pii-key"  # <app>-pii-key: the encryption key, readable only by the roles granted read_pii
+
+
+def access_roles(arch: Architecture) -> list[dict[str, Any]]:
+    """One ServiceAccount, Role and RoleBinding per role of privacy.access (Feast's Kubernetes authorization).
+
+    Feast matches a caller's roles by the names of the Roles bound to its ServiceAccount, so the Role is
+    named exactly as the spec's role; the ServiceAccount and RoleBinding names are DNS labels of it.
+    """
+    if arch.deployment.target != "kubernetes" or feast_auth(arch) != "kubernetes":
+        return []
+    return [
+        {
+            "role": role,
+            "account": f"feast-{slug(role, 57)}",
+            "actions": ", ".join(can),
+            "read_pii": "read_pii" in can and bool(arch.privacy.pii_key_env),
+        }
+        for role, can in arch.privacy.permissions
+    ]
+
+
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the deployment files."""
     app = slug(arch.spec.project.name)
     env_vars = environment_variables(arch)
     own = own_scheduler(arch)
@@ -405,10 +614,12 @@ def context(arch: Architecture) -> dict[str, Any]:
     return {
         "app": app,
         "project": arch.spec.project.name,
-        "triton_image": TRITON_IMAGE,
-        "python_image": PYTHON_IMAGE,
-        "redis_image": REDIS_IMAGE,
-        "postgres_image": POSTGRES_IMAGE,
+        "triton_image": site_image(arch, TRITON_IMAGE),
+        "python_image": site_image(arch, PYTHON_IMAGE),
+        "redis_image": site_image(arch, REDIS_IMAGE),
+        "postgres_image": site_image(arch, POSTGRES_IMAGE),
+        "app_registry": app_registry(arch),
+        "package_mirror": arch.spec.existing.package_mirror or "",
         "k8s_version": KUBERNETES_VERSION,
         "environments": list(ENVIRONMENTS),
         "ports": {
@@ -421,14 +632,18 @@ def context(arch: Architecture) -> dict[str, Any]:
         "rest_app": rest_app(arch),
         "server": "rest-app" if rest_app(arch) else "triton",
         "triton_restricted": TRITON_RESTRICTED,
-        "images": ["app"] if rest_app(arch) else ["triton", "app"],
+        "images": (["app"] if rest_app(arch) else ["triton", "app"]) + (["spark"] if uses_spark(arch) else []),
+        "spark_base_image": site_image(arch, SPARK_IMAGE),
+        "spark_conf": sorted(arch.feature_store.spark_conf.items()) if arch.feature_store else [],
         "rest": rest_resources(arch),
         "env_vars": env_vars,
         "config_vars": [v for v in env_vars if not v.secret and not v.derived],
         "secret_vars": [v for v in env_vars if v.secret and not v.derived],
         "derived_vars": [v for v in env_vars if v.derived],
         "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
-        "k8s_secret_keys": [v.name for v in env_vars if v.secret],
+        # the encryption key of personal fields is a Secret of its own: only materialization gets it
+        "k8s_secret_keys": [v.name for v in env_vars if v.secret and v.name != arch.privacy.pii_key_env],
+        "secret_names": sorted(v.name for v in env_vars if v.secret and not v.derived),
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
@@ -449,6 +664,10 @@ def context(arch: Architecture) -> dict[str, Any]:
         "train_cronjob": cronjob_name(arch, "train"),
         "model_pvc": f"{app}-model-repository",
         "scheduler": arch.training.scheduler,
+        "feast_auth": feast_auth(arch),
+        "residency": residency(arch),
+        "access_roles": access_roles(arch),
+        "pii_key_secret": f"{app}-{PII_KEY_SECRET}" if arch.privacy.pii_key_env else "",
         "local_mirror": arch.privacy.local_mirror,
         "models": [m.name for m in arch.serving.models],
         "entrypoint": arch.serving.entrypoint,

@@ -25,10 +25,12 @@ KEY_TYPES = {"int64": "int", "int32": "int", "string": "str"}
 
 
 def embedded_runtime(arch: Architecture) -> bool:
+    """The embedded runtime serves the model, reading a feature service."""
     return arch.serving.runtime == "embedded" and bool(arch.spec.serving.models[0].feature_service)
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the embedded package."""
     from requirements_spec.types import duration_seconds
 
     from .serving import client_context
@@ -83,6 +85,7 @@ def _f(path: str, template: str, ctx: dict[str, Any]) -> PlannedFile:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The embedded package and its bundle tooling (none unless the runtime is embedded)."""
     if not embedded_runtime(arch):
         return []
     ctx = context(arch)

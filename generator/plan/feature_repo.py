@@ -9,8 +9,9 @@ PII: ``drop`` leaves the field out of every feature view (it stays in the raw so
 feature service can reach it; ``hash`` hashes at write time: ``scripts/protect_pii.py`` copies each
 source with personal fields into a protected copy the system owns (``<field>_sha256``, HMAC-SHA256
 keyed with ``$PII_HASH_SALT``, in place of the value), the Feast source reads that copy, so the raw
-value never reaches the online store or a training set; ``encrypt`` and ``allow`` keep the field,
-tagged, with comments.
+value never reaches the online store or a training set; ``encrypt`` works the same way with a Fernet
+token ``<field>_encrypted`` (key in ``$PII_ENCRYPTION_KEY``) that only the roles granted ``read_pii``
+decrypt (``scripts/protect_pii.py reveal``); ``allow`` keeps the field, tagged, with a comment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from requirements_spec.models import (
+    GRANULARITY_SECONDS,
     FeatureField,
     FeatureViewSpec,
     FileSourceSpec,
@@ -32,9 +34,9 @@ from requirements_spec.models import (
 )
 from requirements_spec.types import duration_seconds
 
-from ..decide.architecture import Architecture, FeatureStoreArch
+from ..decide.architecture import PII_SUFFIX, Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
-from ..render.render import _PLAIN, _py
+from ..render.python_layout import literal
 from .plan import PlannedFile
 from .training import label_classes
 
@@ -52,7 +54,7 @@ FEAST_TYPES = {
 }
 ENTITY_VALUE_TYPES = {"int64": "INT64", "int32": "INT32", "string": "STRING"}
 NUMERIC = {"int32", "int64", "float32", "float64", "bool"}
-GRANULARITY_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
+ROLLUP_DIR = "data/rollups"  # where the rollups of file offline stores are written, under feature_repo/
 # spec access action -> Feast AuthzedAction members
 ACTIONS = {
     "online_read": ["READ_ONLINE"],
@@ -60,9 +62,11 @@ ACTIONS = {
     "write": ["WRITE_ONLINE", "WRITE_OFFLINE"],
     "materialize": ["READ_OFFLINE", "WRITE_ONLINE"],
     "describe": ["DESCRIBE"],
+    "read_pii": [],  # not a Feast action: decrypting encrypted personal fields (scripts/protect_pii.py)
 }
 ACTION_ORDER = ["DESCRIBE", "READ_ONLINE", "READ_OFFLINE", "WRITE_ONLINE", "WRITE_OFFLINE"]
-HASH_SUFFIX = "_sha256"
+HASH_SUFFIX = PII_SUFFIX["hash"]
+ENCRYPT_SUFFIX = PII_SUFFIX["encrypt"]
 SOURCE_CLASSES = {
     "file": ("feast", "FileSource"),
     "postgres": ("feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source", "PostgreSQLSource"),
@@ -85,6 +89,7 @@ class EnvVar:
 
 # ------------------------------------------------------------------ public API
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The Feast feature repository (none without features)."""
     fs = arch.feature_store
     if fs is None or arch.spec.features is None:
         return []
@@ -92,8 +97,10 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ctx = {
         "fr": fr,
         "fs": fs,
-        "sample_sources": _literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
+        "sample_sources": literal(fr["sample"]["sources"], prefix=len("SOURCES: list[dict[str, Any]] = ")),
     }
+    ctx["rollups_literal"] = literal(fr["rollups"], prefix=len("VIEWS: list[dict[str, Any]] = "))
+    ctx["spark_conf_literal"] = literal(dict(fs.spark_conf), prefix=len("SPARK_CONF: dict[str, str] = "))
     store_decisions = _known(arch, "online_store", "offline_store", "registry")  # batch: no online store
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:
@@ -111,6 +118,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         "env_vars": env_vars(arch),
         "registry_url": _registry_url(fs),
         "key_ttl_seconds": arch.privacy.retention_s,
+        "auth": feast_auth(arch),
     }
     files = [
         PlannedFile(
@@ -118,7 +126,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             component=COMPONENT,
             template="feature_repo/feature_store.yaml.j2",
             context=yaml_ctx,
-            decisions=store_decisions,
+            decisions=(*store_decisions, *_known(arch, "compute_engine", "spark_settings")),
         ),
         tpl("feature_repo/.feastignore", "feature_repo/feastignore.j2"),
         PlannedFile(
@@ -129,12 +137,53 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             decisions=store_decisions,
         ),
         tpl("feature_repo/entities.py", "feature_repo/entities.py.j2"),
-        tpl("feature_repo/sources.py", "feature_repo/sources.py.j2", "offline_store", "ingestion"),
-        tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii"),
+        tpl(
+            "feature_repo/sources.py",
+            "feature_repo/sources.py.j2",
+            "offline_store",
+            "ingestion",
+            *_known(arch, "compute_engine"),
+        ),
+        tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii", *_known(arch, "compute_engine")),
         tpl("scripts/generate_sample_data.py", "scripts/generate_sample_data.py.j2", "offline_store", executable=True),
     ]
     if fs.materialization_cron is not None:  # batch scoring materializes nothing
-        files.append(tpl("scripts/materialize.py", "scripts/materialize.py.j2", "materialization", executable=True))
+        files.append(
+            tpl(
+                "scripts/materialize.py",
+                "scripts/materialize.py.j2",
+                "materialization",
+                *_known(arch, "compute_engine"),
+                executable=True,
+            )
+        )
+    if fr["rollups"]:
+        files.append(tpl("scripts/aggregate.py", "scripts/aggregate.py.j2", "compute_engine", executable=True))
+    if fs.catalog_views:
+        modules = ["entities", "sources", "views"]
+        modules += [m for m, made in (("on_demand", fr["odfvs"]), ("services", fr["services"])) if made]
+        modules += ["permissions"] if fr["permissions"] else []
+        catalog = arch.spec.existing.feature_registry
+        assert catalog is not None
+        apply_ctx = {
+            **ctx,
+            "apply_modules": modules,
+            "catalog_literal": literal(
+                {v.name: [f.name for f in v.fields] for v in catalog.views},
+                prefix=len("CATALOG_VIEWS: dict[str, list[str]] = "),
+            ),
+            "own_entities": sorted({e for v in arch.spec.features.views for e in v.entities}),
+        }
+        files.append(
+            PlannedFile(
+                "scripts/apply.py",
+                COMPONENT,
+                template="scripts/apply.py.j2",
+                context=apply_ctx,
+                executable=True,
+                decisions=("registry",),
+            )
+        )
     if fr["odfvs"]:
         files.append(tpl("feature_repo/on_demand.py", "feature_repo/on_demand.py.j2", "ingestion"))
     if fr["protected"]:
@@ -158,6 +207,21 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     return files
 
 
+def feast_auth(arch: Architecture) -> str:
+    """How Feast servers authenticate callers: `auth.type` of feature_store.yaml.
+
+    kubernetes: on Kubernetes with declared roles (ServiceAccount tokens, roles from RoleBindings,
+    deploy/k8s/base/feast-access.yaml); oidc: elsewhere with declared roles when a feature server runs (an
+    identity provider issues the tokens); no_auth: no roles declared, or nothing served over the network
+    (every reader is in process, so there is no server to protect).
+    """
+    if not arch.privacy.permissions:
+        return "no_auth"
+    if arch.deployment.target == "kubernetes":
+        return "kubernetes"
+    return "oidc" if arch.feature_server_runs else "no_auth"
+
+
 def prerequisites(arch: Architecture) -> dict[str, bool]:
     """The local services scripts/prerequisites.py checks (and the Makefile runs it before data, apply, materialize)."""
     fs = arch.feature_store
@@ -166,7 +230,7 @@ def prerequisites(arch: Architecture) -> dict[str, bool]:
     return {
         "postgres": _uses_postgres(fs),
         "redis": fs.online_store == "redis",
-        "registry_url": fs.registry == "sql" and not _uses_postgres(fs),  # FEAST_REGISTRY_URL
+        "registry_url": _own_registry_url(fs),  # FEAST_REGISTRY_URL
     }
 
 
@@ -201,7 +265,7 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
                 "PostgreSQL sslmode: disable for local dev, require or verify-full elsewhere",
             ),
         ]
-    elif fs.registry == "sql":
+    if _own_registry_url(fs):
         out.append(
             EnvVar(
                 "FEAST_REGISTRY_URL",
@@ -210,9 +274,16 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
                 "SQLAlchemy URL of the SQL registry",
             )
         )
-    out += _warehouse_env(fs.offline_store)
+    out += _warehouse_env(fs.offline_store, arch.privacy.residency)
     if fs.hashed_fields:
         out.append(EnvVar("PII_HASH_SALT", "", True, "secret salt of the personal-field hashes"))
+    if fs.encrypted_fields:
+        out.append(EnvVar("PII_ENCRYPTION_KEY", "", True, "Fernet key the personal fields are encrypted with"))
+    if feast_auth(arch) == "oidc":
+        out += [
+            EnvVar("OIDC_DISCOVERY_URL", "", False, "the identity provider's .well-known/openid-configuration URL"),
+            EnvVar("OIDC_CLIENT_ID", "", False, "the feature server's client id at the identity provider"),
+        ]
     return out
 
 
@@ -232,11 +303,13 @@ def build_model(arch: Architecture) -> dict[str, Any]:
     }
     batch, push, request = _sources(arch)
     protected = _protected_sources(arch, batch)
+    rollups = _rollups(arch, batch)
     views = [_view(spec, v, dropped, tags_of, fs) for v in features.views]
-    odfvs = [_odfv(spec, o, dropped, set(fs.hashed_fields)) for o in features.on_demand]
+    odfvs = [_odfv(spec, o, dropped, fs) for o in features.on_demand]
     services = [_service(spec, s, fs) for s in features.services]
     permissions = _permissions(arch)
-    source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted({s["kind"] for s in batch})]
+    kinds = {s["kind"] for s in batch} | {r["kind"] for r in rollups}
+    source_imports: list[tuple[str, str]] = [SOURCE_CLASSES[k] for k in sorted(kinds)]
     if push:
         source_imports.append(("feast", "PushSource"))
     if request:
@@ -276,6 +349,11 @@ def build_model(arch: Architecture) -> dict[str, Any]:
             }
         ),
         "protected": protected,
+        "rollups": rollups,
+        "compute_engine": fs.compute_engine,
+        "spark_data_root": fs.offline_store == "spark" and any(s["kind"] == "spark" for s in [*batch, *rollups]),
+        "pii_mode": "encrypt" if fs.encrypted_fields else "hash",
+        "decrypt_roles": arch.privacy.decrypt_roles,
         "services": services,
         "service_imports": _service_imports(services),
         "pii_note": _pii_note(fs),
@@ -350,6 +428,10 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
                 "scripts/generate_sample_data.py --postgres loads the table"
             )
             out["load_table"] = s.table
+    elif offline == "spark" and isinstance(s, FileSourceSpec):
+        out["kind"] = "spark"
+        out["note"] = f"parquet files read in place by Spark: {s.path} under SPARK_LAKE_ROOT"
+        out["lake_path"] = s.path
     else:
         out["kind"] = offline
         out["load_table"] = table
@@ -358,8 +440,69 @@ def _batch_source(s: FileSourceSpec | TableSourceSpec, offline: str) -> dict[str
     return out
 
 
+def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each view with aggregations: the events it reads, what it computes, and the rollup table Feast reads.
+
+    The rollup lives where the offline store reads: a parquet folder under data/rollups/ (files; written by
+    pandas or Spark), the same under SPARK_LAKE_ROOT (Spark), or the table `<view>_rollup` (PostgreSQL).
+    """
+    fs = arch.feature_store
+    spec = arch.spec
+    assert fs is not None and spec.features is not None
+    by_name = {b["name"]: b for b in batch}
+    out = []
+    for v in spec.features.views:
+        if not v.aggregations or v.granularity is None:
+            continue
+        events = by_name[v.source]
+        keys = [e.join_key for name in v.entities for e in spec.entities if e.name == name]
+        dtypes = {f.name: f.dtype for f in v.fields}
+        served = {f.name: f.dtype for f in v.served_fields}
+        aggregations = [
+            {
+                "name": name,
+                "function": a.function,
+                "column": a.column,
+                "window": window,
+                "window_s": duration_seconds(window),
+                "dtype": served[name],
+                "column_dtype": dtypes[a.column],
+            }
+            for a in v.aggregations
+            for name, window in a.outputs()
+        ]
+        kind = "file" if fs.offline_store in ("file", "duckdb") else fs.offline_store
+        table = f"{v.name}_rollup"
+        schema = events["schema"] if kind == "postgres" else "public"
+        out.append(
+            {
+                "view": v.name,
+                "name": f"{v.name}_rollup",
+                "var": _var(f"{v.name}_rollup", "source"),
+                "kind": kind,
+                "path": f"{ROLLUP_DIR}/{v.name}",
+                "table": table if schema == "public" else f"{schema}.{table}",
+                "events": {
+                    "name": events["name"],
+                    "kind": events["kind"],
+                    "path": events["read_path"],
+                    "table": events["read_table"],
+                    "lake_path": events.get("lake_path"),
+                },
+                "timestamp_field": events["timestamp_field"],
+                "keys": keys,
+                "grain": v.granularity,
+                "grain_s": GRANULARITY_SECONDS[v.granularity],
+                "columns": sorted({a.column for a in v.aggregations}),
+                "aggregations": aggregations,
+                "longest_s": max(duration_seconds(w) for a in v.aggregations for w in a.windows),
+            }
+        )
+    return out
+
+
 def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sources with hashed personal fields, and the protected copy the Feast source reads instead.
+    """Sources with hashed or encrypted personal fields, and the protected copy the Feast source reads instead.
 
     The copy is the system's own: a parquet file under data/protected/ (file offline stores) or the table
     `<table>_protected` next to the raw one (warehouses). scripts/protect_pii.py writes it before each
@@ -369,7 +512,7 @@ def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[
     spec = arch.spec
     assert fs is not None and spec.features is not None
     hashed: dict[str, list[str]] = {}
-    for ref in fs.hashed_fields:
+    for ref in [*fs.hashed_fields, *fs.encrypted_fields]:
         view_name, _, field = ref.partition(".")
         view = spec.view(view_name)
         if view is None:
@@ -390,13 +533,14 @@ def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[
         b["read_path"] = f"data/protected/{b['name']}.parquet"
         b["read_table"] = f"{b['table']}_protected"
         b["read_table_name"] = f"{b['table_name']}_protected"
+        suffix = ENCRYPT_SUFFIX if fs.encrypted_fields else HASH_SUFFIX
         out.append(
             {
                 "name": b["name"],
                 "kind": b["kind"],
                 "raw": b["path"] if b["kind"] == "file" else b["table"],
                 "protected": b["read_path"] if b["kind"] == "file" else b["read_table"],
-                "hash": [(f, f + HASH_SUFFIX) for f in sorted(fields)],
+                "pairs": [(f, f + suffix) for f in sorted(fields)],
             }
         )
     return out
@@ -436,16 +580,41 @@ def _view(
                 "never the value"
             )
             continue
-        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
         if tags.get("pii") == "encrypt":
+            name = f.name + ENCRYPT_SUFFIX
+            fields.append({"name": name, "dtype": "String", "description": f.description, "tags": tags})
             notes.append(
-                f"{f.name} is personal data kept encrypted at rest: run the {_stores(fs)} with encryption at rest "
-                "and TLS, and grant reads only to roles allowed to see it (permissions.py)"
+                f"{f.name} is personal data: only its ciphertext {name} is written (scripts/protect_pii.py, key in "
+                "$PII_ENCRYPTION_KEY); roles granted read_pii decrypt it, nobody else can"
             )
-        elif tags.get("pii") == "allow":
+            continue
+        fields.append({"name": f.name, "dtype": FEAST_TYPES[f.dtype], "description": f.description, "tags": tags})
+        if tags.get("pii") == "allow":
             notes.append(f"{f.name} is personal data served as is (privacy.pii_handling allow)")
     src = spec.source(v.source)
     tags = {"granularity": v.granularity} if v.granularity else {}
+    source_var = _var(v.source, "source")
+    if v.aggregations:
+        served = {f.name: f.dtype for f in v.served_fields}
+        fields = [
+            {
+                "name": name,
+                "dtype": FEAST_TYPES[served[name]],
+                "description": f"{a.function} of {a.column} over {window}",
+                "tags": {"aggregation": a.function, "column": a.column, "window": window},
+            }
+            for a in v.aggregations
+            for name, window in a.outputs()
+        ]
+        engine = {"local": "pandas, in process", "spark": "Spark", "postgres": "SQL inside PostgreSQL"}
+        notes.append(
+            f"rollups of the raw events of {v.source}, computed at every {v.granularity} boundary by "
+            f"scripts/aggregate.py ({engine[fs.compute_engine]}) before each materialization; this view reads "
+            f"them. Feast 0.67's BatchFeatureView aggregations are not used: its registry drops them, so "
+            "materialization and retrieval would look for these columns in the raw events"
+        )
+        source_var = _var(f"{v.name}_rollup", "source")
+        tags["aggregated_from"] = v.source
     if isinstance(src, StreamSourceSpec):
         tags["ingestion"] = "push"
         notes.append(f"fed by the push source {src.name} (stream {src.topic}); backfilled from {src.batch_source}")
@@ -455,19 +624,13 @@ def _view(
         "name": v.name,
         "var": _var(v.name, "view"),
         "entity_vars": [_var(e, "entity") for e in v.entities],
-        "source_var": _var(v.source, "source"),
+        "source_var": source_var,
         "ttl": _timedelta(duration_seconds(v.ttl)),
         "fields": fields,
         "description": v.description,
         "tags": tags,
         "notes": _wrap(notes),
     }
-
-
-def _stores(fs: FeatureStoreArch) -> str:
-    if fs.online_store is None:  # batch scoring: the offline store only
-        return f"{fs.offline_store} offline store"
-    return f"{fs.online_store} online and {fs.offline_store} offline stores"
 
 
 def _field_dtype(spec: Spec, ref: str) -> str | None:
@@ -488,8 +651,8 @@ def _field_dtype(spec: Spec, ref: str) -> str | None:
     return None
 
 
-def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], hashed: set[str]) -> dict[str, Any]:
-    inputs = [hashed_ref(r) if r in hashed else r for r in o.inputs if r not in dropped]
+def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], fs: FeatureStoreArch) -> dict[str, Any]:
+    inputs = [protected_ref(r, fs) for r in o.inputs if r not in dropped]
     by_view: dict[str, list[str]] = {}
     for ref in inputs:
         view, _, field = ref.partition(".")
@@ -540,6 +703,21 @@ def hashed_ref(ref: str) -> str:
     return f"{view}.{field}{HASH_SUFFIX}"
 
 
+def encrypted_ref(ref: str) -> str:
+    """Where an encrypted personal field is served: `view.field` -> `view.field_encrypted` (its ciphertext)."""
+    view, _, field = ref.partition(".")
+    return f"{view}.{field}{ENCRYPT_SUFFIX}"
+
+
+def protected_ref(ref: str, fs: FeatureStoreArch) -> str:
+    """The field a reference is read as: its hash or its ciphertext when personal, else itself."""
+    if ref in fs.hashed_fields:
+        return hashed_ref(ref)
+    if ref in fs.encrypted_fields:
+        return encrypted_ref(ref)
+    return ref
+
+
 # ------------------------------------------------------------------ services, permissions
 def served_features(arch: Architecture, service: str) -> list[str]:
     """The `view.field` references a feature service serves, in order, after PII handling.
@@ -555,13 +733,8 @@ def served_features(arch: Architecture, service: str) -> list[str]:
 
 
 def _served_refs(refs: list[str], fs: FeatureStoreArch) -> list[str]:
-    dropped, hashed = set(fs.dropped_fields), set(fs.hashed_fields)
-    out = []
-    for ref in refs:
-        if ref in dropped:
-            continue
-        out.append(hashed_ref(ref) if ref in hashed else ref)
-    return list(dict.fromkeys(out))
+    dropped = set(fs.dropped_fields)
+    return list(dict.fromkeys(protected_ref(ref, fs) for ref in refs if ref not in dropped))
 
 
 def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
@@ -571,19 +744,25 @@ def _service(spec: Spec, s: Any, fs: FeatureStoreArch) -> dict[str, Any]:
         view, _, field = ref.partition(".")
         projections.setdefault(view, []).append(field)
     declared_views = {v.name for v in spec.features.views} if spec.features else set()
+    catalog = set(fs.catalog_views)
     notes = []
     for ref in s.features:
         if ref in fs.dropped_fields:
             notes.append(f"{ref} left out: personal data with privacy.pii_handling drop")
         elif ref in fs.hashed_fields:
             notes.append(f"{ref} served as its salted hash {hashed_ref(ref)}")
+        elif ref in fs.encrypted_fields:
+            notes.append(f"{ref} served as its ciphertext {encrypted_ref(ref)} (roles granted read_pii decrypt it)")
     return {
         "name": s.name,
         "var": _var(s.name, "service"),
         "projections": [
             {"var": _var(view, "view" if view in declared_views else "odfv"), "fields": fields}
             for view, fields in projections.items()
+            if view not in catalog
         ],
+        # the catalog's views, by reference: Feast resolves `view:field` against the registry when it applies
+        "catalog_refs": [f"{view}:{f}" for view, fields in projections.items() if view in catalog for f in fields],
         "description": s.description,
         "notes": _wrap(notes),
         "features": refs,
@@ -608,13 +787,18 @@ def _pii_note(fs: FeatureStoreArch) -> str:
             "Personal fields (privacy.pii_handling hash) are hashed before they are written\n"
             "(scripts/protect_pii.py): the stores hold only salted hashes."
         )
+    if fs.encrypted_fields:
+        return (
+            "Personal fields (privacy.pii_handling encrypt) are encrypted before they are written\n"
+            "(scripts/protect_pii.py): the stores hold only ciphertext; roles granted read_pii decrypt it."
+        )
     return ""
 
 
 def _permissions(arch: Architecture) -> list[dict[str, Any]]:
     out = []
     for role, can in arch.privacy.permissions:
-        actions = {a for c in can for a in ACTIONS[c]}
+        actions = {a for c in can for a in ACTIONS[c]}  # read_pii alone is refused by validation
         out.append(
             {
                 "name": role,
@@ -720,54 +904,6 @@ def _wrapped(note: str) -> tuple[str, ...]:
     return tuple(textwrap.wrap(note, width=100))
 
 
-def _literal(value: Any, indent: int = 0, prefix: int = 40) -> str:
-    """Plain data (names, dtypes, paths: no free text) as a Python literal laid out like `ruff format`.
-
-    The one-line form of every list and dict is computed once (bottom-up) and reused by the layout, so
-    the cost stays linear in the size of the data even for specs with thousands of views.
-    """
-    flat_of: dict[int, str] = {}
-    plain = _PLAIN.fullmatch
-
-    def scalar(v: Any) -> str:
-        return f'"{v}"' if type(v) is str and plain(v) else _py(v)
-
-    def flat(v: Any) -> str:
-        kind = type(v)
-        if kind is not dict and kind is not list and kind is not tuple:
-            return scalar(v)
-        key = id(v)
-        text = flat_of.get(key)
-        if text is None:
-            # scalars inline (most of the items): a call per item would dominate on large specs
-            items = v.values() if kind is dict else v
-            parts = [
-                flat(x) if type(x) in (dict, list, tuple) else f'"{x}"' if type(x) is str and plain(x) else _py(x)
-                for x in items
-            ]
-            if kind is dict:
-                text = "{" + ", ".join([f"{scalar(k)}: {x}" for k, x in zip(v, parts, strict=True)]) + "}"
-            else:
-                text = "[" + ", ".join(parts) + "]"
-            flat_of[key] = text
-        return text
-
-    def lay(v: Any, indent: int, prefix: int) -> str:
-        one_line = flat(v)
-        if indent + prefix + len(one_line) <= 119 or not isinstance(v, list | dict) or not v:
-            return one_line
-        pad = " " * (indent + 4)
-        if isinstance(v, list):
-            items = [lay(x, indent + 4, 1) for x in v]
-            open_, close = "[", "]"
-        else:
-            items = [f"{_py(k)}: {lay(x, indent + 4, len(_py(k)) + 3)}" for k, x in v.items()]
-            open_, close = "{", "}"
-        return open_ + "\n" + "".join(f"{pad}{item},\n" for item in items) + " " * indent + close
-
-    return lay(value, indent, prefix)
-
-
 def _var(name: str, kind: str) -> str:
     return f"{name}_{kind}"
 
@@ -802,10 +938,15 @@ def _uses_postgres(fs: FeatureStoreArch) -> bool:
     return "postgres" in (fs.online_store, fs.offline_store)
 
 
+def _own_registry_url(fs: FeatureStoreArch) -> bool:
+    """The SQL registry's URL is a variable of its own: a joined catalog's, or ours where no PostgreSQL is used."""
+    return fs.registry == "sql" and (bool(fs.catalog_views) or not _uses_postgres(fs))
+
+
 def _registry_url(fs: FeatureStoreArch) -> str:
     if fs.registry != "sql":
-        return ""
-    if _uses_postgres(fs):
+        return fs.registry_path or "data/registry.db"
+    if not _own_registry_url(fs):
         return (
             "postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT}/"
             "${POSTGRES_DB}?sslmode=${POSTGRES_SSLMODE}"
@@ -813,7 +954,7 @@ def _registry_url(fs: FeatureStoreArch) -> str:
     return "${FEAST_REGISTRY_URL}"
 
 
-def _warehouse_env(offline: str) -> list[EnvVar]:
+def _warehouse_env(offline: str, residency: str) -> list[EnvVar]:
     table: dict[str, list[tuple[str, bool, str]]] = {
         "bigquery": [
             ("BIGQUERY_PROJECT", False, "GCP project of the BigQuery dataset"),
@@ -837,7 +978,19 @@ def _warehouse_env(offline: str) -> list[EnvVar]:
             ("REDSHIFT_S3_STAGING_LOCATION", False, "s3:// staging location for unloads"),
             ("REDSHIFT_IAM_ROLE", False, "IAM role Redshift assumes for S3"),
         ],
-        "spark": [("SPARK_MASTER", False, "Spark master URL, e.g. local[*] or spark://host:7077")],
+        "spark": [
+            ("SPARK_MASTER", False, "Spark master URL, e.g. local[*] or spark://host:7077"),
+            ("SPARK_LAKE_ROOT", False, "where Spark reads the lake's parquet files: a folder or URI (s3a://...)"),
+        ],
     }
-    defaults = {"SPARK_MASTER": "local[*]", "BIGQUERY_LOCATION": "US", "SNOWFLAKE_SCHEMA": "PUBLIC"}
+    defaults = {
+        "SPARK_MASTER": "local[*]",
+        "SPARK_LAKE_ROOT": "feature_repo",
+        "BIGQUERY_LOCATION": "US",
+        "SNOWFLAKE_SCHEMA": "PUBLIC",
+    }
+    from .deploy import WAREHOUSE_LOCATION
+
+    # privacy.residency eu/us: the warehouse's location inside it
+    defaults |= WAREHOUSE_LOCATION.get(residency, {})
     return [EnvVar(n, defaults.get(n, ""), secret, d) for n, secret, d in table.get(offline, [])]

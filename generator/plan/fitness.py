@@ -31,6 +31,7 @@ from requirements_spec.types import duration_seconds
 
 from ..decide.architecture import Architecture
 from ..decide.pipeline_shapes import profile_inputs
+from ..render.python_layout import from_import, tuple_literal
 from ..views.docs import SPEC_COPY
 from .deploy import TRITON_IMAGE
 from .plan import PlannedFile
@@ -69,6 +70,7 @@ def spec_lines(arch: Architecture) -> dict[str, int]:
 
 
 def requirement(arch: Architecture, path: str, value: Any) -> dict[str, Any]:
+    """A requirement a fitness test cites: its path, value and line in the spec copy."""
     return {"path": path, "value": value, "line": spec_lines(arch).get(path, 0)}
 
 
@@ -122,12 +124,16 @@ def _pii(arch: Architecture) -> dict[str, Any]:
         return out
 
     if fs is None:
-        return {"handling": arch.privacy.pii_handling, "handling_line": 0, "forbidden": [], "hashed": []}
+        return {"handling": arch.privacy.pii_handling, "handling_line": 0, "forbidden": [], "protected": []}
     return {
         "handling": arch.privacy.pii_handling,
         "handling_line": spec_lines(arch).get("privacy.pii_handling", 0),
-        "forbidden": fields(fs.dropped_fields, "drop") + fields(fs.hashed_fields, "hash"),
-        "hashed": fields(fs.hashed_fields, "hash"),
+        "forbidden": fields(fs.dropped_fields, "drop")
+        + fields(fs.hashed_fields, "hash")
+        + fields(fs.encrypted_fields, "encrypt"),
+        "protected": fields(fs.hashed_fields, "hash") + fields(fs.encrypted_fields, "encrypt"),
+        "suffix": "_encrypted" if fs.encrypted_fields else "_sha256",
+        "decrypt_roles": arch.privacy.decrypt_roles,
     }
 
 
@@ -227,16 +233,8 @@ def _import_rules(paths: set[str]) -> list[dict[str, Any]]:
     return rules
 
 
-def tuple_literal(items: Sequence[str], indent: int) -> str:
-    """A tuple of strings on one line, or one item per line (as ruff format lays it out) when too long."""
-    flat = "(" + ", ".join(f'"{i}"' for i in items) + ("," if len(items) == 1 else "") + ")"
-    if indent + len(flat) + 1 <= 120:
-        return flat
-    pad = " " * (indent + 4)
-    return "(\n" + "".join(f'{pad}"{i}",\n' for i in items) + " " * indent + ")"
-
-
 def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, Any]:
+    """The template context of the fitness tests: what they hold the system to."""
     paths = {f.path for f in files}
     has_models = any(p.endswith("/config.pbtxt") for p in paths)
     return {
@@ -260,6 +258,24 @@ def context(arch: Architecture, files: Sequence[PlannedFile] = ()) -> dict[str, 
         "has_feature_store": arch.feature_store is not None,
         "has_purge": "scripts/purge.py" in paths,
         "store_markers": store_markers(arch),
+        "residency": _residency(arch),
+    }
+
+
+def _residency(arch: Architecture) -> dict[str, Any] | None:
+    """What test_fitness_residency checks: regions and storage class of the manifests, warehouse locations."""
+    from .deploy import WAREHOUSE_LOCATION, residency
+
+    placed = residency(arch)
+    if not placed["regions"]:
+        return None
+    fs = arch.feature_store
+    wanted = WAREHOUSE_LOCATION[arch.privacy.residency]
+    offline = {"bigquery": "BIGQUERY_LOCATION", "redshift": "AWS_REGION"}.get(fs.offline_store if fs else "", "")
+    return {
+        **placed,
+        "requirement": requirement(arch, "privacy.residency", arch.privacy.residency),
+        "locations": {offline: wanted[offline]} if offline else {},
     }
 
 
@@ -339,15 +355,6 @@ def _model_analyzer(arch: Architecture, entrypoint: str) -> dict[str, Any]:
     }
 
 
-def from_import(module: str, names: Sequence[str]) -> str:
-    """``from module import a, b`` as ruff's isort writes it: constants, classes, then the rest; wrapped past 120."""
-    ordered = sorted(set(names), key=lambda n: (0 if n.isupper() else 1 if n[:1].isupper() else 2, n))
-    line = f"from {module} import {', '.join(ordered)}"
-    if len(line) <= 120:
-        return line
-    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
-
-
 def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]) -> PlannedFile:
     known = {d.key for d in arch.decisions}
     shaped = tuple(k for k in decisions if k in known)
@@ -355,6 +362,7 @@ def _f(arch: Architecture, path: str, template: str, ctx: dict[str, Any], decisi
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The monitoring files: Prometheus, alerts, Model Analyzer, freshness and drift checks."""
     ctx = _monitoring_context(arch)
     files = [_f(arch, "monitoring/README.md", "monitoring/README.md.j2", ctx, ("serving_runtime",))]
     if ctx["triton"]:
@@ -379,8 +387,8 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     privacy = ["feast_definitions"]
     if ctx["pii"]["forbidden"]:
         privacy += ["FORBIDDEN_PII", "ROOT"]
-    if ctx["pii"]["hashed"]:
-        privacy += ["HASHED_PII", "ROOT", "load_module"]
+    if ctx["pii"]["protected"]:
+        privacy += ["PROTECTED_PII", "ROOT", "load_module"]
     if ctx["retention"] is not None:
         privacy += ["RETENTION", "VIEW_TTLS"] + (["load_module"] if ctx["has_purge"] else [])
     freshness = ["FRESHNESS", "feast_definitions"]
@@ -398,6 +406,7 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFile]:
+    """The fitness tests, planned after every other component (they test those files)."""
     ctx = context(arch, files)
     ctx["imports"] = _imports(ctx)
 
@@ -417,4 +426,6 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         out.append(test_file("test_fitness_freshness", "materialization"))
     if ctx["quality"] is not None:
         out.append(test_file("test_fitness_quality", "quality_gate"))
+    if ctx["residency"] is not None:
+        out.append(test_file("test_fitness_residency", "residency"))
     return out

@@ -39,6 +39,7 @@ PINS_CLIENT = ("tritonclient[grpc,http]==2.73.0", "protobuf>=6.33.5,<7")
 PINS_REST = ("fastapi==0.165.0", "uvicorn==0.54.0")  # runtime python_rest: the versions feast 0.67 resolves
 PINS_TEST = ("pytest==9.2.0", "croniter==7.0.0")  # croniter: the fitness tests read schedules as cron does
 PINS_ONNX = ("skl2onnx==1.20.0", "onnx==1.23.2", "onnxruntime==1.32.0")
+PYSPARK = "pyspark==4.0.5"  # feast[spark] asks for pyspark>=4; the version the tests ran with (Java 17)
 # broker client libraries, (pin, module it is imported as): of online training (training/online.py) and of
 # the async serving worker (serving/worker.py); the versions the tests ran with
 PIKA, REDIS = ("pika==1.4.4", "pika"), ("redis==7.4.1", "redis")
@@ -51,15 +52,23 @@ ONLINE_BROKER_ENV = {
     "kafka": ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka brokers the online trainer consumes"),
 }
 PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
+PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
 def feast_requirement(arch: Architecture) -> str | None:
+    """The Feast requirement with the extras the decided stores need (None without a feature store)."""
     fs = arch.feature_store
     if fs is None:
         return None
     extras = {ONLINE_EXTRAS[fs.online_store or "sqlite"], OFFLINE_EXTRAS[fs.offline_store]}
+    if fs.compute_engine == "spark":
+        extras.add("spark")  # the rollups run on Spark, whatever the offline store
     if fs.registry == "sql":
         extras.add("postgres")  # the SQL registry lives in PostgreSQL (psycopg)
+    from .feature_repo import feast_auth
+
+    if feast_auth(arch) == "kubernetes":
+        extras.add("k8s")  # the feature server's Kubernetes authorization (the kubernetes client)
     extras.discard("")
     return f"feast[{','.join(sorted(extras))}]=={FEAST_VERSION}" if extras else f"feast=={FEAST_VERSION}"
 
@@ -68,12 +77,16 @@ def requirements(arch: Architecture) -> list[str]:
     """The main environment (Feast, training, the serving client, tests), pinned."""
     feast = feast_requirement(arch)
     pins = ([feast] if feast else []) + list(PINS_COMMON)
+    if arch.uses_spark:
+        pins.append(PYSPARK)
     if triton_served(arch):  # the serving client (and batch scoring or the async worker) call Triton
         pins += list(PINS_CLIENT)
     if arch.rest_app_serves:
         pins += list(PINS_REST)
     if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
+    if arch.feature_store is not None and arch.feature_store.encrypted_fields:
+        pins.append(PIN_CRYPTO)
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 
@@ -146,6 +159,7 @@ def _decisions(arch: Architecture, *keys: str) -> tuple[str, ...]:
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the repository's frame."""
     from .feature_repo import prerequisites
 
     spec = arch.spec
@@ -168,6 +182,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         ),
         "has_feature_store": arch.feature_store is not None,
         "materialized": arch.feature_store is not None and arch.feature_store.materialization_cron is not None,
+        # views with aggregations read rollups: scripts/aggregate.py writes them before the definitions apply
+        "has_rollups": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
+        "joins_catalog": arch.feature_store is not None and bool(arch.feature_store.catalog_views),
         "has_training": bool(arch.training.trained_models),
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
@@ -179,12 +196,30 @@ def context(arch: Architecture) -> dict[str, Any]:
         "has_prerequisites": any(prerequisites(arch).values()),
         "make_env": make_env,
         "make_env_unset": make_env_unset,
+        "demo_salt": "PII_HASH_SALT" if arch.feature_store and arch.feature_store.hashed_fields else None,
         "requirements": requirements(arch),
         "triton_requirements": list(PINS_TRITON),
         "setup_modules": setup_modules,
         **runtime_make(arch),
+        "offline": offline(arch),
         "view_names": [v.name for v in spec.features.views] if spec.features else [],
         "service_names": [s.name for s in spec.features.services] if spec.features else [],
+    }
+
+
+def offline(arch: Architecture) -> dict[str, Any] | None:
+    """An air-gapped system's delivery: the site's mirror, the requirement files to bundle, the images to carry in."""
+    mirror = arch.spec.existing.package_mirror
+    if arch.spec.autonomy != "air_gapped" or mirror is None:
+        return None
+    from .deploy import images
+
+    files = ["requirements.txt", *(["requirements-triton.txt"] if triton_served(arch) else [])]
+    return {
+        "package_mirror": mirror,
+        "registry": arch.spec.existing.image_registry or "",
+        "images": images(arch),
+        "requirement_files": [*files, "requirements-security.txt"],
     }
 
 
@@ -216,6 +251,7 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The frame: README, Makefile, pyproject, CODEOWNERS, CI and the other top-level files."""
     ctx = context(arch)
     run_keys = _decisions(
         arch, "online_store", "offline_store", "registry", "scheduler", "serving_runtime", "protocol", "deployment"
@@ -247,6 +283,17 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         PlannedFile(".gitignore", "frame", template="frame/gitignore.j2", context=ctx),
         PlannedFile("tests/conftest.py", "frame", template="frame/tests/conftest.py.j2", context=ctx),
     ]
+    if ctx["offline"] is not None:
+        files.append(
+            PlannedFile(
+                "scripts/offline_bundle.py",
+                "frame",
+                template="scripts/offline_bundle.py.j2",
+                context={**ctx, **ctx["offline"]},
+                executable=True,
+                decisions=_decisions(arch, "residency"),
+            )
+        )
     if ctx["has_triton"]:
         files.append(
             PlannedFile(

@@ -22,6 +22,7 @@ DECISIONS = ("serving_runtime", "pipeline")
 
 
 def models_by_name(arch: Architecture) -> dict[str, TritonModelArch]:
+    """The served models by name."""
     return {m.name: m for m in arch.serving.models}
 
 
@@ -67,6 +68,7 @@ def triton_served(arch: Architecture) -> bool:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The Triton model repository: each model's config.pbtxt and code (none unless Triton serves)."""
     if not triton_served(arch):
         return []
     models = models_by_name(arch)

@@ -46,14 +46,37 @@ class Job:
 
     @property
     def dash(self) -> str:
+        """The job's name with dashes (Kubernetes names)."""
         return self.name.replace("_", "-")
 
     @property
     def shell(self) -> str:
+        """The job's command for a shell."""
         return "python " + " ".join(self.command)
 
 
+#: where the serving runtime writes its logs (serving/triton_runtime.py): the purge owns the *.log files in it
+SERVING_LOGS = ".run"
+
+
+def personal_outputs(arch: Architecture) -> list[str]:
+    """``model.tensor`` of every served output that is personal data (``pii: true``, e.g. recognised text)."""
+    return [f"{m.name}.{t.name}" for m in arch.spec.serving.models for t in m.outputs if t.pii]
+
+
+def purges(arch: Architecture) -> bool:
+    """Whether the system has a retention purge: a retention, and something of its own to hold to it (the
+    feature store's data, or answers holding personal data in the serving logs).
+    """
+    return bool(
+        arch.privacy.retention_s
+        and arch.privacy.purge_cron
+        and (arch.feature_store is not None or personal_outputs(arch))
+    )
+
+
 def scheduled_training(arch: Architecture) -> bool:
+    """A scheduler runs training."""
     return arch.training_scheduled
 
 
@@ -93,13 +116,16 @@ def jobs(arch: Architecture) -> list[Job]:
                 decisions=("training_mode", "scheduler", "delivery"),
             )
         )
-    if arch.privacy.purge_cron and arch.privacy.retention_s and fs is not None:
+    if purges(arch):
+        assert arch.privacy.purge_cron is not None
         out.append(
             Job(
                 "purge",
                 arch.privacy.purge_cron,
                 ("scripts/purge.py",),
-                "delete offline rows older than the retention period (online values expire by TTL)",
+                "delete offline rows older than the retention period (online values expire by TTL)"
+                if fs is not None
+                else "delete the serving logs older than the retention period (personal answers are never logged)",
                 timeout_s=3600,
                 decisions=("pii",),
             )
@@ -136,16 +162,19 @@ def k8s_name(project: str, job: str) -> str:
 
 
 def k8s_quantity_cpu(cpus: float) -> str:
+    """A CPU count as a Kubernetes quantity: ``2`` or ``500m``."""
     millis = round(cpus * 1000)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def k8s_quantity_memory(gb: float) -> str:
+    """A size in GB as a Kubernetes quantity: ``4Gi`` or ``512Mi``."""
     mib = round(gb * 1024)
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the scheduler configs."""
     project = arch.spec.project.name
     app = re.sub(r"-{2,}", "-", project.replace("_", "-")).strip("-")
     job_list = jobs(arch)
@@ -154,11 +183,15 @@ def context(arch: Architecture) -> dict[str, Any]:
         "app": app,
         "home_var": f"{project.upper()}_HOME",
         "image": APP_IMAGE.format(app=app),
+        # the Spark jobs' image (deploy/spark.Dockerfile): driver and executors alike
+        "spark": arch.uses_spark,
+        "spark_image": f"local/{app}-spark:dev",
         "jobs": job_list,
         "k8s": {
             j.name: {
                 "name": k8s_name(project, j.name),
                 "cpu": k8s_quantity_cpu(j.cpus),
+                "cpu_limit": k8s_quantity_cpu(j.cpus * 2),
                 "memory": k8s_quantity_memory(j.memory_gb),
             }
             for j in job_list
@@ -170,7 +203,20 @@ def context(arch: Architecture) -> dict[str, Any]:
         "online_broker": arch.training.consumer_broker,
         "retention_s": arch.privacy.retention_s,
         "model_pvc": f"{app}-model-repository",
+        # the encryption key of personal fields: a Secret of its own, for materialization only (deploy/k8s)
+        "pii_key_secret": f"{app}-pii-key" if arch.privacy.pii_key_env else "",
+        **pod_placement(arch, [j.name for j in job_list]),
         **ci_context(arch),
+    }
+
+
+def pod_placement(arch: Architecture, job_names: list[str]) -> dict[str, Any]:
+    """What the Kubernetes pod specs share with deploy/k8s: residency placement and which jobs write their image."""
+    from . import deploy
+
+    return {
+        "residency": deploy.residency(arch),
+        "writable": {name: deploy.job_writes_image(arch, name) for name in job_names},
     }
 
 
@@ -182,15 +228,18 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
         "ci": arch.spec.existing.ci,
         # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
         "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
-        "cd_images": ["triton", "app"],
+        "cd_images": ["triton", "app", *(["spark"] if arch.uses_spark else [])],
         "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
         # the image names deploy/k8s/overlays/<env> give (templates/deploy/k8s/overlay-kustomization.yaml.j2)
-        "cd_overlay_registry": f"registry.example.internal/{deploy.slug(arch.spec.project.name)}",
+        "cd_overlay_registry": deploy.app_registry(arch),
         "ci_redis": deploy.uses_redis(arch),
         "ci_postgres": deploy.uses_postgres(arch),
-        "redis_image": deploy.REDIS_IMAGE,
-        "postgres_image": deploy.POSTGRES_IMAGE,
+        "redis_image": deploy.site_image(arch, deploy.REDIS_IMAGE),
+        "postgres_image": deploy.site_image(arch, deploy.POSTGRES_IMAGE),
+        "ci_python_image": deploy.site_image(arch, "python:3.11"),
+        "ci_docker_image": deploy.site_image(arch, "docker:27"),
+        "ci_dind_image": deploy.site_image(arch, "docker:27-dind"),
     }
 
 
@@ -199,10 +248,11 @@ def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The scheduler configs of the decided scheduler, and the purge job."""
     ctx = context(arch)
     job_list: list[Job] = ctx["jobs"]
     files: list[PlannedFile] = []
-    if arch.privacy.retention_s and arch.feature_store is not None:
+    if purges(arch):
         files.append(_f("scripts/purge.py", "pipelines/purge.py.j2", _purge_context(arch), ("pii",)))
     if arch.mlops_level >= 2 and ctx["ci"] == "gitlab":
         files.append(_f(".gitlab-ci.yml", "pipelines/gitlab-ci.yml.j2", ctx, ("delivery",)))
@@ -217,6 +267,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if not job_list and arch.training.mode != "online":
         return files
     files.append(_f("pipelines/README.md", "pipelines/README.md.j2", ctx))
+    return files + _scheduler_files(arch, ctx, job_list)
+
+
+def _scheduler_files(arch: Architecture, ctx: dict[str, Any], job_list: list[Job]) -> list[PlannedFile]:
+    """The config of the decided scheduler: a crontab, Airflow DAGs, CronJobs, a Prefect or Dagster project."""
+    files: list[PlannedFile] = []
     scheduler = arch.training.scheduler
     if scheduler in ("crontab", "none"):
         files.append(_f("pipelines/crontab", "pipelines/crontab.j2", ctx))
@@ -248,30 +304,34 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
     """What the purge may delete: only what this system writes (never a source), with its timestamp column.
 
     The protected copies of sources with hashed personal fields, the online store's tables (PostgreSQL and
-    SQLite; Redis expires its keys itself) and the scores batch scoring writes (its table, or its run partitions).
+    SQLite; Redis expires its keys itself), the scores batch scoring writes (its table, or its run partitions)
+    and, where served outputs are personal data, the serving logs (the answers are never logged; a log that
+    could hold anything of them is deleted once older than the retention).
     """
     from . import feature_repo
 
     spec = arch.spec
     fs = arch.feature_store
-    assert fs is not None
-    model = feature_repo.build_model(arch)
-    ts_of = {b["name"]: b["timestamp_field"] for b in model["batch_sources"]}
     owned: list[dict[str, str]] = []
-    for p in model["protected"]:
-        kind = "file" if p["kind"] == "file" else "table"
-        owned.append(
-            {
-                "what": f"protected copy of {p['name']}",
-                "kind": kind,
-                "location": p["protected"],
-                "ts": ts_of[p["name"]],
-            }
-        )
-    if fs.online_store in ("postgres", "sqlite"):
-        for v in model["views"]:
-            table = f"{fs.project}_{v['name']}"
-            owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
+    batch_sources: list[dict[str, Any]] = []
+    if fs is not None:
+        model = feature_repo.build_model(arch)
+        batch_sources = model["batch_sources"]
+        ts_of = {b["name"]: b["timestamp_field"] for b in batch_sources}
+        for p in model["protected"]:
+            kind = "file" if p["kind"] == "file" else "table"
+            owned.append(
+                {
+                    "what": f"protected copy of {p['name']}",
+                    "kind": kind,
+                    "location": p["protected"],
+                    "ts": ts_of[p["name"]],
+                }
+            )
+        if fs.online_store in ("postgres", "sqlite"):
+            for v in model["views"]:
+                table = f"{fs.project}_{v['name']}"
+                owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
     if arch.serving.runtime == "batch_scoring":  # the score store batch scoring writes (components/batch.py)
         from .batch import score_store
 
@@ -280,10 +340,17 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
             owned.append({"what": f"score table {table}", "kind": "table", "location": table, "ts": "scored_at"})
         else:
             owned.append({"what": "score runs", "kind": "output", "location": f"scores/{table}", "ts": ""})
-    sources = sorted(
-        {b["path"] for b in model["batch_sources"]}
-        | {b["table"] for b in model["batch_sources"] if b["kind"] != "file"}
-    )
+    personal = personal_outputs(arch)
+    if personal:  # answers holding personal data are never logged; any log is kept no longer than the retention
+        owned.append(
+            {
+                "what": f"serving logs {SERVING_LOGS}/*.log",
+                "kind": "logs",
+                "location": SERVING_LOGS,
+                "ts": "",
+            }
+        )
+    sources = sorted({b["path"] for b in batch_sources} | {b["table"] for b in batch_sources if b["kind"] != "file"})
     return {
         "project": spec.project.name,
         "retention_s": arch.privacy.retention_s,
@@ -291,6 +358,7 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
         "owned": owned,
         "sources": sorted(s.name for s in spec.sources if s.kind in ("file", "table")),
         "source_locations": sources,
-        "offline_store": fs.offline_store,
-        "online_store": fs.online_store,
+        "offline_store": fs.offline_store if fs is not None else "none",
+        "online_store": fs.online_store if fs is not None else "none",
+        "personal_outputs": personal,
     }

@@ -61,12 +61,16 @@ class PlannedFile:
 
 @dataclass(frozen=True)
 class FilePlan:
+    """Every file of the repository to render, in a stable order."""
+
     files: tuple[PlannedFile, ...]
 
     def paths(self) -> list[str]:
+        """The planned paths, in order."""
         return [f.path for f in self.files]
 
     def by_component(self) -> dict[str, list[PlannedFile]]:
+        """The planned files by component."""
         out: dict[str, list[PlannedFile]] = {}
         for f in self.files:
             out.setdefault(f.component, []).append(f)
@@ -82,6 +86,7 @@ def check_relative(path: str) -> str:
 
 
 def component_modules() -> list[Any]:
+    """The modules of the built-in components, in :data:`COMPONENTS` order."""
     mods = []
     for module in COMPONENTS.values():
         try:

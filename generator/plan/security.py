@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decide.architecture import Architecture
+from .feature_repo import feast_auth
 from .plan import PlannedFile
 
 COMPONENT = "security"
@@ -26,6 +27,8 @@ CHECKOV_FRAMEWORKS = ("kubernetes", "dockerfile", "github_actions")
 
 @dataclass(frozen=True)
 class Skip:
+    """A scanner check skipped in ``.security/``: which, why, and who decided it."""
+
     scanner: str
     check: str
     reason: str
@@ -95,6 +98,7 @@ def waiver_skips(arch: Architecture) -> list[Skip]:
 
 
 def skips(arch: Architecture) -> list[Skip]:
+    """The scanner checks skipped: archgen's defaults and the spec's waivers, sorted."""
     found = {(s, c): Skip(s, c, r, "archgen") for s, c, r in DEFAULT_SKIPS}
     for s in waiver_skips(arch):
         found[(s.scanner, s.check)] = s
@@ -102,11 +106,13 @@ def skips(arch: Architecture) -> list[Skip]:
 
 
 def is_scanner_waiver(code: str) -> bool:
+    """Whether a waiver's code names a scanner check (``checkov.CKV_...``, ``bandit.B...``)."""
     scanner, _, check = code.partition(".")
     return scanner in SCANNERS and bool(check)
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The scanners' configs and their skip lists (``.security/``)."""
     all_skips = skips(arch)
     ctx: dict[str, Any] = {
         "project": arch.spec.project.name,
@@ -189,6 +195,9 @@ def threat_flows(arch: Architecture) -> list[Flow]:
         protect = (
             "personal fields hashed at write time (scripts/protect_pii.py, salt from the secret PII_HASH_SALT)"
             if fs.hashed_fields
+            else "personal fields encrypted at write time (scripts/protect_pii.py, key from the secret "
+            "PII_ENCRYPTION_KEY; only roles granted read_pii decrypt)"
+            if fs.encrypted_fields
             else "personal fields left out of every feature view"
             if fs.dropped_fields
             else "none beyond the warehouse's own"
@@ -228,7 +237,7 @@ def threat_flows(arch: Architecture) -> list[Flow]:
                     "feature server / serving client",
                     "system -> clients",
                     _personal(arch, "stored"),
-                    f"Feast permissions per role ({roles}); {net}",
+                    f"Feast permissions per role ({roles}), authenticated by {feast_auth(arch)}; {net}",
                 )
             )
     if arch.serving.runtime == "triton":

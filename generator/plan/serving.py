@@ -52,6 +52,19 @@ def worker_broker(arch: Architecture) -> str | None:
     return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
 
 
+def _on_demand_inputs(spec: Spec, inputs: list[str], views: list[str], requests: list[list[str]]) -> None:
+    """Add what an on-demand view's inputs read: the views to ``views``, request values to ``requests``."""
+    for inp in inputs:
+        src_name = inp.partition(".")[0]
+        src = spec.source(src_name)
+        if src is not None and src.kind == "request":  # Feast asks for every field of the source
+            for f in src.fields:
+                if [f.name, FIELD_NUMPY.get(f.dtype, "str")] not in requests:
+                    requests.append([f.name, FIELD_NUMPY.get(f.dtype, "str")])
+        elif src_name not in views:
+            views.append(src_name)
+
+
 def _request_keys(spec: Spec, service: str | None) -> tuple[list[list[str]], list[list[str]]]:
     """The entity join keys and the request-source values a request of the feature service carries."""
     svc = spec.service(service or "")
@@ -63,15 +76,7 @@ def _request_keys(spec: Spec, service: str | None) -> tuple[list[list[str]], lis
     for ref in svc.features:
         view = ref.partition(".")[0]
         if view in odfvs:
-            for inp in odfvs[view].inputs:
-                src_name = inp.partition(".")[0]
-                src = spec.source(src_name)
-                if src is not None and src.kind == "request":  # Feast asks for every field of the source
-                    for f in src.fields:
-                        if [f.name, FIELD_NUMPY.get(f.dtype, "str")] not in requests:
-                            requests.append([f.name, FIELD_NUMPY.get(f.dtype, "str")])
-                elif src_name not in views:
-                    views.append(src_name)
+            _on_demand_inputs(spec, odfvs[view].inputs, views, requests)
         elif view not in views:
             views.append(view)
     keys: list[list[str]] = []
@@ -85,6 +90,7 @@ def _request_keys(spec: Spec, service: str | None) -> tuple[list[list[str]], lis
 
 
 def client_context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the serving client: the entry model, its feature service, keys and requests."""
     models = models_by_name(arch)
     entry = models[arch.serving.entrypoint]
     service = entry.feature_service
@@ -214,6 +220,7 @@ def _rest_plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The serving client and server files of the decided runtime."""
     from ..decide.contract import only_decided
 
     if arch.serving.runtime in ("embedded", "batch_scoring"):

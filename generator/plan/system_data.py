@@ -46,7 +46,7 @@ def describe(arch: Architecture) -> dict[str, Any]:
 
 def planned(arch: Architecture) -> PlannedFile:
     """serving/system_data.py: shaped by the spec's entities, sources and models (no decision)."""
-    from .feature_repo import _literal  # feature_repo imports serving, which imports this module
+    from ..render.python_layout import literal
 
     data = describe(arch)
     return PlannedFile(
@@ -54,9 +54,9 @@ def planned(arch: Architecture) -> PlannedFile:
         COMPONENT,
         template="serving/system_data.py.j2",
         context={
-            "entities": _literal(data["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
-            "request_sources": _literal(data["request_sources"], prefix=46),
-            "models": _literal(data["models"], prefix=len("MODELS: dict[str, dict[str, Any]] = ")),
+            "entities": literal(data["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
+            "request_sources": literal(data["request_sources"], prefix=46),
+            "models": literal(data["models"], prefix=len("MODELS: dict[str, dict[str, Any]] = ")),
             "variable_dim": VARIABLE_DIM,
             "first_int_id": FIRST_INT_ID,
         },

@@ -69,6 +69,7 @@ def _torch_seams(arch: Architecture) -> list[PlannedFile]:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The training pipeline (none when every model's weights come from elsewhere)."""
     if all(m.training == "external" for m in arch.spec.serving.models):
         return []  # every model's weights come from elsewhere: nothing here trains
     seams = _torch_seams(arch)
@@ -121,6 +122,7 @@ def label_classes(arch: Architecture) -> int:
 
 
 def task_of(metric: str | None) -> str:
+    """The task a quality metric implies: regression or classification."""
     if metric in REGRESSION_METRICS:
         return "regression"
     if metric in CLASSIFICATION_METRICS:

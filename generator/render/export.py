@@ -127,6 +127,7 @@ def _literal(text: str) -> str:
 
 
 def templatize(text: str, subs: list[tuple[str, str]]) -> str:
+    """``text`` as a cookiecutter template: each literal of ``subs`` replaced by its Jinja expression."""
     if not subs:
         return _literal(text)
     pattern = re.compile("|".join(re.escape(lit) for lit, _ in subs))
@@ -147,6 +148,7 @@ def _is_binary(data: bytes) -> bool:
 
 
 def template_files(spec: Path) -> tuple[dict[str, bytes], dict[str, int]]:
+    """The files and modes of the cookiecutter template of ``spec``."""
     gen = generate(spec)
     values = variables(gen.arch)
     subs = substitutions(gen.arch, values)
@@ -172,6 +174,7 @@ def template_files(spec: Path) -> tuple[dict[str, bytes], dict[str, int]]:
 
 
 def run(spec: Path, output: Path, force: bool = False) -> int:
+    """Write the cookiecutter template of ``spec`` to ``output``."""
     files, modes = template_files(spec)
     write_repository(output, files, modes, force=force, spec_path=spec)
     print(f"Wrote a cookiecutter template of {spec} to {output} ({len(files) - 2} files).")

@@ -59,6 +59,7 @@ class OverlaySource:
 
     @property
     def sha256(self) -> str:
+        """A digest of the overlay's files (paths, modes, contents)."""
         digest = hashlib.sha256()
         for path in sorted(self.files):
             data, mode = self.files[path]
@@ -67,9 +68,11 @@ class OverlaySource:
 
     @property
     def hooks(self) -> list[str]:
+        """The overlay's cookiecutter hooks."""
         return sorted(p for p in self.files if p.startswith(f"{HOOKS_DIR}/"))
 
     def record(self, root: Path | None) -> OverlayRecord:
+        """What the manifest records of the overlay (its source relative to ``root``)."""
         source = self.location.as_posix()
         if root is not None:
             source = Path(os.path.relpath(self.location, root)).as_posix()

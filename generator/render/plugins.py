@@ -9,7 +9,8 @@ A package declares an entry point in the ``archgen.components`` group; it names 
 - ``TEMPLATES`` (optional): a folder of Jinja templates, named ``<entry point name>/<file>`` in
   ``PlannedFile.template`` and rendered like archgen's (same filters, same context);
 - ``check(root, report)`` (optional): a probe ``archgen check`` runs on a generated repository that holds
-  the plugin's files; it adds :class:`generator.checks.checks.Problem` entries to ``report.problems`` and counts
+  the plugin's files; it reports each problem with ``report.add(code, file, message, line=0)`` (a
+  :class:`~requirements_spec.errors.Diagnostic` in ``report.problems``) and counts
   what it checked with ``report.count(...)``.
 
 Entry points are read once per process, sorted by name; a plugin that cannot be loaded, plans a path
@@ -46,14 +47,17 @@ class PluginComponent:
     templates: Path | None
 
     def plan(self, arch: Architecture) -> list[Any]:
+        """The files the plugin plans, checked."""
         return self._checked(arch, self.obj.plan(arch))
 
     def finalize(self, arch: Architecture, files: Any) -> list[Any]:
+        """The files the plugin's ``finalize`` adds, checked (none without one)."""
         hook = getattr(self.obj, "finalize", None)
         return self._checked(arch, hook(arch, files)) if hook is not None else []
 
     @property
     def probe(self) -> Callable[[Path, Any], None] | None:
+        """The plugin's probe for `archgen check`, if it has one."""
         return getattr(self.obj, "check", None)
 
     def _checked(self, arch: Architecture, files: Iterable[Any]) -> list[Any]:
@@ -108,7 +112,7 @@ def template_folders() -> dict[str, str]:
 
 def check_plugins(root: Path, report: Any, components: set[str]) -> None:
     """Run the probe of every plugin whose files the repository's manifest lists."""
-    from ..checks.checks import Problem
+    from ..checks.checks import PLUGIN_CODE
 
     for plugin in plugin_components():
         if plugin.name not in components or plugin.probe is None:
@@ -117,4 +121,4 @@ def check_plugins(root: Path, report: Any, components: set[str]) -> None:
             plugin.probe(root, report)
         except Exception as exc:
             what = f"probe of {plugin.origin} failed: {type(exc).__name__}: {exc}"
-            report.problems.append(Problem(plugin.name, what))
+            report.add(PLUGIN_CODE, plugin.name, what)

@@ -134,6 +134,7 @@ class Environment(jinja2.Environment):
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """Attribute access in templates: a dict's keys as attributes, never a method of the dict."""
         if type(obj) is dict:
             if attribute in obj and attribute not in _DICT_ATTRIBUTES:
                 return obj[attribute]
@@ -195,6 +196,7 @@ def _loader() -> jinja2.BaseLoader:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    """The one Jinja environment of the templates: strict undefined, the filters, the cached bytecode."""
     env = Environment(
         loader=_loader(),
         bytecode_cache=template_cache(),
@@ -219,6 +221,7 @@ def environment() -> jinja2.Environment:
 
 
 def render_file(f: PlannedFile, arch: Architecture) -> bytes:
+    """The bytes of one planned file: its content, its producer's output, or its rendered template."""
     if f.content is not None:
         return f.content.encode("utf-8") if isinstance(f.content, str) else f.content
     if f.producer is not None:
@@ -233,4 +236,5 @@ def render_file(f: PlannedFile, arch: Architecture) -> bytes:
 
 
 def render_plan(plan: FilePlan, arch: Architecture) -> dict[str, bytes]:
+    """Every planned file rendered, by path."""
     return {f.path: render_file(f, arch) for f in plan.files}

@@ -36,6 +36,8 @@ EXTENSIONS = {"png": "png", "svg": "svg", "dot": "dot", "mermaid": "mmd"}
 # ------------------------------------------------------------------ the views as data
 @dataclass(frozen=True)
 class DNode:
+    """A node of a diagram: its id, label, icon and cluster."""
+
     id: str  # fixed graphviz node id and Mermaid id: [a-z0-9_]
     label: str
     icon: str  # a key of ICONS
@@ -44,6 +46,8 @@ class DNode:
 
 @dataclass(frozen=True)
 class DEdge:
+    """An edge of a diagram: data, or control (dashed)."""
+
     src: str
     dst: str
     label: str = ""
@@ -52,6 +56,8 @@ class DEdge:
 
 @dataclass(frozen=True)
 class DCluster:
+    """A cluster of a diagram (nested in ``parent``)."""
+
     id: str
     label: str
     parent: str = ""
@@ -59,6 +65,8 @@ class DCluster:
 
 @dataclass(frozen=True)
 class View:
+    """One diagram: its clusters, nodes and edges, drawn by graphviz or written as Mermaid."""
+
     name: str  # file stem: "dataflow" | "deployment"
     title: str
     clusters: tuple[DCluster, ...]
@@ -154,14 +162,32 @@ def _scheduler_label(arch: Architecture) -> str:
 
 
 def views(arch: Architecture) -> list[View]:
+    """The diagrams of an architecture: data flow and deployment."""
     return [dataflow_view(arch), deployment_view(arch)]
 
 
 def dataflow_view(arch: Architecture) -> View:
     """Sources -> offline store -> materialization -> online store -> serving -> clients; training; scheduler."""
-    spec, fs, tr, sv = arch.spec, arch.feature_store, arch.training, arch.serving
+    tr = arch.training
     b = _Builder()
-    broker = spec.existing.broker
+    batch_sources = _source_nodes(arch, b)
+    scheduled = tr.scheduler != "none" and (arch.feature_store is not None or tr.mode == "scheduled")
+    if scheduled:
+        b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler])
+    _feast_nodes(arch, b, batch_sources, scheduled)
+    _training_nodes(arch, b, scheduled)
+    if arch.serving.runtime == "batch_scoring":
+        _batch_scoring_flow(arch, b, scheduled)
+    elif arch.serving.runtime == "embedded":
+        _embedded_flow(arch, b, scheduled)
+    else:
+        _serving_nodes(arch, b)
+    return b.view("dataflow", f"{arch.spec.project.name}: data flow")
+
+
+def _source_nodes(arch: Architecture, b: _Builder) -> list[str]:
+    """The data sources, in their cluster; the ids of the batch ones (files and tables)."""
+    spec = arch.spec
     batch_sources: list[str] = []
     if spec.sources:
         b.cluster("c_sources", "data sources (data engineering)")
@@ -174,40 +200,46 @@ def dataflow_view(arch: Architecture) -> View:
             b.node(nid, f"{s.name}\ntable", _store_icon(spec.existing.warehouse), "c_sources")
             batch_sources.append(nid)
         elif s.kind == "stream":
-            b.node(nid, f"{s.name}\nstream", _BROKER_ICONS.get(broker, "kafka"), "c_sources")
+            b.node(nid, f"{s.name}\nstream", _BROKER_ICONS.get(spec.existing.broker, "kafka"), "c_sources")
         else:
             b.node(nid, f"{s.name}\nrequest data", "client", "c_sources")
+    return batch_sources
 
-    scheduled = tr.scheduler != "none" and (fs is not None or tr.mode == "scheduled")
+
+def _feast_nodes(arch: Architecture, b: _Builder, batch_sources: list[str], scheduled: bool) -> None:
+    """The feature store: stores, registry and materialization, fed by the sources."""
+    fs = arch.feature_store
+    if fs is None:
+        return
+    b.cluster("c_feast", f"Feast feature store: {fs.project}")
+    b.node("offline_store", f"offline store\n{fs.offline_store}", _store_icon(fs.offline_store), "c_feast")
+    b.node("registry", f"registry\n{fs.registry}", "feast", "c_feast")
+    online, cron = fs.online_store, fs.materialization_cron  # batch scoring: neither
+    if online is not None and cron is not None:
+        b.node("materialize", f"materialize\n{cron}", "feast", "c_feast")
+        b.node("online_store", f"online store\n{online}", _store_icon(online), "c_feast")
+    for s in arch.spec.sources:
+        nid = f"src_{s.name}"
+        if nid in batch_sources:
+            b.edge(nid, "offline_store", "events")
+        elif s.kind == "stream" and "push" in fs.ingestion and online is not None and cron is not None:
+            b.edge(nid, "online_store", "push")
+    if online is None or cron is None:
+        return
+    b.edge("offline_store", "materialize", "latest values")
+    b.edge("materialize", "online_store")
+    b.edge("registry", "materialize", "definitions", dashed=True)
     if scheduled:
-        b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler])
+        b.edge("scheduler", "materialize", cron, dashed=True)
 
-    # batch scoring reads the offline store: no online store, nothing materialized
-    materialized = fs is not None and fs.online_store is not None and fs.materialization_cron is not None
-    if fs is not None:
-        b.cluster("c_feast", f"Feast feature store: {fs.project}")
-        b.node("offline_store", f"offline store\n{fs.offline_store}", _store_icon(fs.offline_store), "c_feast")
-        b.node("registry", f"registry\n{fs.registry}", "feast", "c_feast")
-        if fs.online_store is not None and fs.materialization_cron is not None:
-            b.node("materialize", f"materialize\n{fs.materialization_cron}", "feast", "c_feast")
-            b.node("online_store", f"online store\n{fs.online_store}", _store_icon(fs.online_store), "c_feast")
-        for s in spec.sources:
-            nid = f"src_{s.name}"
-            if nid in batch_sources:
-                b.edge(nid, "offline_store", "events")
-            elif s.kind == "stream" and "push" in fs.ingestion and materialized:
-                b.edge(nid, "online_store", "push")
-        if materialized:
-            b.edge("offline_store", "materialize", "latest values")
-            b.edge("materialize", "online_store")
-            b.edge("registry", "materialize", "definitions", dashed=True)
-            if scheduled:
-                b.edge("scheduler", "materialize", fs.materialization_cron or "", dashed=True)
 
+def _training_nodes(arch: Architecture, b: _Builder, scheduled: bool) -> None:
+    """Training: from historical features (or a broker's events) to a new version in the model repository."""
+    tr = arch.training
     b.cluster("c_training", "training (data science)")
     b.node("train", f"training/train.py\n{tr.mode}", "python", "c_training")
     b.node("model_repo", "model repository", "files", "c_training")
-    if fs is not None and tr.trained_models:
+    if arch.feature_store is not None and tr.trained_models:
         b.edge("offline_store", "train", "historical features")
     if tr.mode == "online" and tr.consumer_broker:
         b.node("train_events", f"events\n{tr.consumer_broker}", _BROKER_ICONS.get(tr.consumer_broker, "kafka"))
@@ -217,12 +249,10 @@ def dataflow_view(arch: Architecture) -> View:
     if scheduled and tr.mode == "scheduled":
         b.edge("scheduler", "train", tr.schedule_cron or "", dashed=True)
 
-    if sv.runtime == "batch_scoring":
-        _batch_scoring_flow(arch, b, scheduled)
-        return b.view("dataflow", f"{spec.project.name}: data flow")
-    if sv.runtime == "embedded":
-        _embedded_flow(arch, b, scheduled)
-        return b.view("dataflow", f"{spec.project.name}: data flow")
+
+def _serving_nodes(arch: Architecture, b: _Builder) -> None:
+    """Serving: the runtime and its models, and how a client's request reaches them with its features."""
+    spec, fs, sv = arch.spec, arch.feature_store, arch.serving
     b.cluster("c_serving", "serving")
     runtime_icon = "triton" if sv.runtime == "triton" else "python"
     b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\n{sv.wire}", runtime_icon, "c_serving")
@@ -231,26 +261,24 @@ def dataflow_view(arch: Architecture) -> View:
     b.edge("model_repo", "serving", "loads")
     _model_edges(arch, b)
     b.node("clients", "clients", "users")
+    requests = [f"src_{s.name}" for s in spec.sources if s.kind == "request"]
     if sv.runtime == "python_rest":  # the REST service reads the features and predicts in process
         b.edge("clients", "serving", sv.wire)
         if fs is not None:
             b.edge("online_store", "serving", "online features")
             b.edge("registry", "serving", "definitions", dashed=True)
-            for s in spec.sources:
-                if s.kind == "request":
-                    b.edge(f"src_{s.name}", "serving", "request values")
+            for src in requests:
+                b.edge(src, "serving", "request values")
     elif fs is not None:
         b.node("client_lib", "serving/client.py\nfeatures + inference", "python", "c_serving")
         b.edge("clients", "client_lib", "request")
         b.edge("online_store", "client_lib", "online features")
         b.edge("registry", "client_lib", "definitions", dashed=True)
         b.edge("client_lib", "serving", sv.wire)
-        for s in spec.sources:
-            if s.kind == "request":
-                b.edge(f"src_{s.name}", "client_lib", "request values")
+        for src in requests:
+            b.edge(src, "client_lib", "request values")
     else:
         b.edge("clients", "serving", sv.wire)
-    return b.view("dataflow", f"{spec.project.name}: data flow")
 
 
 def _score_store(arch: Architecture) -> tuple[str, str, str]:
@@ -265,7 +293,8 @@ def _score_store(arch: Architecture) -> tuple[str, str, str]:
 
 def _batch_scoring_flow(arch: Architecture, b: _Builder, scheduled: bool) -> None:
     """Batch: a scheduled job scores the population with point-in-time features from the offline store and the
-    gated model, in process, into the warehouse; the business reads the scores there. No server, no online store."""
+    gated model, in process, into the warehouse; the business reads the scores there. No server, no online store.
+    """
     fs, sv = arch.feature_store, arch.serving
     b.cluster("c_serving", "batch scoring (no server: nobody calls the model)")
     b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\nbatch/score.py, in process", "python", "c_serving")
@@ -287,7 +316,8 @@ def _batch_scoring_flow(arch: Architecture, b: _Builder, scheduled: bool) -> Non
 
 def _embedded_flow(arch: Architecture, b: _Builder, scheduled: bool) -> None:
     """Embedded: bundles (gated model + a snapshot of the online features + manifest) are built centrally and
-    installed on the device, where the application calls the library in process. No server."""
+    installed on the device, where the application calls the library in process. No server.
+    """
     fs, sv, project = arch.feature_store, arch.serving, arch.spec.project.name
     b.node("bundle_build", "scripts/build_bundle.py\nbundle (make bundle)", "python", "c_training")
     b.edge("model_repo", "bundle_build", "newest gated version")
@@ -343,7 +373,8 @@ def _shared_stores(
     """Nodes for the stores; returns role -> node id (several roles may share one PostgreSQL).
 
     Without `online` (batch scoring reads only the offline store) no online store is drawn; with `scores` the
-    batch scores are a table of the PostgreSQL warehouse (role "scores")."""
+    batch scores are a table of the PostgreSQL warehouse (role "scores").
+    """
     fs = arch.feature_store
     roles: dict[str, str] = {}
     if fs is None:
@@ -522,6 +553,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(view: View) -> str:
+    """A diagram as Mermaid text (renders on any git host)."""
     lines = ["flowchart LR"]
     children: dict[str, list[DCluster]] = {}
     for c in view.clusters:
@@ -652,12 +684,16 @@ def dot_available() -> bool:
 
 
 def skipped_note() -> str | None:
-    """What `archgen new` skips on every machine: the drawings (the repository must not depend on graphviz)."""
+    """What `archgen new` skips on every machine: the drawings (the repository must not depend on graphviz).
+
+    Graphviz is never run here: ``new`` and ``update`` start no program, and what they write and print is the
+    same whether ``dot`` draws, fails, hangs or is missing (only the install hint follows PATH).
+    """
     note = (
         "skipped docs/diagrams/*.png and *.svg: the repository holds the DOT and Mermaid diagrams on every machine "
         "(docs show the Mermaid ones); draw them with `archgen diagram .archgen/spec.yaml -o docs/diagrams`"
     )
-    if dot_available():
+    if shutil.which("dot") is not None:
         return note
     return f"{note}, which needs graphviz: {INSTALL_HINT}"
 

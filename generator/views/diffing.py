@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..decide.architecture import Architecture, Decision, Finding, Requirement
-from .report import SCHEMA_VERSION, md_cell, short_value, value_text
+from .report import md_cell, short_value, value_text
 
 
 @dataclass(frozen=True)
 class RequirementChange:
+    """A spec value that differs between the two specs, with its lines."""
+
     path: str
     old: Any
     new: Any
@@ -19,6 +20,7 @@ class RequirementChange:
     new_line: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/plan-json.md)."""
         return {
             "path": self.path,
             "old": self.old,
@@ -30,6 +32,8 @@ class RequirementChange:
 
 @dataclass(frozen=True)
 class DecisionChange:
+    """A decision that changed, appeared or disappeared, and the requirement changes that drove it."""
+
     key: str
     kind: Literal["changed", "added", "removed"]
     old: Decision | None
@@ -37,6 +41,7 @@ class DecisionChange:
     drivers: list[RequirementChange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form (docs/plan-json.md)."""
         return {
             "key": self.key,
             "change": self.kind,
@@ -49,6 +54,8 @@ class DecisionChange:
 
 @dataclass(frozen=True)
 class ArchDiff:
+    """What changes between two architectures: decisions, requirements and findings."""
+
     decisions: list[DecisionChange]
     requirements: list[RequirementChange]
     findings_added: list[Finding]
@@ -56,6 +63,7 @@ class ArchDiff:
 
     @property
     def empty(self) -> bool:
+        """No decision or finding changes."""
         return not (self.decisions or self.findings_added or self.findings_resolved)
 
 
@@ -99,6 +107,7 @@ def _drivers(old: Decision | None, new: Decision | None, changed: list[Requireme
 
 
 def diff_architectures(old: Architecture, new: Architecture) -> ArchDiff:
+    """The changes from ``old`` to ``new``."""
     changed = _changed_requirements(old, new)
     a = {d.key: d for d in old.decisions}
     b = {d.key: d for d in new.decisions}
@@ -120,9 +129,9 @@ def diff_architectures(old: Architecture, new: Architecture) -> ArchDiff:
 
 
 # ---------------------------------------------------------------- output
-def diff_json(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
-    data = {
-        "schema_version": SCHEMA_VERSION,
+def diff_data(diff: ArchDiff, old: Architecture, new: Architecture) -> dict[str, Any]:
+    """The changes as JSON data (docs/plan-json.md)."""
+    return {
         "old": old.spec_file,
         "new": new.spec_file,
         "decisions": [c.as_dict() for c in diff.decisions],
@@ -130,7 +139,6 @@ def diff_json(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
         "findings_added": [f.model_dump(mode="json") for f in diff.findings_added],
         "findings_resolved": [f.model_dump(mode="json") for f in diff.findings_resolved],
     }
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _choice(d: Decision | None) -> str:
@@ -143,6 +151,7 @@ def _driver_text(c: RequirementChange) -> str:
 
 
 def diff_text(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
+    """The changes as text."""
     lines = [f"{old.spec_file} -> {new.spec_file}"]
     if diff.empty:
         lines.append("no decision or finding changes")
@@ -165,6 +174,7 @@ def diff_text(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
 
 
 def diff_markdown(diff: ArchDiff, old: Architecture, new: Architecture) -> str:
+    """The changes as Markdown (a review document)."""
     lines = [f"# Decision changes: `{md_cell(old.spec_file)}` → `{md_cell(new.spec_file)}`", ""]
     if diff.empty:
         lines.append("No decision or finding changes.")

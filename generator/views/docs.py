@@ -46,6 +46,8 @@ ADR_ORDER = (
     "deployment",
     "pipeline_instances",
     "customization",
+    "compute_engine",
+    "spark_settings",
 )
 _UNLISTED_START = 100
 
@@ -57,6 +59,10 @@ CONSEQUENCES: Mapping[tuple[str, str], str] = {
     "millisecond.",
     ("online_store", "postgres"): "The online store shares the PostgreSQL the company runs; latency is higher "
     "than Redis.",
+    ("compute_engine", "spark"): "Spark jobs compute the rollups (scripts/aggregate.py) and, with a Spark warehouse, "
+    "materialize; SPARK_MASTER says where they run (local[*] on one machine, a cluster or Kubernetes in production).",
+    ("compute_engine", "postgres"): "The rollups are SQL run inside PostgreSQL (scripts/aggregate.py); the database "
+    "carries that load at each materialization.",
     ("registry", "file"): "The registry is one file: one writer at a time (`feast apply` from one place).",
     ("registry", "sql"): "The registry lives in PostgreSQL: many writers, but the database must be reachable from "
     "every job.",
@@ -83,6 +89,7 @@ CONSEQUENCES: Mapping[tuple[str, str], str] = {
 
 # ------------------------------------------------------------------ values
 def value_text(value: Any) -> str:
+    """A spec value as the docs show it (``unset`` for None)."""
     if value is None:
         return "unset"
     if isinstance(value, bool):
@@ -95,6 +102,7 @@ def value_text(value: Any) -> str:
 
 
 def requirement_ref(req: Requirement, spec_file: str) -> str:
+    """``path (spec.yaml:LINE)``: a requirement as the docs cite it."""
     where = f"{spec_file}:{req.line}" if req.line else spec_file
     return f"{req.path} ({where})"
 
@@ -102,20 +110,25 @@ def requirement_ref(req: Requirement, spec_file: str) -> str:
 # ------------------------------------------------------------------ decisions and ADRs
 @dataclass(frozen=True)
 class AdrEntry:
+    """A decision record: its number and decision."""
+
     number: int
     decision: Decision
 
     @property
     def key(self) -> str:
+        """The decided key."""
         return self.decision.key
 
     @property
     def filename(self) -> str:
+        """The record's file name: ``NNNN-key.md``."""
         slug = re.sub(r"[^a-z0-9]+", "-", self.decision.key.lower()).strip("-") or "decision"
         return f"{self.number:04d}-{slug}.md"
 
     @property
     def title(self) -> str:
+        """The record's title: the key and the choice."""
         return f"{self.decision.key.replace('_', ' ')}: {self.decision.choice}"
 
 
@@ -167,6 +180,8 @@ def decision_rows(arch: Architecture, spec_file: str) -> list[dict[str, Any]]:
 
 
 def finding_rows(arch: Architecture, spec_file: str) -> list[dict[str, Any]]:
+    """The findings as rows of the docs' table, errors first."""
+
     def order(f: Finding) -> tuple[int, str]:
         return (0 if f.severity == "error" else 1, f.code)
 
@@ -192,6 +207,8 @@ def finding_rows(arch: Architecture, spec_file: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ traceability
 @dataclass(frozen=True)
 class Trace:
+    """A requirement traced to the decisions that read it and the files they shaped."""
+
     path: str  # the requirement's dotted path
     line: int
     decisions: tuple[str, ...]
@@ -239,6 +256,7 @@ AREA_PLACES: Mapping[str, tuple[str, ...]] = {
 
 
 def area_places(paths: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The places of the repository that exist among ``paths``, by area."""
     present = set(paths)
 
     def exists(place: str) -> bool:
@@ -254,6 +272,8 @@ _LEVELS = {"high": 0, "medium": 1, "low": 2}
 
 @dataclass(frozen=True)
 class Risk:
+    """A risk the docs list: its level, title and detail."""
+
     level: Level
     title: str
     detail: str
@@ -285,7 +305,16 @@ def risks(arch: Architecture) -> list[Risk]:
 
 
 def _decision_risks(arch: Architecture, r: _Risks) -> None:
-    fs, tr, sv, pv = arch.feature_store, arch.training, arch.serving, arch.privacy
+    """The risks the decisions carry, area by area (the order within a level is the order they are added)."""
+    _store_risks(arch, r)
+    _training_risks(arch, r)
+    _serving_risks(arch, r)
+    _privacy_risks(arch, r)
+    _platform_risks(arch, r)
+
+
+def _store_risks(arch: Architecture, r: _Risks) -> None:
+    fs = arch.feature_store
     if fs is not None and fs.online_store == "sqlite":
         r.add(
             "low",
@@ -296,6 +325,10 @@ def _decision_risks(arch: Architecture, r: _Risks) -> None:
         )
     if fs is not None and fs.registry == "file":
         r.add("low", "file registry", "one writer at a time", "registry", "a SQL registry once several teams apply")
+
+
+def _training_risks(arch: Architecture, r: _Risks) -> None:
+    tr = arch.training
     if tr.scheduler == "crontab":
         r.add("low", "crontab scheduler", "no retries, alerting or run history", "scheduler", "watch the job logs")
     if tr.mode == "manual" or arch.mlops_level == 0:
@@ -308,6 +341,10 @@ def _decision_risks(arch: Architecture, r: _Risks) -> None:
             "quality_gate",
             "set training.min_quality",
         )
+
+
+def _serving_risks(arch: Architecture, r: _Risks) -> None:
+    sv = arch.serving
     for m in sv.models:
         if m.placeholder and m.kind == "model":
             r.add(
@@ -332,11 +369,19 @@ def _decision_risks(arch: Architecture, r: _Risks) -> None:
             "protocol",
             "run the generated latency fitness test on production-like hardware",
         )
+
+
+def _privacy_risks(arch: Architecture, r: _Risks) -> None:
+    fs, pv = arch.feature_store, arch.privacy
     has_pii = fs is not None and (fs.allowed_pii_fields or fs.hashed_fields or fs.encrypted_fields)
     if pv.pii_handling == "allow" and has_pii:
         r.add("high", "PII served as is", "personal data is stored and served unmasked", "pii", "hash or drop it")
     if has_pii and pv.retention_s is None:
         r.add("medium", "no retention for PII", "personal data is kept forever", "pii", "set privacy.retention")
+
+
+def _platform_risks(arch: Architecture, r: _Risks) -> None:
+    fs, pv = arch.feature_store, arch.privacy
     if arch.deployment.gpu_nodes:
         r.add("low", "GPU nodes needed", "the platform must provide GPUs for training or serving", "deployment")
     if pv.local_mirror:
@@ -353,6 +398,8 @@ def _decision_risks(arch: Architecture, r: _Risks) -> None:
 # ------------------------------------------------------------------ the review page
 @dataclass(frozen=True)
 class DiagramEmbed:
+    """A diagram in the docs: its name, title and SVG (None without graphviz)."""
+
     name: str
     title: str
     svg: bytes | None  # self-contained SVG, or None without graphviz

@@ -45,6 +45,7 @@ def skipped() -> str | None:
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
+    """The diagram files of the docs, in every format this machine draws."""
     files = []
     for view in views(arch):
         for fmt in _formats():

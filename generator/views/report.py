@@ -1,7 +1,7 @@
-"""The plan of an Architecture as text (terminal), JSON (tools) and Markdown (review documents).
+"""The plan of an Architecture as text (terminal), JSON data (tools) and Markdown (review documents).
 
-Pure: returns strings; the CLI prints them. The JSON shape is documented in docs/plan-json.md and
-versioned by :data:`SCHEMA_VERSION`.
+Pure: returns strings and data; the CLI prints them. The JSON shape is documented in docs/plan-json.md;
+:func:`generator.boundary.json_document` adds the keys every command's document has (docs/json-output.md).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from ..decide.architecture import Architecture, Decision, Finding, Requirement
 
-SCHEMA_VERSION = 1
 SECTIONS = {
     "feature_store": "Feature store",
     "training": "Training",
@@ -25,10 +24,12 @@ OTHER_SECTION = "Rules from installed packages"
 
 
 def section_of(decision: Decision) -> str:
+    """The section of the plan a decision is listed under."""
     return SECTIONS.get(decision.rule.split(".", 1)[0], OTHER_SECTION)
 
 
 def grouped(decisions: Iterable[Decision]) -> list[tuple[str, list[Decision]]]:
+    """The decisions by section, in order."""
     out: dict[str, list[Decision]] = {}
     for d in decisions:
         out.setdefault(section_of(d), []).append(d)
@@ -37,6 +38,7 @@ def grouped(decisions: Iterable[Decision]) -> list[tuple[str, list[Decision]]]:
 
 
 def counts(arch: Architecture) -> dict[str, int]:
+    """How many decisions, errors, warnings and waived warnings."""
     return {
         "decisions": len(arch.decisions),
         "errors": len(arch.errors),
@@ -46,33 +48,32 @@ def counts(arch: Architecture) -> dict[str, int]:
 
 
 def value_text(value: Any) -> str:
+    """A value as the plan shows it: strings as they are, the rest as JSON."""
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def where(req: Requirement) -> str:
+    """``line N``, or ``default`` for a value not written in the spec."""
     return f"line {req.line}" if req.line else "default"
 
 
 def short_value(value: Any, limit: int = 60) -> str:
+    """A value cut to ``limit`` characters."""
     text = value_text(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- JSON
-def plan_json(arch: Architecture) -> str:
-    return json.dumps(plan_data(arch), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def plan_data(arch: Architecture) -> dict[str, Any]:
+    """The plan as JSON data (docs/plan-json.md)."""
     c = counts(arch)
     dumped = arch.model_dump(mode="json")
     components = {
         k: dumped[k] for k in ("feature_store", "training", "serving", "privacy", "deployment", "mlops_level")
     }
     return {
-        "schema_version": SCHEMA_VERSION,
         "spec_file": arch.spec_file,
         "project": arch.spec.project.name,
         "feasible": not arch.errors,
@@ -95,22 +96,28 @@ class Style:
         return f"\033[{code}m{text}\033[0m" if self.color else text
 
     def bold(self, text: str) -> str:
+        """``text`` in bold."""
         return self._wrap("1", text)
 
     def dim(self, text: str) -> str:
+        """``text`` dimmed."""
         return self._wrap("2", text)
 
     def green(self, text: str) -> str:
+        """``text`` in green."""
         return self._wrap("32", text)
 
     def red(self, text: str) -> str:
+        """``text`` in bold red."""
         return self._wrap("1;31", text)
 
     def yellow(self, text: str) -> str:
+        """``text`` in yellow."""
         return self._wrap("33", text)
 
 
 def plan_text(arch: Architecture, *, color: bool = False) -> str:
+    """The plan as text: every decision with its reasons and alternatives, then the findings."""
     s = Style(color)
     c = counts(arch)
     lines = [
@@ -143,6 +150,7 @@ def plan_text(arch: Architecture, *, color: bool = False) -> str:
 
 
 def finding_text(f: Finding, s: Style) -> list[str]:
+    """One finding as text lines: severity, code, message, requirements, fix."""
     if f.severity == "error":
         label = s.red("ERROR")
     elif f.waiver is not None:
@@ -164,10 +172,12 @@ def _n(n: int, word: str) -> str:
 
 # ---------------------------------------------------------------- markdown
 def md_cell(text: str) -> str:
+    """``text`` safe in a Markdown table cell."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def plan_markdown(arch: Architecture) -> str:
+    """The plan as Markdown (a review document)."""
     c = counts(arch)
     lines = [
         f"# Architecture decisions: {md_cell(arch.spec.project.name)}",

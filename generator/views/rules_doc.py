@@ -24,6 +24,7 @@ def _threshold_value(name: str) -> str:
 
 
 def rule_markdown(rule: Rule, *, level: int = 3) -> str:
+    """A rule's documentation in Markdown: what it reads, chooses, weighs, its thresholds and table."""
     h = "#" * level
     lines = [f"{h} `{rule.key}` — {rule.title}", "", rule.doc or "(no documentation)", ""]
     lines.append("- reads: " + ", ".join(f"`{p}`" for p in rule.reads))
@@ -36,15 +37,28 @@ def rule_markdown(rule: Rule, *, level: int = 3) -> str:
     for name in rule.thresholds:
         if name in THRESHOLDS:
             lines.append(f"- threshold `{name}` = {md_cell(_threshold_value(name))}: {THRESHOLD_DOCS[name]}")
+    if rule.table:
+        lines.append("- decision table, the first row that holds decides:")
+        lines += [f"  {n}. {when} → `{choice}`" for n, (when, choice) in enumerate(rule.table, start=1)]
     origin = rule.origin if rule.origin != "archgen" else f"`{rule.fn.__module__}.{rule.fn.__name__}`"
     lines.append(f"- defined by: {origin}{' (overrides the built-in rule)' if rule.overrides else ''}")
     return "\n".join(lines) + "\n"
 
 
 def kind_markdown(kind: FindingKind, *, level: int = 3) -> str:
+    """A finding kind's documentation in Markdown."""
     h = "#" * level
-    waivable = "can be waived in the spec" if kind.severity == "warning" else "cannot be waived; stops generation"
-    return f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
+    waivable = (
+        "can be waived in the spec"
+        if kind.severity == "warning"
+        else "stops generation unless a waiver in the spec accepts it with a justification"
+        if kind.waivable
+        else "cannot be waived; stops generation"
+    )
+    text = f"{h} `{kind.code}` ({kind.severity}) — {kind.title}\n\n{kind.doc}\n\n- {waivable}\n"
+    if kind.defined_by:
+        text += f"- defined by: `{kind.defined_by}`\n"
+    return text
 
 
 def rules_document(registry: Registry) -> str:
@@ -86,7 +100,7 @@ def rules_document(registry: Registry) -> str:
     lines += ["", "## Findings", ""]
     lines += ["| code | severity | title |", "| --- | --- | --- |"]
     kinds = sorted(registry.kinds.values(), key=lambda k: k.code)
-    lines += [f"| `{k.code}` | {k.severity} | {md_cell(k.title)} |" for k in kinds]
+    lines += [f"| `{k.code}` | {k.severity}{' (waivable)' if k.waivable else ''} | {md_cell(k.title)} |" for k in kinds]
     for k in kinds:
         lines += ["", kind_markdown(k).rstrip()]
     lines += ["", "## Thresholds", "", "Defined in `generator/decide/thresholds.py`.", ""]
@@ -112,10 +126,12 @@ def explain(registry: Registry, key: str) -> str | None:
 
 
 def suggestions(registry: Registry, key: str) -> list[str]:
+    """The key closest to ``key``, if any (for a typo)."""
     return get_close_matches(key, [*registry.rules, *registry.kinds], n=1)
 
 
 def listing(registry: Registry) -> str:
+    """Every decision key and finding code, one a line (`archgen explain --list`)."""
     lines = ["decisions:"]
     lines += [f"  {r.key:<22} {r.title}" for r in registry.ordered()]
     lines.append("findings:")

@@ -1,2 +1,3 @@
 """Write stage: files in memory -> the repository on disk (:mod:`.write`), with its manifest and the merges of
-`archgen update`."""
+`archgen update`.
+"""

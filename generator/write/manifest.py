@@ -25,11 +25,14 @@ FORMAT = 1
 
 
 def sha256(data: bytes) -> str:
+    """The hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
 class ManagedFile:
+    """A file archgen wrote: its path, hash, mode and component."""
+
     path: str
     sha256: str
     mode: int
@@ -39,7 +42,8 @@ class ManagedFile:
 @dataclass(frozen=True)
 class OverlayRecord:
     """A company template rendered over the repository: where it is (relative to the repository), its
-    content hash, which side wins a shared path, and whether the spec or the command line named it."""
+    content hash, which side wins a shared path, and whether the spec or the command line named it.
+    """
 
     name: str
     source: str
@@ -48,6 +52,7 @@ class OverlayRecord:
     declared: str  # "spec" | "cli"
 
     def to_dict(self) -> dict[str, str]:
+        """The JSON form of the overlay record."""
         return {
             "name": self.name,
             "source": self.source,
@@ -59,6 +64,8 @@ class OverlayRecord:
 
 @dataclass(frozen=True)
 class Manifest:
+    """``.archgen/manifest.json``: the archgen version, the spec's hash, every managed file and overlay."""
+
     archgen_version: str
     project: str
     spec_sha256: str
@@ -66,12 +73,15 @@ class Manifest:
     overlays: tuple[OverlayRecord, ...] = ()  # in the order they were applied
 
     def paths(self) -> set[str]:
+        """Every managed path, the manifest's own included."""
         return {f.path for f in self.files} | {MANIFEST}
 
     def file(self, path: str) -> ManagedFile | None:
+        """The record of ``path``, or None."""
         return next((f for f in self.files if f.path == path), None)
 
     def to_json(self) -> bytes:
+        """The manifest as the bytes archgen writes."""
         data: dict[str, Any] = {
             "format": FORMAT,
             "archgen_version": self.archgen_version,
@@ -106,6 +116,7 @@ def build_manifest(
 
 
 def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
+    """Read a manifest; a malformed one (or a path leading outside) raises ArchgenError naming ``where``."""
     try:
         raw = json.loads(data.decode("utf-8"))
         files = tuple(

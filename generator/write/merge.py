@@ -35,11 +35,14 @@ THEIRS = ">>>>>>> archgen-new"
 
 @dataclass(frozen=True)
 class Merged:
+    """The result of a merge: the text, and how many conflict regions it marks."""
+
     text: str
     conflicts: int  # conflict regions marked in ``text``
 
     @property
     def clean(self) -> bool:
+        """No conflict."""
         return self.conflicts == 0
 
 

@@ -115,4 +115,5 @@ def write_output(
     regenerable: Callable[[bytes], bool] | None = None,
     parents: bool = False,
 ) -> None:
+    """Write one output file atomically; refuse an existing one without ``force`` (unless ``regenerable``)."""
     write_outputs([(path, data)], force=force, reads=reads, regenerable=regenerable, parents=parents)

@@ -12,6 +12,8 @@ from typing import TextIO
 
 
 class Progress:
+    """Progress of a long command on stderr: one line a step, rewritten in place on a terminal."""
+
     def __init__(self, stream: TextIO | None, *, tty: bool | None = None) -> None:
         self.stream = stream
         self.tty = bool(tty if tty is not None else (stream is not None and stream.isatty()))
@@ -44,6 +46,7 @@ class Progress:
             self._emit(f"\r\x1b[K{self._step} {done}/{self._total}", end="")
 
     def done(self, note: str = "") -> None:
+        """End the current step, with its time and a note."""
         elapsed = time.monotonic() - self._t0
         text = f"{self._step}: done in {elapsed:.2f} s" + (f" ({note})" if note else "")
         if self.tty:
@@ -53,4 +56,5 @@ class Progress:
 
 
 def null_progress() -> Progress:
+    """Progress that shows nothing."""
     return Progress(None, tty=False)

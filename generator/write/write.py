@@ -69,6 +69,8 @@ class Target:
 
 @dataclass
 class WriteResult:
+    """What writing a repository did: created, replaced, unchanged, removed and kept files."""
+
     target: Path
     new: bool  # the target did not exist before
     created: list[str] = field(default_factory=list)
@@ -272,7 +274,8 @@ def _plan_into(
 ) -> dict[str, bytes]:
     """What ``new --force`` changes in an existing target: the files to write (others are identical), the
     files archgen wrote before and no longer plans (``result.removed``, untouched) or that the team changed
-    (``result.stale_kept``). A differing file the manifest does not say archgen wrote is refused (exit 73)."""
+    (``result.stale_kept``). A differing file the manifest does not say archgen wrote is refused (exit 73).
+    """
     root = target.path
     old = read_manifest(root)  # paths checked: relative, inside the target (exit 4)
     managed = old.paths() if old is not None else set()

@@ -15,7 +15,7 @@ USER 10001
 # the default command's health (the feature server); jobs run from this image exit on their own
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:6566/health', timeout=3)"]
 EXPOSE 6566
-# every service of this image starts through this guard: it refuses the placeholder values (change-me-...) of
-# deploy/env/*.env.example, so a copied example file never runs with its public example secrets
-ENTRYPOINT ["python", "-c", "import os, sys; bad = sorted(k for k, v in os.environ.items() if v.startswith('change-me')); bad and sys.exit('refusing to start: ' + ', '.join(bad) + ' still hold the placeholder values of the example env file; set real values'); os.execvp(sys.argv[1], sys.argv[1:])"]
+# every service and job of this image starts through this guard (deploy/check_secrets.py): it refuses the
+# placeholder values (change-me-...) of the example files, and empty secrets outside dev
+ENTRYPOINT ["python", "deploy/check_secrets.py"]
 CMD ["feast", "-c", "feature_repo", "serve", "--host", "0.0.0.0", "--port", "6566"]

@@ -13,4 +13,8 @@ COPY model_repository/ /models/
 USER triton-server
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s CMD curl -fsS http://127.0.0.1:8000/v2/health/ready || exit 1
 EXPOSE 8000 8001 8002
+# every start goes through this guard: it refuses the placeholder values (change-me-...) of the example env
+# files, in the environment or on the command line (the admin key of the restricted APIs), then runs the
+# NGC entrypoint as the base image does
+ENTRYPOINT ["python3", "-c", "import os, sys; bad = sorted({k for k, v in os.environ.items() if v.startswith('change-me')} | {a.split('=')[0] for a in sys.argv[1:] if 'change-me' in a}); bad and sys.exit('refusing to start: ' + ', '.join(bad) + ' still hold the placeholder values of the example env file; set real values'); e = '/opt/nvidia/nvidia_entrypoint.sh'; argv = ([e] if os.path.exists(e) else []) + sys.argv[1:]; os.execvp(argv[0], argv)"]
 CMD ["tritonserver", "--model-repository=/models", "--model-control-mode=poll", "--repository-poll-secs=30"]

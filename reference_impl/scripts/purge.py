@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             n = purge_table(location, ts, cutoff, args.dry_run, online=kind == "online")
         done = "to delete" if args.dry_run else "deleted"
-        print(f"{what}: {n} {'files' if kind == 'output' else 'rows'} older than {cutoff:%Y-%m-%d %H:%M} UTC {done}")
+        unit = "files" if kind in ("output", "logs") else "rows"
+        print(f"{what}: {n} {unit} older than {cutoff:%Y-%m-%d %H:%M} UTC {done}")
     return 0
 
 

@@ -62,12 +62,13 @@ VIEW_TTLS = {
 
 # ------------------------------------------------------------------ privacy
 PII_HANDLING = Requirement("privacy.pii_handling", "drop", 70)
-# personal fields the online path never serves as they are ("view.field"): dropped, or served only as a hash
+# personal fields the online path never serves as they are ("view.field"): dropped, or served only as a
+# hash or a ciphertext
 FORBIDDEN_PII = {
     "driver_activity.phone_number": Requirement("features.views[0].fields[3].pii", True, 46),  # drop
 }
-# personal fields published as their salted hash: "view.field" -> the hashed field
-HASHED_PII: dict[str, str] = {}
+# personal fields published as their salted hash or their ciphertext: "view.field" -> the field written
+PROTECTED_PII: dict[str, str] = {}
 RETENTION = Requirement("privacy.retention", "90d", 72)
 
 # ------------------------------------------------------------------ quality

@@ -20,7 +20,7 @@ def cited(names: set[str]) -> str:
 def test_privacy_pii_never_served_by_a_feature_service() -> None:
     """privacy.pii_handling = drop (.archgen/spec.yaml:70).
 
-    No feature service projects a personal field as it is (dropped, or served only as its hash).
+    No feature service projects a personal field as it is (dropped, or served only as its hash or ciphertext).
     """
     exposed = [
         f"feature service {service.name}: {projection.name}.{feature.name}"

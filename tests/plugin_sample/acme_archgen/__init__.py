@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from generator.checks.checks import Problem
 from generator.decide.context import Outcome, RuleContext
 from generator.decide.registry import rule
 from generator.plan.plan import PlannedFile
@@ -25,7 +24,6 @@ NOTICE = "NOTICE.md"
     reads=("serving.mode",),
     choices=("apache-2.0", "proprietary"),
     alternatives=("apache-2.0", "proprietary"),
-    register=False,
 )
 def license_rule(ctx: RuleContext) -> Outcome:
     """Systems that serve online are published under Apache-2.0; the others stay proprietary."""
@@ -57,11 +55,11 @@ def check(root: Path, report: Any) -> None:
     """The notice still names one of the company's licenses."""
     path = root / NOTICE
     if not path.is_file():
-        report.problems.append(Problem(NOTICE, "missing: the acme plugin generates it"))
+        report.add("acme.notice", NOTICE, "missing: the acme plugin generates it")
         return
     if not any(
         line.startswith("License: ") and line.split(": ", 1)[1] in ("apache-2.0", "proprietary")
         for line in path.read_text(encoding="utf-8").splitlines()
     ):
-        report.problems.append(Problem(NOTICE, "names no company license (License: apache-2.0 | proprietary)"))
+        report.add("acme.notice", NOTICE, "names no company license (License: apache-2.0 | proprietary)")
     report.count("acme notices")
