@@ -25,7 +25,6 @@ import yaml
 
 from generator.decide import decide
 from generator.decide.architecture import Architecture
-from generator.plan import serving
 from generator.plan.plan import build_plan
 from generator.render.render import render_file, render_plan
 from requirements_spec.models import FileSourceSpec, TableSourceSpec
@@ -111,8 +110,8 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
                 assert location == ".run", (name, location)
             elif kind == "online":
                 assert location.startswith(f"{project}_"), (name, location)
-            elif kind == "output":  # what batch scoring writes: its predictions file or its run partitions
-                assert location == serving.SCORE_PREDICTIONS or location.startswith("scores/"), (name, location)
+            elif kind == "output":  # what batch scoring writes: its run partitions
+                assert location.startswith("scores/"), (name, location)
             elif location.endswith("_scores"):  # the score table batch scoring writes
                 assert kind == "table" and location == f"{arch.spec.project.name}_scores", (name, location)
             else:  # a protected copy the PII protection writes

@@ -59,16 +59,70 @@ def test_every_preset_builds_both_views_as_text(preset: str) -> None:
         assert str(resources) not in dot and str(own) not in dot and str(ROOT) not in dot
         assert 'image="/' not in dot
     dataflow = dg.to_mermaid(views[0])
-    chain = [("model_repo", "serving"), ("train", "model_repo")]
-    if arch.feature_store is not None:  # sources -> offline -> materialize -> online -> serving; training
-        chain += [("offline_store", "materialize"), ("materialize", "online_store"), ("offline_store", "train")]
-        if arch.serving.runtime == "python_rest":  # the REST service reads the features itself
+    runtime = arch.serving.runtime
+    chain = [("train", "model_repo")]
+    if runtime == "batch_scoring":  # offline store -> scoring job -> score table; nothing materialized
+        chain += [("model_repo", "serving"), ("offline_store", "serving"), ("serving", "scores")]
+        assert "materialize" not in dataflow and "online_store" not in dataflow
+    elif runtime == "embedded":  # gated model + online snapshot -> bundle -> the library on the device
+        chain += [("model_repo", "bundle_build"), ("bundle_build", "bundle"), ("bundle", "serving")]
+    else:
+        chain.append(("model_repo", "serving"))
+    if arch.feature_store is not None:
+        chain.append(("offline_store", "train"))
+        if runtime != "batch_scoring":  # sources -> offline -> materialize -> online -> serving
+            chain += [("offline_store", "materialize"), ("materialize", "online_store")]
+        if runtime == "python_rest":  # the REST service reads the features itself
             chain += [("online_store", "serving"), ("clients", "serving")]
             assert "client_lib" not in dataflow and "triton" not in dg.to_mermaid(views[1])
-        else:
+        elif runtime not in ("batch_scoring", "embedded"):
             chain += [("online_store", "client_lib"), ("client_lib", "serving")]
     for a, b in chain:
         assert re.search(rf"\n  {a} -\.?->(\|[^|]*\|)? {b}\n", dataflow), (a, b)
+
+
+def _runtime_spec(tmp_path: Path, kind: str) -> Path:
+    from test_runtimes import batch_spec, embedded_spec
+
+    if kind in ("embedded", "batch_files"):
+        path = embedded_spec(tmp_path)
+        if kind == "batch_files":
+            path.write_text(path.read_text().replace("mode: embedded", "mode: batch"))
+        return path
+    on_k8s = {"batch_k8s_airflow": "airflow", "batch_k8s_cronjob": "kubernetes"}
+    if kind in on_k8s:
+        return batch_spec(tmp_path, platform="kubernetes", orchestrator=on_k8s[kind])
+    return batch_spec(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kind", ["embedded", "batch_files", "batch_postgres", "batch_k8s_airflow", "batch_k8s_cronjob"]
+)
+def test_embedded_and_batch_diagrams_draw_their_own_runtime_never_triton(tmp_path: Path, kind: str) -> None:
+    """Embedded: a library reading a bundle on the device; batch: a scoring job writing to the warehouse.
+    Neither draws Triton, a client library, a feature server, a Service or an autoscaler, in DOT or Mermaid."""
+    from requirements_spec import load_spec
+
+    arch = decide(load_spec(_runtime_spec(tmp_path, kind)))
+    dataflow, deployment = dg.views(arch)
+    texts = [dg.to_mermaid(v) + dg.to_dot(v, origin=f"{kind}.yaml") for v in (dataflow, deployment)]
+    for text in texts:
+        assert "triton" not in text.lower() and "client_lib" not in text and "feature server" not in text
+        assert "hpa" not in text and "svc" not in text and "Deployment" not in text
+    icons = {n.icon for v in (dataflow, deployment) for n in v.nodes}
+    assert not icons & {"triton", "hpa", "service", "deploy"}, icons
+    edges = {(e.src, e.dst) for v in (dataflow, deployment) for e in v.edges}
+    if kind == "embedded":
+        assert {("bundle_build", "bundle"), ("bundle", "serving"), ("clients", "serving")} <= edges
+        assert {("bundles", "device_bundles"), ("device_bundles", "app")} <= edges
+        assert "package" in deployment.nodes[[n.id for n in deployment.nodes].index("app")].label
+    else:
+        store = "scores" if kind == "batch_files" else "postgres"  # PostgreSQL: a table of the warehouse itself
+        assert {("offline_store", "serving"), ("serving", "scores"), ("scores", "clients")} <= edges
+        assert {("jobs", store), (store, "clients")} <= edges
+        assert "materialize" not in texts[0] and "online_store" not in texts[0] + texts[1]
+        if kind == "batch_k8s_cronjob":
+            assert any(n.icon == "cronjob" and "score" in n.label for n in deployment.nodes)
 
 
 @needs_dot

@@ -67,7 +67,8 @@ def test_preset_files_parse(name: str) -> None:
     files = rendered(arch)
     for required in ("feature_store.yaml", ".feastignore", "entities.py", "sources.py", "views.py"):
         assert f"feature_repo/{required}" in files
-    assert set(_SCRIPTS) <= set(files)
+    materialized = arch.feature_store is not None and arch.feature_store.materialization_cron is not None
+    assert set(_SCRIPTS) & set(files) == ({*_SCRIPTS} if materialized else {"scripts/generate_sample_data.py"})
     for path, text in files.items():
         if path.endswith(".py"):
             ast.parse(text, filename=path)
@@ -77,7 +78,9 @@ def test_preset_files_parse(name: str) -> None:
     assert "scripts/" in files["feature_repo/.feastignore"]
     assert not any(p.startswith("feature_repo/scripts") for p in files)  # scripts stay out of what apply imports
     planned = {f.path: f for f in component.plan(arch)}
-    assert planned["scripts/materialize.py"].executable
+    assert planned["scripts/materialize.py"].executable if materialized else "scripts/materialize.py" not in planned
+    views = files["feature_repo/views.py"]
+    assert ("online=True" in views) is materialized and ("online=False" in views) is not materialized
 
 
 def test_files_follow_decisions() -> None:

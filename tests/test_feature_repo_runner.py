@@ -120,7 +120,8 @@ def _run_one(request: dict[str, Any]) -> dict[str, Any]:
         _run_script(root / "scripts" / script, "--until", request["end"])
     cli.main(args=["-c", str(repo), "apply"], standalone_mode=False)  # = `feast -c feature_repo apply`
     os.chdir(cwd)  # apply changes into the repo
-    _run_script(root / "scripts" / "materialize.py", "--end", request["end"])
+    if (root / "scripts" / "materialize.py").exists():  # batch scoring materializes nothing
+        _run_script(root / "scripts" / "materialize.py", "--end", request["end"])
 
     store = FeatureStore(repo_path=str(repo))
     result: dict[str, Any] = {"registry": _registry(store), "online": {}, "direct": [], "historical": {}}

@@ -179,7 +179,10 @@ def test_every_key_is_decided_or_not_applicable_with_a_reason(spec: Spec) -> Non
     assert arch.decided("protocol") == (arch.serving.protocol is not None) == arch.callers_over_network
     for key in ("triton_backend", "dynamic_batching", "instance_group"):
         assert arch.decided(key) == arch.triton_serves, key
-    assert arch.decided("online_store") == (arch.feature_store is not None)
+    # batch scoring reads the offline store: no online store, nothing materialized
+    online = arch.feature_store is not None and arch.serving.runtime != "batch_scoring"
+    assert arch.decided("online_store") == arch.decided("materialization") == online
+    assert (arch.feature_store is not None and arch.feature_store.online_store is not None) == online
     if arch.feature_server_runs:
         assert arch.feature_store is not None and arch.serving.mode in ("online", "async")
 

@@ -28,6 +28,8 @@ from requirements_spec import load_spec
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_VENV = Path(os.environ.get("ARCHGEN_AIRFLOW_VENV", ROOT / ".venv-airflow")).resolve()
 TRITON_DECISIONS = {"protocol", "triton_backend", "dynamic_batching", "instance_group", "sequence_batching", "pipeline"}
+TRITON_DECISIONS |= {"pipeline_instances"}  # frames a BLS pipeline of Triton holds in flight
+ONLINE_DECISIONS = {"online_store", "materialization"}  # what reads features online, and how they get there
 NOT_FOR_RUNTIMES = ("model_repository/", "serving/", "requirements-triton.txt", "model_analyzer/", "monitoring/alerts")
 SYSTEM_DATA = "serving/system_data.py"  # the typed description of the system's data, read by every runtime
 
@@ -110,14 +112,33 @@ def test_plans_hold_only_the_decisions_the_runtime_uses(tmp_path: Path, kind: st
     )
     arch = decide(load_spec(spec))
     keys = {d.key for d in arch.decisions}
+    skipped = {n.key: n.reason for n in arch.not_applicable}
     assert not keys & TRITON_DECISIONS, keys & TRITON_DECISIONS
     assert ("embedded_bundle" in keys) is (kind == "embedded")
     assert ("batch_scoring" in keys) is (kind != "embedded")
-    assert ("deployment" in keys) is (kind != "embedded")  # nothing of an embedded system is deployed
+    # the embedded library materializes a snapshot into its bundle; batch scoring reads the offline store only
+    assert (keys >= ONLINE_DECISIONS) is (kind == "embedded") and (not keys & ONLINE_DECISIONS) is (kind != "embedded")
+    # deployed: only the batch pods on Kubernetes; an embedded library or batch jobs on the scheduler are not
+    assert ("deployment" in keys) is (kind == "batch_k8s_airflow"), skipped.get("deployment")
+    assert set(skipped) >= TRITON_DECISIONS and all(skipped.values())
     assert not arch.triton_serves and not arch.feature_server_runs
-    assert not any(
-        "Triton" in d.rationale or "triton" in d.choice for d in arch.decisions if d.key != "serving_runtime"
-    )
+    for d in arch.decisions:
+        said = f"{d.choice} {d.rationale}"
+        assert d.key == "serving_runtime" or "triton" not in said.lower(), (d.key, said)
+        assert "feature server" not in said, (d.key, said)  # neither runtime runs one
+        if kind != "embedded" and d.key != "access":  # access lists the Feast actions the spec grants its roles
+            assert "online store" not in said and "materializ" not in said, (d.key, said)
+
+    # `archgen plan` shows the same: the decisions above, the others not applicable with their reason
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    shown = CliRunner().invoke(app, ["plan", str(spec), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    plan = json.loads(shown.stdout)
+    assert {d["key"] for d in plan["decisions"]} == keys
+    assert {n["key"] for n in plan["not_applicable"]} == set(skipped)
 
 
 def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path) -> None:
@@ -183,6 +204,25 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert all("command" not in c for c in [*job["initContainers"], *job["containers"]])
 
 
+@pytest.mark.parametrize(
+    ("warehouse", "reads"),
+    [("files", "pc.field(ts) <= at(self.as_of)"), ("postgres", "SELECT DISTINCT ON"), ("bigquery", None)],
+)
+def test_batch_scoring_reads_the_offline_sources_itself_where_it_can(
+    tmp_path: Path, warehouse: str, reads: str | None
+) -> None:
+    """Parquet and PostgreSQL sources are read by the scorer itself (fast, chunked), with a generated test
+    holding the reads to Feast's get_historical_features; other warehouses are read through Feast."""
+    files = generate_in_memory(batch_spec(tmp_path, warehouse=warehouse)).files
+    scorer = files["batch/score.py"].decode()
+    assert ("get_historical_features(" in scorer) is (reads is None)
+    assert ("tests/test_batch_score.py" in files) is (reads is not None)
+    if reads is not None:
+        where = "public.support_tickets_daily" if warehouse == "postgres" else "data/support_tickets.parquet"
+        assert reads in scorer and f'"location": "{where}"' in scorer and '"ttl_s": 7776000' in scorer
+        compile(files["tests/test_batch_score.py"], "tests/test_batch_score.py", "exec")
+
+
 def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
     from requirements_spec.errors import SpecError
 
@@ -195,6 +235,64 @@ def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ batch, end to end (slow)
+POD_DAGBAG = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+out = {"errors": {k: v[-2000:] for k, v in bag.import_errors.items()}, "dags": {}}
+for dag_id, dag in bag.dags.items():
+    tasks = {}
+    for t in dag.tasks:
+        res = t.container_resources
+        tasks[t.task_id] = {
+            "type": type(t).__name__, "image": t.image, "cmds": t.cmds, "arguments": t.arguments,
+            "requests": res.requests, "limits": res.limits, "downstream": sorted(t.downstream_task_ids),
+            "claims": [v.persistent_volume_claim.claim_name for v in t.volumes],
+        }
+    out["dags"][dag_id] = {"schedule": str(dag.schedule), "catchup": dag.catchup, "tasks": tasks}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
+    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
+    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+    made = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure_airflow_venv.sh"), str(AIRFLOW_VENV)],
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    name = "churn_scoring_train_score.py"
+    (dags / name).write_bytes(files[f"pipelines/airflow/dags/{name}"])
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    loaded = subprocess.run(
+        [str(AIRFLOW_VENV / "bin" / "python"), "-c", POD_DAGBAG, str(dags)],
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    bag = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {} and list(bag["dags"]) == ["churn_scoring_train_score"], bag["errors"]
+    dag = bag["dags"]["churn_scoring_train_score"]
+    assert dag["schedule"] == "0 2 * * 0" and dag["catchup"] is False  # the training schedule (no serving.schedule)
+    train, score = dag["tasks"]["train"], dag["tasks"]["score"]
+    assert train["downstream"] == ["score"] and score["downstream"] == []  # scores only after the gate passed
+    for task, args in ((train, ["-m", "training.train"]), (score, ["-m", "batch.score", "--run-id", "{{ run_id }}"])):
+        assert task["type"] == "KubernetesPodOperator" and task["image"] == "local/churn-scoring-app:dev"
+        assert task["cmds"] == ["python"] and task["arguments"] == args
+        assert task["claims"] == ["churn-scoring-model-repository"]
+    assert train["requests"] == {"cpu": "4", "memory": "8Gi"} and train["limits"] == {"memory": "8Gi"}
+    assert files["deploy/k8s/base/model-repository-pvc.yaml"].decode().count("churn-scoring-model-repository") == 1
+
+
 def _rows(dsn: dict[str, Any], query: str) -> list[tuple[Any, ...]]:
     import psycopg
 
@@ -227,6 +325,8 @@ def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> No
         env = {**os.environ, **pg, "POSTGRES_SSLMODE": "disable"}
         prepared = make_generated(repo, "data", "apply", env=env)
         assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+        # the scorer's own point-in-time query in PostgreSQL equals Feast's get_historical_features
+        _generated_pit_tests_pass(repo, env)
         home = tmp_path / "airflow"
         af = {
             **env,
@@ -278,6 +378,58 @@ def test_batch_pipeline_runs_through_airflow_into_postgres(tmp_path: Path) -> No
         assert "quality gate failed" in out, out[-4000:]
         assert _rows(dsn, "SELECT count(*), count(DISTINCT run_id) FROM churn_scoring_scores") == [(population, 1)]
         assert not (repo / "model_repository" / "churn_model" / "2").exists()
+
+
+def _own_tests_pass(repo: Path, env: dict[str, str], test: str, passed: int) -> None:
+    """One test file of the generated repository, run with archgen's virtualenv: every test passes."""
+    main = Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve()
+    own = subprocess.run(
+        [str(main / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert own.returncode == 0 and f"{passed} passed" in own.stdout, own.stdout[-4000:] + own.stderr[-2000:]
+
+
+def _generated_pit_tests_pass(repo: Path, env: dict[str, str]) -> None:
+    """The generated repository's tests/test_batch_score.py: its reads equal Feast's at four run times."""
+    _own_tests_pass(repo, env, "tests/test_batch_score.py", 4)
+
+
+@pytest.mark.slow
+def test_batch_scoring_on_files_reads_as_feast_does_into_parquet_runs(tmp_path: Path) -> None:
+    """File warehouse: the scorer scans the parquet sources itself (Feast's rule, held to Feast by the
+    generated test) and writes one parquet partition per run; a rerun replaces its partition."""
+    import pyarrow.parquet as pq
+
+    spec = tmp_path / "batch_files.yaml"
+    spec.write_text(EMBEDDED_SPEC.format(name="kiosk_batch").replace("mode: embedded", "mode: batch"))
+    repo = tmp_path / "kiosk"
+    generate(spec, repo)
+    assert "pc.field(ts) <= at(self.as_of)" in (repo / "batch" / "score.py").read_text()  # no Feast in the loop
+    built = make_generated(repo, "data", "apply", "train")
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    _generated_pit_tests_pass(repo, dict(os.environ))
+    population = pq.read_table(repo / "feature_repo" / "data" / "visits.parquet")["visitor_id"].unique()
+    for _ in range(2):  # the second run of the same id replaces the first's partition
+        ran = subprocess.run(
+            [sys.executable, "-m", "batch.score", "--run-id", "r1", "--chunk-rows", "7"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert json.loads(ran.stdout.strip().splitlines()[-1])["scored"] == len(population)
+    (partition,) = (repo / "scores" / "kiosk_batch_scores").iterdir()
+    assert partition.name == "run_id=r1"
+    scores = pq.read_table(partition).to_pandas()
+    assert list(scores.columns) == ["visitor_id", "score", "model_version", "run_id", "scored_at"]
+    assert sorted(scores["visitor_id"]) == sorted(population.to_pylist()) and scores["score"].between(0, 1).all()
+    assert set(scores["run_id"]) == {"r1"} and set(scores["model_version"]) == {1}
 
 
 # ------------------------------------------------------------------ embedded, end to end (slow)
@@ -362,12 +514,4 @@ def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path) -> No
     assert heavy == [] and where.startswith(str(site))
 
     # the generated repository's own tests: predict on the real bundle; damaged, truncated, stale refused
-    own = subprocess.run(
-        [str(main / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_embedded.py"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert own.returncode == 0 and "6 passed" in own.stdout, own.stdout[-3000:] + own.stderr[-2000:]
+    _own_tests_pass(repo, env, "tests/test_embedded.py", 6)

@@ -103,7 +103,7 @@ def test_jobs_follow_level_trigger_retention_and_serving_mode() -> None:
         # the purge holds the feature store's data and the serving logs of personal answers to the retention
         personal = any(t.pii for m in arch.spec.serving.models for t in m.outputs)
         assert ("purge" in names) == bool(arch.privacy.retention_s and (arch.feature_store or personal)), name
-        assert "batch_score" not in names and ("materialize" not in names or not batch), name
+        assert "materialize" not in names or not batch, name
         if batch and arch.spec.training.schedule:
             pipeline = ("pipelines/batch.crontab", "pipelines/k8s/train-score-cronjob.yaml", "_train_score.py")
             assert any(p.endswith(pipeline) for p in RENDERED[name]), (name, sorted(RENDERED[name]))
@@ -187,7 +187,7 @@ def test_kubernetes_validate_catches_a_misspelled_key() -> None:
 
 def test_long_project_names_stay_within_52_characters() -> None:
     long = "a" * 63
-    names = {pipelines.k8s_name(long, job) for job in ("materialize", "train", "purge", "batch_score")}
+    names = {pipelines.k8s_name(long, job) for job in ("materialize", "train", "purge", "bundle")}
     assert len(names) == 4 and all(len(n) <= 52 and not n.startswith("-") for n in names)
     assert pipelines.k8s_name(long, "train") != pipelines.k8s_name(long[:-1] + "b", "train")
 

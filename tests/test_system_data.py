@@ -43,9 +43,6 @@ if script.is_file():
     now = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
     frames = sample.generate(seed=42, n_entities=50, n_labels=200, now=now)
     stamp = {s["name"]: s["timestamp_field"] for s in sample.SOURCES}
-    if hasattr(sample, "score_entities"):  # batch scoring's rows: the example rows too
-        out["score_rows"] = sample.score_entities(n_entities=50, seed=42).head(3).to_dict("records")
-        out["rows"] = out["rows"] + [{k: r[k] for k in out["rows"][0]} for r in out["score_rows"]]
     for name, columns in sources.items():
         frame = frames[name]
         latest = frame[frame[stamp[name]] == frame[stamp[name]].max()]

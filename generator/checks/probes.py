@@ -314,7 +314,7 @@ def schedules(ctx: ProbeContext) -> None:
             continue
         requirement = _job_requirement(ctx, job)
         gap, want = cron_gap_s(cron), cron_gap_s(decided)
-        if job in ("materialize", "purge", "batch_score") and gap is not None and want is not None and gap <= want:
+        if job in ("materialize", "purge") and gap is not None and want is not None and gap <= want:
             ctx.info(rel, line, f"{job} runs at {cron!r} instead of {decided!r}: at least as often", requirement)
             continue
         why = (

@@ -86,12 +86,14 @@ class FeatureStoreArch(ArchModel):
     """The Feast feature store as decided: stores, registry, ingestion, materialization and the pii handling."""
 
     project: str
-    online_store: Literal["sqlite", "redis", "postgres"]
+    # None: nothing reads features online (batch scoring reads the offline store); Feast keeps its default
+    # local SQLite configuration, never written
+    online_store: Literal["sqlite", "redis", "postgres"] | None
     offline_store: Literal["file", "duckdb", "postgres", "bigquery", "snowflake", "redshift", "spark"]
     registry: Literal["file", "sql"]
     ingestion: Literal["batch", "push", "batch+push"]
-    materialization_cron: str  # 5-field cron: at most the freshness interval
-    materialization_interval_s: int
+    materialization_cron: str | None  # 5-field cron: at most the freshness interval; None: nothing is materialized
+    materialization_interval_s: int | None
     # PII: "view.field" references per handling
     dropped_fields: list[str] = Field(default_factory=list)
     hashed_fields: list[str] = Field(default_factory=list)

@@ -38,34 +38,51 @@ def delivery(ctx: RuleContext) -> Outcome:
     )
 
 
+KUBERNETES_PLATFORMS = ("kubernetes", "openshift")
+
+
+def _nothing_deployed(ctx: RuleContext) -> str | None:
+    """Why nothing of the system is deployed as a service, or None when something is."""
+    mode, platform = ctx.spec.serving.mode, ctx.spec.existing.platform
+    if mode == "embedded":
+        return "the model runs inside the application, as a library: nothing of this system is deployed as a service"
+    if mode == "batch" and platform not in KUBERNETES_PLATFORMS:
+        return (
+            f"batch scoring on {platform} runs as scheduled jobs of the scheduler (pipelines/): nothing answers "
+            "requests, nothing is deployed as a service"
+        )
+    return None
+
+
 @rule(
     "deployment",
     title="Deployment target",
     reads=("existing.platform", "training.resources.accelerator", "serving.models[].accelerator"),
     alternatives=("docker_compose", "kubernetes"),
     choices=("docker_compose", "kubernetes"),
+    unless=_nothing_deployed,
+    applies="a service answers requests (online or async serving), or batch jobs run on Kubernetes",
 )
 def deployment(ctx: RuleContext) -> Outcome | None:
     """docker-compose for one machine (local, docker-compose); Kubernetes manifests (Triton
     Deployment with autoscaling, Redis, the Feast feature server, CronJobs) on Kubernetes and
-    OpenShift. SageMaker and Heroku get the docker-compose bundle and a finding: their deployment
-    is not generated.
+    OpenShift; on Kubernetes a batch system's train -> score job runs as pods. SageMaker and Heroku get
+    the docker-compose bundle and a finding: their deployment is not generated. Nothing is deployed
+    for an embedded system or a batch system off Kubernetes (its jobs run on the scheduler).
     """
     spec = ctx.spec
-    if spec.serving.mode == "embedded":
-        return None  # the model runs inside the application: nothing of this system is deployed as a service
     platform = spec.existing.platform
     gpu = spec.training.resources.accelerator == "gpu" or any(m.accelerator == "gpu" for m in spec.serving.models)
-    if platform in ("kubernetes", "openshift") and spec.serving.mode == "batch":
+    if platform in KUBERNETES_PLATFORMS and spec.serving.mode == "batch":
         return Outcome(
             "kubernetes",
             f"platform {platform}: the train -> score job runs as pods of the app image with the model volume; "
-            "no server, autoscaler or feature server (nothing answers requests)",
+            "nothing answers requests, so no server and no autoscaler",
             [PLATFORM, ("serving", "mode")],
             [("docker_compose", "one machine; the cluster is already there")],
             value={"gpu_nodes": gpu},
         )
-    if platform in ("kubernetes", "openshift"):
+    if platform in KUBERNETES_PLATFORMS:
         return Outcome(
             "kubernetes",
             f"platform {platform}: Kubernetes manifests — Triton Deployment with autoscaling, the online store, "

@@ -182,8 +182,7 @@ def _feature_store(ctx: RuleContext) -> FeatureStoreArch | None:
     spec = ctx.spec
     if spec.features is None:
         return None
-    mat = typed(ctx, "materialization", MATERIALIZATION)
-    assert mat is not None
+    mat = typed(ctx, "materialization", MATERIALIZATION) or {"cron": None, "interval_s": None}  # batch: none
     handling = spec.privacy.pii_handling
     pii = [ref for _, ref in ctx.pii_fields()]
     engine = typed(ctx, "compute_engine", COMPUTE_ENGINE)

@@ -32,6 +32,20 @@ def _no_features(ctx: RuleContext) -> str | None:
     return None if ctx.spec.features is not None else "the spec declares no features: no feature store is built"
 
 
+def _nothing_online(ctx: RuleContext) -> str | None:
+    """The online store and its materialization apply only where something reads features online: batch scoring
+    reads the offline store as of each run.
+    """
+    if ctx.spec.features is None:
+        return _no_features(ctx)
+    if ctx.spec.serving.mode == "batch":
+        return (
+            "batch scoring reads point-in-time features from the offline store as of each run: nothing is "
+            "materialized or read online (Feast's configuration keeps its default local SQLite file, never written)"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class _Load:
     """What the online store rule weighs: the serving load against the thresholds, and what it reads."""
@@ -39,7 +53,7 @@ class _Load:
     spec: Spec
     fast_ms: float  # threshold redis_below_p99_ms
     busy_rps: float  # threshold redis_from_rps
-    tight: bool  # online serving with a p99 below fast_ms (a batch job reads once per run: not bound)
+    tight: bool  # online serving with a p99 below fast_ms
     busy: bool  # online or async serving from busy_rps
     reads: tuple[ReqPath, ...]  # the serving requirements every outcome cites
 
@@ -53,7 +67,7 @@ def _load(spec: Spec) -> _Load:
         busy_rps=busy_rps,
         tight=sv.mode == "online" and sv.latency_p99_ms < fast_ms,
         busy=sv.mode in ("online", "async") and sv.throughput_rps >= busy_rps,
-        reads=(LATENCY, THROUGHPUT) if sv.mode != "batch" else (("serving", "mode"),),
+        reads=(LATENCY, THROUGHPUT),
     )
 
 
@@ -93,13 +107,8 @@ def _reuse_postgres(f: _Load) -> Outcome:
     sv = f.spec.serving
     return Outcome(
         "postgres",
-        "the company runs PostgreSQL and "
-        + (
-            f"a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s leaves room for a query per lookup"
-            if sv.mode != "batch"
-            else "batch scoring reads features once per run"
-        )
-        + ": reuse the database instead of adding Redis",
+        f"the company runs PostgreSQL and a p99 of {sv.latency_p99_ms} ms at {sv.throughput_rps} requests/s "
+        "leaves room for a query per lookup: reuse the database instead of adding Redis",
         [WAREHOUSE, *f.reads],
         [("redis", "one more service to run for latency the budget does not need"), ("sqlite", _SQLITE_WHY)],
     )
@@ -173,8 +182,8 @@ ONLINE_STORE_TABLE: tuple[Row[_Load], ...] = (
     alternatives=("sqlite", "redis", "postgres"),
     choices=("sqlite", "redis", "postgres"),
     thresholds=("redis_below_p99_ms", "redis_from_rps"),
-    unless=_no_features,
-    applies="the spec declares features",
+    unless=_nothing_online,
+    applies="the spec declares features and something reads them online (every runtime but batch scoring)",
     table=ONLINE_STORE_TABLE,
 )
 def online_store(ctx: RuleContext) -> Outcome | None:
@@ -182,9 +191,9 @@ def online_store(ctx: RuleContext) -> Outcome | None:
 
     In order: a Redis the company already runs is reused; online serving with a p99 below
     `redis_below_p99_ms`, or online/async serving from `redis_from_rps`, needs in-memory lookups
-    (Redis) — batch scoring reads once per run and is not bound by them; a company PostgreSQL is reused
-    when the budget allows; air-gapped sites and single machines get SQLite (embedded, nothing to
-    run); a multi-node platform gets Redis, because a SQLite file lives on one machine.
+    (Redis); a company PostgreSQL is reused when the budget allows; air-gapped sites and single
+    machines get SQLite (embedded, nothing to run); a multi-node platform gets Redis, because a
+    SQLite file lives on one machine. Batch scoring has no online store: it reads the offline store.
     """
     if ctx.spec.features is None:
         return None
@@ -332,10 +341,14 @@ def ingestion(ctx: RuleContext) -> Outcome | None:
     if broker != "none" and push:
         reads.append(BROKER)
     if f.computation == "precomputed":
+        where = (
+            "read from the offline store as of each scoring run"
+            if ctx.spec.serving.mode == "batch"
+            else "materialized into the online store on a schedule"
+        )
         return Outcome(
             "batch",
-            "features are precomputed: batch sources, materialized into the online store on a schedule at the "
-            "declared granularity",
+            f"features are precomputed: batch sources, {where} at the declared granularity",
             reads,
             [("push", "fresh values the requirement does not ask for, at the cost of a streaming path")],
             value=[],
@@ -385,8 +398,8 @@ def interval_cron(seconds: int) -> str:
     reads=("features.freshness", "features.views[].granularity", "existing.warehouse"),
     after=("offline_store", "ingestion"),
     thresholds=("min_materialization_interval_s", "granularity_s", "max_materialization_interval_s"),
-    unless=_no_features,
-    applies="the spec declares features",
+    unless=_nothing_online,
+    applies="the spec declares features and something reads them online (every runtime but batch scoring)",
 )
 def materialization(ctx: RuleContext) -> Outcome | None:
     """Materialize at most every `freshness`, on a cron step that divides the hour or the day.
@@ -395,7 +408,8 @@ def materialization(ctx: RuleContext) -> Outcome | None:
     daily grain is never refreshed less than daily) and by `max_materialization_interval_s`, then
     rounded down to a step that divides the hour or the day so runs land on grain boundaries. It
     is never shorter than the offline store sustains (`min_materialization_interval_s`); when the
-    freshness asks for less and no push path covers the views, a finding says so.
+    freshness asks for less and no push path covers the views, a finding says so. Batch scoring
+    materializes nothing: it reads the offline store as of each run.
     """
     f = ctx.spec.features
     if f is None:
@@ -767,6 +781,18 @@ COMPUTE_ENGINE_TABLE: tuple[Row[_Rollups], ...] = (
 )
 
 
+def _nothing_to_compute(ctx: RuleContext) -> str | None:
+    """Why no compute engine applies: no features, or batch scoring with no view to roll up."""
+    if ctx.spec.features is None:
+        return _no_features(ctx)
+    if ctx.spec.serving.mode == "batch" and not aggregated_views(ctx.spec):
+        return (
+            "batch scoring reads the offline store as of each run and no view aggregates: nothing to roll up and "
+            "nothing to materialize"
+        )
+    return None
+
+
 @rule(
     "compute_engine",
     title="Compute engine: where the rollups of raw events are computed and materialization runs",
@@ -775,8 +801,8 @@ COMPUTE_ENGINE_TABLE: tuple[Row[_Rollups], ...] = (
     alternatives=("local", "spark", "postgres"),
     choices=("local", "spark", "postgres"),
     thresholds=("spark_from_events", "min_materialization_interval_s"),
-    unless=_no_features,
-    applies="the spec declares features",
+    unless=_nothing_to_compute,
+    applies="the spec declares features, and something is rolled up or materialized (not batch scoring alone)",
     table=COMPUTE_ENGINE_TABLE,
 )
 def compute_engine(ctx: RuleContext) -> Outcome | None:

@@ -30,12 +30,20 @@ def pipe_shapes(ctx: RuleContext) -> PipelineShapes | None:
     return shapes(spec, sizes, _model_inputs(spec, pipe.steps[0]), TRITON_DTYPES)
 
 
+def _no_pipeline(ctx: RuleContext) -> str | None:
+    """BLS instances apply only where the pipeline rule decided (a Triton server runs the models)."""
+    skipped = ctx.not_applicable.get("pipeline")
+    return f"no pipeline is decided: {skipped.reason}" if skipped is not None else None
+
+
 @rule(
     "pipeline_instances",
     title="Pipeline instances: frames a BLS pipeline holds in flight",
     reads=("serving.throughput_rps", "serving.latency_p99_ms", "serving.models[].latency_ms"),
     after=("pipeline", "dynamic_batching"),
     thresholds=("max_pipeline_instances",),
+    unless=_no_pipeline,
+    applies="a Triton server runs the models, so the pipeline rule decides",
 )
 def pipeline_instances(ctx: RuleContext) -> Outcome:
     """A BLS instance holds one frame from its first step to its last, so the instances needed are the

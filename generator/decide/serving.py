@@ -615,13 +615,14 @@ def _population(ctx: RuleContext) -> tuple[str | None, list[ReqPath]]:
 @rule(
     "batch_scoring",
     title="Batch scoring: the population, where the scores go and when",
-    reads=("serving.population", "serving.schedule", "training.schedule", "existing.warehouse"),
+    reads=("serving.population", "serving.schedule", "training.schedule", "existing.warehouse", "features.freshness"),
     alternatives=("postgres table", "partitioned parquet"),
     after=("serving_runtime", "offline_store", "training_mode"),
 )
 def batch_scoring(ctx: RuleContext) -> Outcome | None:
     """Batch serving scores the whole population in process, with point-in-time features from the offline
-    store (the path training uses) and the model loaded once, in chunks so memory stays flat. Scores go to
+    store as of the run (nothing materialized: as fresh as the sources) and the model loaded once, in chunks
+    so memory stays flat. Scores go to
     the warehouse: a PostgreSQL table when the warehouse is PostgreSQL, partitioned parquet otherwise, with
     the entity keys, score, model version, run id and time; a rerun of a run replaces its rows. It runs
     right after training and its quality gate, on `serving.schedule` (default: the training schedule).
@@ -635,13 +636,17 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
     cron = cron_expression(schedule) if schedule else None
     target = "postgres" if spec.existing.warehouse == "postgres" else "parquet"
     reads.append(("existing", "warehouse"))
+    fresh = ""
+    if spec.features is not None:  # read as of the run, nothing materialized in between
+        reads.append(("features", "freshness"))
+        fresh = f" (as fresh as the sources at the run, within the {spec.features.freshness} freshness)"
     table = f"{spec.project.name}_scores"
     where = f"table {table}" if target == "postgres" else f"partitioned parquet scores/{table}/run_id=.../"
     when = f"at `{cron}`" if cron else "when run (`make score`)"
     return Outcome(
         f"{population or 'no population'} -> {where}, {when}",
-        f"every entity of {population} is scored in process with point-in-time features from the offline store, "
-        f"in chunks; scores go to {where} {when}, right after training passes its gate",
+        f"every entity of {population} is scored in process with point-in-time features from the offline store"
+        f"{fresh}, in chunks; scores go to {where} {when}, right after training passes its gate",
         reads,
         [
             ("triton", "a model server for a job that calls the model once per chunk in process"),

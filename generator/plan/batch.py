@@ -27,6 +27,9 @@ COMPONENT = "batch"
 DECISIONS = ("serving_runtime", "batch_scoring")
 CHUNK_ROWS = 50_000  # entities per offline-store query: memory stays flat as the population grows
 KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
+# offline stores whose sources batch/score.py reads itself, with Feast's point-in-time rule (a parquet scan, or
+# one SQL query streamed in chunks); the others go through Feast's get_historical_features
+DIRECT_READS = {"file": "file", "duckdb": "file", "postgres": "postgres"}
 
 
 def batch_runtime(arch: Architecture) -> bool:
@@ -61,23 +64,83 @@ def score_store(arch: Architecture) -> tuple[str, str]:
     return str(value["table"]), str(value["target"])
 
 
+def offline_reads(arch: Architecture, features: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """How batch/score.py reads its point-in-time features: (engine, views).
+
+    "file" or "postgres": straight from each view's offline source (the copy Feast reads, protected when personal
+    fields are hashed), with Feast's rule: per entity, the newest row at or before the run time and no older
+    than the view's ttl, ties going to the newest created timestamp. "feast" (no views): through
+    get_historical_features, for offline stores read only through Feast and for services with on-demand views.
+    """
+    from requirements_spec.models import StreamSourceSpec
+    from requirements_spec.types import duration_seconds
+
+    from .feature_repo import build_model, served_features
+
+    spec, fs = arch.spec, arch.feature_store
+    engine = DIRECT_READS.get(fs.offline_store) if fs is not None else None
+    service = spec.serving.models[0].feature_service or ""
+    if fs is None or engine is None:
+        return "feast", []
+    sources = {b["name"]: b for b in build_model(arch)["batch_sources"]}
+    views: dict[str, dict[str, Any]] = {}
+    for ref in served_features(arch, service):
+        name, _, field = ref.partition(".")
+        view = spec.view(name)
+        if view is None or name in fs.aggregated_views:  # on-demand or rolled up: Feast reads what it computes
+            return "feast", []
+        source = spec.source(view.source)
+        batch = sources[source.batch_source if isinstance(source, StreamSourceSpec) else view.source]
+        entry = views.setdefault(
+            name,
+            {
+                "name": name,
+                "join_keys": [_join_key(arch, e) for e in view.entities],
+                "ttl_s": duration_seconds(view.ttl),
+                "location": batch["read_path"] if engine == "file" else batch["read_table"],
+                "timestamp_field": batch["timestamp_field"],
+                "created_timestamp_field": batch["created_timestamp_field"],
+                "fields": [],
+            },
+        )
+        entry["fields"].append(field)
+    if sorted(f for v in views.values() for f in v["fields"]) != sorted(features):
+        return "feast", []  # the model's inputs are not plainly the views' fields
+    return engine, list(views.values())
+
+
+def _join_key(arch: Architecture, entity: str) -> str:
+    found = arch.spec.entity(entity)
+    return found.join_key if found is not None else entity
+
+
+def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, Any]:
+    """The population source as the engine reads it: the parquet file, or the warehouse table."""
+    from .feature_repo import build_model
+
+    source = arch.spec.source(name or "")
+    if source is None or source.kind not in ("file", "table"):
+        return {"name": name, "kind": "file", "location": ""}
+    if engine != "feast":
+        batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
+        kind = "file" if engine == "file" else "table"
+        return {"name": source.name, "kind": kind, "location": batch["path"] if kind == "file" else batch["table"]}
+    location = source.path if source.kind == "file" else source.table
+    return {"name": source.name, "kind": source.kind, "location": location}
+
+
 def context(arch: Architecture) -> dict[str, Any]:
     """The template context of the batch scoring job."""
+    from ..render.python_layout import literal
     from .serving import client_context
 
     spec = arch.spec
     value = _decision_value(arch)
     ctx = client_context(arch)
     entry = ctx["entry"]
-    source = spec.source(value["population"] or "")
-    if source is None or source.kind not in ("file", "table"):
-        population = {"name": value["population"], "kind": "file", "location": ""}
-    else:
-        population = {
-            "name": source.name,
-            "kind": source.kind,
-            "location": source.path if source.kind == "file" else source.table,
-        }
+    features = [t.name for t in entry.inputs]
+    engine, views = offline_reads(arch, features)
+    population = _population(arch, value["population"], engine)
     join_keys = [k for k, _ in ctx["entity_keys"]]
     dtypes = {e.join_key: e.dtype for e in spec.entities}
     project = spec.project.name
@@ -90,7 +153,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         "home_var": f"{project.upper()}_HOME",
         "model": entry.name,
         "feature_service": entry.feature_service,
-        "features": [t.name for t in entry.inputs],
+        "features": features,
+        "engine": engine,
+        "views": literal(views, prefix=len("VIEWS = ")),
         "output": entry.outputs[0].name,
         "join_keys": join_keys,
         "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
@@ -152,6 +217,8 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _f("batch/score.py", "batch/score.py.j2", ctx),
         _f("batch/README.md", "batch/README.md.j2", ctx),
     ]
+    if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
+        files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
     if ctx["kubernetes"]:
         files += [
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),

@@ -38,7 +38,6 @@ from ..decide.architecture import PII_SUFFIX, Architecture, FeatureStoreArch
 from ..errors import INTERNAL, ArchgenError
 from ..render.python_layout import literal
 from .plan import PlannedFile
-from .serving import score_rows
 from .training import label_classes
 
 COMPONENT = "feature_repo"
@@ -102,9 +101,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     }
     ctx["rollups_literal"] = literal(fr["rollups"], prefix=len("VIEWS: list[dict[str, Any]] = "))
     ctx["spark_conf_literal"] = literal(dict(fs.spark_conf), prefix=len("SPARK_CONF: dict[str, str] = "))
-    score = score_rows(arch)
-    ctx["sample_score"] = literal(score, prefix=len("SCORE: dict[str, Any] = ")) if score is not None else ""
-    store_decisions = ("online_store", "offline_store", "registry")
+    store_decisions = _known(arch, "online_store", "offline_store", "registry")  # batch: no online store
 
     def tpl(path: str, template: str, *decisions: str, executable: bool = False) -> PlannedFile:
         return PlannedFile(
@@ -149,14 +146,17 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         ),
         tpl("feature_repo/views.py", "feature_repo/views.py.j2", "ingestion", "pii", *_known(arch, "compute_engine")),
         tpl("scripts/generate_sample_data.py", "scripts/generate_sample_data.py.j2", "offline_store", executable=True),
-        tpl(
-            "scripts/materialize.py",
-            "scripts/materialize.py.j2",
-            "materialization",
-            *_known(arch, "compute_engine"),
-            executable=True,
-        ),
     ]
+    if fs.materialization_cron is not None:  # batch scoring materializes nothing
+        files.append(
+            tpl(
+                "scripts/materialize.py",
+                "scripts/materialize.py.j2",
+                "materialization",
+                *_known(arch, "compute_engine"),
+                executable=True,
+            )
+        )
     if fr["rollups"]:
         files.append(tpl("scripts/aggregate.py", "scripts/aggregate.py.j2", "compute_engine", executable=True))
     if fs.catalog_views:
@@ -359,6 +359,7 @@ def build_model(arch: Architecture) -> dict[str, Any]:
         "pii_note": _pii_note(fs),
         "permissions": permissions,
         "sample": _sample_model(arch, batch),
+        "online": fs.online_store is not None,  # batch scoring reads the offline store only
         "materialization": {
             "cron": fs.materialization_cron,
             "interval_s": fs.materialization_interval_s,

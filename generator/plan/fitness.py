@@ -284,7 +284,7 @@ def store_markers(arch: Architecture) -> list[str]:
     fs = arch.feature_store
     if fs is None:
         return []
-    servers = {fs.online_store, fs.offline_store} | ({"postgres"} if fs.registry == "sql" else set())
+    servers = {fs.online_store or "sqlite", fs.offline_store} | ({"postgres"} if fs.registry == "sql" else set())
     return sorted(servers & {"redis", "postgres"})
 
 
@@ -392,6 +392,8 @@ def _imports(ctx: dict[str, Any]) -> dict[str, str]:
     if ctx["retention"] is not None:
         privacy += ["RETENTION", "VIEW_TTLS"] + (["load_module"] if ctx["has_purge"] else [])
     freshness = ["FRESHNESS", "feast_definitions"]
+    if ctx["freshness"] is not None and ctx["freshness"]["batch"]:
+        freshness += ["ROOT", "load_module"]
     if ctx["freshness"] is not None and ctx["freshness"]["materialized"]:
         freshness += ["JOBS", "SCHEDULER_CONFIGS", "VIEW_TTLS", "Cron", "feature_store", "load_module"]
         freshness += ["not_ready", "scheduler_of", "schedules"]

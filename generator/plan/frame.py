@@ -20,7 +20,7 @@ from ..decide.architecture import Architecture
 from ..decide.pipeline_shapes import demo_context
 from .model_repository import triton_served
 from .plan import PlannedFile
-from .serving import batch_scoring, worker_broker
+from .serving import worker_broker
 
 FEAST_VERSION = "0.67.0"
 # Feast extras per store choice (feast[...] in requirements.txt)
@@ -60,7 +60,7 @@ def feast_requirement(arch: Architecture) -> str | None:
     fs = arch.feature_store
     if fs is None:
         return None
-    extras = {ONLINE_EXTRAS[fs.online_store], OFFLINE_EXTRAS[fs.offline_store]}
+    extras = {ONLINE_EXTRAS[fs.online_store or "sqlite"], OFFLINE_EXTRAS[fs.offline_store]}
     if fs.compute_engine == "spark":
         extras.add("spark")  # the rollups run on Spark, whatever the offline store
     if fs.registry == "sql":
@@ -181,6 +181,7 @@ def context(arch: Architecture) -> dict[str, Any]:
             {owners.data_engineering, owners.data_science} | ({owners.platform} if owners.platform else set())
         ),
         "has_feature_store": arch.feature_store is not None,
+        "materialized": arch.feature_store is not None and arch.feature_store.materialization_cron is not None,
         # views with aggregations read rollups: scripts/aggregate.py writes them before the definitions apply
         "has_rollups": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
         "joins_catalog": arch.feature_store is not None and bool(arch.feature_store.catalog_views),
@@ -188,7 +189,6 @@ def context(arch: Architecture) -> dict[str, Any]:
         "external_weights": all(m.training == "external" for m in arch.spec.serving.models),
         "has_triton": has_triton,
         "has_rest_app": arch.rest_app_serves,
-        "has_batch_score": batch_scoring(arch),  # serving/batch_score.py
         "worker_broker": worker_broker(arch),  # serving/worker.py
         "online_broker": online_broker(arch),
         "predict_example": predict_example(arch),

@@ -9,7 +9,9 @@ at the same times with the same resources:
 - ``train``: ``python -m training.train`` (fit + quality gate + export) at the training schedule, when
   training is scheduled and ``mlops_level`` >= 1 (level 0 documents the manual steps instead);
 - ``purge``: ``scripts/purge.py`` at ``privacy.purge_cron`` when a retention is set;
-- ``batch_score``: ``python -m serving.batch_score`` at the materialization interval in batch serving.
+- ``bundle``: ``scripts/build_bundle.py`` after materialization, for an embedded system.
+
+Batch scoring chains training and scoring in one pipeline of its own (components/batch.py).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def jobs(arch: Architecture) -> list[Job]:
     fs = arch.feature_store
     # batch scoring reads the offline store, and trains then scores in one pipeline (components/batch.py)
     batch = arch.serving.runtime == "batch_scoring"
-    if fs is not None and fs.ingestion != "push" and not batch:
+    if fs is not None and fs.ingestion != "push" and fs.materialization_cron and fs.materialization_interval_s:
         out.append(
             Job(
                 "materialize",
@@ -128,7 +130,7 @@ def jobs(arch: Architecture) -> list[Job]:
                 decisions=("pii",),
             )
         )
-    if arch.serving.runtime == "embedded" and fs is not None and fs.ingestion != "push":
+    if arch.serving.runtime == "embedded" and fs is not None and fs.ingestion != "push" and fs.materialization_cron:
         out.append(
             Job(
                 "bundle",
@@ -137,19 +139,6 @@ def jobs(arch: Architecture) -> list[Job]:
                 "build a bundle for the devices: the newest gated model and a snapshot of the online features",
                 timeout_s=1800,
                 decisions=("serving_runtime", "embedded_bundle"),
-            )
-        )
-    if arch.serving.mode == "batch" and not batch:
-        out.append(
-            Job(
-                "batch_score",
-                fs.materialization_cron if fs is not None else (tr.schedule_cron or "0 * * * *"),
-                ("-m", "serving.batch_score"),
-                "score every entity with the latest model and features (precomputed predictions)",
-                cpus=max(1.0, tr.cpus),
-                memory_gb=max(2.0, tr.memory_gb),
-                timeout_s=3600,
-                decisions=("serving_runtime",),
             )
         )
     return out
@@ -319,7 +308,7 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
     and, where served outputs are personal data, the serving logs (the answers are never logged; a log that
     could hold anything of them is deleted once older than the retention).
     """
-    from . import feature_repo, serving
+    from . import feature_repo
 
     spec = arch.spec
     fs = arch.feature_store
@@ -343,8 +332,6 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
             for v in model["views"]:
                 table = f"{fs.project}_{v['name']}"
                 owned.append({"what": f"online table {table}", "kind": "online", "location": table, "ts": "event_ts"})
-    if serving.batch_scoring(arch):
-        owned.append({"what": "batch predictions", "kind": "output", "location": serving.SCORE_PREDICTIONS, "ts": ""})
     if arch.serving.runtime == "batch_scoring":  # the score store batch scoring writes (components/batch.py)
         from .batch import score_store
 

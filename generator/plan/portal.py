@@ -83,14 +83,16 @@ def entities(arch: Architecture) -> list[dict[str, Any]]:
             _entity(
                 "Component",
                 f"{system}-features",
-                f"Feast project {fs.project}: {fs.online_store} online store, {fs.offline_store} offline store.",
+                f"Feast project {fs.project}: "
+                + (f"{fs.online_store} online store, " if fs.online_store else "")
+                + f"{fs.offline_store} offline store.",
                 {
                     "type": "feature-store",
                     "lifecycle": lifecycle,
                     "owner": owner_ref(owners.data_engineering),
                     "system": system,
                 },
-                ["feast", fs.online_store, fs.offline_store],
+                ["feast", *([fs.online_store] if fs.online_store else []), fs.offline_store],
             )
         )
     tr = arch.training

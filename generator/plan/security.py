@@ -211,15 +211,16 @@ def threat_flows(arch: Architecture) -> list[Flow]:
                 protect,
             )
         )
-        flows.append(
-            Flow(
-                f"offline store ({fs.offline_store})",
-                f"online store ({fs.online_store})",
-                "inside the system",
-                _personal(arch, "stored"),
-                f"materialization reads the protected sources only; store credentials from the secret; {net}",
+        if fs.online_store is not None:  # batch scoring materializes nothing
+            flows.append(
+                Flow(
+                    f"offline store ({fs.offline_store})",
+                    f"online store ({fs.online_store})",
+                    "inside the system",
+                    _personal(arch, "stored"),
+                    f"materialization reads the protected sources only; store credentials from the secret; {net}",
+                )
             )
-        )
         flows.append(
             Flow(
                 f"offline store ({fs.offline_store})",

@@ -45,37 +45,11 @@ NUMPY = {
 FIELD_NUMPY = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "string": "str"}
 
 
-# batch scoring: the entity rows it scores (scripts/generate_sample_data.py writes sample ones until a real
-# export replaces them) and where the predictions go; paths relative to the repository root
-SCORE_ENTITIES = "feature_repo/data/score_entities.parquet"
-SCORE_PREDICTIONS = "feature_repo/data/predictions.parquet"
-
-
-def batch_scoring(arch: Architecture) -> bool:
-    """Whether serving/batch_score.py is generated: batch serving, scored through Triton."""
-    return arch.serving.mode == "batch" and arch.triton_serves
-
-
 def worker_broker(arch: Architecture) -> str | None:
     """The broker serving/worker.py consumes (async serving; Redis when the spec names none), or None."""
     if arch.serving.mode != "async" or not arch.triton_serves:
         return None
     return arch.spec.existing.broker if arch.spec.existing.broker != "none" else "redis"
-
-
-def score_rows(arch: Architecture) -> dict[str, Any] | None:
-    """What batch scoring reads per row (entity join keys, request values), or None outside batch serving."""
-    if not batch_scoring(arch):
-        return None
-    ctx = client_context(arch)
-    if not ctx["feature_service"]:
-        return None
-    by_key = {e.join_key: e.name for e in arch.spec.entities}
-    return {
-        "path": SCORE_ENTITIES.removeprefix("feature_repo/"),
-        "entities": [by_key[k] for k, _ in ctx["entity_keys"] if k in by_key],
-        "request_fields": [list(r) for r in ctx["request_fields"]],
-    }
 
 
 def _on_demand_inputs(spec: Spec, inputs: list[str], views: list[str], requests: list[list[str]]) -> None:
@@ -296,11 +270,6 @@ def _triton_plan(arch: Architecture) -> list[PlannedFile]:
                 "serving/pipeline_samples.py", COMPONENT, template="serving/pipeline_samples.py.j2", context=demo
             ),
         ]
-    if batch_scoring(arch):
-        score = {**ctx, "entities_path": SCORE_ENTITIES, "predictions_path": SCORE_PREDICTIONS}
-        files.append(
-            PlannedFile("serving/batch_score.py", COMPONENT, template="serving/batch_score.py.j2", context=score)
-        )
     broker = worker_broker(arch)
     if broker is not None:
         urls = {"redis": "redis://127.0.0.1:6379/0", "kafka": "127.0.0.1:9092", "rabbitmq": "amqp://127.0.0.1:5672/"}

@@ -176,7 +176,12 @@ def dataflow_view(arch: Architecture) -> View:
         b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler])
     _feast_nodes(arch, b, batch_sources, scheduled)
     _training_nodes(arch, b, scheduled)
-    _serving_nodes(arch, b)
+    if arch.serving.runtime == "batch_scoring":
+        _batch_scoring_flow(arch, b, scheduled)
+    elif arch.serving.runtime == "embedded":
+        _embedded_flow(arch, b, scheduled)
+    else:
+        _serving_nodes(arch, b)
     return b.view("dataflow", f"{arch.spec.project.name}: data flow")
 
 
@@ -209,19 +214,23 @@ def _feast_nodes(arch: Architecture, b: _Builder, batch_sources: list[str], sche
     b.cluster("c_feast", f"Feast feature store: {fs.project}")
     b.node("offline_store", f"offline store\n{fs.offline_store}", _store_icon(fs.offline_store), "c_feast")
     b.node("registry", f"registry\n{fs.registry}", "feast", "c_feast")
-    b.node("materialize", f"materialize\n{fs.materialization_cron}", "feast", "c_feast")
-    b.node("online_store", f"online store\n{fs.online_store}", _store_icon(fs.online_store), "c_feast")
+    online, cron = fs.online_store, fs.materialization_cron  # batch scoring: neither
+    if online is not None and cron is not None:
+        b.node("materialize", f"materialize\n{cron}", "feast", "c_feast")
+        b.node("online_store", f"online store\n{online}", _store_icon(online), "c_feast")
     for s in arch.spec.sources:
         nid = f"src_{s.name}"
         if nid in batch_sources:
             b.edge(nid, "offline_store", "events")
-        elif s.kind == "stream" and "push" in fs.ingestion:
+        elif s.kind == "stream" and "push" in fs.ingestion and online is not None and cron is not None:
             b.edge(nid, "online_store", "push")
+    if online is None or cron is None:
+        return
     b.edge("offline_store", "materialize", "latest values")
     b.edge("materialize", "online_store")
     b.edge("registry", "materialize", "definitions", dashed=True)
     if scheduled:
-        b.edge("scheduler", "materialize", fs.materialization_cron, dashed=True)
+        b.edge("scheduler", "materialize", cron, dashed=True)
 
 
 def _training_nodes(arch: Architecture, b: _Builder, scheduled: bool) -> None:
@@ -272,11 +281,67 @@ def _serving_nodes(arch: Architecture, b: _Builder) -> None:
         b.edge("clients", "serving", sv.wire)
 
 
-def _model_edges(arch: Architecture, b: _Builder) -> None:
+def _score_store(arch: Architecture) -> tuple[str, str, str]:
+    """(node label, icon, what the runtime writes there) of the batch scores: a warehouse table or parquet runs."""
+    from ..plan.batch import score_store
+
+    table, target = score_store(arch)
+    if target == "postgres":
+        return f"scores\ntable {table}", "postgres", "scores, one run at a time"
+    return f"scores\nscores/{table}/run_id=.../", "files", "a parquet partition per run"
+
+
+def _batch_scoring_flow(arch: Architecture, b: _Builder, scheduled: bool) -> None:
+    """Batch: a scheduled job scores the population with point-in-time features from the offline store and the
+    gated model, in process, into the warehouse; the business reads the scores there. No server, no online store.
+    """
+    fs, sv = arch.feature_store, arch.serving
+    b.cluster("c_serving", "batch scoring (no server: nobody calls the model)")
+    b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\nbatch/score.py, in process", "python", "c_serving")
+    for m in sv.models:
+        b.node(f"model_{m.name}", f"{m.name}\n{m.framework}", "model", "c_serving")
+    b.edge("model_repo", "serving", "newest gated version")
+    _model_edges(arch, b, "loads in process")
+    if fs is not None:
+        b.edge("offline_store", "serving", "point-in-time features as of the run")
+        b.edge("registry", "train", "definitions", dashed=True)
+    label, icon, what = _score_store(arch)
+    b.node("scores", label, icon)
+    b.edge("serving", "scores", what)
+    b.node("clients", "business applications", "users")
+    b.edge("scores", "clients", "read the scores")
+    if scheduled:
+        b.edge("train", "serving", "then, if the gate passed", dashed=True)
+
+
+def _embedded_flow(arch: Architecture, b: _Builder, scheduled: bool) -> None:
+    """Embedded: bundles (gated model + a snapshot of the online features + manifest) are built centrally and
+    installed on the device, where the application calls the library in process. No server.
+    """
+    fs, sv, project = arch.feature_store, arch.serving, arch.spec.project.name
+    b.node("bundle_build", "scripts/build_bundle.py\nbundle (make bundle)", "python", "c_training")
+    b.edge("model_repo", "bundle_build", "newest gated version")
+    if fs is not None:
+        b.edge("online_store", "bundle_build", "feature snapshot")
+    if scheduled:
+        b.edge("scheduler", "bundle_build", "after materialization", dashed=True)
+    b.cluster("c_serving", "on the device (no server, no network)")
+    b.node("bundle", "bundle\nmodel, features.sqlite, manifest", "files", "c_serving")
+    b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\n{project}.predict(), in process", "python", "c_serving")
+    for m in sv.models:
+        b.node(f"model_{m.name}", f"{m.name}\n{m.framework}", "model", "c_serving")
+    b.edge("bundle_build", "bundle", "installed atomically, checksums verified")
+    b.edge("bundle", "serving", "model and features")
+    _model_edges(arch, b, "loads in process")
+    b.node("clients", "the application", "users")
+    b.edge("clients", "serving", "predict(...)")
+
+
+def _model_edges(arch: Architecture, b: _Builder, entry_label: str = "entrypoint") -> None:
     sv = arch.serving
     entry = sv.entrypoint
     by_name = {m.name: m for m in sv.models}
-    b.edge("serving", f"model_{entry}", "entrypoint")
+    b.edge("serving", f"model_{entry}", entry_label)
     pipe = by_name.get(entry)
     if pipe is not None and pipe.steps:
         if pipe.kind == "ensemble":
@@ -289,7 +354,11 @@ def _model_edges(arch: Architecture, b: _Builder) -> None:
 
 
 def deployment_view(arch: Architecture) -> View:
-    """What runs where: one machine (docker compose) or Kubernetes."""
+    """What runs where: one machine (docker compose) or Kubernetes; the device for an embedded system."""
+    if arch.serving.runtime == "embedded":
+        return _embedded_view(arch)
+    if arch.serving.runtime == "batch_scoring":
+        return _batch_view(arch)
     if arch.deployment.target == "kubernetes":
         return _kubernetes_view(arch)
     return _one_machine_view(arch)
@@ -298,8 +367,14 @@ def deployment_view(arch: Architecture) -> View:
 _CLOUD_WAREHOUSES = ("bigquery", "snowflake", "redshift")
 
 
-def _shared_stores(arch: Architecture, b: _Builder, cluster: str, *, stateful_label: str) -> dict[str, str]:
-    """Nodes for the stores; returns role -> node id (several roles may share one PostgreSQL)."""
+def _shared_stores(
+    arch: Architecture, b: _Builder, cluster: str, *, stateful_label: str, online: bool = True, scores: bool = False
+) -> dict[str, str]:
+    """Nodes for the stores; returns role -> node id (several roles may share one PostgreSQL).
+
+    Without `online` (batch scoring reads only the offline store) no online store is drawn; with `scores` the
+    batch scores are a table of the PostgreSQL warehouse (role "scores").
+    """
     fs = arch.feature_store
     roles: dict[str, str] = {}
     if fs is None:
@@ -313,14 +388,18 @@ def _shared_stores(arch: Architecture, b: _Builder, cluster: str, *, stateful_la
         label = "parquet files" if fs.offline_store == "file" else fs.offline_store
         icon = _store_icon(fs.offline_store)
         roles["offline"] = b.node("offline_store", f"offline store\n{label}", icon, cluster)
-    if fs.online_store == "sqlite":
+    if not online:
+        pass
+    elif fs.online_store == "sqlite":
         roles["online"] = b.node("online_store", "online store\nsqlite file", "sqlite", cluster)
     elif fs.online_store == "redis":
         roles["online"] = b.node("online_store", f"redis\n{stateful_label}", "redis", cluster)
     else:
         roles["online"] = "postgres"
     roles["registry"] = "postgres" if fs.registry == "sql" else b.node("registry", "registry\nfile", "feast", cluster)
-    uses = [role for role in ("offline", "online", "registry") if roles[role] == "postgres"]
+    if scores:
+        roles["scores"] = "postgres"
+    uses = [role for role in ("offline", "online", "registry", "scores") if roles.get(role) == "postgres"]
     if uses:
         b.node("postgres", "postgresql\n" + ", ".join(uses), "postgres", cluster)
     return roles
@@ -406,6 +485,66 @@ def _kubernetes_view(arch: Architecture) -> View:
     if fs is not None:
         b.edge(roles["online"], server if rest else "clients", "online features")
     return b.view("deployment", f"{arch.spec.project.name}: deployment (Kubernetes)")
+
+
+def _batch_view(arch: Architecture) -> View:
+    """Batch scoring: scheduled jobs (train, then score) and the warehouse; no server, Service or autoscaler."""
+    fs, tr = arch.feature_store, arch.training
+    b = _Builder()
+    k8s = arch.deployment.target == "kubernetes"
+    if k8s:
+        where = b.cluster("c_k8s", f"Kubernetes ({arch.deployment.platform}): deploy/k8s/, pipelines/")
+        b.node("model_repo", "model repository\nPVC", "pvc", where)
+        if tr.scheduler == "kubernetes_cronjob":
+            jobs = b.node("jobs", "train, then score\nCronJob (training as init container)", "cronjob", where)
+        else:
+            jobs = b.node("jobs", "train, then score\npods of the app image", "python", where)
+    else:
+        where = b.cluster("c_host", f"one machine ({arch.deployment.platform}): jobs only, no server")
+        b.node("model_repo", "model_repository/", "files", where)
+        jobs = b.node("jobs", "training/train.py, then\nbatch/score.py (python)", "python", where)
+    if tr.scheduler not in ("none", "kubernetes_cronjob"):
+        b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler])
+        b.edge("scheduler", jobs, "runs", dashed=True)
+    label, icon, what = _score_store(arch)
+    in_warehouse = icon == "postgres" and fs is not None and fs.offline_store == "postgres"
+    stateful = "StatefulSet" if k8s else "container"
+    roles = _shared_stores(arch, b, where, stateful_label=stateful, online=False, scores=in_warehouse)
+    if fs is not None:
+        b.edge(roles["offline"], jobs, "point-in-time features")
+    b.edge(jobs, "model_repo", "exports, then loads the gated model")
+    scores = roles["scores"] if in_warehouse else b.node("scores", label, icon, where)
+    b.edge(jobs, scores, what)
+    b.node("clients", "business applications", "users")
+    b.edge(scores, "clients", "read the scores")
+    kind = "Kubernetes" if k8s else "one machine"
+    return b.view("deployment", f"{arch.spec.project.name}: deployment ({kind}, batch)")
+
+
+def _embedded_view(arch: Architecture) -> View:
+    """Embedded: central jobs build bundles; each device runs the application with the library and its bundles."""
+    fs, tr, project = arch.feature_store, arch.training, arch.spec.project.name
+    b = _Builder()
+    central = b.cluster("c_central", "central: scheduled jobs")
+    roles = _shared_stores(arch, b, central, stateful_label="container")
+    b.node("jobs", "feast apply, materialize,\ntraining, bundle build (python)", "python", central)
+    b.node("model_repo", "model_repository/", "files", central)
+    b.node("bundles", "dist/bundles/\nversioned bundles", "files", central)
+    if tr.scheduler != "none":
+        b.node("scheduler", f"scheduler\n{_scheduler_label(arch)}", _SCHEDULER_ICONS[tr.scheduler], central)
+        b.edge("scheduler", "jobs", "runs", dashed=True)
+    if fs is not None:
+        b.edge(roles["offline"], "jobs", "reads")
+        b.edge("jobs", roles["online"], "writes features")
+        b.edge(roles["online"], "jobs", "snapshot", dashed=True)
+    b.edge("jobs", "model_repo", "exports model")
+    b.edge("jobs", "bundles", "builds")
+    device = b.cluster("c_device", "each device: no server, no network at prediction time")
+    b.node("device_bundles", "installed bundles\n(last good kept)", "files", device)
+    b.node("app", f"the application\n+ the {project} package", "python", device)
+    b.edge("bundles", "device_bundles", "install, verify checksums")
+    b.edge("device_bundles", "app", "model and features")
+    return b.view("deployment", f"{project}: deployment (embedded)")
 
 
 # ------------------------------------------------------------------ Mermaid

@@ -73,9 +73,9 @@ def _glance(arch: Architecture) -> list[tuple[str, str]]:
     if fs is not None:
         rows += [
             ("feature store", f"Feast project {fs.project}"),
-            ("online / offline store", f"{fs.online_store} / {fs.offline_store}"),
+            ("online / offline store", f"{fs.online_store or 'none (batch scoring)'} / {fs.offline_store}"),
             ("registry", fs.registry),
-            ("ingestion", f"{fs.ingestion}, materialize {fs.materialization_cron}"),
+            ("ingestion", _ingestion(fs.ingestion, fs.materialization_cron)),
         ]
     gate = f", gate {tr.quality_gate.metric} >= {tr.quality_gate.threshold}" if tr.quality_gate else ""
     rows += [
@@ -89,6 +89,10 @@ def _glance(arch: Architecture) -> list[tuple[str, str]]:
     return rows
 
 
+def _ingestion(ingestion: str, cron: str | None) -> str:
+    return f"{ingestion}, materialize {cron}" if cron else f"{ingestion}, nothing materialized"
+
+
 def _summary(arch: Architecture) -> str:
     """One paragraph of Markdown from decided values only (names, enums, numbers, canonical crons)."""
     fs, tr, sv = arch.feature_store, arch.training, arch.serving
@@ -97,17 +101,21 @@ def _summary(arch: Architecture) -> str:
         f"It serves {models} through {sv.runtime} ({sv.wire}) within {sv.latency_p99_ms:g} ms p99 "
         f"at {sv.throughput_rps:g} requests per second"
     )
-    if fs is not None:
+    if fs is not None and fs.online_store is not None and fs.materialization_cron is not None:
         text += (
             f", with features from Feast (online store {fs.online_store}, offline store {fs.offline_store}) "
             f"materialized on the schedule `{fs.materialization_cron}`"
         )
+    elif fs is not None:
+        text += f", with point-in-time features from Feast's {fs.offline_store} offline store as of each run"
     if tr.mode == "scheduled" and tr.schedule_cron:
         text += f". Models are retrained on `{tr.schedule_cron}` by {tr.scheduler}"
     elif tr.mode == "online":
         text += ". Models learn online from the event stream"
     else:
         text += ". Models are trained by hand"
+    if not arch.decided("deployment"):
+        return text + "; nothing of it is deployed as a service."
     return text + f"; it deploys with {arch.deployment.target.replace('_', ' ')}."
 
 
@@ -188,6 +196,7 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
                 "summary": _summary(arch),
                 "has_features": arch.feature_store is not None,
                 "online_store": arch.feature_store.online_store if arch.feature_store else "",
+                "materialized": bool(arch.feature_store and arch.feature_store.materialization_cron),
                 "gate": f"{gate.metric} >= {gate.threshold}" if gate else "",
                 "areas": area_places(paths),
             },
