@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decide.architecture import Architecture
-from . import feature_repo
+from .feature_repo import feast_auth
 from .plan import PlannedFile
 
 COMPONENT = "deploy"
@@ -575,11 +575,6 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         if ctx["feast_auth"] == "kubernetes" and ctx["feature_server"]:
             files.append(_t(f"{over}/feature-server-tokenreview.yaml", "deploy/k8s/tokenreview.yaml.j2", ectx))
     return files
-
-
-def feast_auth(arch: Architecture) -> str:
-    """The feature server's authorization as feature_store.yaml declares it (kubernetes, oidc or no_auth)."""
-    return str(feature_repo.feast_auth(arch))
 
 
 PII_KEY_SECRET = "pii-key"  # <app>-pii-key: the encryption key, readable only by the roles granted read_pii
