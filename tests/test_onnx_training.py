@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from google.protobuf import text_format
-from triton_harness import PRESETS, generate
+from triton_harness import PRESETS, generate, have_triton, running
 
 pytestmark = pytest.mark.slow  # runs the generated training code and archgen's generation several times
 
@@ -206,3 +206,34 @@ def build() -> Any:  # replaces the stand-in: a network that returns one channel
 
     return Narrow()
 """
+
+
+@pytest.mark.skipif(not have_triton(), reason="no tritonserver in the Triton venv (ARCHGEN_TRITON_VENV)")
+def test_triton_serves_the_exported_onnx_graph_and_it_agrees(generated: tuple[Path, ModuleType, ModuleType]) -> None:
+    """Where the Triton build has no onnxruntime backend, the local stand-in serves the same model.onnx with
+    onnxruntime in process: the served answers are the trained pipeline's, not a joblib's or a placeholder's."""
+    import tritonclient.http as httpclient
+
+    repo, onnx_export, train = generated
+    model = next(m for m in train.settings.MODELS if m["name"] == "fraud_gbm")
+    pipeline, held_out, _ = _fit(train, "classification", len(model["inputs"]))
+    version = repo / "model_repository" / "fraud_gbm" / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    (version / "model.onnx").write_bytes(
+        onnx_export.to_onnx(pipeline, "classification", model["inputs"], model["onnx_output"])
+    )
+    try:
+        with running(repo) as server:
+            client = httpclient.InferenceServerClient(server.http)
+            rows = held_out[:32]  # the config's max_batch_size
+            requested = []
+            for i, (name, dtype) in enumerate(model["inputs"]):
+                tensor = httpclient.InferInput(name, [len(rows), 1], dtype)
+                tensor.set_data_from_numpy(rows[:, [i]].astype(onnx_export.TYPES[dtype][1]))
+                requested.append(tensor)
+            served = client.infer("fraud_gbm", requested).as_numpy(model["onnx_output"][0]).reshape(-1)
+        log = (repo / ".run" / "triton.log").read_text()
+    finally:
+        (version / "model.onnx").unlink()
+    assert "serving the trained artefact" in log and "model.onnx with onnxruntime" in log
+    assert np.allclose(served, pipeline.predict_proba(rows)[:, 1], atol=1e-4)

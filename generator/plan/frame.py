@@ -52,6 +52,9 @@ ONLINE_BROKER_ENV = {
     "kafka": ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka brokers the online trainer consumes"),
 }
 PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
+# the local stand-in of a trained onnx model runs its model.onnx in process where the Triton build has no
+# onnxruntime backend; 1.22.1 is the newest that runs on numpy 1.26
+PIN_TRITON_ONNX = "onnxruntime==1.22.1"
 PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
@@ -83,11 +86,16 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_CLIENT)
     if arch.rest_app_serves:
         pins += list(PINS_REST)
-    if any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models):
+    if _trains_onnx(arch):
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
     if arch.feature_store is not None and arch.feature_store.encrypted_fields:
         pins.append(PIN_CRYPTO)
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
+
+
+def _trains_onnx(arch: Architecture) -> bool:
+    """A model served by onnxruntime is trained here (training exports model.onnx)."""
+    return any(m.backend == "onnxruntime" and m.name in arch.training.trained_models for m in arch.serving.models)
 
 
 def broker_clients(arch: Architecture) -> list[tuple[str, str]]:
@@ -198,7 +206,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "make_env_unset": make_env_unset,
         "demo_salt": "PII_HASH_SALT" if arch.feature_store and arch.feature_store.hashed_fields else None,
         "requirements": requirements(arch),
-        "triton_requirements": list(PINS_TRITON),
+        "triton_requirements": list(PINS_TRITON) + ([PIN_TRITON_ONNX] if _trains_onnx(arch) else []),
         "setup_modules": setup_modules,
         **runtime_make(arch),
         "offline": offline(arch),
