@@ -163,7 +163,9 @@ def test_generated_system_of_any_spec_runs_its_demo_and_tests(
 
 
 @pytest.mark.parametrize(
-    "spec_file", [SPECS / "kiosk_strings.yaml"], ids=["string-keys-several-entities-request-features"]
+    "spec_file",
+    [SPECS / "kiosk_strings.yaml", SPECS / "parcel_labels.yaml"],
+    ids=["string-keys-several-entities-request-features", "per-object-pipeline-onnx-step-personal-output"],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:
     run_system(spec_file, tmp_path, str(spec_file))
