@@ -75,6 +75,10 @@ def requirement(arch: Architecture, path: str, value: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ what the tests check
+# what training writes into a model's version directory, by the backend that serves it
+TRAINED_ARTEFACTS = {"onnxruntime": "model.onnx", "pytorch": "model.pt", "tensorflow": "model.savedmodel"}
+
+
 def _serving(arch: Architecture, paths: set[str]) -> dict[str, Any]:
     """How the load test reaches the system: Triton through serving/client.py, or the REST service."""
     kind = "triton" if "serving/triton_runtime.py" in paths else "rest" if "serving/rest_app.py" in paths else ""
@@ -84,6 +88,12 @@ def _serving(arch: Architecture, paths: set[str]) -> dict[str, Any]:
         "throughput": requirement(arch, "serving.throughput_rps", arch.spec.serving.throughput_rps),
         "local_max_rps": LOCAL_MAX_RPS,
         "entrypoint": arch.serving.entrypoint,
+        # the artefact training exports per trained model: the live tests wait for it before measuring
+        "trained": {
+            m.name: TRAINED_ARTEFACTS.get(m.backend, "model.joblib")
+            for m in sorted(arch.serving.models, key=lambda m: m.name)
+            if m.name in arch.training.trained_models
+        },
     }
 
 

@@ -57,9 +57,8 @@ def skip_unless_ready() -> None:
         values = store.get_online_features(features=service, entity_rows=[row]).to_dict()
         if any(v is None for name, _, _ in client.FEATURES for v in values[name]):
             not_ready(f"no online features for {row}: make data apply materialize")
-    repository = ROOT / "model_repository"
-    trained = {p.parent.parent.name for p in repository.glob("*/*/model.py") if "model.joblib" in p.read_text()}
-    untrained = sorted(m for m in trained if not list((repository / m).glob("*/model.joblib")))
+    trained = {"ranker": "model.joblib"}  # model: the artefact training exports for it
+    untrained = sorted(m for m, artefact in trained.items() if not list(ROOT.glob(f"model_repository/{m}/*/{artefact}")))
     if untrained:
         not_ready(f"no trained version of {', '.join(untrained)} yet: make train")
 
