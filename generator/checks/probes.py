@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -372,7 +371,7 @@ def _const_str(node: ast.expr | None) -> str | None:
 def _timedelta_s(node: ast.expr | None) -> int | None:
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.func.id != "timedelta":
         return None
-    units: dict[str, Any] = {}
+    units: dict[str, int | float] = {}
     for k in node.keywords:
         if k.arg is None or not isinstance(k.value, ast.Constant) or not isinstance(k.value.value, int | float):
             return None
