@@ -33,6 +33,7 @@ UNIT_MODULES = frozenset(
         "test_diagnostics.py",
         "test_docs.py",
         "test_new_cli.py",
+        "test_packaging.py",
         "test_plan_cli.py",
         "test_rules.py",
         "test_rules_properties.py",

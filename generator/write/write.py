@@ -45,12 +45,11 @@ from types import FrameType
 
 from ..errors import CANT_CREATE, INTERRUPTED, IO_ERROR, UNSAFE, ArchgenError
 from ..plan.plan import check_relative
+from ..resources import PACKAGE_DIR, TEMPLATES
 from ..untrusted import Refused, escape, read_bytes, safe_relative, sha256_file
 from .manifest import read_manifest
 from .progress import Progress, null_progress
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
 STAGING_MARK = ".archgen-tmp-"
 # test hook: seconds to sleep after each staged file, so a test can interrupt a write midway
 DELAY_ENV = "ARCHGEN_TEST_WRITE_DELAY"
@@ -94,7 +93,7 @@ def _dangerous(real: Path, spec_path: Path | None) -> str | None:
         return "your home folder" if home == real else f"a folder that contains your home folder ({home})"
     if spec_path is not None and spec_path.resolve().parent == real:
         return "the folder of the spec itself"
-    for inside, what in ((TEMPLATES_DIR, "archgen's templates"), (PACKAGE_DIR, "archgen's own package")):
+    for inside, what in ((TEMPLATES, "archgen's templates"), (PACKAGE_DIR, "archgen's own package")):
         if real == inside or real.is_relative_to(inside):
             return f"inside {what} ({inside})"
     return None
