@@ -63,6 +63,13 @@ class PlannedFile:
             )
 
 
+def rendered(
+    path: str, component: str, context: Mapping[str, object] | None = None, *, decisions: tuple[str, ...] = ()
+) -> PlannedFile:
+    """The file at ``path`` rendered from the template named after it, ``templates/<path>.j2``."""
+    return PlannedFile(path, component, template=f"{path}.j2", context=context or {}, decisions=decisions)
+
+
 @dataclass(frozen=True)
 class FilePlan:
     """Every file of the repository to render, in a stable order."""
