@@ -16,7 +16,6 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from requirements_spec.errors import INTERNAL, INTERRUPTED, ArchgenError, Diagnostic
 
@@ -54,7 +53,7 @@ def _failed(command: str, fmt: str, diagnostics: list[Diagnostic], code: int, te
     return code
 
 
-def json_document(command: str, exit_code: int, diagnostics: Iterable[Diagnostic], **fields: Any) -> str:
+def json_document(command: str, exit_code: int, diagnostics: Iterable[Diagnostic], **fields: object) -> str:
     """The JSON document of a command: its own ``fields`` and the keys every command's document has.
 
     Keys sorted, two-space indentation, UTF-8, a trailing newline: the same input gives the same bytes.

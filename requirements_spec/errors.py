@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 PathItem = str | int
 Path = tuple[PathItem, ...]
@@ -89,7 +89,7 @@ class Location:
         name = self.path or self.file
         return f"{name} (line {self.line})" if self.line else f"{name} (default)"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """The JSON form (docs/json-output.md)."""
         return {"file": self.file, "line": self.line, "column": self.column, "path": self.path}
 
@@ -153,7 +153,7 @@ class Diagnostic:
             text += f"\n    hint: {self.hint}"
         return text
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """The JSON form (docs/json-output.md)."""
         return {
             "code": self.code,

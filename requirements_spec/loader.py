@@ -246,22 +246,27 @@ class _Builder:
         if is_key:
             self._take_key(top, event, pos)  # type: ignore[arg-type]  # is_key implies a mapping on top
         elif etype is _SCALAR:
-            try:
-                value = _scalar(event)
-            except ValueError as exc:
-                raise self.fail(pos, str(exc), "write a shorter number or quote it", path=path) from None
-            if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchored(value, 1, [(_VALUE, (), pos)])
-            self.log.append((_VALUE, path, pos))
-            self._attach(value, path)
+            self._take_scalar(event, pos, path)
         elif etype is _ALIAS:
             self._alias(event.anchor, path, pos)
         else:
-            is_map = etype is _MAPPING_START
-            if event.anchor is not None:
-                self.open_anchors.add(event.anchor)
-            stack.append(_Frame({} if is_map else [], path, event.anchor, len(self.log), self.nodes, is_map))
-            self.log.append((_VALUE, path, pos))
+            self._open(event, etype is _MAPPING_START, pos, path)
+
+    def _take_scalar(self, event: Any, pos: tuple[int, int], path: Path) -> None:
+        try:
+            value = _scalar(event)
+        except ValueError as exc:
+            raise self.fail(pos, str(exc), "write a shorter number or quote it", path=path) from None
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _Anchored(value, 1, [(_VALUE, (), pos)])
+        self.log.append((_VALUE, path, pos))
+        self._attach(value, path)
+
+    def _open(self, event: Any, is_map: bool, pos: tuple[int, int], path: Path) -> None:
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        self.stack.append(_Frame({} if is_map else [], path, event.anchor, len(self.log), self.nodes, is_map))
+        self.log.append((_VALUE, path, pos))
 
     def _count(self, n: int, pos: tuple[int, int], path: Path) -> None:
         self.nodes += n

@@ -13,6 +13,7 @@ Tiers (``make test-quick`` runs the first, ``make test`` runs all):
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ UNIT_MODULES = frozenset(
         "test_diagnostics.py",
         "test_docs.py",
         "test_new_cli.py",
+        "test_packaging.py",
         "test_plan_cli.py",
         "test_rules.py",
         "test_rules_properties.py",
@@ -170,3 +172,32 @@ def spec_variant(tmp_path: Path, reference_text: str) -> Callable[..., Path]:
         return path
 
     return make
+
+
+# ---------------------------------------------------------------- a generated repository to tamper with
+@pytest.fixture(scope="session")
+def new_repository(cli: Callable[..., tuple[int, str]]) -> Callable[[Path, Path], Path]:
+    """``new_repository(work, spec)``: `archgen new` of ``spec`` (copied into a folder of its own) into
+    ``work/repo``, in process; for a module's ``pristine`` repository, which :func:`repo` copies per test.
+    """
+
+    def make(work: Path, spec: Path) -> Path:
+        (work / "spec").mkdir()
+        copy = work / "spec" / "spec.yaml"
+        copy.write_bytes(spec.read_bytes())
+        code, output = cli("new", str(copy), "-o", str(work / "repo"))
+        assert code == 0, output
+        return work / "repo"
+
+    return make
+
+
+@pytest.fixture
+def repo(pristine: Path, tmp_path: Path) -> Path:
+    """A copy of the module's ``pristine`` repository (symlinks as they are), for one test to tamper with.
+
+    A module that uses it defines ``pristine``; a module with a ``repo`` of its own overrides this one.
+    """
+    dest = tmp_path / "repo"
+    shutil.copytree(pristine, dest, symlinks=True)
+    return dest

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,18 +33,9 @@ COMPOSE = "deploy/docker-compose.yaml"
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("k8s")
-    result = CliRunner().invoke(app, ["new", str(REALTIME), "-o", str(work / "repo")])
-    assert result.exit_code == 0, result.output
-    return work / "repo"
-
-
-@pytest.fixture
-def repo(pristine: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "repo"
-    shutil.copytree(pristine, dest, symlinks=True)
-    return dest
+def pristine(tmp_path_factory: pytest.TempPathFactory, new_repository: Callable[[Path, Path], Path]) -> Path:
+    """The realtime preset's repository (Kubernetes): `repo` (tests/conftest.py) copies it for each test."""
+    return new_repository(tmp_path_factory.mktemp("k8s"), REALTIME)
 
 
 @pytest.fixture

@@ -42,23 +42,12 @@ def archgen(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("pristine")
-    (work / "spec").mkdir()
-    spec = work / "spec" / "spec.yaml"
-    spec.write_bytes(REFERENCE.read_bytes())
-    code, output = archgen("new", str(spec), "-o", str(work / "repo"))
-    assert code == 0, output
-    code, output = archgen("check", str(work / "repo"))
+def pristine(tmp_path_factory: pytest.TempPathFactory, new_repository: Callable[[Path, Path], Path]) -> Path:
+    """The reference repository, which passes `archgen check`: `repo` (tests/conftest.py) copies it for each test."""
+    repo = new_repository(tmp_path_factory.mktemp("pristine"), REFERENCE)
+    code, output = archgen("check", str(repo))
     assert code == OK, output
-    return work / "repo"
-
-
-@pytest.fixture
-def repo(pristine: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "repo"
-    shutil.copytree(pristine, dest, symlinks=True)
-    return dest
+    return repo
 
 
 @pytest.fixture

@@ -157,6 +157,28 @@ def test_rule_modules_register_nothing_and_reload() -> None:
     assert decide(reference, registry=after) == decide(reference, registry=before)
 
 
+def test_probes_are_the_ones_listed_and_the_module_reloads() -> None:
+    """The probes of `archgen check` are what PROBES lists: every probe the module makes, once each; making
+    one registers nothing, and reloading the module changes neither the list nor the contract.
+    """
+    from generator.checks import probes
+    from generator.decide.contract import rows
+
+    def listed(module: Any) -> list[tuple[str, tuple[str, ...], str]]:
+        return [(p.name, p.decisions, p.fn.__qualname__) for p in module.PROBES]
+
+    before, contract = listed(probes), rows()
+    made = [obj for obj in vars(probes).values() if isinstance(obj, probes.Probe)]
+    assert sorted(p.name for p in made) == sorted(name for name, *_ in before), "a probe PROBES does not list"
+    assert len({name for name, *_ in before}) == len(before)
+    assert all(p.doc for p in probes.PROBES)
+    probes.probe("not_listed_anywhere", "scheduler")(lambda ctx: None)
+    reloaded = importlib.reload(probes)
+    assert listed(reloaded) == before
+    assert "not_listed_anywhere" not in {p.name for p in reloaded.PROBES}
+    assert rows() == contract
+
+
 def test_a_rule_no_list_names_is_refused() -> None:
     """A rule or finding an area module defines but does not list would be silently lost: it is an error."""
     area = types.ModuleType("generator.decide.acme_area")

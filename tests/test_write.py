@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import generator.write.write as write_mod
 from generator.cli import app
 from generator.errors import CANT_CREATE, IO_ERROR, UNSAFE, ArchgenError
+from generator.resources import TEMPLATES
 from generator.write.manifest import MANIFEST, SPEC_COPY, parse_manifest
 from generator.write.write import STAGING_MARK, write_repository
 
@@ -234,7 +235,7 @@ def test_dangerous_targets_are_refused(tmp_path: Path, spec: Path, monkeypatch: 
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    templates_sub = write_mod.TEMPLATES_DIR / "archgen-test-out"
+    templates_sub = TEMPLATES / "archgen-test-out"
     for target in ("/", str(home), str(tmp_path), str(spec.parent), str(templates_sub)):
         code, output = archgen("new", str(spec), "-o", target, "--force")
         assert code == CANT_CREATE, (target, output)

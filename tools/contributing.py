@@ -131,11 +131,14 @@ def files_section() -> str:
 
 
 def _named_in(template: str) -> str:
-    """The planner modules whose source names ``template`` (where a template is included by another: '-')."""
+    """The planner modules whose source names ``template`` (where a template is included by another: '-'): by its
+    name, or by the path of the file :func:`generator.plan.plan.rendered` renders from it.
+    """
+    names = (f'"{template}"', f'rendered("{template.removesuffix(".j2")}"')
     found = [
         f"`{m.replace('.', '/')}.py`"
         for m in dict.fromkeys(COMPONENTS.values())
-        if f'"{template}"' in (ROOT / (m.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        if any(n in (ROOT / (m.replace(".", "/") + ".py")).read_text(encoding="utf-8") for n in names)
     ]
     return ", ".join(found) or "- (built from parts, or included by another template)"
 

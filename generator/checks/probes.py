@@ -9,7 +9,8 @@ and runs every probe. A probe compares what a file says with what the spec and t
 
 Probes parse the files they read (``ast`` for Python, YAML nodes for YAML, line scans for crontabs and
 Triton's text protobuf) and never run them. Each names the decisions it reads back
-(:attr:`Probe.decisions`); docs/contract.md lists them per decision.
+(:attr:`Probe.decisions`); docs/contract.md lists them per decision. :data:`PROBES` lists every probe
+(registration is explicit: importing or reloading this module registers nothing).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -110,15 +110,16 @@ class Probe:
     fn: Callable[[ProbeContext], None]
 
 
-PROBES: list[Probe] = []
+def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None]], Probe]:
+    """Make a function the :class:`Probe` ``name`` reading back ``decisions``; its docstring documents it
+    (docs/contract.md).
 
+    Nothing is registered: :data:`PROBES`, at the end of this module, lists every probe, so importing or
+    reloading the module runs nothing but definitions.
+    """
 
-def probe(name: str, *decisions: str) -> Callable[[Callable[[ProbeContext], None]], Callable[[ProbeContext], None]]:
-    """Make a function the probe ``name`` reading back ``decisions``; its docstring documents it (docs/contract.md)."""
-
-    def wrap(fn: Callable[[ProbeContext], None]) -> Callable[[ProbeContext], None]:
-        PROBES.append(Probe(name, tuple(decisions), " ".join((fn.__doc__ or "").split()), fn))
-        return fn
+    def wrap(fn: Callable[[ProbeContext], None]) -> Probe:
+        return Probe(name, tuple(decisions), " ".join((fn.__doc__ or "").split()), fn)
 
     return wrap
 
@@ -372,7 +373,7 @@ def _const_str(node: ast.expr | None) -> str | None:
 def _timedelta_s(node: ast.expr | None) -> int | None:
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.func.id != "timedelta":
         return None
-    units: dict[str, Any] = {}
+    units: dict[str, int | float] = {}
     for k in node.keywords:
         if k.arg is None or not isinstance(k.value, ast.Constant) or not isinstance(k.value.value, int | float):
             return None
@@ -745,3 +746,7 @@ def images_and_ports(ctx: ProbeContext) -> None:
                     requirement,
                     "remove it, or change the spec and run `archgen update`",
                 )
+
+
+#: every probe, in the order they run; a probe this list does not name never runs (tests/test_contract.py)
+PROBES: tuple[Probe, ...] = (schedules, ttl, pii_fields, services, triton_configs, images_and_ports)

@@ -6,7 +6,7 @@ diagrams, docs and checks. Frozen: nothing downstream re-decides.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,7 @@ class Requirement(ArchModel):
 
     path: str
     line: int = 0  # 0: not written in the spec file (a default)
-    value: Any = None
+    value: object = None
     column: int = 0
 
 

@@ -226,12 +226,29 @@ def from_arch(arch: Architecture) -> PipelineShapes | None:
     return shapes(arch.spec, sizes, models[pipe.steps[0]].inputs, TRITON_DTYPES)
 
 
-NUMPY = {"string": "object", "bool": "bool", "fp16": "float16", "fp32": "float32", "fp64": "float64", "bf16": "float32"}
+#: tensor dtype of the spec -> numpy dtype (bf16 travels as float32); the generated serving/system_data.py
+#: holds the same table (generator.plan.system_data passes it to the template)
+TENSOR_NUMPY = {
+    "bool": "bool",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "fp16": "float16",
+    "fp32": "float32",
+    "fp64": "float64",
+    "bf16": "float32",
+    "string": "object",
+}
 
 
 def numpy_dtype(dtype: str) -> str:
     """The numpy dtype of a spec tensor dtype."""
-    return NUMPY.get(dtype, dtype)
+    return TENSOR_NUMPY.get(dtype, dtype)
 
 
 def bls_context(arch: Architecture, found: PipelineShapes) -> dict[str, Any]:

@@ -11,10 +11,14 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..decide.architecture import Architecture
 from ..errors import INTERNAL, ArchgenError
+
+if TYPE_CHECKING:
+    from ..render.plugins import PluginComponent
 
 # component -> the module that plans its files, in the order their files are listed: a planner of this
 # package, but the docs, which are planned with the other views of the architecture
@@ -42,7 +46,7 @@ class PlannedFile:
     path: str  # posix, relative to the repository root
     component: str
     template: str | None = None  # a template under templates/, rendered with `arch`, `spec` and `context`
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, object] = field(default_factory=dict)
     content: str | bytes | None = None  # literal content (e.g. a protobuf text config)
     producer: Callable[[], bytes] | None = None  # produced at render time (e.g. a diagram image)
     # drawn by another program (graphviz): started before the rest, so it runs while the templates render
@@ -57,6 +61,13 @@ class PlannedFile:
             raise ArchgenError(
                 f"internal: {self.path} needs exactly one of template, content, producer", exit_code=INTERNAL
             )
+
+
+def rendered(
+    path: str, component: str, context: Mapping[str, object] | None = None, *, decisions: tuple[str, ...] = ()
+) -> PlannedFile:
+    """The file at ``path`` rendered from the template named after it, ``templates/<path>.j2``."""
+    return PlannedFile(path, component, template=f"{path}.j2", context=context or {}, decisions=decisions)
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,9 @@ def check_relative(path: str) -> str:
     return path
 
 
-def component_modules() -> list[Any]:
-    """The modules of the built-in components, in :data:`COMPONENTS` order."""
-    mods = []
+def component_modules() -> list[ModuleType | PluginComponent]:
+    """The modules of the built-in components, in :data:`COMPONENTS` order, then the plugin components."""
+    mods: list[ModuleType | PluginComponent] = []
     for module in COMPONENTS.values():
         try:
             mods.append(importlib.import_module(module))

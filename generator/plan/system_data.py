@@ -14,6 +14,7 @@ from typing import Any
 from requirements_spec.models import RequestSourceSpec
 
 from ..decide.architecture import Architecture
+from ..decide.pipeline_shapes import TENSOR_NUMPY
 from .plan import PlannedFile
 
 COMPONENT = "serving"
@@ -57,6 +58,7 @@ def planned(arch: Architecture) -> PlannedFile:
             "entities": literal(data["entities"], prefix=len("ENTITIES: dict[str, dict[str, str]] = ")),
             "request_sources": literal(data["request_sources"], prefix=46),
             "models": literal(data["models"], prefix=len("MODELS: dict[str, dict[str, Any]] = ")),
+            "tensor_numpy": literal(TENSOR_NUMPY, prefix=len("TENSOR_NUMPY = ")),
             "variable_dim": VARIABLE_DIM,
             "first_int_id": FIRST_INT_ID,
         },

@@ -28,9 +28,9 @@ from typing import Any
 
 from ..decide.architecture import Architecture
 from ..errors import INTERNAL, ArchgenError
+from ..resources import TEMPLATES
 
 ENTRY_POINT_GROUP = "archgen.components"
-TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
 
 
 def _error(origin: str, message: str) -> ArchgenError:
@@ -85,7 +85,7 @@ def plugin_components() -> tuple[PluginComponent, ...]:
     """Every ``archgen.components`` entry point, loaded and checked (once per process)."""
     from ..plan.plan import COMPONENTS
 
-    reserved = set(COMPONENTS) | {"archgen"} | {p.name for p in TEMPLATES_ROOT.iterdir() if p.is_dir()}
+    reserved = set(COMPONENTS) | {"archgen"} | {p.name for p in TEMPLATES.iterdir() if p.is_dir()}
     out = []
     for ep in _entry_points():
         origin = f"{ep.name} = {ep.value}"

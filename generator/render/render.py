@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -21,9 +20,7 @@ import jinja2
 from ..decide.architecture import Architecture
 from ..errors import INTERNAL, ArchgenError
 from ..plan.plan import FilePlan, PlannedFile
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
+from ..resources import TEMPLATES
 
 _PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII without quote and backslash: nothing to escape
 

@@ -410,7 +410,8 @@ class DiagramEmbed:
 def _html_environment() -> Any:
     import jinja2
 
-    from ..render.render import TEMPLATES, Environment, template_cache
+    from ..render.render import Environment, template_cache
+    from ..resources import TEMPLATES
 
     env = Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

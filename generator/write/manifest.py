@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
 from ..errors import CANT_CREATE, UNSAFE, ArchgenError
@@ -82,7 +81,7 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The manifest as the bytes archgen writes."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "format": FORMAT,
             "archgen_version": self.archgen_version,
             "project": self.project,

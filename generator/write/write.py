@@ -45,12 +45,11 @@ from types import FrameType
 
 from ..errors import CANT_CREATE, INTERRUPTED, IO_ERROR, UNSAFE, ArchgenError
 from ..plan.plan import check_relative
+from ..resources import PACKAGE_DIR, TEMPLATES
 from ..untrusted import Refused, escape, read_bytes, safe_relative, sha256_file
 from .manifest import read_manifest
 from .progress import Progress, null_progress
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
 STAGING_MARK = ".archgen-tmp-"
 # test hook: seconds to sleep after each staged file, so a test can interrupt a write midway
 DELAY_ENV = "ARCHGEN_TEST_WRITE_DELAY"
@@ -94,7 +93,7 @@ def _dangerous(real: Path, spec_path: Path | None) -> str | None:
         return "your home folder" if home == real else f"a folder that contains your home folder ({home})"
     if spec_path is not None and spec_path.resolve().parent == real:
         return "the folder of the spec itself"
-    for inside, what in ((TEMPLATES_DIR, "archgen's templates"), (PACKAGE_DIR, "archgen's own package")):
+    for inside, what in ((TEMPLATES, "archgen's templates"), (PACKAGE_DIR, "archgen's own package")):
         if real == inside or real.is_relative_to(inside):
             return f"inside {what} ({inside})"
     return None
@@ -506,6 +505,59 @@ def recover_interrupted(root: Path) -> str | None:
     return "; ".join(done) or None
 
 
+@dataclass
+class _Commit:
+    """The steps of one commit, each written to the journal before it is taken and kept in ``steps`` for
+    :func:`_undo`: a removed or replaced file is moved aside into the staging folder first.
+    """
+
+    root: Path
+    staging: Path
+    journal: int
+    steps: list[_Step]
+
+    def note(self, kind: str, rel: str, mode: int = 0) -> None:
+        """Journal the step, then keep it for :func:`_undo`."""
+        _journal_note(self.journal, kind, rel, mode)
+        self.steps.append((kind, rel, mode))
+
+    def set_aside(self, dest: Path, rel: str) -> None:
+        """Move ``dest`` aside into the staging folder (``aside``)."""
+        aside = self.staging / "old" / rel
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        self.note("aside", rel)
+        os.rename(dest, aside)
+
+    def remove(self, rel: str, *, prune: bool) -> None:
+        """Set ``rel`` aside; with ``prune``, each folder the removal left empty goes too (``rmdir``)."""
+        dest = self.root / rel
+        self.set_aside(dest, rel)
+        folder = dest.parent
+        while prune and folder != self.root and not os.listdir(folder):
+            mode = stat.S_IMODE(folder.stat().st_mode)
+            self.note("rmdir", folder.relative_to(self.root).as_posix(), mode)
+            os.rmdir(folder)
+            folder = folder.parent
+
+    def put(self, rel: str) -> None:
+        """Make the missing folders (``mkdir``), set an existing file aside, move the staged one in (``put``)."""
+        dest = self.root / rel
+        missing = []
+        cur = dest.parent
+        while not os.path.lexists(cur):
+            missing.append(cur)
+            cur = cur.parent
+        for d in reversed(missing):
+            self.note("mkdir", d.relative_to(self.root).as_posix())
+            os.mkdir(d, 0o755)
+        if not dest.parent.resolve().is_relative_to(self.root):  # re-checked at the moment of writing
+            raise _refuse(f"{rel} would be written outside the target", UNSAFE)
+        if os.path.lexists(dest):
+            self.set_aside(dest, rel)
+        self.note("put", rel)
+        os.replace(self.staging / "new" / rel, dest)
+
+
 def _commit_steps(
     root: Path,
     staging: Path,
@@ -522,50 +574,20 @@ def _commit_steps(
     a signal stops the commit after the current step.
     """
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    old = staging / "old"
+    commit = _Commit(root, staging, journal, steps)
 
-    def note(kind: str, rel: str, mode: int = 0) -> None:
-        _journal_note(journal, kind, rel, mode)
-        steps.append((kind, rel, mode))
-
-    def set_aside(dest: Path, rel: str) -> None:
-        aside = old / rel
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        note("aside", rel)
-        os.rename(dest, aside)
+    def stop() -> bool:
+        if delay:
+            time.sleep(delay)
+        return bool(received)
 
     for rel in sorted(removals):
-        dest = root / rel
-        set_aside(dest, rel)
-        folder = dest.parent
-        while prune and folder != root and not os.listdir(folder):  # a folder this removal left empty goes too
-            mode = stat.S_IMODE(folder.stat().st_mode)
-            note("rmdir", folder.relative_to(root).as_posix(), mode)
-            os.rmdir(folder)
-            folder = folder.parent
-        if delay:
-            time.sleep(delay)
-        if received:
+        commit.remove(rel, prune=prune)
+        if stop():
             return
     for rel in sorted(writes):
-        dest = root / rel
-        missing = []
-        cur = dest.parent
-        while not os.path.lexists(cur):
-            missing.append(cur)
-            cur = cur.parent
-        for d in reversed(missing):
-            note("mkdir", d.relative_to(root).as_posix())
-            os.mkdir(d, 0o755)
-        if not dest.parent.resolve().is_relative_to(root):  # re-checked at the moment of writing
-            raise _refuse(f"{rel} would be written outside the target", UNSAFE)
-        if os.path.lexists(dest):
-            set_aside(dest, rel)
-        note("put", rel)
-        os.replace(staging / "new" / rel, dest)
-        if delay:
-            time.sleep(delay)
-        if received:
+        commit.put(rel)
+        if stop():
             return
     _journal_note(journal, _COMMITTED, "")
 
