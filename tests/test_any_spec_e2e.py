@@ -10,10 +10,10 @@ own `make test` passes with the live latency, throughput, freshness and quality 
 Derandomized (a fixed seed per test), one example by default (ARCHGEN_PBT_EXAMPLES=N for more); a failing
 spec is printed as YAML, shrunk as far as Hypothesis's shrink time allows. ARCHGEN_PBT_SEED=N explores other
 specs than the default ones, without shrinking (each example takes minutes): the first failing spec is printed.
-Besides the drawn specs, fixed ones run the same way: string join keys with several entities and request-time features
-(tests/specs/kiosk_strings.yaml), a per-object pipeline (tests/specs/parcel_labels.yaml), and every preset, the design's two specs among them (the real-time
-example: PostgreSQL created by the repository's own prerequisites script, Redis, a two-model pipeline,
-hashed personal data, 1-minute freshness).
+Besides the drawn specs, fixed ones run the same way: string join keys with several entities and
+request-time features (tests/specs/kiosk_strings.yaml), a per-object pipeline (tests/specs/parcel_labels.yaml),
+and every preset, the design's two specs among them (the real-time example: PostgreSQL created by the
+repository's own prerequisites script, Redis, a two-model pipeline, hashed personal data, 1-minute freshness).
 """
 
 from __future__ import annotations
