@@ -523,6 +523,13 @@ class Spec(SpecModel):
         """The source named ``name``, or None."""
         return next((s for s in self.sources if s.name == name), None)
 
+    def stored_source(self, name: str) -> FileSourceSpec | TableSourceSpec | None:
+        """The file or table holding what source ``name`` delivers: itself, or the batch source a stream lands in."""
+        source = self.source(name)
+        if isinstance(source, StreamSourceSpec):
+            source = self.source(source.batch_source)
+        return source if isinstance(source, FileSourceSpec | TableSourceSpec) else None
+
     def entity(self, name: str) -> Entity | None:
         """The entity named ``name``, or None."""
         return next((e for e in self.entities if e.name == name), None)

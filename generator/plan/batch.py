@@ -118,8 +118,8 @@ def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, 
     """The population source as the engine reads it: the parquet file, or the warehouse table."""
     from .feature_repo import build_model
 
-    source = arch.spec.source(name or "")
-    if source is None or source.kind not in ("file", "table"):
+    source = arch.spec.stored_source(name or "")  # a stream: the file or table it lands in
+    if source is None:
         return {"name": name, "kind": "file", "location": ""}
     if engine != "feast":
         batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
