@@ -10,7 +10,8 @@ own `make test` passes with the live latency, throughput, freshness and quality 
 Derandomized (a fixed seed per test), one example by default (ARCHGEN_PBT_EXAMPLES=N for more); a failing
 spec is printed as YAML, shrunk as far as Hypothesis's shrink time allows. Besides the drawn specs, fixed
 ones run the same way: string join keys with several entities and request-time features
-(tests/specs/kiosk_strings.yaml), and every preset, the design's two specs among them (the real-time
+(tests/specs/kiosk_strings.yaml), a batch scorer on PostgreSQL with a string and an int key and a rolled-up
+view (tests/specs/loyalty_batch.yaml), and every preset, the design's two specs among them (the real-time
 example: PostgreSQL created by the repository's own prerequisites script, Redis, a two-model pipeline,
 hashed personal data, 1-minute freshness).
 """
@@ -163,7 +164,9 @@ def test_generated_system_of_any_spec_runs_its_demo_and_tests(
 
 
 @pytest.mark.parametrize(
-    "spec_file", [SPECS / "kiosk_strings.yaml"], ids=["string-keys-several-entities-request-features"]
+    "spec_file",
+    [SPECS / "kiosk_strings.yaml", SPECS / "loyalty_batch.yaml"],
+    ids=["string-keys-several-entities-request-features", "batch-string-and-int-keys-rollups-postgres"],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:
     run_system(spec_file, tmp_path, str(spec_file))
