@@ -254,10 +254,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.slow
-def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
-    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
-    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+def load_dagbag(tmp_path: Path, dags: dict[str, bytes], script: str, **env: str) -> dict[str, Any]:
+    """The DAG files (name -> text) loaded by Airflow's own DagBag in the Airflow virtualenv; `script` prints JSON."""
     made = subprocess.run(
         ["bash", str(ROOT / "scripts" / "ensure_airflow_venv.sh"), str(AIRFLOW_VENV)],
         text=True,
@@ -265,21 +263,29 @@ def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> Non
         timeout=900,
     )
     assert made.returncode == 0, made.stderr[-3000:]
-    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    name = "churn_scoring_train_score.py"
-    (dags / name).write_bytes(files[f"pipelines/airflow/dags/{name}"])
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    for name, text in dags.items():
+        (folder / name).write_bytes(text)
+    home = {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     loaded = subprocess.run(
-        [str(AIRFLOW_VENV / "bin" / "python"), "-c", POD_DAGBAG, str(dags)],
+        [str(AIRFLOW_VENV / "bin" / "python"), "-c", script, str(folder)],
         text=True,
         capture_output=True,
-        env=env,
+        env={**os.environ, **home, **env},
         timeout=300,
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    bag = json.loads(loaded.stdout.strip().splitlines()[-1])
+    return dict(json.loads(loaded.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
+    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
+    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
+    name = "churn_scoring_train_score.py"
+    bag = load_dagbag(tmp_path, {name: files[f"pipelines/airflow/dags/{name}"]}, POD_DAGBAG)
     assert bag["errors"] == {} and list(bag["dags"]) == ["churn_scoring_train_score"], bag["errors"]
     dag = bag["dags"]["churn_scoring_train_score"]
     assert dag["schedule"] == "0 2 * * 0" and dag["catchup"] is False  # the training schedule (no serving.schedule)

@@ -15,6 +15,8 @@ from typing import Any
 from ..decide.architecture import Architecture
 from .pipelines import (
     APP_IMAGE,
+    Job,
+    jobs,
     k8s_name,
     k8s_quantity_cpu,
     k8s_quantity_memory,
@@ -114,19 +116,34 @@ def _join_key(arch: Architecture, entity: str) -> str:
     return found.join_key if found is not None else entity
 
 
-def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, Any]:
-    """The population source as the engine reads it: the parquet file, or the warehouse table."""
-    from .feature_repo import build_model
+def _population(arch: Architecture, name: str | None) -> dict[str, Any]:
+    """The population source as the decided offline store reads it.
+
+    "file": the parquet file (the file and duckdb stores, the embedded default); "table": the PostgreSQL table
+    (PostgreSQL is the warehouse); "feast": the warehouses read only through Feast (Spark, BigQuery, Snowflake,
+    Redshift), by Feast's offline store from the source the registry holds, whose class is named here.
+    """
+    from .feature_repo import SOURCE_CLASSES, build_model
 
     source = arch.spec.stored_source(name or "")  # a stream: the file or table it lands in
-    if source is None:
+    fs = arch.feature_store
+    if source is None or fs is None:
         return {"name": name, "kind": "file", "location": ""}
-    if engine != "feast":
-        batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
-        kind = "file" if engine == "file" else "table"
-        return {"name": source.name, "kind": kind, "location": batch["path"] if kind == "file" else batch["table"]}
-    location = source.path if source.kind == "file" else source.table
-    return {"name": source.name, "kind": source.kind, "location": location}
+    batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
+    if fs.offline_store in ("file", "duckdb"):
+        return {"name": source.name, "kind": "file", "location": batch["path"]}
+    if fs.offline_store == "postgres":
+        return {"name": source.name, "kind": "table", "location": batch["table"]}
+    module, cls = SOURCE_CLASSES[batch["kind"]]
+    where = f"$SPARK_LAKE_ROOT/{batch['lake_path']}" if batch.get("lake_path") else batch["read_table"]
+    return {
+        "name": source.name,
+        "kind": "feast",
+        "location": where,
+        "store": fs.offline_store,
+        "source_module": module,
+        "source_class": cls,
+    }
 
 
 def context(arch: Architecture) -> dict[str, Any]:
@@ -140,13 +157,32 @@ def context(arch: Architecture) -> dict[str, Any]:
     entry = ctx["entry"]
     features = [t.name for t in entry.inputs]
     engine, views = offline_reads(arch, features)
-    population = _population(arch, value["population"], engine)
+    population = _population(arch, value["population"])
     join_keys = [k for k, _ in ctx["entity_keys"]]
     dtypes = {e.join_key: e.dtype for e in spec.entities}
     project = spec.project.name
     app = project.replace("_", "-")
     tr = arch.training
     train_first = scheduled_training(arch)
+    fs = arch.feature_store
+    rollups = fs is not None and bool(fs.aggregated_views)
+    # the pipeline's steps in order: fresh rollups before training and again before scoring (scripts/aggregate.py)
+    in_sql = rollups and fs is not None and fs.compute_engine == "postgres"
+    share = {
+        "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+        "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+        "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+    }
+    score_writable = pod_placement(arch, ["score"])["writable"]["score"] or (
+        "" if value["target"] == "postgres" else "score writes the predictions parquet under scores/"
+    )
+    rollup_writable = _rollup_writable(arch)
+    chain = [
+        *(["aggregate_before_train"] if rollups and train_first else []),
+        *(["train"] if train_first else []),
+        *(["aggregate_before_score"] if rollups else []),
+        "score",
+    ]
     return {
         "project": project,
         "app": app,
@@ -160,11 +196,18 @@ def context(arch: Architecture) -> dict[str, Any]:
         "join_keys": join_keys,
         "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
         "population": population,
+        "population_literal": literal(
+            {k: population[k] for k in ("name", "kind", "location")}, prefix=len("POPULATION = ")
+        ),
         "target": value["target"],
         "table": value["table"],
         "cron": value["cron"],
         "chunk_rows": CHUNK_ROWS,
         "train_first": train_first,
+        "rollups": rollups,
+        "rollup_views": sorted(fs.aggregated_views) if fs is not None else [],
+        "rollup_engine": fs.compute_engine if rollups and fs is not None else None,
+        "chain": chain,
         "scheduler": tr.scheduler,
         "kubernetes": arch.deployment.target == "kubernetes",
         "image": APP_IMAGE.format(app=app),
@@ -177,20 +220,53 @@ def context(arch: Architecture) -> dict[str, Any]:
             "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
             "threads": max(1, round(tr.cpus)),
         },
-        "score": {
-            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
-            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
-            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
-        },
+        "score": share,
+        # the rollup job: SQL inside PostgreSQL needs little; pandas or a Spark driver get scoring's share
+        "rollup": {"cpu": "1", "cpu_limit": "2", "memory": "1Gi"} if in_sql else share,
         "postgres": value["target"] == "postgres",
         **pod_placement(arch, ["train", "score"]),
-        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
-        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
+        "score_writable": score_writable,
+        "rollup_writable": rollup_writable,
+        # the CronJob's one checkov skip of a writable root filesystem carries every container's reason
+        "cronjob_writable": "; ".join(w for w in (rollup_writable, score_writable) if w),
     }
+
+
+def _rollup_writable(arch: Architecture) -> str:
+    """Why the rollup job writes inside its image ("" when it does not: SQL inside PostgreSQL, or no rollups)."""
+    from .feature_repo import ROLLUP_DIR
+
+    fs = arch.feature_store
+    if fs is None or not fs.aggregated_views or fs.compute_engine == "postgres":
+        return ""
+    if fs.offline_store == "spark":
+        where = "under SPARK_LAKE_ROOT (feature_repo/ unless set): point it at object storage"
+    else:
+        where = f"under feature_repo/{ROLLUP_DIR}/: move them to a volume"
+    return f"aggregate writes the rollups {where} to make it read-only"
 
 
 def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = DECISIONS) -> PlannedFile:
     return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def pipeline_job(arch: Architecture) -> Job | None:
+    """The train -> score pipeline as one scheduled job (what `archgen check` holds the scheduler configs to).
+
+    None when the system scores in no pipeline (not batch, or no schedule: `make train score` by hand).
+    """
+    if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
+        return None
+    cron = _decision_value(arch)["cron"]
+    if cron is None:
+        return None
+    return Job(
+        "train_score",
+        str(cron),
+        ("-m", "batch.score"),
+        "train with the quality gate, then score every entity of the population",
+        decisions=("scheduler", *DECISIONS),
+    )
 
 
 def pipeline_files(arch: Architecture) -> list[PlannedFile]:
@@ -203,7 +279,12 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
     if scheduler == "airflow":
         return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
     if scheduler == "kubernetes_cronjob":
-        return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
+        # kustomize loads nothing but folders with a kustomization from outside deploy/k8s/base
+        kctx = {**ctx, "cronjobs": ["train-score-cronjob.yaml", *(f"{j.dash}-cronjob.yaml" for j in jobs(arch))]}
+        return [
+            _f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched),
+            _f("pipelines/k8s/kustomization.yaml", "batch/pipelines-kustomization.yaml.j2", kctx, sched),
+        ]
     return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
 
 

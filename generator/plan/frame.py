@@ -241,6 +241,8 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
                 "make score        score every entity of the population into the warehouse (batch/score.py)",
             ],
             "runtime_demo": "data apply train score",
+            # batch reads the rollups as of each run: `make train` recomputes them first, as the pipeline does
+            "rollups_before_train": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
         }
     if arch.serving.runtime == "embedded" and arch.spec.serving.models[0].feature_service:
         return {
@@ -254,8 +256,15 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             ],
             "runtime_demo": "data apply materialize train bundle package install-bundle predict",
             "bundle_var": f"{arch.spec.project.name.upper()}_BUNDLE_DIR",
+            "rollups_before_train": False,  # training follows materialization, which recomputes the rollups
         }
-    return {"runtime_make": None, "runtime_targets": [], "runtime_help": [], "runtime_demo": None}
+    return {
+        "runtime_make": None,
+        "runtime_targets": [],
+        "runtime_help": [],
+        "runtime_demo": None,
+        "rollups_before_train": False,
+    }
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
