@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
+from .deploy import resident_storage_class
 from .pipelines import (
     APP_IMAGE,
     k8s_name,
@@ -184,6 +185,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         },
         "postgres": value["target"] == "postgres",
         **pod_placement(arch, ["train", "score"]),
+        "storage_class_file": resident_storage_class(arch),
         "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
         or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
     }
@@ -224,4 +226,13 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
         ]
+        if ctx["storage_class_file"]:  # privacy.residency pins the volume: the class it asks for
+            files.append(
+                _f(
+                    f"deploy/k8s/base/{ctx['storage_class_file']}",
+                    "deploy/k8s/resident-storageclass.yaml.j2",
+                    ctx,
+                    ("deployment", "residency"),
+                )
+            )
     return files
