@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
+from .deploy import resident_storage_class
 from .pipelines import (
     APP_IMAGE,
     Job,
@@ -229,6 +230,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "rollup_writable": rollup_writable,
         # the CronJob's one checkov skip of a writable root filesystem carries every container's reason
         "cronjob_writable": "; ".join(w for w in (rollup_writable, score_writable) if w),
+        "storage_class_file": resident_storage_class(arch),
     }
 
 
@@ -305,4 +307,13 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
         ]
+        if ctx["storage_class_file"]:  # privacy.residency pins the volume: the class it asks for
+            files.append(
+                _f(
+                    f"deploy/k8s/base/{ctx['storage_class_file']}",
+                    "deploy/k8s/resident-storageclass.yaml.j2",
+                    ctx,
+                    ("deployment", "residency"),
+                )
+            )
     return files

@@ -202,17 +202,45 @@ def images(arch: Architecture) -> dict[str, str]:
     return out
 
 
+# the parameters of each resident provisioner (decide.privacy.resident_provisioner): what the driver needs to
+# create a share; the site's own values (a file system, a server) are placeholders its team fills in
+PROVISIONER_PARAMETERS: dict[str, dict[str, str]] = {
+    "filestore.csi.storage.gke.io": {"tier": "standard", "network": "default"},
+    "efs.csi.aws.com": {
+        "provisioningMode": "efs-ap",
+        "fileSystemId": "change-me-efs-file-system-id",
+        "directoryPerms": "700",
+    },
+    "nfs.csi.k8s.io": {"server": "change-me-nfs-server.example.internal", "share": "/exports"},
+}
+
+
 def residency(arch: Architecture) -> dict[str, Any]:
-    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem)."""
+    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem).
+
+    The storage class is generated on Kubernetes (deploy/k8s/base/resident-storageclass.yaml): volumes are
+    provisioned only in the allowed regions, once the pod that uses them is placed, and kept when released.
+    """
+    from ..decide.privacy import resident_provisioner
+
     res = arch.privacy.residency
     regions = list(RESIDENCY_REGIONS.get(res, ()))
+    provisioner, because = resident_provisioner(arch.spec.existing.warehouse)
     return {
         "name": res,
         "label": REGION_LABEL,
         "regions": regions,
         # the cluster's StorageClass whose volumes stay in the region (its allowedTopologies pin the region label)
         "storage_class": f"{res}-resident" if regions else "",
+        "provisioner": provisioner,
+        "provisioner_why": because,
+        "parameters": sorted(PROVISIONER_PARAMETERS[provisioner].items()),
     }
+
+
+def resident_storage_class(arch: Architecture) -> str:
+    """The file of the resident StorageClass in deploy/k8s/base ("" when no residency pins the volumes)."""
+    return "resident-storageclass.yaml" if residency(arch)["storage_class"] else ""
 
 
 def rest_app(arch: Architecture) -> bool:
@@ -551,8 +579,13 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
     if ctx["access_roles"]:
         names.append("feast-access.yaml")
+    if resident_storage_class(arch):
+        names.append(resident_storage_class(arch))
     names.append("network-policies.yaml")
-    shaped = {"spark-defaults-configmap.yaml": ("deployment", "spark_settings")}
+    shaped = {
+        "spark-defaults-configmap.yaml": ("deployment", "spark_settings"),
+        "resident-storageclass.yaml": ("deployment", "residency"),
+    }
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, shaped.get(n, ("deployment",))) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")
