@@ -13,12 +13,14 @@ specs than the default ones, without shrinking (each example takes minutes): the
 Besides the drawn specs, fixed ones run the same way: string join keys with several entities and
 request-time features (tests/specs/kiosk_strings.yaml), a per-object pipeline (tests/specs/parcel_labels.yaml),
 a batch scorer on PostgreSQL with a string and an int key and a rolled-up view (tests/specs/loyalty_batch.yaml),
-and every preset, the design's two specs among them (the real-time example: PostgreSQL created by the
-repository's own prerequisites script, Redis, a two-model pipeline, hashed personal data, 1-minute freshness).
+features that are rollups of raw events at two grains (tests/specs/payment_rollups.yaml), and every preset, the
+design's two specs among them (the real-time example: PostgreSQL created by the repository's own prerequisites
+script, Redis, a two-model pipeline, hashed personal data, 1-minute freshness).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -168,17 +170,44 @@ def test_generated_system_of_any_spec_runs_its_demo_and_tests(
     run_system(spec_file, workdir, f"--- spec.yaml ---\n{text}")
 
 
+def _rollups_are_computed_once_and_served(repo: Path, demo: str) -> None:
+    """make apply computed every rollup in full; materialization's run right after had nothing or only the newest
+    boundaries to recompute; the online read serves windows holding several of the sample's raw events."""
+    assert demo.count("full rebuild") == 2, demo  # merchant_daily and card_hourly, once each
+    assert demo.count("up to date") + demo.count("recomputed") == 2, demo
+    line = next(line for line in demo.splitlines() if line.startswith('{"model"'))
+    features = json.loads(line)["predictions"][0]["features"]
+    assert features["amount_count_28d"] > features["amount_count_1d"] >= 1, features
+    assert features["amount_sum_7d"] > 0 and features["amount_sum_24h"] > 0 and features["items_max_7d"] >= 1
+    assert features["amount_mean_24h"] > 0 and features["amount_count_6h"] >= 1, features
+    for view in ("merchant_daily", "card_hourly"):
+        state = json.loads((repo / "feature_repo" / "data" / "rollups" / "_state" / f"{view}.json").read_text())
+        assert state["complete"] and state["counts"], state
+
+
+# what else a fixed spec's run shows, checked on its repository and what its `make demo` printed
+AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
+
+
 @pytest.mark.parametrize(
     "spec_file",
-    [SPECS / "kiosk_strings.yaml", SPECS / "parcel_labels.yaml", SPECS / "loyalty_batch.yaml"],
+    [
+        SPECS / "kiosk_strings.yaml",
+        SPECS / "parcel_labels.yaml",
+        SPECS / "loyalty_batch.yaml",
+        SPECS / "payment_rollups.yaml",
+    ],
     ids=[
         "string-keys-several-entities-request-features",
         "per-object-pipeline-onnx-step-personal-output",
         "batch-string-and-int-keys-rollups-postgres",
+        "rollups-of-raw-events-at-two-grains",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:
-    run_system(spec_file, tmp_path, str(spec_file))
+    demo = run_system(spec_file, tmp_path, str(spec_file))
+    if spec_file.stem in AFTER_THE_FIXED_RUN:
+        AFTER_THE_FIXED_RUN[spec_file.stem](tmp_path / "repo", demo)
 
 
 # every preset, and so both specs of the design folder: spec-reference.yaml and spec-realtime-example.yaml are the

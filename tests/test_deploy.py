@@ -21,7 +21,7 @@ import yaml
 from generator.checks.checks import check_compose_structure, compose_command
 from generator.decide import decide
 from generator.decide.architecture import Architecture
-from generator.plan import deploy, feature_repo, pipelines
+from generator.plan import deploy, feature_repo, frame, pipelines
 from generator.render.render import render_file
 from requirements_spec.validate import parse_spec
 
@@ -48,6 +48,7 @@ VARIANTS = {
     "k8s_own_cronjobs": lambda: _variant("reference", {"orchestrator": "cron", "platform": "kubernetes"}),
     "compose_gpu": lambda: _variant("realtime", {"orchestrator": "none", "platform": "docker-compose"}, True),
     "k8s_python_rest": lambda: _variant("starter", {"platform": "kubernetes"}),
+    "compose_spark": lambda: _variant("reference", {"warehouse": "spark", "orchestrator": "none"}),
 }
 
 
@@ -314,6 +315,71 @@ def test_spark_settings_and_image_reach_the_spark_jobs(generated: Any, tmp_path:
         assert literals["SPARK_IMAGE"] == f"{image['newName']}:{image['newTag']}"
     dockerfile = files["deploy/spark.Dockerfile"].decode()
     assert f"ARG SPARK_IMAGE={deploy.SPARK_IMAGE}" in dockerfile and "requirements.txt" in dockerfile
+
+
+def _stages(dockerfile: str) -> list[str]:
+    """What is wrong with a Dockerfile's stages: FROM arguments declared before the first FROM, COPY --from naming
+    an earlier stage, the last stage running as a user (the checks docker build and checkov make of them)."""
+    lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    out, args, stages, seen_from, user = [], set(), [], False, None
+    for line in lines:
+        word, _, rest = line.partition(" ")
+        if word == "ARG" and not seen_from:
+            args.add(rest.split("=", 1)[0])
+        elif word == "FROM":
+            seen_from, user = True, None
+            image, _, alias = rest.partition(" AS ")
+            for used in re.findall(r"\$\{(\w+)\}", image):
+                if used not in args:
+                    out.append(f"FROM uses {used}, declared after the first FROM or never")
+            stages.append(alias.strip())
+        elif word == "COPY" and rest.startswith("--from="):
+            source = rest.split()[0].removeprefix("--from=")
+            if source not in stages[:-1]:
+                out.append(f"COPY --from={source}: no earlier stage of that name")
+        elif word == "USER":
+            user = rest
+    if user in (None, "root", "0"):
+        out.append("the last stage runs as root")
+    return out
+
+
+def test_compose_runs_the_spark_jobs_in_the_app_image_with_java(generated: Any) -> None:
+    """On one machine no Spark image runs the jobs: the app image does, with a Java runtime for pyspark."""
+    arch, _, files = generated["compose_spark"]
+    assert arch.uses_spark and arch.deployment.target == "docker_compose"
+    dockerfile = files["deploy/app.Dockerfile"].decode()
+    assert _stages(dockerfile) == []
+    assert f"ARG JAVA_IMAGE={deploy.JAVA_IMAGE}" in dockerfile and "FROM ${JAVA_IMAGE} AS java" in dockerfile
+    assert "COPY --from=java /opt/java/openjdk /opt/java/openjdk" in dockerfile
+    assert "ENV JAVA_HOME=/opt/java/openjdk PATH=/opt/java/openjdk/bin:$PATH" in dockerfile
+    assert "deploy/spark.Dockerfile" not in files  # the Kubernetes executors' image: nothing runs it here
+    requirements = render_file(next(f for f in frame.plan(arch) if f.path == "requirements.txt"), arch).decode()
+    assert frame.PYSPARK in requirements.splitlines()  # the pyspark the image's Java runs
+    (compose,) = _yaml(files, "deploy/docker-compose.yaml")
+    assert check_compose_structure(compose) == []
+    scheduler = compose["services"]["scheduler"]  # it runs materialization, and so Spark
+    assert scheduler["build"]["dockerfile"] == "deploy/app.Dockerfile"
+    assert "scripts/materialize.py" in files["deploy/scheduler.py"].decode()
+    for env in deploy.ENVIRONMENTS:  # local mode in every environment: no Kubernetes master on one machine
+        assert "SPARK_MASTER=local[*]" in files[f"deploy/env/{env}.env.example"].decode().splitlines()
+    assert deploy.images(arch)["java"] == deploy.JAVA_IMAGE and "spark" not in deploy.images(arch)
+    # elsewhere the app image stays without Java
+    for name, (other, _, other_files) in generated.items():
+        if name != "compose_spark" and "deploy/app.Dockerfile" in other_files:
+            assert _stages(other_files["deploy/app.Dockerfile"].decode()) == [], name
+            assert ("JAVA_HOME" in other_files["deploy/app.Dockerfile"].decode()) == deploy.app_runs_spark(other)
+    _, _, k8s = generated["spark_k8s_gpu"]
+    assert "JAVA_HOME" not in k8s["deploy/app.Dockerfile"].decode() and "deploy/spark.Dockerfile" in k8s
+
+
+def test_a_broken_dockerfile_stage_is_found() -> None:
+    broken = "FROM ${BASE}\nCOPY --from=java /opt /opt\nUSER 10001\n"
+    assert _stages(broken) == [
+        "FROM uses BASE, declared after the first FROM or never",
+        "COPY --from=java: no earlier stage of that name",
+    ]
+    assert _stages("FROM python:3.11-slim\n") == ["the last stage runs as root"]
 
 
 def test_overlays_differ_only_in_configuration(generated: Any) -> None:

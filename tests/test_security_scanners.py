@@ -26,8 +26,9 @@ from requirements_spec.validate import parse_spec
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = sorted(p.stem for p in (ROOT / "requirements_spec" / "presets").glob("*.yaml"))
 # beside the presets, the manifests no preset reaches: CronJobs of each scheduler form, REST serving and batch
-# scoring on Kubernetes (hardened like the Deployments)
+# scoring on Kubernetes (hardened like the Deployments), and the app image with Java for Spark on one machine
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "compose_spark": ("reference", {"warehouse": "spark", "orchestrator": "none", "platform": "docker-compose"}),
     "k8s_own_cron": ("reference", {"orchestrator": "cron", "platform": "kubernetes"}),
     "k8s_cronjobs": ("reference", {"orchestrator": "kubernetes", "platform": "kubernetes"}),
     "k8s_python_rest": ("starter", {"platform": "kubernetes"}),
