@@ -83,6 +83,9 @@ SOURCES: list[dict[str, Any]] = [
 # the offline store reads the table sources from PostgreSQL, so they are loaded unless --no-postgres
 TABLES_IN_POSTGRES = False
 HISTORY_STEPS = {3600: 48, 86400: 14, 604800: 8, 2592000: 6}  # rows per entity, by spacing
+# PAIRING: where a row is keyed by several entities it pairs their i-th ids, in feature rows and label events
+# alike, so that every label finds the rows of every view of its key within the views' ttl (ids paired at random
+# per source would meet in a view keyed by two entities once in n rows, and almost never in two such views).
 NOISE = 0.35  # noise next to the hidden propensity (standard normal)
 
 
@@ -132,13 +135,13 @@ def generate(*, seed: int, n_entities: int, n_labels: int, now: datetime) -> dic
             activity = np.exp(0.5 * propensity[first]) if first else np.ones(n_entities)
             rows = _event_rows(src, n_entities, now, rng, activity)
         else:
-            rows = _grid_rows(src, n_entities, now, rng)
+            rows = _grid_rows(src, n_entities, now)
         frames[src["name"]] = _fill(src, rows, ids, propensity, now, rng)
     return frames
 
 
-def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per id of the first entity per time step; ids of other entities paired at random."""
+def _grid_rows(src: dict[str, Any], n: int, now: datetime) -> dict[str, np.ndarray]:
+    """One row per id per time step; a view keyed by several entities pairs their i-th ids (see PAIRING)."""
     step = src["step_s"]
     steps = HISTORY_STEPS.get(step, 24)
     # align to the granularity when a value that old is still servable, else to the hour
@@ -150,21 +153,17 @@ def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Genera
     rows: dict[str, np.ndarray] = {
         "__time": np.repeat(np.array(times, dtype="datetime64[us]"), per_step),
     }
-    for j, ent in enumerate(ents):
-        if j == 0:
-            rows[ent] = np.tile(np.arange(n), steps)
-        else:  # every id of the other entities once per step, paired at random; the latest step pairs the
-            # i-th ids of every entity, the rows the serving client's example request asks for
-            rows[ent] = np.concatenate([*(rng.permutation(n) for _ in range(steps - 1)), np.arange(n)])
+    for ent in ents:
+        rows[ent] = np.tile(np.arange(n), steps)
     return rows
 
 
 def _event_rows(
     src: dict[str, Any], n: int, now: datetime, rng: np.random.Generator, activity: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Raw events: per id of the first entity, a count that grows with its activity, at random times over the
-    span; ids of other entities paired at random. Then one event per id in the last grain of each granularity,
-    pairing the i-th ids of every entity (the rows the serving client's example request asks for)."""
+    """Raw events: per id, a count that grows with its activity, at random times over the span (the i-th ids of
+    every entity together: PAIRING). Then one event per id in the last grain of each granularity (the rows the
+    serving client's example request asks for)."""
     events = src["events"]
     end = int(now.timestamp())
     counts = rng.poisson(events["per_id"] * activity / activity.mean())
@@ -177,9 +176,9 @@ def _event_rows(
     stamps = np.concatenate(seconds)
     order = np.argsort(stamps, kind="stable")
     rows: dict[str, np.ndarray] = {"__time": stamps[order].astype("datetime64[s]").astype("datetime64[us]")}
-    for j, ent in enumerate(src["entities"]):
-        column = np.concatenate(ids) if j == 0 else np.concatenate([rng.integers(0, n, size=len(first)), *ids[1:]])
-        rows[ent] = column[order]
+    column = np.concatenate(ids)[order]
+    for ent in src["entities"]:
+        rows[ent] = column
     return rows
 
 
@@ -199,8 +198,9 @@ def _label_rows(
     offsets = np.sort(rng.integers(0, max(window, 1), size=n_rows))
     times = np.array([start + timedelta(seconds=int(o)) for o in offsets], dtype="datetime64[us]")
     rows: dict[str, np.ndarray] = {"__time": times}
+    keys = rng.integers(0, n_ids, size=n_rows)
     for ent in src["entities"]:
-        rows[ent] = rng.integers(0, n_ids, size=n_rows)
+        rows[ent] = keys  # PAIRING: the same i-th ids the feature rows hold together
     return rows
 
 
