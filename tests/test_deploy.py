@@ -315,6 +315,12 @@ def test_spark_settings_and_image_reach_the_spark_jobs(generated: Any, tmp_path:
         assert literals["SPARK_IMAGE"] == f"{image['newName']}:{image['newTag']}"
     dockerfile = files["deploy/spark.Dockerfile"].decode()
     assert f"ARG SPARK_IMAGE={deploy.SPARK_IMAGE}" in dockerfile and "requirements.txt" in dockerfile
+    # the repository's code needs Python 3.11; the official Spark image has 3.10: Spark and Java are copied onto
+    # the system's Python image, with the Kubernetes entrypoint the executors start through
+    assert _stages(dockerfile) == []
+    assert f"ARG PYTHON_IMAGE={deploy.PYTHON_IMAGE}" in dockerfile and "python3" not in deploy.SPARK_IMAGE
+    assert "COPY --from=spark /opt/spark /opt/spark" in dockerfile and "/opt/entrypoint.sh" in dockerfile
+    assert "COPY --from=java /opt/java/openjdk /opt/java/openjdk" in dockerfile
 
 
 def _stages(dockerfile: str) -> list[str]:

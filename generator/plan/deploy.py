@@ -31,7 +31,7 @@ REDIS_IMAGE = "redis:7.4-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"
 # Spark's own image (its entrypoint starts the executors Spark asks Kubernetes for), Java 17 and Python 3; the
 # Spark jobs' image (deploy/spark.Dockerfile) adds the repository's packages, so driver and executors match
-SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-python3-ubuntu"
+SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-ubuntu"  # Spark and its entrypoint; Python is 3.11's
 # on docker compose the app image runs the Spark jobs itself (local[*] in the scheduler's container): it takes the
 # Java runtime pyspark needs from this image (Java 17, as pyspark runs on here)
 JAVA_IMAGE = "eclipse-temurin:17-jre"
@@ -207,7 +207,7 @@ def images(arch: Architecture) -> dict[str, str]:
         out["postgres"] = site_image(arch, POSTGRES_IMAGE)
     if uses_spark(arch) and not app_runs_spark(arch):
         out["spark"] = site_image(arch, SPARK_IMAGE)
-    if app_runs_spark(arch):
+    if uses_spark(arch):  # the app image (local Spark jobs) or the Spark image takes its Java runtime from it
         out["java"] = site_image(arch, JAVA_IMAGE)
     return out
 
