@@ -48,7 +48,7 @@ SCORE_SQL = {
     "postgres": ("DOUBLE PRECISION", "INTEGER", "TEXT", "TIMESTAMPTZ"),
     "bigquery": ("FLOAT64", "INT64", "STRING", "TIMESTAMP"),
     "snowflake": ("DOUBLE", "BIGINT", "VARCHAR", "TIMESTAMP_TZ"),
-    "redshift": ("DOUBLE PRECISION", "BIGINT", "VARCHAR(64)", "TIMESTAMPTZ"),
+    "redshift": ("DOUBLE PRECISION", "BIGINT", "VARCHAR(128)", "TIMESTAMPTZ"),
 }
 # offline stores whose sources batch/score.py reads itself, with Feast's point-in-time rule (a parquet scan, or
 # one SQL query streamed in chunks); the others go through Feast's get_historical_features
