@@ -28,6 +28,7 @@ from triton_harness import generate, make_generated
 from generator.generate import generate as generate_in_memory
 
 RUFF = Path(sys.executable).with_name("ruff")
+BANDIT = Path(sys.executable).with_name("bandit")
 RUFF_RULES = ["--select", "E,F,W,I,B,UP,C4,SIM,RUF", "--ignore", "RUF001,RUF002,RUF003,B008"]
 # what every scorer imports: the standard library, numpy, pyarrow, joblib for the model
 COMMON = {"__future__", "argparse", "json", "sys", "time", "collections", "datetime", "pathlib", "typing"}
@@ -89,16 +90,20 @@ def test_population_is_read_through_the_decided_store(tmp_path: Path, warehouse:
         assert ("psycopg.connect(" in text) is (warehouse == "postgres")
         assert ("ds.dataset(path" in text) is (warehouse == "files")
 
-    # ruff-clean with the generated repository's own settings
+    # ruff-clean with the generated repository's own settings, and bandit-clean with its own (make security)
     if not RUFF.is_file():
         pytest.skip("ruff is not installed in this environment")
     repo = tmp_path / "repo"
-    for path in ("batch/score.py", "batch/__init__.py", "pyproject.toml"):
+    for path in ("batch/score.py", "batch/__init__.py", "pyproject.toml", ".security/bandit.yaml"):
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_bytes(files[path])
     for argv in (["check", "--no-cache", *RUFF_RULES], ["format", "--check", "--no-cache"]):
         ruff = subprocess.run([str(RUFF), *argv, "batch"], cwd=repo, capture_output=True, text=True)
         assert ruff.returncode == 0, ruff.stdout
+    if BANDIT.is_file():  # the SQL the writers build from the spec's names carries its reasoned nosec
+        bandit = [str(BANDIT), "-q", "-c", ".security/bandit.yaml", "-r", "batch"]
+        scanned = subprocess.run(bandit, cwd=repo, capture_output=True, text=True, timeout=120)
+        assert scanned.returncode == 0, scanned.stdout[-3000:]
 
 
 # ------------------------------------------------------------------ Spark, for real (slow)
