@@ -245,8 +245,6 @@ def context(arch: Architecture) -> dict[str, Any]:
         "chain": chain,
         "scheduler": tr.scheduler,
         "kubernetes": arch.deployment.target == "kubernetes",
-        # deploy/app.Dockerfile: the image the pods run; elsewhere the scheduler runs the jobs on its host
-        "containers": arch.deployment.target == "kubernetes",
         "image": APP_IMAGE.format(app=app),
         "model_pvc": f"{app}-model-repository",
         "cronjob_name": k8s_name(project, "train_score"),
@@ -327,7 +325,7 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
     sched = ("scheduler", *DECISIONS)
     if scheduler == "airflow":
         return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
-    if scheduler == "kubernetes_cronjob":  # pipelines/k8s/kustomization.yaml names it (components/pipelines.py)
+    if scheduler == "kubernetes_cronjob":  # pipelines/k8s/kustomization.yaml names it (plan/pipelines.py)
         return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
     return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
 
@@ -344,17 +342,14 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
         files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
-    if ctx["containers"]:  # the image the pods and containers run
+    if ctx["kubernetes"]:  # the pods run the app image, built here; elsewhere the scheduler runs the jobs on its host
+        from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
+
         image = image_context(arch)
+        kctx = {**ctx, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
         files += [
             _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image, "batch": True}, ("deployment",)),
             _f("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", image, ("deployment",)),
-        ]
-    if ctx["kubernetes"]:
-        from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
-
-        kctx = {**ctx, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
-        files += [
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", kctx, ("deployment",)),
         ]
