@@ -60,8 +60,10 @@ def _arch(name: str) -> Architecture:
 
 
 def _render(arch: Architecture, root: Path) -> dict[str, bytes]:
+    """The deploy files (returned), written with the pipelines' Kubernetes manifests the base kustomization loads."""
     out = {f.path: render_file(f, arch) for f in deploy.plan(arch)}
-    for path, data in out.items():
+    loaded = {f.path: render_file(f, arch) for f in pipelines.plan(arch) if f.path.startswith("pipelines/k8s/")}
+    for path, data in {**out, **loaded}.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(data)
     return out
@@ -550,3 +552,70 @@ def test_every_app_container_starts_through_the_guard_and_redis_refuses_placehol
                             )
                             assert run.returncode == 78 and "refusing to start" in run.stderr, (name, password)
     assert checked >= 3
+
+
+# ------------------------------------------------------------------ every manifest is deployed
+def _kustomized(root: Path, folder: Path, seen: set[Path]) -> set[Path]:
+    """The files a kustomization loads as resources, following the folders it names (each with its own)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    out: set[Path] = set()
+    for entry in kustomization.get("resources", []):
+        target = (folder / entry).resolve()
+        assert target.is_relative_to(root.resolve()), f"{folder}: {entry} lies outside the repository"
+        if target.is_dir():
+            assert (target / "kustomization.yaml").is_file(), f"{folder}: {entry} has no kustomization.yaml"
+            if target not in seen:
+                seen.add(target)
+                out |= _kustomized(root, target, seen)
+        else:
+            assert target.is_file(), f"{folder}: {entry} does not exist"
+            out.add(target)
+    return out
+
+
+def _manifests(root: Path) -> set[Path]:
+    """Every Kubernetes object file under deploy/ and pipelines/ (not kustomize's own, not compose or Prefect)."""
+    out = set()
+    for path in [*(root / "deploy").rglob("*.yaml"), *(root / "pipelines").rglob("*.yaml")]:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+        if any("apiVersion" in d and d.get("kind") != "Kustomization" for d in docs):
+            out.add(path.resolve())
+    return out
+
+
+@pytest.mark.parametrize("orchestrator", ["none", "kubernetes", "cron", "airflow"])
+def test_every_generated_manifest_is_reachable_from_the_kustomizations(tmp_path: Path, orchestrator: str) -> None:
+    """On Kubernetes, every manifest the whole generation writes under deploy/ and pipelines/ (a Deployment, a
+    training CronJob of the pipelines, the batch train -> score CronJob) is loaded by the base kustomization or an
+    overlay; kubectl kustomize builds each overlay where installed. An online system scheduled by CronJobs once
+    left pipelines/k8s/ out of its base."""
+    from generator.plan.plan import build_plan
+    from generator.render.render import render_plan
+
+    kubectl = shutil.which("kubectl")
+    cronjobs = 0
+    for name in PRESETS:
+        arch = decide(parse_spec(_variant(name, {"orchestrator": orchestrator, "platform": "kubernetes"}), "s.yaml"))
+        root = tmp_path / name
+        for path, data in render_plan(build_plan(arch), arch).items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
+        manifests = _manifests(root)
+        if not manifests:
+            continue
+        base = root / "deploy" / "k8s" / "base"
+        tops = [base, *sorted(p for p in (root / "deploy" / "k8s" / "overlays").glob("*") if p.is_dir())]
+        reached: set[Path] = set()
+        for top in tops:
+            reached |= _kustomized(root, top, set())
+        missing = sorted(str(p.relative_to(root.resolve())) for p in manifests - reached)
+        assert not missing, f"{name} ({orchestrator}, scheduler {arch.training.scheduler}): not deployed {missing}"
+        cronjobs += sum(1 for p in manifests if "CronJob" in p.read_text())
+        if kubectl and (root / "pipelines" / "k8s").is_dir():
+            built = subprocess.run([kubectl, "kustomize", str(base)], capture_output=True, text=True, timeout=120)
+            assert built.returncode == 0, built.stderr
+            kinds = [d["kind"] for d in yaml.safe_load_all(built.stdout) if d]
+            assert kinds.count("CronJob") == sum(
+                1 for p in (root / "pipelines" / "k8s").glob("*.yaml") if "kind: CronJob" in p.read_text()
+            ), (name, kinds)
+    assert cronjobs or orchestrator == "airflow"

@@ -188,9 +188,24 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
                     continue
                 kubernetes_validate.validate(doc, "1.30", strict=True)
                 kinds.add(doc["kind"])
+        freshness = " ".join(files["tests/test_fitness_freshness.py"].decode().split('"""')[1].split())
+        assert "materializ" not in freshness, "the docstring of a batch system's freshness test"
+        assert "point-in-time features from the offline store as of the run time" in freshness
         if existing.get("platform") == "kubernetes":
             assert "PersistentVolumeClaim" in kinds
             assert not kinds & {"Deployment", "HorizontalPodAutoscaler", "Service", "PodDisruptionBudget"}, kinds
+            # the image the pods run is built here: deploy/app.Dockerfile, non-root, base image a build argument
+            dockerfile = files["deploy/app.Dockerfile"].decode()
+            image = "local/churn-scoring-app:dev"
+            assert f"docker build -f deploy/app.Dockerfile -t {image} ." in dockerfile
+            assert f"image: {image}" in files[pipeline].decode() or f'"{image}"' in files[pipeline].decode()
+            lines = dockerfile.splitlines()
+            assert lines[lines.index("FROM ${PYTHON_IMAGE}") - 1].startswith("ARG PYTHON_IMAGE=python:3.11-slim")
+            assert "USER 10001" in lines and lines[-1] == 'CMD ["python", "-m", "batch.score"]'
+            assert "**/.venv*" in files["deploy/app.Dockerfile.dockerignore"].decode()
+            assert "docker build -f deploy/app.Dockerfile" in files["batch/README.md"].decode()
+        else:
+            assert "deploy/app.Dockerfile" not in files  # nothing runs in a container
         if existing.get("orchestrator") == "airflow":
             dag = files[pipeline].decode()
             compile(dag, pipeline, "exec")
@@ -198,7 +213,7 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert 'pod("train", ["-m", "training.train"], "4", "8Gi", 0)' in dag  # the spec's training resources
         if existing.get("orchestrator") == "kubernetes":
             job = yaml.safe_load(files[pipeline])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
+            # args, not command: an image's entrypoint (none in the batch image) runs first
             assert [c["args"] for c in job["initContainers"]] == [["python", "-m", "training.train"]]
             assert job["containers"][0]["args"] == ["python", "-m", "batch.score"]
             assert all("command" not in c for c in [*job["initContainers"], *job["containers"]])

@@ -17,7 +17,6 @@ from .deploy import resident_storage_class
 from .pipelines import (
     APP_IMAGE,
     Job,
-    jobs,
     k8s_name,
     k8s_quantity_cpu,
     k8s_quantity_memory,
@@ -29,7 +28,29 @@ from .plan import PlannedFile
 COMPONENT = "batch"
 DECISIONS = ("serving_runtime", "batch_scoring")
 CHUNK_ROWS = 50_000  # entities per offline-store query: memory stays flat as the population grows
-KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
+# the SQL type of an entity key in each warehouse's score table
+KEY_SQL = {
+    "postgres": {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"},
+    "bigquery": {"int64": "INT64", "int32": "INT64", "string": "STRING"},
+    "snowflake": {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR"},
+    "redshift": {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR(256)"},
+}
+# the class of batch/score.py that writes each target
+WRITERS = {
+    "postgres": "PostgresScores",
+    "parquet": "ParquetScores",
+    "spark": "SparkScores",
+    "bigquery": "BigQueryScores",
+    "snowflake": "SnowflakeScores",
+    "redshift": "RedshiftScores",
+}
+# the score table's other columns in each warehouse: score, model_version, run_id, scored_at
+SCORE_SQL = {
+    "postgres": ("DOUBLE PRECISION", "INTEGER", "TEXT", "TIMESTAMPTZ"),
+    "bigquery": ("FLOAT64", "INT64", "STRING", "TIMESTAMP"),
+    "snowflake": ("DOUBLE", "BIGINT", "VARCHAR", "TIMESTAMP_TZ"),
+    "redshift": ("DOUBLE PRECISION", "BIGINT", "VARCHAR(128)", "TIMESTAMPTZ"),
+}
 # offline stores whose sources batch/score.py reads itself, with Feast's point-in-time rule (a parquet scan, or
 # one SQL query streamed in chunks); the others go through Feast's get_historical_features
 DIRECT_READS = {"file": "file", "duckdb": "file", "postgres": "postgres"}
@@ -42,7 +63,9 @@ def batch_runtime(arch: Architecture) -> bool:
 
 def _decision_value(arch: Architecture) -> dict[str, Any]:
     d = arch.decision("batch_scoring")
-    target = "postgres" if arch.spec.existing.warehouse == "postgres" else "parquet"
+    from ..decide.serving import score_target
+
+    target = score_target(arch.spec.existing.warehouse)
     spec = arch.spec
     population = spec.serving.population
     if population is None:  # the rule's default: the scored service's first view's source
@@ -62,7 +85,7 @@ def _decision_value(arch: Architecture) -> dict[str, Any]:
 
 
 def score_store(arch: Architecture) -> tuple[str, str]:
-    """Where batch scoring writes: (table name, "postgres" or "parquet"); the purge deletes only from it."""
+    """Where batch scoring writes: (table name, target: "parquet" or the warehouse); the purge deletes only from it."""
     value = _decision_value(arch)
     return str(value["table"]), str(value["target"])
 
@@ -149,6 +172,7 @@ def _population(arch: Architecture, name: str | None) -> dict[str, Any]:
 
 def context(arch: Architecture) -> dict[str, Any]:
     """The template context of the batch scoring job."""
+    from ..decide.serving import score_location
     from ..render.python_layout import literal
     from .serving import client_context
 
@@ -174,9 +198,13 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
         "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
     }
+    target = value["target"]
     score_writable = pod_placement(arch, ["score"])["writable"]["score"] or (
-        "" if value["target"] == "postgres" else "score writes the predictions parquet under scores/"
+        "score writes the predictions parquet under scores/" if target == "parquet" else ""
     )
+    sql_types = KEY_SQL.get(target, KEY_SQL["postgres"])
+    key_columns = [f"{k} {sql_types[dtypes.get(k, 'string')]}" for k in join_keys]
+    score_columns = zip(("score", "model_version", "run_id", "scored_at"), SCORE_SQL.get(target, ()), strict=False)
     rollup_writable = _rollup_writable(arch)
     chain = [
         *(["aggregate_before_train"] if rollups and train_first else []),
@@ -195,7 +223,14 @@ def context(arch: Architecture) -> dict[str, Any]:
         "views": literal(views, prefix=len("VIEWS = ")),
         "output": entry.outputs[0].name,
         "join_keys": join_keys,
-        "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
+        "key_sql_types": {k: sql_types[dtypes.get(k, "string")] for k in join_keys},
+        # the score table's columns in the warehouse's SQL ("name TYPE"), in the order every writer sends them
+        "table_columns_literal": literal(
+            [*key_columns, *(f"{c} {t} NOT NULL" for c, t in score_columns)], prefix=len("TABLE_COLUMNS = ")
+        ),
+        "writer": WRITERS[target],
+        "where": score_location(target, value["table"]),
+        "spark_conf_literal": literal(dict(fs.spark_conf) if fs is not None else {}, prefix=len("SPARK_CONF = ")),
         "population": population,
         "population_literal": literal(
             {k: population[k] for k in ("name", "kind", "location")}, prefix=len("POPULATION = ")
@@ -224,13 +259,30 @@ def context(arch: Architecture) -> dict[str, Any]:
         "score": share,
         # the rollup job: SQL inside PostgreSQL needs little; pandas or a Spark driver get scoring's share
         "rollup": {"cpu": "1", "cpu_limit": "2", "memory": "1Gi"} if in_sql else share,
-        "postgres": value["target"] == "postgres",
+        "postgres": target == "postgres",
         **pod_placement(arch, ["train", "score"]),
         "score_writable": score_writable,
         "rollup_writable": rollup_writable,
         # the CronJob's one checkov skip of a writable root filesystem carries every container's reason
         "cronjob_writable": "; ".join(w for w in (rollup_writable, score_writable) if w),
         "storage_class_file": resident_storage_class(arch),
+    }
+
+
+def image_context(arch: Architecture) -> dict[str, Any]:
+    """What the batch image's Dockerfile and its .dockerignore read: the site's base image and package mirror."""
+    from .deploy import JAVA_IMAGE, PYTHON_IMAGE, site_image
+
+    fs = arch.feature_store
+    return {
+        "project": arch.spec.project.name,
+        "python_image": site_image(arch, PYTHON_IMAGE),
+        "package_mirror": arch.spec.existing.package_mirror or "",
+        "local_mirror": arch.privacy.local_mirror,
+        # the batch jobs run Spark (rollups, the population) in this image, local[*]: it carries Java
+        "app_spark": arch.uses_spark,
+        "spark_offline": fs is not None and fs.batch_engine == "spark.engine",
+        "java_image": site_image(arch, JAVA_IMAGE),
     }
 
 
@@ -280,13 +332,8 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
     sched = ("scheduler", *DECISIONS)
     if scheduler == "airflow":
         return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
-    if scheduler == "kubernetes_cronjob":
-        # kustomize loads nothing but folders with a kustomization from outside deploy/k8s/base
-        kctx = {**ctx, "cronjobs": ["train-score-cronjob.yaml", *(f"{j.dash}-cronjob.yaml" for j in jobs(arch))]}
-        return [
-            _f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched),
-            _f("pipelines/k8s/kustomization.yaml", "batch/pipelines-kustomization.yaml.j2", kctx, sched),
-        ]
+    if scheduler == "kubernetes_cronjob":  # pipelines/k8s/kustomization.yaml names it (plan/pipelines.py)
+        return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
     return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
 
 
@@ -302,10 +349,16 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
         files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
-    if ctx["kubernetes"]:
+    if ctx["kubernetes"]:  # the pods run the app image, built here; elsewhere the scheduler runs the jobs on its host
+        from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
+
+        image = image_context(arch)
+        kctx = {**ctx, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
         files += [
+            _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image, "batch": True}, ("deployment",)),
+            _f("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", image, ("deployment",)),
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
-            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
+            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", kctx, ("deployment",)),
         ]
         if ctx["storage_class_file"]:  # privacy.residency pins the volume: the class it asks for
             files.append(

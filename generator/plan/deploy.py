@@ -657,6 +657,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "project": arch.spec.project.name,
         "triton_image": site_image(arch, TRITON_IMAGE),
         "python_image": site_image(arch, PYTHON_IMAGE),
+        "batch": False,  # deploy/app.Dockerfile of a server's image (the batch planner renders a job's)
         "redis_image": site_image(arch, REDIS_IMAGE),
         "postgres_image": site_image(arch, POSTGRES_IMAGE),
         "app_registry": app_registry(arch),

@@ -55,6 +55,12 @@ PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
 # the local stand-in of a trained onnx model runs its model.onnx in process where the Triton build has no
 # onnxruntime backend; 1.22.1 is the newest that runs on numpy 1.26
 PIN_TRITON_ONNX = "onnxruntime==1.22.1"
+# the client batch/score.py writes the scores with, per warehouse (Feast's own bounds: its extras bring them too)
+SCORE_CLIENTS = {
+    "bigquery": "google-cloud-bigquery[pandas]>=3,<4",
+    "snowflake": "snowflake-connector-python[pandas]>=3.7,<5",
+    "redshift": "boto3>=1.38.27",
+}
 PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
@@ -90,6 +96,11 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
     if arch.feature_store is not None and arch.feature_store.encrypted_fields:
         pins.append(PIN_CRYPTO)
+    if arch.serving.runtime == "batch_scoring":
+        from .batch import score_store
+
+        client = SCORE_CLIENTS.get(score_store(arch)[1])
+        pins += [client] if client else []
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 
