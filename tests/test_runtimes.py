@@ -249,6 +249,22 @@ def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
         load_spec(path)
 
 
+def test_a_batch_service_reads_no_request_time_value(tmp_path: Path) -> None:
+    """A batch run scores stored keys and has no request: a scored service with an on-demand feature computed from a
+    request source is refused at its line; the same feature served online is valid."""
+    from requirements_spec.errors import SpecError
+
+    text = (ROOT / "tests" / "specs" / "kiosk_strings.yaml").read_text()
+    path = tmp_path / "batch.yaml"
+    path.write_text(text.replace("  mode: online", "  mode: batch"))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "basket_fit.price_ratio]" in row)
+    assert f"batch.yaml:{line}:" in message and "features.services[0].features[3]" in message, message
+    assert "'basket_fit.price_ratio' is computed from the request source visit" in message
+
+
 # ------------------------------------------------------------------ batch, end to end (slow)
 POD_DAGBAG = """
 import json, sys
