@@ -13,9 +13,11 @@ specs than the default ones, without shrinking (each example takes minutes): the
 Besides the drawn specs, fixed ones run the same way: string join keys with several entities and
 request-time features (tests/specs/kiosk_strings.yaml), a per-object pipeline (tests/specs/parcel_labels.yaml),
 a batch scorer on PostgreSQL with a string and an int key and a rolled-up view (tests/specs/loyalty_batch.yaml),
-features that are rollups of raw events at two grains (tests/specs/payment_rollups.yaml), and every preset, the
-design's two specs among them (the real-time example: PostgreSQL created by the repository's own prerequisites
-script, Redis, a two-model pipeline, hashed personal data, 1-minute freshness).
+features that are rollups of raw events at two grains (tests/specs/payment_rollups.yaml), an embedded library
+with a string and an int key whose on-demand view reads request-time values (tests/specs/kiosk_embedded.yaml: the
+bundle carries the transformation, predict takes the request values), and every preset, the design's two specs
+among them (the real-time example: PostgreSQL created by the repository's own prerequisites script, Redis, a
+two-model pipeline, hashed personal data, 1-minute freshness).
 """
 
 from __future__ import annotations
@@ -196,12 +198,14 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         SPECS / "parcel_labels.yaml",
         SPECS / "loyalty_batch.yaml",
         SPECS / "payment_rollups.yaml",
+        SPECS / "kiosk_embedded.yaml",
     ],
     ids=[
         "string-keys-several-entities-request-features",
         "per-object-pipeline-onnx-step-personal-output",
         "batch-string-and-int-keys-rollups-postgres",
         "rollups-of-raw-events-at-two-grains",
+        "embedded-string-and-int-keys-request-features",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:

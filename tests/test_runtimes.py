@@ -155,6 +155,7 @@ def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path)
         assert path in files, path
     pyproject = files["package/pyproject.toml"].decode()
     assert 'name = "kiosk_offers"' in pyproject and "feast" not in pyproject and "triton" not in pyproject
+    assert "dill" not in pyproject and "pandas" not in pyproject  # no on-demand view: the model's libraries only
     library = files["package/kiosk_offers/__init__.py"].decode() + files["package/kiosk_offers/bundle.py"].decode()
     assert "import feast" not in library and "tritonclient" not in library
     assert "def predict(visitor_id: str) -> Prediction:" in library
@@ -164,6 +165,54 @@ def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path)
     assert "\nbundle:" in makefile and "\npackage:" in makefile and "pip wheel" in makefile
     crontab = files["pipelines/crontab"].decode()  # training, materialization and bundles run centrally
     assert "training.train" in crontab and "scripts/materialize.py" in crontab and "scripts/build_bundle.py" in crontab
+
+
+def test_embedded_request_time_features_are_computed_by_the_library() -> None:
+    """An on-demand view over request values: the bundle stores only what the online store keeps (the service's
+    view features and the view field the on-demand view reads), its transformation travels in the bundle, and
+    predict takes the request fields as typed keyword arguments; dill and pandas only then, and not at import."""
+    import ast
+
+    files = generate_in_memory(ROOT / "tests" / "specs" / "kiosk_embedded.yaml").files
+    library = files["package/kiosk_basket/__init__.py"].decode()
+    assert (
+        "def predict(visitor_id: str, kiosk_id: int, *, basket_eur: float, items: int, payment: str) -> Prediction:"
+        in library
+    )
+    assert "basket_eur: Sequence[float], items: Sequence[int], payment: Sequence[str]" in library
+    namespace: dict[str, object] = {}
+    for node in ast.parse(library).body:  # the module's data: what the bundle stores, what predict computes
+        if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if isinstance(target, ast.Name) and target.id.isupper() and not target.id.startswith("_"):
+                namespace[target.id] = ast.literal_eval(node.value)
+    assert namespace["STORED"] == {
+        "visitor_history__visits_30d": "int64",
+        "visitor_at_kiosk__kiosk_visits_30d": "int32",
+        "visitor_history__avg_basket_eur": "float64",  # read by the on-demand view only
+    }
+    assert namespace["INPUTS"] == [
+        "visitor_history__visits_30d",
+        "visitor_at_kiosk__kiosk_visits_30d",
+        "basket_fit__basket_ratio",
+        "basket_fit__big_basket",
+    ]
+    assert namespace["REQUEST"] == {"basket_eur": "float64", "items": "int64", "payment": "string"}
+    # dill and pandas: imported inside the functions that run at the first prediction (or an install), never at
+    # import
+    bundle = files["package/kiosk_basket/bundle.py"].decode()
+    for module in (library, bundle):
+        top = [n for n in ast.parse(module).body if isinstance(n, ast.Import | ast.ImportFrom)]
+        assert not {a.name for n in top for a in n.names} & {"dill", "pandas"}
+    assert "        import pandas as pd" in library and "    import dill" in bundle
+    pyproject = files["package/pyproject.toml"].decode()
+    assert '"dill>=' in pyproject and '"pandas>=' in pyproject and "feast" not in pyproject
+    assert 'REQUIRED = ("model.joblib", "features.sqlite", "on_demand.basket_fit.dill")' in bundle
+    builder = files["scripts/build_bundle.py"].decode()
+    assert "get_on_demand_feature_view(name)" in builder and "dill.dumps(transformation.udf, recurse=True)" in builder
+    makefile = files["Makefile"].decode()
+    assert "scripts/predict.py $(PREDICT_ARGS)" in makefile
+    assert "--visitor_id visitor_0001 --kiosk_id 1001 --visitor_id visitor_0002 --kiosk_id 1002" in makefile
 
 
 def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
@@ -490,14 +539,16 @@ def _closure(*names: str) -> set[str]:
     return seen
 
 
-def _clean_venv(where: Path) -> Path:
+def _clean_venv(where: Path, *requirements: str) -> Path:
     """A virtualenv with no Feast: only the wheel's dependencies (and theirs), linked from archgen's."""
     from importlib import metadata
+
+    from packaging.requirements import Requirement
 
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     deps = where / "deps"
     deps.mkdir()
-    for dist in sorted(_closure("numpy", "scikit-learn", "joblib")):
+    for dist in sorted(_closure(*(Requirement(r).name for r in requirements))):
         found = metadata.distribution(dist)
         for file in found.files or []:
             top = file.parts[0]
@@ -511,18 +562,54 @@ def _clean_venv(where: Path) -> Path:
     return clean_site
 
 
+def _wheel_requirements(wheel: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        (meta,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        text = zf.read(meta).decode()
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+
+
+# the two embedded systems proved end to end: string keys and stored features only; a string and an int key
+# with an on-demand view over request-time values (its transformation travels in the bundle)
+EMBEDDED_CASES = {
+    "stored-features": (
+        "kiosk_offers",
+        "one = k.predict('visitor_0001'); many = k.predict_many(['visitor_0001', 'visitor_0002'])",
+        "buy_probability",
+        6,
+    ),
+    "request-time-features": (
+        "kiosk_basket",
+        "one = k.predict('visitor_0001', 1001, basket_eur=12.5, items=3, payment='card'); many = k.predict_many("
+        "[('visitor_0001', 1001), ('visitor_0002', 1002)], basket_eur=[12.5, 80.0], items=[3, 9], payment=['a', 'b'])",
+        "redeem_probability",
+        11,
+    ),
+}
+
+
 @pytest.mark.slow
-def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", sorted(EMBEDDED_CASES))
+def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path, case: str) -> None:
+    project, call, output, own_tests = EMBEDDED_CASES[case]
     repo = tmp_path / "kiosk"
-    generate(embedded_spec(tmp_path), repo)
-    env = {**os.environ, "KIOSK_OFFERS_BUNDLE_DIR": str(tmp_path / "device" / "bundles")}
+    spec = embedded_spec(tmp_path) if project == "kiosk_offers" else ROOT / "tests" / "specs" / "kiosk_embedded.yaml"
+    generate(spec, repo)
+    env = {**os.environ, f"{project.upper()}_BUNDLE_DIR": str(tmp_path / "device" / "bundles")}
     built = make_generated(repo, "data", "apply", "materialize", "train", "bundle", "package", env=env)
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
     (archive,) = (repo / "dist" / "bundles").glob("*.tar.gz")
-    (wheel,) = (repo / "dist").glob("kiosk_offers-*.whl")
+    (wheel,) = (repo / "dist").glob(f"{project}-*.whl")
+    requirements = _wheel_requirements(wheel)
+    # dill and pandas only where an on-demand transformation runs at prediction time
+    assert {"dill", "pandas"} & {r.split(">")[0].split("=")[0] for r in requirements} == (
+        {"dill", "pandas"} if case == "request-time-features" else set()
+    ), requirements
 
     clean = tmp_path / "clean"
-    site = _clean_venv(clean)
+    site = _clean_venv(clean, *requirements)
     main = Path(os.environ.get("ARCHGEN_VENV", ROOT / ".venv")).resolve()
     installed = subprocess.run(
         [str(main / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
@@ -536,19 +623,22 @@ def test_embedded_bundle_wheel_and_predict_in_a_clean_venv(tmp_path: Path) -> No
     probe = subprocess.run([python, "-c", "import feast"], env=device, capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0 and "No module named 'feast'" in probe.stderr
     put = subprocess.run(
-        [python, "-m", "kiosk_offers", "install", str(archive)], env=device, capture_output=True, text=True, timeout=120
+        [python, "-m", project, "install", str(archive)], env=device, capture_output=True, text=True, timeout=120
     )
     assert put.returncode == 0, put.stderr
     code = (
-        "import sys, json, kiosk_offers as k; one = k.predict('visitor_0001'); many = k.predict_many"
-        "(['visitor_0001', 'visitor_0002']); print(json.dumps([one.buy_probability, [m.buy_probability for m in many],"
-        " sorted({m.split('.')[0] for m in sys.modules} & {'feast', 'tritonclient'}), k.__file__]))"
+        f"import sys, json, {project} as k; loaded = sorted(m for m in ('dill', 'pandas') if m in sys.modules); "
+        f"{call}; print(json.dumps([one.{output}, [m.{output} for m in many], "
+        "sorted({m.split('.')[0] for m in sys.modules} & {'feast', 'tritonclient'}), k.__file__, loaded]))"
     )
     answer = subprocess.run([python, "-c", code], env=device, capture_output=True, text=True, timeout=120)
     assert answer.returncode == 0, answer.stderr
-    one, many, heavy, where = json.loads(answer.stdout)
+    one, many, heavy, where, at_import = json.loads(answer.stdout)
     assert 0.0 <= one <= 1.0 and many[0] == pytest.approx(one) and len(many) == 2
     assert heavy == [] and where.startswith(str(site))
+    assert at_import == []  # dill and pandas load with the first prediction, not with the package
 
-    # the generated repository's own tests: predict on the real bundle; damaged, truncated, stale refused
-    _own_tests_pass(repo, env, "tests/test_embedded.py", 6)
+    # the generated repository's own tests: predict on the real bundle; damaged, truncated, stale refused (and
+    # with request-time features: request values per key, a missing one, the on-demand features Feast's own, a
+    # damaged or unloadable transformation refused)
+    _own_tests_pass(repo, env, "tests/test_embedded.py", own_tests)

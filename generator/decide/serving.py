@@ -703,10 +703,15 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     if fresh is not None:
         reads.insert(1, ("features", "freshness"))
     keep = f"; bundles older than the retention {spec.privacy.retention} are purged" if spec.privacy.retention else ""
+    service = spec.service(spec.serving.models[0].feature_service or "")
+    odfvs = {o.name for o in spec.features.on_demand} if spec.features is not None else set()
+    computed = sorted({ref.partition(".")[0] for ref in service.features} & odfvs) if service is not None else []
+    transforms = f" with the on-demand transformations ({', '.join(computed)}: run on each request)" if computed else ""
+    stale = "refused" if policy == "refuse" else "served with a warning"
     return Outcome(
         f"{policy} bundles older than {fresh}" if fresh else "no feature freshness: every bundle is served",
-        f"the model and a SQLite snapshot of the online features travel as one checksummed bundle; a bundle whose "
-        f"features are older than {fresh} is {'refused' if policy == 'refuse' else 'served with a warning'}{keep}",
+        f"the model and a SQLite snapshot of the online features travel as one checksummed bundle{transforms}; a "
+        f"bundle whose features are older than {fresh} is {stale}{keep}",
         reads,
         [
             ("warn" if policy == "refuse" else "refuse", "the spec's serving.stale_bundle says otherwise"),

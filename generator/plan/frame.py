@@ -161,10 +161,14 @@ def predict_example(arch: Architecture) -> str:
     keys = client_context(arch)["entity_keys"]
     if not keys:
         return "--input NAME=FILE.npy" if triton_served(arch) else ""
-    join_key, dtype = keys[0]
-    entity = next((e.name for e in arch.spec.entities if e.join_key == join_key), join_key)
-    ids = ("1001", "1002") if dtype.startswith("int") else (f"{entity}_0001", f"{entity}_0002")
-    return " ".join(f"--{join_key} {i}" for i in ids)
+    # embedded: every join key of two sample entities (the sample data pairs the i-th ids); a client: the first
+    paired = keys if arch.serving.runtime == "embedded" else keys[:1]
+    args = []
+    for i in (1, 2):
+        for join_key, dtype in paired:
+            entity = next((e.name for e in arch.spec.entities if e.join_key == join_key), join_key)
+            args.append(f"--{join_key} {1000 + i if dtype.startswith('int') else f'{entity}_{i:04d}'}")
+    return " ".join(args)
 
 
 def _make_value(value: str) -> str:
@@ -256,7 +260,11 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             "rollups_before_train": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
         }
     if arch.serving.runtime == "embedded" and arch.spec.serving.models[0].feature_service:
+        from .embedded import on_demand
+
+        request = on_demand(arch, arch.spec.serving.models[0].feature_service)["request"]
         return {
+            "request_fields": [r["name"] for r in request],  # request-time values make predict sends
             "runtime_make": "embedded/Makefile.part.j2",
             "runtime_targets": ["bundle", "package", "install-bundle"],
             "runtime_help": [
