@@ -73,6 +73,8 @@ def add_unbatched_copy(repo: Path) -> None:
 
 
 def load_client(repo: Path) -> Any:
+    if str(repo) not in sys.path:  # the client imports its package's siblings (serving.system_data)
+        sys.path.insert(0, str(repo))
     spec = importlib.util.spec_from_file_location("bench_client", repo / "serving" / "client.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
