@@ -77,12 +77,12 @@ def child(engine: str, script: str, repo: str, until: str) -> None:
     started = time.perf_counter()
     if engine == "spark":
         spark = module.spark_session()
-        rows = module.rollup_spark(spark, view, datetime.fromisoformat(until), Path(repo))
+        rows, _ = module.rollup_spark(spark, view, datetime.fromisoformat(until), Path(repo))
         seconds = time.perf_counter() - started
         jvm = _peak_mb(spark.sparkContext._gateway.proc.pid)  # the JVM pyspark started (spark-submit execs java)
         spark.stop()
     else:
-        rows = module.rollup_local(view, datetime.fromisoformat(until), Path(repo))
+        rows, _ = module.rollup_local(view, datetime.fromisoformat(until), Path(repo))
         seconds, jvm = time.perf_counter() - started, 0.0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "rows": rows, "python_mb": own, "jvm_mb": jvm}), flush=True)

@@ -523,6 +523,21 @@ class Spec(SpecModel):
         """The source named ``name``, or None."""
         return next((s for s in self.sources if s.name == name), None)
 
+    def stored_source(self, name: str) -> FileSourceSpec | TableSourceSpec | None:
+        """The file or table holding what source ``name`` delivers: itself, or the batch source a stream lands in."""
+        source = self.source(name)
+        if isinstance(source, StreamSourceSpec):
+            source = self.source(source.batch_source)
+        return source if isinstance(source, FileSourceSpec | TableSourceSpec) else None
+
+    def requests_read_by(self, ref: str) -> list[str]:
+        """The request sources a served feature ``view.field`` is computed from (an on-demand view's inputs)."""
+        if self.features is None:
+            return []
+        odv = next((o for o in self.features.on_demand if o.name == ref.partition(".")[0]), None)
+        requests = {s.name for s in self.sources if isinstance(s, RequestSourceSpec)}
+        return sorted({i.partition(".")[0] for i in odv.inputs} & requests) if odv is not None else []
+
     def entity(self, name: str) -> Entity | None:
         """The entity named ``name``, or None."""
         return next((e for e in self.entities if e.name == name), None)

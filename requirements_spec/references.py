@@ -411,6 +411,26 @@ def _population(report: _Report, spec: Spec) -> None:
         )
 
 
+def _batch_requests(report: _Report, spec: Spec) -> None:
+    """A batch run scores stored keys and has no request: its services read no request-time value."""
+    if spec.serving.mode != "batch" or spec.features is None:
+        return
+    scored = {m.feature_service for m in spec.serving.models if m.feature_service}
+    for i, svc in enumerate(spec.features.services):
+        if svc.name not in scored:
+            continue
+        for j, ref in enumerate(svc.features):
+            read = spec.requests_read_by(ref)
+            if read:
+                report.add(
+                    ("features", "services", i, "features", j),
+                    f"{ref!r} is computed from the request source {', '.join(read)}, and a batch run "
+                    "(serving.mode: batch) has no request",
+                    "compute it from stored features (an on-demand view over views only, or a view of the "
+                    "warehouse), or serve the model online",
+                )
+
+
 # ---------------------------------------------------------------- privacy
 def _privacy(report: _Report, spec: Spec) -> None:
     """Access roles are unique; a role that may decrypt (read_pii) also reads something."""
@@ -509,6 +529,7 @@ SECTIONS: tuple[Callable[[_Report, Spec], None], ...] = (
     _models,
     _pipeline,
     _population,
+    _batch_requests,
     _privacy,
     _air_gap,
 )

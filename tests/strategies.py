@@ -322,7 +322,7 @@ def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3)
     autonomy = draw(st.sampled_from(["air_gapped", "self_hosted", "cloud"]))
     # air-gapped: the site's registry and package mirror are required; elsewhere they may be set or not
     site = autonomy == "air_gapped" or draw(st.booleans())
-    return Spec(
+    spec = Spec(
         version=1,
         project=Project(
             name=fresh(),
@@ -376,6 +376,17 @@ def valid_specs(draw: Any, *, features: bool | None = None, max_models: int = 3)
             for _ in range(draw(st.integers(0, 1)))
         ],
     )
+    return _no_request_in_batch(spec)
+
+
+def _no_request_in_batch(spec: Spec) -> Spec:
+    """A batch run has no request: a batch spec whose scored services read request-time values is served online."""
+    scored = {m.feature_service for m in spec.serving.models if m.feature_service}
+    services = spec.features.services if spec.features else []
+    reads = any(spec.requests_read_by(ref) for svc in services if svc.name in scored for ref in svc.features)
+    if spec.serving.mode != "batch" or not reads:
+        return spec
+    return spec.model_copy(update={"serving": spec.serving.model_copy(update={"mode": "online"})})
 
 
 def spec_yaml(spec: Spec, *, exclude_defaults: bool = True) -> str:
@@ -476,7 +487,7 @@ def runnable_specs(draw: Any) -> Spec:
             )
         )
     request = None
-    if draw(st.booleans()):
+    if draw(st.booleans()) and mode != "batch":  # a batch run has no request (drawn either way: stable examples)
         request = RequestSourceSpec(
             name=fresh(),
             kind="request",

@@ -198,7 +198,7 @@ class Variant:
         self.entity_df.to_parquet(root / "entity_rows.parquet", index=False)
 
     def request(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "root": str(self.root),
             "end": self.now.isoformat(),
             "before_apply": ["aggregate.py"],
@@ -209,6 +209,32 @@ class Variant:
             },
             "env": self.env,
         }
+        if self.warehouse != "postgres":  # then late events, and materialization again a minute later
+            self.late = late_events(self.events, self.now)
+            self.late.to_parquet(self.root / "late_events.parquet", index=False, coerce_timestamps="us")
+            out["late"] = {
+                "events": str(self.root / "late_events.parquet"),
+                "target": str(self.root / "feature_repo" / "data" / "trip_events.parquet"),
+                "end": (self.now + timedelta(minutes=1)).isoformat(),
+                "online": {"rollups": [{"driver_id": d} for d in DRIVERS]},
+            }
+        return out
+
+
+def late_events(events: Any, now: datetime) -> Any:
+    """The events and three more, two hours before the last day boundary: the rollup row materialization loaded
+    last changes after it was loaded."""
+    boundary = pd.Timestamp(int(now.timestamp()) // DAY * DAY - 2 * 3600, unit="s", tz="UTC")
+    more = pd.DataFrame(
+        {
+            "driver_id": [1, 4, 6],
+            "event_timestamp": [boundary] * 3,
+            "fare": [301.5, 7.25, 88.0],
+            "trips": np.array([9, 1, 2], dtype="int64"),
+            "rider": np.array([150, 151, 152], dtype="int64"),
+        }
+    )
+    return pd.concat([events, more], ignore_index=True)
 
 
 def run(variants: list[Variant], tmp: Path) -> list[dict[str, Any]]:
@@ -266,6 +292,22 @@ def test_rollups_are_point_in_time_correct_and_served_latest(runs: Any, warehous
     """Historical rows equal the oracle at their own time; the online read equals it now."""
     variant, result = runs[warehouse]
     check_against_oracle(variant, result)
+
+
+@pytest.mark.parametrize("warehouse", ["spark", "files"])
+def test_late_events_reach_the_online_store(runs: Any, warehouse: str) -> None:
+    """Late events change the rollup row materialization already loaded: the next materialization loads it again."""
+    variant, result = runs[warehouse]
+    online = result["late_online"]["rollups"]
+    end = variant.now + timedelta(minutes=1)
+    changed = 0
+    for i, driver in enumerate(online["driver_id"]):
+        want, before = oracle(variant.late, driver, end), oracle(variant.events, driver, end)
+        assert want is not None and before is not None
+        changed += want != before
+        for name in FEATURES:
+            assert same(want[name], online[name][i]), (warehouse, driver, name, want[name], online[name][i])
+    assert changed == 3
 
 
 def test_spark_and_the_embedded_default_compute_the_same_rollups(runs: Any) -> None:

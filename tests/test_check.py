@@ -7,6 +7,7 @@ ModelConfig protobuf, kubernetes-validate, croniter and, where installed, kustom
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,23 @@ def test_scheduler_and_compose_breakage_fails(repos: dict[str, Path], tmp_path: 
         problems
     )
     assert any(p.startswith("deploy/docker-compose.yaml:") and "restat" in p for p in problems), problems
+
+
+def test_a_plain_text_credential_fails_at_its_line_with_the_fix(repos: dict[str, Path], tmp_path: Path) -> None:
+    """The command itself (tests/test_check_secrets.py has one test per kind of violation)."""
+    repo = _copy(repos["realtime"], tmp_path)
+    compose = repo / "deploy" / "docker-compose.yaml"
+    old = "REDIS_PASSWORD: ${REDIS_PASSWORD:?set REDIS_PASSWORD in the env file}"
+    text = compose.read_text()
+    line = text[: text.index(old)].count("\n") + 1
+    compose.write_text(text.replace(old, "REDIS_PASSWORD: Tr0ub4dor-3", 1))
+    run = subprocess.run(
+        [*ARCHGEN, "check", str(repo), "--format", "json"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 1 and "Tr0ub4dor-3" not in run.stdout, run.stdout + run.stderr
+    shown = [d for d in json.loads(run.stdout)["diagnostics"] if d["code"] == "check.secrets"]
+    assert [(d["location"]["file"], d["location"]["line"]) for d in shown] == [("deploy/docker-compose.yaml", line)]
+    assert "REDIS_PASSWORD" in shown[0]["message"] and "${REDIS_PASSWORD}" in shown[0]["hint"]
 
 
 def test_team_edits_are_information_not_failures(repos: dict[str, Path], tmp_path: Path) -> None:

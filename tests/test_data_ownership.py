@@ -129,7 +129,8 @@ def test_no_generated_script_deletes_what_the_system_does_not_own(name: str, tmp
         assert text.index("mark != SAMPLE_MARK") < text.index("DROP TABLE")
     if "batch/score.py" in files:  # a rerun replaces only its own run's rows in its own score table
         deletes = re.findall(r"DELETE\s+FROM[^\n]*", files["batch/score.py"])
-        assert deletes == ['DELETE FROM {t} WHERE run_id = %s").format(t=self.table), (run_id,))'], deletes
+        table = arch.spec.existing.warehouse == "postgres"  # else one partition per run, swapped in
+        assert deletes == ['DELETE FROM {t} WHERE run_id = %s").format(t=self.table), (run_id,))'] * table, deletes
 
 
 def test_the_variants_exercise_every_kind_of_owned_data() -> None:

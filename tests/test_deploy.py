@@ -21,7 +21,7 @@ import yaml
 from generator.checks.checks import check_compose_structure, compose_command
 from generator.decide import decide
 from generator.decide.architecture import Architecture
-from generator.plan import deploy, feature_repo, pipelines
+from generator.plan import deploy, feature_repo, frame, pipelines
 from generator.render.render import render_file
 from requirements_spec.validate import parse_spec
 
@@ -48,6 +48,7 @@ VARIANTS = {
     "k8s_own_cronjobs": lambda: _variant("reference", {"orchestrator": "cron", "platform": "kubernetes"}),
     "compose_gpu": lambda: _variant("realtime", {"orchestrator": "none", "platform": "docker-compose"}, True),
     "k8s_python_rest": lambda: _variant("starter", {"platform": "kubernetes"}),
+    "compose_spark": lambda: _variant("reference", {"warehouse": "spark", "orchestrator": "none"}),
 }
 
 
@@ -59,8 +60,10 @@ def _arch(name: str) -> Architecture:
 
 
 def _render(arch: Architecture, root: Path) -> dict[str, bytes]:
+    """The deploy files (returned), written with the pipelines' Kubernetes manifests the base kustomization loads."""
     out = {f.path: render_file(f, arch) for f in deploy.plan(arch)}
-    for path, data in out.items():
+    loaded = {f.path: render_file(f, arch) for f in pipelines.plan(arch) if f.path.startswith("pipelines/k8s/")}
+    for path, data in {**out, **loaded}.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(data)
     return out
@@ -314,6 +317,77 @@ def test_spark_settings_and_image_reach_the_spark_jobs(generated: Any, tmp_path:
         assert literals["SPARK_IMAGE"] == f"{image['newName']}:{image['newTag']}"
     dockerfile = files["deploy/spark.Dockerfile"].decode()
     assert f"ARG SPARK_IMAGE={deploy.SPARK_IMAGE}" in dockerfile and "requirements.txt" in dockerfile
+    # the repository's code needs Python 3.11; the official Spark image has 3.10: Spark and Java are copied onto
+    # the system's Python image, with the Kubernetes entrypoint the executors start through
+    assert _stages(dockerfile) == []
+    assert f"ARG PYTHON_IMAGE={deploy.PYTHON_IMAGE}" in dockerfile and "python3" not in deploy.SPARK_IMAGE
+    assert "COPY --from=spark /opt/spark /opt/spark" in dockerfile and "/opt/entrypoint.sh" in dockerfile
+    assert "COPY --from=java /opt/java/openjdk /opt/java/openjdk" in dockerfile
+
+
+def _stages(dockerfile: str) -> list[str]:
+    """What is wrong with a Dockerfile's stages: FROM arguments declared before the first FROM, COPY --from naming
+    an earlier stage, the last stage running as a user (the checks docker build and checkov make of them)."""
+    lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    out, args, stages, seen_from, user = [], set(), [], False, None
+    for line in lines:
+        word, _, rest = line.partition(" ")
+        if word == "ARG" and not seen_from:
+            args.add(rest.split("=", 1)[0])
+        elif word == "FROM":
+            seen_from, user = True, None
+            image, _, alias = rest.partition(" AS ")
+            for used in re.findall(r"\$\{(\w+)\}", image):
+                if used not in args:
+                    out.append(f"FROM uses {used}, declared after the first FROM or never")
+            stages.append(alias.strip())
+        elif word == "COPY" and rest.startswith("--from="):
+            source = rest.split()[0].removeprefix("--from=")
+            if source not in stages[:-1]:
+                out.append(f"COPY --from={source}: no earlier stage of that name")
+        elif word == "USER":
+            user = rest
+    if user in (None, "root", "0"):
+        out.append("the last stage runs as root")
+    return out
+
+
+def test_compose_runs_the_spark_jobs_in_the_app_image_with_java(generated: Any) -> None:
+    """On one machine no Spark image runs the jobs: the app image does, with a Java runtime for pyspark."""
+    arch, _, files = generated["compose_spark"]
+    assert arch.uses_spark and arch.deployment.target == "docker_compose"
+    dockerfile = files["deploy/app.Dockerfile"].decode()
+    assert _stages(dockerfile) == []
+    assert f"ARG JAVA_IMAGE={deploy.JAVA_IMAGE}" in dockerfile and "FROM ${JAVA_IMAGE} AS java" in dockerfile
+    assert "COPY --from=java /opt/java/openjdk /opt/java/openjdk" in dockerfile
+    assert "ENV JAVA_HOME=/opt/java/openjdk PATH=/opt/java/openjdk/bin:$PATH" in dockerfile
+    assert "deploy/spark.Dockerfile" not in files  # the Kubernetes executors' image: nothing runs it here
+    requirements = render_file(next(f for f in frame.plan(arch) if f.path == "requirements.txt"), arch).decode()
+    assert frame.PYSPARK in requirements.splitlines()  # the pyspark the image's Java runs
+    (compose,) = _yaml(files, "deploy/docker-compose.yaml")
+    assert check_compose_structure(compose) == []
+    scheduler = compose["services"]["scheduler"]  # it runs materialization, and so Spark
+    assert scheduler["build"]["dockerfile"] == "deploy/app.Dockerfile"
+    assert "scripts/materialize.py" in files["deploy/scheduler.py"].decode()
+    for env in deploy.ENVIRONMENTS:  # local mode in every environment: no Kubernetes master on one machine
+        assert "SPARK_MASTER=local[*]" in files[f"deploy/env/{env}.env.example"].decode().splitlines()
+    assert deploy.images(arch)["java"] == deploy.JAVA_IMAGE and "spark" not in deploy.images(arch)
+    # elsewhere the app image stays without Java
+    for name, (other, _, other_files) in generated.items():
+        if name != "compose_spark" and "deploy/app.Dockerfile" in other_files:
+            assert _stages(other_files["deploy/app.Dockerfile"].decode()) == [], name
+            assert ("JAVA_HOME" in other_files["deploy/app.Dockerfile"].decode()) == deploy.app_runs_spark(other)
+    _, _, k8s = generated["spark_k8s_gpu"]
+    assert "JAVA_HOME" not in k8s["deploy/app.Dockerfile"].decode() and "deploy/spark.Dockerfile" in k8s
+
+
+def test_a_broken_dockerfile_stage_is_found() -> None:
+    broken = "FROM ${BASE}\nCOPY --from=java /opt /opt\nUSER 10001\n"
+    assert _stages(broken) == [
+        "FROM uses BASE, declared after the first FROM or never",
+        "COPY --from=java: no earlier stage of that name",
+    ]
+    assert _stages("FROM python:3.11-slim\n") == ["the last stage runs as root"]
 
 
 def test_overlays_differ_only_in_configuration(generated: Any) -> None:
@@ -478,3 +552,70 @@ def test_every_app_container_starts_through_the_guard_and_redis_refuses_placehol
                             )
                             assert run.returncode == 78 and "refusing to start" in run.stderr, (name, password)
     assert checked >= 3
+
+
+# ------------------------------------------------------------------ every manifest is deployed
+def _kustomized(root: Path, folder: Path, seen: set[Path]) -> set[Path]:
+    """The files a kustomization loads as resources, following the folders it names (each with its own)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    out: set[Path] = set()
+    for entry in kustomization.get("resources", []):
+        target = (folder / entry).resolve()
+        assert target.is_relative_to(root.resolve()), f"{folder}: {entry} lies outside the repository"
+        if target.is_dir():
+            assert (target / "kustomization.yaml").is_file(), f"{folder}: {entry} has no kustomization.yaml"
+            if target not in seen:
+                seen.add(target)
+                out |= _kustomized(root, target, seen)
+        else:
+            assert target.is_file(), f"{folder}: {entry} does not exist"
+            out.add(target)
+    return out
+
+
+def _manifests(root: Path) -> set[Path]:
+    """Every Kubernetes object file under deploy/ and pipelines/ (not kustomize's own, not compose or Prefect)."""
+    out = set()
+    for path in [*(root / "deploy").rglob("*.yaml"), *(root / "pipelines").rglob("*.yaml")]:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+        if any("apiVersion" in d and d.get("kind") != "Kustomization" for d in docs):
+            out.add(path.resolve())
+    return out
+
+
+@pytest.mark.parametrize("orchestrator", ["none", "kubernetes", "cron", "airflow"])
+def test_every_generated_manifest_is_reachable_from_the_kustomizations(tmp_path: Path, orchestrator: str) -> None:
+    """On Kubernetes, every manifest the whole generation writes under deploy/ and pipelines/ (a Deployment, a
+    training CronJob of the pipelines, the batch train -> score CronJob) is loaded by the base kustomization or an
+    overlay; kubectl kustomize builds each overlay where installed. An online system scheduled by CronJobs once
+    left pipelines/k8s/ out of its base."""
+    from generator.plan.plan import build_plan
+    from generator.render.render import render_plan
+
+    kubectl = shutil.which("kubectl")
+    cronjobs = 0
+    for name in PRESETS:
+        arch = decide(parse_spec(_variant(name, {"orchestrator": orchestrator, "platform": "kubernetes"}), "s.yaml"))
+        root = tmp_path / name
+        for path, data in render_plan(build_plan(arch), arch).items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
+        manifests = _manifests(root)
+        if not manifests:
+            continue
+        base = root / "deploy" / "k8s" / "base"
+        tops = [base, *sorted(p for p in (root / "deploy" / "k8s" / "overlays").glob("*") if p.is_dir())]
+        reached: set[Path] = set()
+        for top in tops:
+            reached |= _kustomized(root, top, set())
+        missing = sorted(str(p.relative_to(root.resolve())) for p in manifests - reached)
+        assert not missing, f"{name} ({orchestrator}, scheduler {arch.training.scheduler}): not deployed {missing}"
+        cronjobs += sum(1 for p in manifests if "CronJob" in p.read_text())
+        if kubectl and (root / "pipelines" / "k8s").is_dir():
+            built = subprocess.run([kubectl, "kustomize", str(base)], capture_output=True, text=True, timeout=120)
+            assert built.returncode == 0, built.stderr
+            kinds = [d["kind"] for d in yaml.safe_load_all(built.stdout) if d]
+            assert kinds.count("CronJob") == sum(
+                1 for p in (root / "pipelines" / "k8s").glob("*.yaml") if "kind: CronJob" in p.read_text()
+            ), (name, kinds)
+    assert cronjobs or orchestrator == "airflow"

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pytest
 import yaml
 
 from generator.decide import decide
+from generator.plan import deploy
 from generator.plan.plan import build_plan
 from generator.render.render import render_plan
 from requirements_spec.validate import parse_spec
@@ -124,6 +127,100 @@ def test_offline_bundle_then_setup_with_no_index(tmp_path: Path) -> None:
     refused = make(repo, "setup", f"VENV={tmp_path / 'venv2'}", f"PYTHON={sys.executable}", env=offline)
     assert refused.returncode != 0 and "does not match its SHA256SUMS" in refused.stdout + refused.stderr
     assert not (tmp_path / "venv2").exists()
+
+
+# the package index the full bundle downloads from (the site's mirror in production); pip's HTTP cache stays on, so
+# a machine that installed archgen downloads little
+FULL_MIRROR = os.environ.get("ARCHGEN_TEST_PACKAGE_MIRROR", "https://pypi.org/simple")
+NETWORK_ENV = {"PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"}
+NETWORK_ENV |= {p for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY") for p in (name, name.lower())}
+FAKE_DOCKER = """#!/bin/sh
+# docker image inspect --format '{{json .RepoDigests}}' IMAGE: as a docker that pulled IMAGE from the site answers
+image="$5"; case "${image##*/}" in *:*) repo="${image%:*}";; *) repo="$image";; esac
+printf '["%s@sha256:%s"]\\n' "$repo" "$(printf %s "$image" | sha256sum | cut -c1-64)"
+"""
+
+
+def reachable(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/pip/", timeout=15):
+            return True
+    except OSError:
+        return False
+
+
+def offline(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``command`` in a network namespace of its own (no interface but loopback) where this machine allows one."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True, check=False).returncode == 0:
+        command = [unshare, "-n", *command]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_full_dependency_set_bundles_then_installs_with_no_index_and_no_network(tmp_path: Path) -> None:
+    """The air-gapped preset's real requirement files: every package downloaded, then installed with the index
+    disabled and (where the machine allows a network namespace) no network at all; the system's packages import."""
+    if not reachable(FULL_MIRROR):
+        pytest.skip(f"the package index {FULL_MIRROR} does not answer (ARCHGEN_TEST_PACKAGE_MIRROR names another)")
+    spec = (ROOT / "requirements_spec" / "presets" / "edge_airgapped.yaml").read_text()
+    arch = decide(parse_spec(spec, "edge_airgapped.yaml"))
+    repo = tmp_path / "repo"
+    for path, data in render_plan(build_plan(arch), arch).items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(data)
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "docker").write_text(FAKE_DOCKER)
+    (stub / "docker").chmod(0o755)
+    cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+    env = {
+        "PATH": f"{stub}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": os.devnull,  # none of this machine's indexes or find-links
+        "PIP_CACHE_DIR": cache,
+        # how this machine reaches the index: its proxy and the certificates that vouch for it
+        **{k: v for k, v in os.environ.items() if k in NETWORK_ENV},
+    }
+    started = time.monotonic()
+    bundle = make(repo, "offline-bundle", f"PACKAGE_MIRROR={FULL_MIRROR}", f"PYTHON={sys.executable}", env=env)
+    bundled = time.monotonic() - started
+    assert bundle.returncode == 0, (bundle.stdout + bundle.stderr)[-4000:]
+    house = repo / "wheelhouse"
+    sums = dict(line.split("  ")[::-1] for line in (house / "SHA256SUMS").read_text().splitlines())
+    on_disk = {p.name for p in house.iterdir()} - {"SHA256SUMS", "images.txt"}
+    assert set(sums) == on_disk and len(on_disk) > 50, sorted(on_disk)
+    assert all(hashlib.sha256((house / n).read_bytes()).hexdigest() == h for n, h in sums.items())
+    names = {n.split("-")[0].lower() for n in on_disk}
+    assert {"feast", "scikit_learn", "checkov", "bandit", "pyarrow"} <= names, sorted(names)
+    listed = dict(line.split("  ") for line in (house / "images.txt").read_text().splitlines())
+    assert sorted(listed) == sorted(deploy.images(arch).values())
+    for image, digest in listed.items():
+        assert image.startswith(arch.spec.existing.image_registry + "/"), image
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), (image, digest)
+
+    cut_off = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+    cut_off |= {"PIP_NO_INDEX": "1", "PIP_NO_CACHE_DIR": "1"}
+    venv = tmp_path / "venv"
+    started = time.monotonic()
+    setup = offline(
+        ["make", "--no-print-directory", "setup", f"VENV={venv}", f"PYTHON={sys.executable}"], cut_off, repo
+    )
+    installed = time.monotonic() - started
+    assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
+    modules = re.search(r"ensure_venv,\$\(VENV\),requirements.txt,([^)]*)\)", (repo / "Makefile").read_text())
+    assert modules is not None and "feast" in modules.group(1).split()
+    imports = f"import {', '.join(modules.group(1).split())}"
+    check = subprocess.run([str(venv / "bin/python"), "-c", imports], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    consistent = subprocess.run([str(venv / "bin/pip"), "check"], capture_output=True, text=True, check=False)
+    assert consistent.returncode == 0, consistent.stdout
+    # the scanners' environment (make security) resolves from the wheelhouse alone too
+    pip = [str(venv / "bin/pip"), "install", "--dry-run", "-q", "--no-index", "--find-links", str(house)]
+    scanners = offline([*pip, "-r", str(repo / "requirements-security.txt")], cut_off)
+    assert scanners.returncode == 0, scanners.stderr[-3000:]
+    print(f"offline-bundle {bundled:.0f} s ({len(on_disk)} files), setup with no index {installed:.0f} s")
 
 
 @pytest.mark.unit

@@ -188,9 +188,24 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
                     continue
                 kubernetes_validate.validate(doc, "1.30", strict=True)
                 kinds.add(doc["kind"])
+        freshness = " ".join(files["tests/test_fitness_freshness.py"].decode().split('"""')[1].split())
+        assert "materializ" not in freshness, "the docstring of a batch system's freshness test"
+        assert "point-in-time features from the offline store as of the run time" in freshness
         if existing.get("platform") == "kubernetes":
             assert "PersistentVolumeClaim" in kinds
             assert not kinds & {"Deployment", "HorizontalPodAutoscaler", "Service", "PodDisruptionBudget"}, kinds
+            # the image the pods run is built here: deploy/app.Dockerfile, non-root, base image a build argument
+            dockerfile = files["deploy/app.Dockerfile"].decode()
+            image = "local/churn-scoring-app:dev"
+            assert f"docker build -f deploy/app.Dockerfile -t {image} ." in dockerfile
+            assert f"image: {image}" in files[pipeline].decode() or f'"{image}"' in files[pipeline].decode()
+            lines = dockerfile.splitlines()
+            assert lines[lines.index("FROM ${PYTHON_IMAGE}") - 1].startswith("ARG PYTHON_IMAGE=python:3.11-slim")
+            assert "USER 10001" in lines and lines[-1] == 'CMD ["python", "-m", "batch.score"]'
+            assert "**/.venv*" in files["deploy/app.Dockerfile.dockerignore"].decode()
+            assert "docker build -f deploy/app.Dockerfile" in files["batch/README.md"].decode()
+        else:
+            assert "deploy/app.Dockerfile" not in files  # nothing runs in a container
         if existing.get("orchestrator") == "airflow":
             dag = files[pipeline].decode()
             compile(dag, pipeline, "exec")
@@ -198,7 +213,7 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             assert 'pod("train", ["-m", "training.train"], "4", "8Gi", 0)' in dag  # the spec's training resources
         if existing.get("orchestrator") == "kubernetes":
             job = yaml.safe_load(files[pipeline])["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
+            # args, not command: an image's entrypoint (none in the batch image) runs first
             assert [c["args"] for c in job["initContainers"]] == [["python", "-m", "training.train"]]
             assert job["containers"][0]["args"] == ["python", "-m", "batch.score"]
             assert all("command" not in c for c in [*job["initContainers"], *job["containers"]])
@@ -234,6 +249,22 @@ def test_population_must_be_a_file_or_table_source(tmp_path: Path) -> None:
         load_spec(path)
 
 
+def test_a_batch_service_reads_no_request_time_value(tmp_path: Path) -> None:
+    """A batch run scores stored keys and has no request: a scored service with an on-demand feature computed from a
+    request source is refused at its line; the same feature served online is valid."""
+    from requirements_spec.errors import SpecError
+
+    text = (ROOT / "tests" / "specs" / "kiosk_strings.yaml").read_text()
+    path = tmp_path / "batch.yaml"
+    path.write_text(text.replace("  mode: online", "  mode: batch"))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "basket_fit.price_ratio]" in row)
+    assert f"batch.yaml:{line}:" in message and "features.services[0].features[3]" in message, message
+    assert "'basket_fit.price_ratio' is computed from the request source visit" in message
+
+
 # ------------------------------------------------------------------ batch, end to end (slow)
 POD_DAGBAG = """
 import json, sys
@@ -254,10 +285,8 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.slow
-def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
-    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
-    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+def load_dagbag(tmp_path: Path, dags: dict[str, bytes], script: str, **env: str) -> dict[str, Any]:
+    """The DAG files (name -> text) loaded by Airflow's own DagBag in the Airflow virtualenv; `script` prints JSON."""
     made = subprocess.run(
         ["bash", str(ROOT / "scripts" / "ensure_airflow_venv.sh"), str(AIRFLOW_VENV)],
         text=True,
@@ -265,21 +294,29 @@ def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> Non
         timeout=900,
     )
     assert made.returncode == 0, made.stderr[-3000:]
-    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    name = "churn_scoring_train_score.py"
-    (dags / name).write_bytes(files[f"pipelines/airflow/dags/{name}"])
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    for name, text in dags.items():
+        (folder / name).write_bytes(text)
+    home = {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     loaded = subprocess.run(
-        [str(AIRFLOW_VENV / "bin" / "python"), "-c", POD_DAGBAG, str(dags)],
+        [str(AIRFLOW_VENV / "bin" / "python"), "-c", script, str(folder)],
         text=True,
         capture_output=True,
-        env=env,
+        env={**os.environ, **home, **env},
         timeout=300,
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    bag = json.loads(loaded.stdout.strip().splitlines()[-1])
+    return dict(json.loads(loaded.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> None:
+    """Airflow on Kubernetes: the train -> score DAG of KubernetesPodOperator tasks imports into Airflow's own
+    DagBag (with the cncf.kubernetes provider), each pod runs the app image with the spec's resources."""
+    files = generate_in_memory(batch_spec(tmp_path, platform="kubernetes", orchestrator="airflow")).files
+    name = "churn_scoring_train_score.py"
+    bag = load_dagbag(tmp_path, {name: files[f"pipelines/airflow/dags/{name}"]}, POD_DAGBAG)
     assert bag["errors"] == {} and list(bag["dags"]) == ["churn_scoring_train_score"], bag["errors"]
     dag = bag["dags"]["churn_scoring_train_score"]
     assert dag["schedule"] == "0 2 * * 0" and dag["catchup"] is False  # the training schedule (no serving.schedule)

@@ -137,7 +137,7 @@ def _k8s_docs() -> list[tuple[str, str, dict[str, Any]]]:
         (name, path, yaml.safe_load(text))
         for name, files in RENDERED.items()
         for path, text in files.items()
-        if path.startswith("pipelines/k8s/")
+        if path.startswith("pipelines/k8s/") and not path.endswith("/kustomization.yaml")  # kustomize's, not an object
     ]
 
 
@@ -159,11 +159,15 @@ def test_every_cronjob_passes_kubernetes_validate_strict() -> None:
         assert spec["timeZone"] == "Etc/UTC" and spec["concurrencyPolicy"] == "Forbid"
         container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
-        if path.endswith("/train-score-cronjob.yaml"):  # batch: training (the gate) is the init container
+        if path.endswith("/train-score-cronjob.yaml"):  # batch: training (the gate) is an init container
             inits = spec["jobTemplate"]["spec"]["template"]["spec"].get("initContainers", [])
-            # args, not command: the image's start guard (deploy/check_secrets.py) runs first
+            trained = pipelines.scheduled_training(ARCH[name])
+            fs = ARCH[name].feature_store
+            rollups = [["python", "scripts/aggregate.py"]] if fs is not None and fs.aggregated_views else []
+            # args, not command: the image's start guard (deploy/check_secrets.py) runs first; fresh rollups
+            # before training and before scoring
             assert [i["args"] for i in inits] == (
-                [["python", "-m", "training.train"]] if pipelines.scheduled_training(ARCH[name]) else []
+                [*rollups, ["python", "-m", "training.train"], *rollups] if trained else rollups
             )
             assert container["args"] == ["python", "-m", "batch.score"] and "command" not in container
             continue

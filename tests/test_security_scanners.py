@@ -26,12 +26,16 @@ from requirements_spec.validate import parse_spec
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = sorted(p.stem for p in (ROOT / "requirements_spec" / "presets").glob("*.yaml"))
 # beside the presets, the manifests no preset reaches: CronJobs of each scheduler form, REST serving and batch
-# scoring on Kubernetes (hardened like the Deployments)
+# scoring on Kubernetes (hardened like the Deployments), the app image with Java for Spark on one machine and
+# the Spark jobs' image on Kubernetes
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "compose_spark": ("reference", {"warehouse": "spark", "orchestrator": "none", "platform": "docker-compose"}),
     "k8s_own_cron": ("reference", {"orchestrator": "cron", "platform": "kubernetes"}),
     "k8s_cronjobs": ("reference", {"orchestrator": "kubernetes", "platform": "kubernetes"}),
     "k8s_python_rest": ("starter", {"platform": "kubernetes"}),
     "k8s_batch_scoring": ("batch_warehouse", {"orchestrator": "kubernetes", "platform": "kubernetes"}),
+    # Spark on Kubernetes: the Spark jobs' own image (deploy/spark.Dockerfile)
+    "k8s_spark": ("reference", {"warehouse": "spark", "orchestrator": "kubernetes", "platform": "kubernetes"}),
 }
 BIN = Path(sys.executable).parent
 

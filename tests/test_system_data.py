@@ -135,3 +135,83 @@ def test_string_keys_and_several_entities_share_the_example_ids(tmp_path: Path) 
     # the on-demand view reads basket_value only, but Feast asks for every field of the request source
     assert {r[0] for r in ctx["request_fields"]} == {"basket_value", "currency", "items_in_basket"}
     check_system_data(arch.spec, tmp_path)
+
+
+LABELS_PROBE = r"""
+import importlib.util, json, sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+root = Path.cwd()
+sys.path.insert(0, str(root))
+spec = importlib.util.spec_from_file_location("sample", root / "scripts" / "generate_sample_data.py")
+sample = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sample)
+views, label_source = json.loads(sys.argv[1])
+frames = sample.generate(seed=42, n_entities=50, n_labels=400, now=datetime(2025, 6, 1, 12, tzinfo=timezone.utc))
+stamp = {s["name"]: s["timestamp_field"] for s in sample.SOURCES}
+labels = frames[label_source].rename(columns={stamp[label_source]: "__label_time"})
+labels["__row"] = range(len(labels))
+usable = set(labels["__row"])
+for source, keys, ttl_s in views:
+    rows = frames[source][keys + [stamp[source]]].rename(columns={stamp[source]: "__feature_time"})
+    pairs = labels[["__row", "__label_time", *keys]].merge(rows, on=keys)
+    age = (pairs["__label_time"] - pairs["__feature_time"]).dt.total_seconds()
+    usable &= set(pairs.loc[(age >= 0) & (age <= ttl_s), "__row"])
+print(json.dumps({"labels": len(labels), "usable": len(usable)}))
+"""
+
+
+def test_labels_meet_every_view_keyed_by_several_entities_within_its_ttl(tmp_path: Path) -> None:
+    """Two views keyed by the same two entities, from different sources, with a 2-day ttl: a label event finds a
+    row of both for its key within the ttl (ids paired at random per source would leave almost none usable)."""
+    import yaml
+
+    from requirements_spec.types import duration_seconds
+    from requirements_spec.validate import load_spec
+
+    data = yaml.safe_load((Path(__file__).parent / "specs" / "kiosk_strings.yaml").read_text())
+    data["sources"].append(
+        {
+            "name": "shelf_audit",
+            "kind": "file",
+            "path": "data/shelf_audit.parquet",
+            "timestamp_field": "event_timestamp",
+        }
+    )
+    second = {
+        "name": "sku_audit",
+        "entities": ["sku", "store"],
+        "source": "shelf_audit",
+        "granularity": "day",
+        "ttl": "2d",
+        "fields": [{"name": "facings", "dtype": "int32"}],
+    }
+    data["features"]["views"].append(second)
+    for view in data["features"]["views"]:
+        view["ttl"] = "2d"
+    data["features"]["services"][0]["features"].append("sku_audit.facings")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    arch = decide(load_spec(spec_file))
+    repo = tmp_path / "repo"
+    generate(spec_file, repo)
+    keys = {e.name: e.join_key for e in arch.spec.entities}
+    views = [
+        [v.source, [keys[e] for e in v.entities], duration_seconds(v.ttl)]
+        for v in arch.spec.features.views  # type: ignore[union-attr]
+        if len(v.entities) > 1
+    ]
+    probe = subprocess.run(
+        [sys.executable, "-c", LABELS_PROBE, json.dumps([views, arch.spec.training.label.source])],  # type: ignore[union-attr]
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    out = json.loads(probe.stdout)
+    assert out["usable"] >= 0.9 * out["labels"], out

@@ -12,8 +12,11 @@ What is checked, each against the real tool where it can run here:
 - every Kubernetes manifest validates against the 1.30 schemas with ``strict`` (misspelled keys),
   CronJob schedules are 5-field crons, kustomizations name existing resources and, where
   ``kubectl``/``kustomize`` is installed, every overlay builds and its output validates;
-- ``deploy/docker-compose.yaml``: structure, no literal secrets, and ``docker compose config`` when a
-  docker client with compose is installed.
+- ``deploy/docker-compose.yaml``: structure, and ``docker compose config`` when a docker client with
+  compose is installed;
+- credentials (:mod:`generator.checks.secrets`): none written in plain text in a manifest, the compose
+  file, ``feature_store.yaml`` or a committed env file, and every Secret key and variable a workload
+  reads declared by each environment's template.
 
 kustomize and compose read the untrusted repository: they run only when everything they would load is
 inside it (:func:`~generator.checks.check_untrusted.kustomize_scope`,
@@ -58,7 +61,6 @@ COMPOSE_SERVICE_KEYS = {
     "gpus", "ipc", "platform", "pull_policy", "security_opt", "sysctls", "tty", "stdin_open", "mem_limit",
     "cpus", "extends", "develop", "network_mode", "pid", "privileged", "x-",
 }  # fmt: skip
-SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIALS|SALT)", re.IGNORECASE)
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -126,6 +128,7 @@ def check_repository(root: Path) -> Report:
         check_kubernetes(root, report)
         cu.check_kubernetes_names(root, report.adder(KUBERNETES_CODE))
         check_compose(root, report)
+        check_secrets(root, report)
         _check_plugins(root, report)
         check_spec(root, report)
     return report
@@ -519,20 +522,16 @@ def _kustomize_build(root: Path, folder: Path, command: list[str], report: Repor
     report.count("kustomize builds")
 
 
+# ------------------------------------------------------------------ credentials
+def check_secrets(root: Path, report: Report) -> None:
+    """No credential in plain text; every Secret key and variable a workload reads declared (:mod:`.secrets`)."""
+    from .secrets import check_secrets as scan
+
+    report.problems += scan(root)
+    report.count("credentials and secret references")
+
+
 # ------------------------------------------------------------------ docker compose
-def _literal_secrets(service: str, environment: Any) -> list[str]:
-    items: list[tuple[str, Any]] = []
-    if isinstance(environment, dict):
-        items = list(environment.items())
-    elif isinstance(environment, list):
-        items = [tuple(str(e).split("=", 1)) if "=" in str(e) else (str(e), None) for e in environment]  # type: ignore[misc]
-    return [
-        f"services.{service}.environment.{key}: a literal secret; use ${{{key}}} from the env file"
-        for key, value in items
-        if SECRET_NAME.search(str(key)) and value not in (None, "") and "$" not in str(value)
-    ]
-
-
 def check_compose_structure(data: Any) -> list[str]:
     """What is wrong with a docker-compose document's structure, in words (none: an empty list)."""
     if not isinstance(data, dict):
@@ -561,7 +560,6 @@ def check_compose_structure(data: Any) -> list[str]:
             source = str(vol).split(":", 1)[0] if isinstance(vol, str) else ""
             if source and not source.startswith((".", "/", "~", "$")) and source not in volumes:
                 out.append(f"services.{name}.volumes: named volume {source!r} is not declared under volumes")
-        out += _literal_secrets(str(name), svc.get("environment"))
     return out
 
 
@@ -591,7 +589,7 @@ def compose_env_file(root: Path) -> Path | None:
 
 
 def check_compose(root: Path, report: Report) -> None:
-    """``deploy/docker-compose.yaml``: its structure, no literal secrets, and `docker compose config` where it runs."""
+    """``deploy/docker-compose.yaml``: its structure, and `docker compose config` where it runs."""
     path = root / COMPOSE_FILE
     if not path.is_file():
         return

@@ -198,12 +198,16 @@ LIST_CONFIGS = (
     "pipelines/prefect/prefect.yaml",
     "pipelines/dagster/definitions.py",
 )
+# the batch train -> score pipeline's crontab lines go into the same crontab as the other jobs
+CRONTABS = {"pipelines/crontab": "pipelines/crontab", "pipelines/batch.crontab": "pipelines/crontab"}
 
 
 def _job_requirement(ctx: ProbeContext, job: str) -> Cited:
     spec = ctx.arch.spec
     if job == "train":
         return ctx.spec_at("training", "schedule")
+    if job == "train_score":  # batch scoring: serving.schedule, or the training schedule it defaults to
+        return ctx.spec_at("serving", "schedule") if spec.serving.schedule else ctx.spec_at("training", "schedule")
     if job == "purge":
         return ctx.spec_at("privacy", "retention")
     if spec.features is not None:
@@ -221,15 +225,18 @@ def _scheduled_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
 
 
 def _crontab_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
-    """The lines of ``pipelines/crontab``: the job from its lock file."""
-    crontab = ctx.read("pipelines/crontab")
-    for number, line in enumerate(crontab.splitlines() if crontab is not None else [], start=1):
-        text = line.strip()
-        if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
-            continue
-        match = re.search(r"\.run/([a-z_]+)\.lock", text)
-        job = match.group(1) if match and match.group(1) in names else ""
-        yield (job, "pipelines/crontab", number, " ".join(text.split()[:5]))
+    """The lines of ``pipelines/crontab`` and the batch pipeline's ``pipelines/batch.crontab``: the job from
+    its lock file.
+    """
+    for rel in CRONTABS:
+        crontab = ctx.read(rel)
+        for number, line in enumerate(crontab.splitlines() if crontab is not None else [], start=1):
+            text = line.strip()
+            if not text or text.startswith("#") or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", text):
+                continue
+            match = re.search(r"\.run/([a-z_]+)\.lock", text)
+            job = match.group(1) if match and match.group(1) in names else ""
+            yield (job, rel, number, " ".join(text.split()[:5]))
 
 
 def _scheduler_entries(ctx: ProbeContext, names: list[str]) -> Iterator[Entry]:
@@ -293,12 +300,15 @@ def schedules(ctx: ProbeContext) -> None:
     A materialization run less often than the freshness, a training schedule other than the spec's, or a
     job nothing decided is an error; a materialization or purge that runs more often is information.
     """
-    from ..plan import pipelines
+    from ..plan import batch, pipelines
 
     jobs = {j.name: j for j in pipelines.jobs(ctx.arch)}
+    scored = batch.pipeline_job(ctx.arch)  # batch scoring: train -> score, one pipeline of its own
+    if scored is not None:
+        jobs[scored.name] = scored
     seen: dict[str, set[str]] = {}  # scheduler config (a file, or a folder of one file per job) -> its jobs
     for job, rel, line, cron in _scheduled_entries(ctx, list(jobs)):
-        config = rel if rel in LIST_CONFIGS else rel.rsplit("/", 1)[0] + "/"
+        config = CRONTABS.get(rel) or (rel if rel in LIST_CONFIGS else rel.rsplit("/", 1)[0] + "/")
         seen.setdefault(config, set())
         if not job:
             ctx.error(
@@ -321,6 +331,8 @@ def schedules(ctx: ProbeContext) -> None:
         why = (
             "the spec's training schedule"
             if job == "train"
+            else "the spec's scoring schedule"
+            if job == "train_score"
             else f"runs every {gap} s at most, the decision needs {want} s"
             if gap is not None and want is not None
             else "not a valid 5-field cron"

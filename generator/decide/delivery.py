@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .context import Conflict, Outcome, ReqPath, RuleContext
-from .privacy import CLOUD_PLATFORMS
+from .privacy import CLOUD_PLATFORMS, KUBERNETES_PLATFORMS
 from .registry import finding, rule
 
 PLATFORM: ReqPath = ("existing", "platform")
@@ -36,9 +36,6 @@ def delivery(ctx: RuleContext) -> Outcome:
         [("delivery", "mlops_level")],
         [(f"mlops_level_{n}", "not what the requirement asks for") for n in (0, 1, 2) if n != level],
     )
-
-
-KUBERNETES_PLATFORMS = ("kubernetes", "openshift")
 
 
 def _nothing_deployed(ctx: RuleContext) -> str | None:

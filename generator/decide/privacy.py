@@ -61,15 +61,34 @@ def pii(ctx: RuleContext) -> Outcome:
     )
 
 
+# privacy.residency eu/us on Kubernetes: the provisioner of the StorageClass <residency>-resident every volume uses.
+# The model repository is ReadWriteMany, so a file-share CSI driver: the one of the cloud the warehouse runs in,
+# or, when the spec names no cloud, the Kubernetes NFS CSI driver (any cluster, on premises too).
+RESIDENT_PROVISIONERS = {
+    "bigquery": ("filestore.csi.storage.gke.io", "Google Cloud Filestore, the warehouse being BigQuery"),
+    "redshift": ("efs.csi.aws.com", "Amazon EFS access points, the warehouse being Redshift"),
+}
+DEFAULT_RESIDENT_PROVISIONER = ("nfs.csi.k8s.io", "the Kubernetes NFS CSI driver, the spec naming no cloud")
+KUBERNETES_PLATFORMS = ("kubernetes", "openshift")
+
+
+def resident_provisioner(warehouse: str) -> tuple[str, str]:
+    """The provisioner of the resident StorageClass and why it is that one, from the warehouse's cloud."""
+    return RESIDENT_PROVISIONERS.get(warehouse, DEFAULT_RESIDENT_PROVISIONER)
+
+
 @rule(
     "residency",
     title="Residency and autonomy: where the system may run and fetch from",
-    reads=("privacy.residency", "autonomy"),
+    reads=("privacy.residency", "autonomy", "existing.platform", "existing.warehouse"),
     alternatives=("local mirror", "region pinned", "any"),
 )
 def residency(ctx: RuleContext) -> Outcome:
     """on_prem residency or air-gapped autonomy: no cloud stores, registries or platforms; images and
-    packages come from a local mirror. eu/us residency: every store is pinned to that region.
+    packages come from a local mirror. eu/us residency: every store is pinned to that region; on
+    Kubernetes every pod by node affinity on the region label, and every volume by a StorageClass
+    restricted to the region's nodes (its provisioner: the file-share driver of the warehouse's cloud,
+    else the Kubernetes NFS CSI driver).
     """
     spec = ctx.spec
     res, aut = spec.privacy.residency, spec.autonomy
@@ -84,9 +103,17 @@ def residency(ctx: RuleContext) -> Outcome:
             value=True,
         )
     if res in ("eu", "us"):
+        why = f"data must stay in the {res.upper()}: stores and backups are pinned to that region"
+        if spec.existing.platform in KUBERNETES_PLATFORMS:
+            provisioner, because = resident_provisioner(spec.existing.warehouse)
+            why += (
+                f"; pods by node affinity on the region label, volumes by the StorageClass {res}-resident "
+                f"(allowed topologies: the region; provisioner {provisioner}: {because})"
+            )
+            reads += [PLATFORM, WAREHOUSE]
         return Outcome(
             f"region {res}",
-            f"data must stay in the {res.upper()}: stores and backups are pinned to that region",
+            why,
             reads,
             [("any region", f"residency is {res}")],
             value=False,

@@ -612,20 +612,42 @@ def _population(ctx: RuleContext) -> tuple[str | None, list[ReqPath]]:
     return None, [("serving", "population")]
 
 
+# where batch scores go, by warehouse: the warehouse itself; parquet files when the warehouse is files
+SCORE_WAREHOUSES = ("postgres", "spark", "bigquery", "snowflake", "redshift")
+
+
+def score_target(warehouse: str) -> str:
+    """The score store of a warehouse: the warehouse's own name, or "parquet" for files."""
+    return warehouse if warehouse in SCORE_WAREHOUSES else "parquet"
+
+
+def score_location(target: str, table: str) -> str:
+    """Where the scores of a target lie, in words (the decision's value and the generated docs)."""
+    return {
+        "postgres": f"the PostgreSQL table {table}",
+        "spark": f"the Spark dataset $SPARK_LAKE_ROOT/scores/{table}/ partitioned by run_id",
+        "bigquery": f"the BigQuery table $BIGQUERY_DATASET.{table}",
+        "snowflake": f"the Snowflake table {table.upper()} ($SNOWFLAKE_DATABASE.$SNOWFLAKE_SCHEMA)",
+        "redshift": f"the Redshift table {table} (loaded from $REDSHIFT_S3_STAGING_LOCATION by COPY)",
+    }.get(target, f"partitioned parquet scores/{table}/run_id=.../")
+
+
 @rule(
     "batch_scoring",
     title="Batch scoring: the population, where the scores go and when",
     reads=("serving.population", "serving.schedule", "training.schedule", "existing.warehouse", "features.freshness"),
-    alternatives=("postgres table", "partitioned parquet"),
+    alternatives=("warehouse table", "partitioned parquet"),
     after=("serving_runtime", "offline_store", "training_mode"),
 )
 def batch_scoring(ctx: RuleContext) -> Outcome | None:
     """Batch serving scores the whole population in process, with point-in-time features from the offline
     store as of the run (nothing materialized: as fresh as the sources) and the model loaded once, in chunks
-    so memory stays flat. Scores go to
-    the warehouse: a PostgreSQL table when the warehouse is PostgreSQL, partitioned parquet otherwise, with
-    the entity keys, score, model version, run id and time; a rerun of a run replaces its rows. It runs
-    right after training and its quality gate, on `serving.schedule` (default: the training schedule).
+    so memory stays flat. Scores go to the decided warehouse, with the entity keys, score, model version, run
+    id and time: a PostgreSQL, BigQuery, Snowflake or Redshift table (the run's rows deleted and the new ones
+    inserted in one transaction), a Spark dataset under the lake partitioned by run id (the run's partition
+    replaced by Spark's dynamic partition overwrite), or partitioned parquet files when the warehouse is files;
+    a rerun of a run replaces its rows. It runs right after training and its quality gate, on
+    `serving.schedule` (default: the training schedule).
     """
     if ctx.choice("serving_runtime") != "batch_scoring":
         return None
@@ -634,14 +656,14 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
     schedule = spec.serving.schedule or spec.training.schedule
     reads.append(("serving", "schedule") if spec.serving.schedule else ("training", "schedule"))
     cron = cron_expression(schedule) if schedule else None
-    target = "postgres" if spec.existing.warehouse == "postgres" else "parquet"
+    target = score_target(spec.existing.warehouse)
     reads.append(("existing", "warehouse"))
     fresh = ""
     if spec.features is not None:  # read as of the run, nothing materialized in between
         reads.append(("features", "freshness"))
         fresh = f" (as fresh as the sources at the run, within the {spec.features.freshness} freshness)"
     table = f"{spec.project.name}_scores"
-    where = f"table {table}" if target == "postgres" else f"partitioned parquet scores/{table}/run_id=.../"
+    where = score_location(target, table)
     when = f"at `{cron}`" if cron else "when run (`make score`)"
     return Outcome(
         f"{population or 'no population'} -> {where}, {when}",
@@ -651,7 +673,9 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
         [
             ("triton", "a model server for a job that calls the model once per chunk in process"),
             ("online features", "reading the online store row by row is slow and skips point-in-time correctness"),
-            ("postgres table" if target == "parquet" else "partitioned parquet", "not where the business reads"),
+            ("warehouse table", "the warehouse is parquet files: no database to write a table to")
+            if target == "parquet"
+            else ("partitioned parquet", "not where the business reads"),
         ],
         value={"population": population, "cron": cron, "target": target, "table": table},
     )

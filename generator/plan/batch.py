@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
+from .deploy import resident_storage_class
 from .pipelines import (
     APP_IMAGE,
+    Job,
     k8s_name,
     k8s_quantity_cpu,
     k8s_quantity_memory,
@@ -26,7 +28,29 @@ from .plan import PlannedFile
 COMPONENT = "batch"
 DECISIONS = ("serving_runtime", "batch_scoring")
 CHUNK_ROWS = 50_000  # entities per offline-store query: memory stays flat as the population grows
-KEY_SQL = {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"}
+# the SQL type of an entity key in each warehouse's score table
+KEY_SQL = {
+    "postgres": {"int64": "BIGINT", "int32": "INTEGER", "string": "TEXT"},
+    "bigquery": {"int64": "INT64", "int32": "INT64", "string": "STRING"},
+    "snowflake": {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR"},
+    "redshift": {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR(256)"},
+}
+# the class of batch/score.py that writes each target
+WRITERS = {
+    "postgres": "PostgresScores",
+    "parquet": "ParquetScores",
+    "spark": "SparkScores",
+    "bigquery": "BigQueryScores",
+    "snowflake": "SnowflakeScores",
+    "redshift": "RedshiftScores",
+}
+# the score table's other columns in each warehouse: score, model_version, run_id, scored_at
+SCORE_SQL = {
+    "postgres": ("DOUBLE PRECISION", "INTEGER", "TEXT", "TIMESTAMPTZ"),
+    "bigquery": ("FLOAT64", "INT64", "STRING", "TIMESTAMP"),
+    "snowflake": ("DOUBLE", "BIGINT", "VARCHAR", "TIMESTAMP_TZ"),
+    "redshift": ("DOUBLE PRECISION", "BIGINT", "VARCHAR(128)", "TIMESTAMPTZ"),
+}
 # offline stores whose sources batch/score.py reads itself, with Feast's point-in-time rule (a parquet scan, or
 # one SQL query streamed in chunks); the others go through Feast's get_historical_features
 DIRECT_READS = {"file": "file", "duckdb": "file", "postgres": "postgres"}
@@ -39,7 +63,9 @@ def batch_runtime(arch: Architecture) -> bool:
 
 def _decision_value(arch: Architecture) -> dict[str, Any]:
     d = arch.decision("batch_scoring")
-    target = "postgres" if arch.spec.existing.warehouse == "postgres" else "parquet"
+    from ..decide.serving import score_target
+
+    target = score_target(arch.spec.existing.warehouse)
     spec = arch.spec
     population = spec.serving.population
     if population is None:  # the rule's default: the scored service's first view's source
@@ -59,7 +85,7 @@ def _decision_value(arch: Architecture) -> dict[str, Any]:
 
 
 def score_store(arch: Architecture) -> tuple[str, str]:
-    """Where batch scoring writes: (table name, "postgres" or "parquet"); the purge deletes only from it."""
+    """Where batch scoring writes: (table name, target: "parquet" or the warehouse); the purge deletes only from it."""
     value = _decision_value(arch)
     return str(value["table"]), str(value["target"])
 
@@ -114,23 +140,39 @@ def _join_key(arch: Architecture, entity: str) -> str:
     return found.join_key if found is not None else entity
 
 
-def _population(arch: Architecture, name: str | None, engine: str) -> dict[str, Any]:
-    """The population source as the engine reads it: the parquet file, or the warehouse table."""
-    from .feature_repo import build_model
+def _population(arch: Architecture, name: str | None) -> dict[str, Any]:
+    """The population source as the decided offline store reads it.
 
-    source = arch.spec.source(name or "")
-    if source is None or source.kind not in ("file", "table"):
+    "file": the parquet file (the file and duckdb stores, the embedded default); "table": the PostgreSQL table
+    (PostgreSQL is the warehouse); "feast": the warehouses read only through Feast (Spark, BigQuery, Snowflake,
+    Redshift), by Feast's offline store from the source the registry holds, whose class is named here.
+    """
+    from .feature_repo import SOURCE_CLASSES, build_model
+
+    source = arch.spec.stored_source(name or "")  # a stream: the file or table it lands in
+    fs = arch.feature_store
+    if source is None or fs is None:
         return {"name": name, "kind": "file", "location": ""}
-    if engine != "feast":
-        batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
-        kind = "file" if engine == "file" else "table"
-        return {"name": source.name, "kind": kind, "location": batch["path"] if kind == "file" else batch["table"]}
-    location = source.path if source.kind == "file" else source.table
-    return {"name": source.name, "kind": source.kind, "location": location}
+    batch = next(b for b in build_model(arch)["batch_sources"] if b["name"] == source.name)
+    if fs.offline_store in ("file", "duckdb"):
+        return {"name": source.name, "kind": "file", "location": batch["path"]}
+    if fs.offline_store == "postgres":
+        return {"name": source.name, "kind": "table", "location": batch["table"]}
+    module, cls = SOURCE_CLASSES[batch["kind"]]
+    where = f"$SPARK_LAKE_ROOT/{batch['lake_path']}" if batch.get("lake_path") else batch["read_table"]
+    return {
+        "name": source.name,
+        "kind": "feast",
+        "location": where,
+        "store": fs.offline_store,
+        "source_module": module,
+        "source_class": cls,
+    }
 
 
 def context(arch: Architecture) -> dict[str, Any]:
     """The template context of the batch scoring job."""
+    from ..decide.serving import score_location
     from ..render.python_layout import literal
     from .serving import client_context
 
@@ -140,13 +182,36 @@ def context(arch: Architecture) -> dict[str, Any]:
     entry = ctx["entry"]
     features = [t.name for t in entry.inputs]
     engine, views = offline_reads(arch, features)
-    population = _population(arch, value["population"], engine)
+    population = _population(arch, value["population"])
     join_keys = [k for k, _ in ctx["entity_keys"]]
     dtypes = {e.join_key: e.dtype for e in spec.entities}
     project = spec.project.name
     app = project.replace("_", "-")
     tr = arch.training
     train_first = scheduled_training(arch)
+    fs = arch.feature_store
+    rollups = fs is not None and bool(fs.aggregated_views)
+    # the pipeline's steps in order: fresh rollups before training and again before scoring (scripts/aggregate.py)
+    in_sql = rollups and fs is not None and fs.compute_engine == "postgres"
+    share = {
+        "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
+        "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
+        "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
+    }
+    target = value["target"]
+    score_writable = pod_placement(arch, ["score"])["writable"]["score"] or (
+        "score writes the predictions parquet under scores/" if target == "parquet" else ""
+    )
+    sql_types = KEY_SQL.get(target, KEY_SQL["postgres"])
+    key_columns = [f"{k} {sql_types[dtypes.get(k, 'string')]}" for k in join_keys]
+    score_columns = zip(("score", "model_version", "run_id", "scored_at"), SCORE_SQL.get(target, ()), strict=False)
+    rollup_writable = _rollup_writable(arch)
+    chain = [
+        *(["aggregate_before_train"] if rollups and train_first else []),
+        *(["train"] if train_first else []),
+        *(["aggregate_before_score"] if rollups else []),
+        "score",
+    ]
     return {
         "project": project,
         "app": app,
@@ -158,13 +223,27 @@ def context(arch: Architecture) -> dict[str, Any]:
         "views": literal(views, prefix=len("VIEWS = ")),
         "output": entry.outputs[0].name,
         "join_keys": join_keys,
-        "key_sql_types": {k: KEY_SQL[dtypes.get(k, "string")] for k in join_keys},
+        "key_sql_types": {k: sql_types[dtypes.get(k, "string")] for k in join_keys},
+        # the score table's columns in the warehouse's SQL ("name TYPE"), in the order every writer sends them
+        "table_columns_literal": literal(
+            [*key_columns, *(f"{c} {t} NOT NULL" for c, t in score_columns)], prefix=len("TABLE_COLUMNS = ")
+        ),
+        "writer": WRITERS[target],
+        "where": score_location(target, value["table"]),
+        "spark_conf_literal": literal(dict(fs.spark_conf) if fs is not None else {}, prefix=len("SPARK_CONF = ")),
         "population": population,
+        "population_literal": literal(
+            {k: population[k] for k in ("name", "kind", "location")}, prefix=len("POPULATION = ")
+        ),
         "target": value["target"],
         "table": value["table"],
         "cron": value["cron"],
         "chunk_rows": CHUNK_ROWS,
         "train_first": train_first,
+        "rollups": rollups,
+        "rollup_views": sorted(fs.aggregated_views) if fs is not None else [],
+        "rollup_engine": fs.compute_engine if rollups and fs is not None else None,
+        "chain": chain,
         "scheduler": tr.scheduler,
         "kubernetes": arch.deployment.target == "kubernetes",
         "image": APP_IMAGE.format(app=app),
@@ -177,20 +256,71 @@ def context(arch: Architecture) -> dict[str, Any]:
             "gpus": tr.gpus if tr.accelerator == "gpu" else 0,
             "threads": max(1, round(tr.cpus)),
         },
-        "score": {
-            "cpu": k8s_quantity_cpu(max(1.0, tr.cpus)),
-            "cpu_limit": k8s_quantity_cpu(max(1.0, tr.cpus) * 2),
-            "memory": k8s_quantity_memory(max(2.0, tr.memory_gb)),
-        },
-        "postgres": value["target"] == "postgres",
+        "score": share,
+        # the rollup job: SQL inside PostgreSQL needs little; pandas or a Spark driver get scoring's share
+        "rollup": {"cpu": "1", "cpu_limit": "2", "memory": "1Gi"} if in_sql else share,
+        "postgres": target == "postgres",
         **pod_placement(arch, ["train", "score"]),
-        "score_writable": pod_placement(arch, ["score"])["writable"]["score"]
-        or ("" if value["target"] == "postgres" else "score writes the predictions parquet under feature_repo/data/"),
+        "score_writable": score_writable,
+        "rollup_writable": rollup_writable,
+        # the CronJob's one checkov skip of a writable root filesystem carries every container's reason
+        "cronjob_writable": "; ".join(w for w in (rollup_writable, score_writable) if w),
+        "storage_class_file": resident_storage_class(arch),
     }
+
+
+def image_context(arch: Architecture) -> dict[str, Any]:
+    """What the batch image's Dockerfile and its .dockerignore read: the site's base image and package mirror."""
+    from .deploy import JAVA_IMAGE, PYTHON_IMAGE, site_image
+
+    fs = arch.feature_store
+    return {
+        "project": arch.spec.project.name,
+        "python_image": site_image(arch, PYTHON_IMAGE),
+        "package_mirror": arch.spec.existing.package_mirror or "",
+        "local_mirror": arch.privacy.local_mirror,
+        # the batch jobs run Spark (rollups, the population) in this image, local[*]: it carries Java
+        "app_spark": arch.uses_spark,
+        "spark_offline": fs is not None and fs.batch_engine == "spark.engine",
+        "java_image": site_image(arch, JAVA_IMAGE),
+    }
+
+
+def _rollup_writable(arch: Architecture) -> str:
+    """Why the rollup job writes inside its image ("" when it does not: SQL inside PostgreSQL, or no rollups)."""
+    from .feature_repo import ROLLUP_DIR
+
+    fs = arch.feature_store
+    if fs is None or not fs.aggregated_views or fs.compute_engine == "postgres":
+        return ""
+    if fs.offline_store == "spark":
+        where = "under SPARK_LAKE_ROOT (feature_repo/ unless set): point it at object storage"
+    else:
+        where = f"under feature_repo/{ROLLUP_DIR}/: move them to a volume"
+    return f"aggregate writes the rollups {where} to make it read-only"
 
 
 def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = DECISIONS) -> PlannedFile:
     return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def pipeline_job(arch: Architecture) -> Job | None:
+    """The train -> score pipeline as one scheduled job (what `archgen check` holds the scheduler configs to).
+
+    None when the system scores in no pipeline (not batch, or no schedule: `make train score` by hand).
+    """
+    if not batch_runtime(arch) or not arch.spec.serving.models[0].feature_service:
+        return None
+    cron = _decision_value(arch)["cron"]
+    if cron is None:
+        return None
+    return Job(
+        "train_score",
+        str(cron),
+        ("-m", "batch.score"),
+        "train with the quality gate, then score every entity of the population",
+        decisions=("scheduler", *DECISIONS),
+    )
 
 
 def pipeline_files(arch: Architecture) -> list[PlannedFile]:
@@ -202,7 +332,7 @@ def pipeline_files(arch: Architecture) -> list[PlannedFile]:
     sched = ("scheduler", *DECISIONS)
     if scheduler == "airflow":
         return [_f(f"pipelines/airflow/dags/{ctx['project']}_train_score.py", "batch/airflow_dag.py.j2", ctx, sched)]
-    if scheduler == "kubernetes_cronjob":
+    if scheduler == "kubernetes_cronjob":  # pipelines/k8s/kustomization.yaml names it (plan/pipelines.py)
         return [_f("pipelines/k8s/train-score-cronjob.yaml", "batch/cronjob.yaml.j2", ctx, sched)]
     return [_f("pipelines/batch.crontab", "batch/crontab.j2", ctx, sched)]
 
@@ -219,9 +349,24 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     ]
     if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
         files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
-    if ctx["kubernetes"]:
+    if ctx["kubernetes"]:  # the pods run the app image, built here; elsewhere the scheduler runs the jobs on its host
+        from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
+
+        image = image_context(arch)
+        kctx = {**ctx, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
         files += [
+            _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image, "batch": True}, ("deployment",)),
+            _f("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", image, ("deployment",)),
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
-            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", ctx, ("deployment",)),
+            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", kctx, ("deployment",)),
         ]
+        if ctx["storage_class_file"]:  # privacy.residency pins the volume: the class it asks for
+            files.append(
+                _f(
+                    f"deploy/k8s/base/{ctx['storage_class_file']}",
+                    "deploy/k8s/resident-storageclass.yaml.j2",
+                    ctx,
+                    ("deployment", "residency"),
+                )
+            )
     return files

@@ -31,7 +31,10 @@ REDIS_IMAGE = "redis:7.4-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"
 # Spark's own image (its entrypoint starts the executors Spark asks Kubernetes for), Java 17 and Python 3; the
 # Spark jobs' image (deploy/spark.Dockerfile) adds the repository's packages, so driver and executors match
-SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-python3-ubuntu"
+SPARK_IMAGE = "apache/spark:4.0.1-scala2.13-java17-ubuntu"  # Spark and its entrypoint; Python is 3.11's
+# on docker compose the app image runs the Spark jobs itself (local[*] in the scheduler's container): it takes the
+# Java runtime pyspark needs from this image (Java 17, as pyspark runs on here)
+JAVA_IMAGE = "eclipse-temurin:17-jre"
 KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
 EXAMPLE_REGISTRY = "registry.example.internal"  # where the built images go when the spec names no site registry
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -164,6 +167,11 @@ def uses_spark(arch: Architecture) -> bool:
     return arch.uses_spark
 
 
+def app_runs_spark(arch: Architecture) -> bool:
+    """The app image runs the Spark jobs (docker compose: no Spark image of their own), so it carries Java."""
+    return arch.uses_spark and arch.deployment.target == "docker_compose"
+
+
 def site_image(arch: Architecture, public: str) -> str:
     """A public image as the site pulls it: from existing.image_registry under its public path when one is set.
 
@@ -197,22 +205,52 @@ def images(arch: Architecture) -> dict[str, str]:
         out["redis"] = site_image(arch, REDIS_IMAGE)
     if uses_postgres(arch):
         out["postgres"] = site_image(arch, POSTGRES_IMAGE)
-    if uses_spark(arch):
+    if uses_spark(arch) and not app_runs_spark(arch):
         out["spark"] = site_image(arch, SPARK_IMAGE)
+    if uses_spark(arch):  # the app image (local Spark jobs) or the Spark image takes its Java runtime from it
+        out["java"] = site_image(arch, JAVA_IMAGE)
     return out
 
 
+# the parameters of each resident provisioner (decide.privacy.resident_provisioner): what the driver needs to
+# create a share; the site's own values (a file system, a server) are placeholders its team fills in
+PROVISIONER_PARAMETERS: dict[str, dict[str, str]] = {
+    "filestore.csi.storage.gke.io": {"tier": "standard", "network": "default"},
+    "efs.csi.aws.com": {
+        "provisioningMode": "efs-ap",
+        "fileSystemId": "change-me-efs-file-system-id",
+        "directoryPerms": "700",
+    },
+    "nfs.csi.k8s.io": {"server": "change-me-nfs-server.example.internal", "share": "/exports"},
+}
+
+
 def residency(arch: Architecture) -> dict[str, Any]:
-    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem)."""
+    """Where pods and volumes may be, from privacy.residency: node affinity and storage class (none for any/on_prem).
+
+    The storage class is generated on Kubernetes (deploy/k8s/base/resident-storageclass.yaml): volumes are
+    provisioned only in the allowed regions, once the pod that uses them is placed, and kept when released.
+    """
+    from ..decide.privacy import resident_provisioner
+
     res = arch.privacy.residency
     regions = list(RESIDENCY_REGIONS.get(res, ()))
+    provisioner, because = resident_provisioner(arch.spec.existing.warehouse)
     return {
         "name": res,
         "label": REGION_LABEL,
         "regions": regions,
         # the cluster's StorageClass whose volumes stay in the region (its allowedTopologies pin the region label)
         "storage_class": f"{res}-resident" if regions else "",
+        "provisioner": provisioner,
+        "provisioner_why": because,
+        "parameters": sorted(PROVISIONER_PARAMETERS[provisioner].items()),
     }
+
+
+def resident_storage_class(arch: Architecture) -> str:
+    """The file of the resident StorageClass in deploy/k8s/base ("" when no residency pins the volumes)."""
+    return "resident-storageclass.yaml" if residency(arch)["storage_class"] else ""
 
 
 def rest_app(arch: Architecture) -> bool:
@@ -398,8 +436,10 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
         for name in [n for n in feast_vars if n.startswith("POSTGRES_")]:
             feast_vars.pop(name)
         out += _postgres_vars(app)
+    # on docker compose the Spark jobs run in the app's container (local[*]): no Kubernetes master to name
+    special = SPECIAL_EXAMPLES if arch.deployment.target == "kubernetes" else {}
     for name, (secret, doc, default) in sorted(feast_vars.items()):
-        examples = _secret(name.lower().replace("_", "-")) if secret else dict(SPECIAL_EXAMPLES.get(name, {}))
+        examples = _secret(name.lower().replace("_", "-")) if secret else dict(special.get(name, {}))
         for e in ENVIRONMENTS:
             examples.setdefault(e, default or "change-me")
         out.append(EnvVar(name, secret, examples, doc))
@@ -510,11 +550,12 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _t("deploy/README.md", "deploy/README.md.j2", ctx, ("deployment", "online_store", "scheduler")),
         _t("deploy/.gitignore", "deploy/gitignore.j2", ctx),
         _t("deploy/docker-compose.yaml", "deploy/docker-compose.yaml.j2", ctx, ("deployment", "online_store")),
-        _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx),
+        _t("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", ctx, ("compute_engine",) if ctx["app_spark"] else ()),
         _t("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
         _t("deploy/check_secrets.py", "deploy/check_secrets.py.j2", ctx),
     ]
-    if ctx["spark"]:  # the Spark jobs (driver and executors) run in Spark's image with the repository's packages
+    if ctx["spark"] and not ctx["app_spark"]:  # Kubernetes: the Spark jobs (driver and executors) run in Spark's
+        # image with the repository's packages (on compose the app image runs them, with its Java)
         files += [
             _t("deploy/spark.Dockerfile", "deploy/spark.Dockerfile.j2", ctx, ("compute_engine", "spark_settings")),
             _t("deploy/spark.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", ctx),
@@ -551,8 +592,13 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
         names += ["spark-rbac.yaml", "spark-defaults-configmap.yaml"]
     if ctx["access_roles"]:
         names.append("feast-access.yaml")
+    if resident_storage_class(arch):
+        names.append(resident_storage_class(arch))
     names.append("network-policies.yaml")
-    shaped = {"spark-defaults-configmap.yaml": ("deployment", "spark_settings")}
+    shaped = {
+        "spark-defaults-configmap.yaml": ("deployment", "spark_settings"),
+        "resident-storageclass.yaml": ("deployment", "residency"),
+    }
     files = [_t(f"{base}/{n}", f"deploy/k8s/{n}.j2", ctx, shaped.get(n, ("deployment",))) for n in names]
     for kind in ("hpa", "pdb"):  # one template for either server
         names.append(f"{server}-{kind}.yaml")
@@ -611,6 +657,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "project": arch.spec.project.name,
         "triton_image": site_image(arch, TRITON_IMAGE),
         "python_image": site_image(arch, PYTHON_IMAGE),
+        "batch": False,  # deploy/app.Dockerfile of a server's image (the batch planner renders a job's)
         "redis_image": site_image(arch, REDIS_IMAGE),
         "postgres_image": site_image(arch, POSTGRES_IMAGE),
         "app_registry": app_registry(arch),
@@ -627,7 +674,8 @@ def context(arch: Architecture) -> dict[str, Any]:
         "rest_app": rest_app(arch),
         "server": "rest-app" if rest_app(arch) else "triton",
         "triton_restricted": TRITON_RESTRICTED,
-        "images": (["app"] if rest_app(arch) else ["triton", "app"]) + (["spark"] if uses_spark(arch) else []),
+        "images": (["app"] if rest_app(arch) else ["triton", "app"])
+        + (["spark"] if uses_spark(arch) and not app_runs_spark(arch) else []),
         "spark_base_image": site_image(arch, SPARK_IMAGE),
         "spark_conf": sorted(arch.feature_store.spark_conf.items()) if arch.feature_store else [],
         "rest": rest_resources(arch),
@@ -642,6 +690,9 @@ def context(arch: Architecture) -> dict[str, Any]:
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
+        "app_spark": app_runs_spark(arch),
+        "spark_offline": arch.feature_store is not None and arch.feature_store.batch_engine == "spark.engine",
+        "java_image": site_image(arch, JAVA_IMAGE),
         "feature_store": arch.feature_store is not None,
         "feature_server": arch.feature_server_runs,
         "gpus": triton_gpus(arch),

@@ -46,10 +46,10 @@ def context(arch: Architecture) -> dict[str, Any]:
     views = sorted({ref.partition(".")[0] for ref in service.features}) if service is not None else []
     views = [v for v in views if spec.view(v) is not None]
     first = spec.view(views[0]) if views else None
-    source = spec.source(first.source) if first is not None else None
+    source = spec.stored_source(first.source) if first is not None else None  # a stream: where it lands
     population = (
         {"name": source.name, "kind": source.kind, "location": source.path if source.kind == "file" else source.table}
-        if source is not None and source.kind in ("file", "table")
+        if source is not None
         else {"name": "", "kind": "file", "location": ""}
     )
     freshness = spec.features.freshness if spec.features is not None else None

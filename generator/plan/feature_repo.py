@@ -16,6 +16,7 @@ decrypt (``scripts/protect_pii.py reveal``); ``allow`` keeps the field, tagged, 
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -476,6 +477,7 @@ def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, 
         kind = "file" if fs.offline_store in ("file", "duckdb") else fs.offline_store
         table = f"{v.name}_rollup"
         schema = events["schema"] if kind == "postgres" else "public"
+        qualified = table if schema == "public" else f"{schema}.{table}"
         out.append(
             {
                 "view": v.name,
@@ -483,7 +485,11 @@ def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, 
                 "var": _var(f"{v.name}_rollup", "source"),
                 "kind": kind,
                 "path": f"{ROLLUP_DIR}/{v.name}",
-                "table": table if schema == "public" else f"{schema}.{table}",
+                "table": qualified,
+                # what the job remembers between runs (its watermark and event counts): a file beside the rollup,
+                # or a table beside the rollup table; and where Spark stages what it writes before moving it in
+                "state": f"{qualified}_state" if kind == "postgres" else f"{ROLLUP_DIR}/_state/{v.name}.json",
+                "staging": f"{ROLLUP_DIR}/_staging/{v.name}",
                 "events": {
                     "name": events["name"],
                     "kind": events["kind"],
@@ -864,6 +870,7 @@ def _sample_model(arch: Architecture, batch: list[dict[str, Any]]) -> dict[str, 
             "min_ttl_s": min(ttls) if ttls else 0,
             "label": None,
             "request_fields": [],
+            "events": _sample_events([v for v in views if v.aggregations and v.granularity]),
         }
         if label is not None and label.source == b["name"]:
             src["entities"] = list(dict.fromkeys([*ents, *label_entities]))
@@ -877,6 +884,32 @@ def _sample_model(arch: Architecture, batch: list[dict[str, Any]]) -> dict[str, 
             src["entities"] = sorted(entities)
         sources.append(src)
     return {"entities": entities, "sources": sources}
+
+
+SAMPLE_EVENTS_PER_ID = (20, 400)  # raw events per id of a source's first entity, at least and at most
+
+
+def _sample_events(views: list[FeatureViewSpec]) -> dict[str, Any] | None:
+    """How the sample data draws raw events for the views that aggregate a source (None: no view does).
+
+    Events at random times over two of the longest windows and two of the coarsest grains (`span_s`; labels
+    come after the first longest window, `warmup_s`, where the windows are full), at least three in each
+    view's longest window and two in each coarsest grain per id, so every rollup holds several; and one per
+    id in the last grain of each granularity (`grains_s`), so the rollups the serving client reads hold one.
+    """
+    if not views:
+        return None
+    longest = {v.name: max(duration_seconds(w) for a in v.aggregations for w in a.windows) for v in views}
+    grains = sorted({GRANULARITY_SECONDS[v.granularity] for v in views if v.granularity})
+    span = 2 * max(longest.values()) + 2 * grains[-1]
+    rate = max(3 / min(longest.values()), 2 / grains[-1])
+    low, high = SAMPLE_EVENTS_PER_ID
+    return {
+        "span_s": span,
+        "warmup_s": max(longest.values()),
+        "grains_s": grains,
+        "per_id": min(high, max(low, math.ceil(rate * span))),
+    }
 
 
 def _label_inputs(arch: Architecture) -> tuple[list[str], list[dict[str, str]]]:

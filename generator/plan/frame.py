@@ -55,6 +55,12 @@ PINS_TRITON = ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1")
 # the local stand-in of a trained onnx model runs its model.onnx in process where the Triton build has no
 # onnxruntime backend; 1.22.1 is the newest that runs on numpy 1.26
 PIN_TRITON_ONNX = "onnxruntime==1.22.1"
+# the client batch/score.py writes the scores with, per warehouse (Feast's own bounds: its extras bring them too)
+SCORE_CLIENTS = {
+    "bigquery": "google-cloud-bigquery[pandas]>=3,<4",
+    "snowflake": "snowflake-connector-python[pandas]>=3.7,<5",
+    "redshift": "boto3>=1.38.27",
+}
 PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
@@ -90,6 +96,11 @@ def requirements(arch: Architecture) -> list[str]:
         pins += list(PINS_ONNX)  # training exports model.onnx and checks it against the trained model
     if arch.feature_store is not None and arch.feature_store.encrypted_fields:
         pins.append(PIN_CRYPTO)
+    if arch.serving.runtime == "batch_scoring":
+        from .batch import score_store
+
+        client = SCORE_CLIENTS.get(score_store(arch)[1])
+        pins += [client] if client else []
     return pins + [pin for pin, _ in broker_clients(arch)] + list(PINS_TEST)
 
 
@@ -241,6 +252,8 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
                 "make score        score every entity of the population into the warehouse (batch/score.py)",
             ],
             "runtime_demo": "data apply train score",
+            # batch reads the rollups as of each run: `make train` recomputes them first, as the pipeline does
+            "rollups_before_train": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
         }
     if arch.serving.runtime == "embedded" and arch.spec.serving.models[0].feature_service:
         return {
@@ -254,8 +267,15 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             ],
             "runtime_demo": "data apply materialize train bundle package install-bundle predict",
             "bundle_var": f"{arch.spec.project.name.upper()}_BUNDLE_DIR",
+            "rollups_before_train": False,  # training follows materialization, which recomputes the rollups
         }
-    return {"runtime_make": None, "runtime_targets": [], "runtime_help": [], "runtime_demo": None}
+    return {
+        "runtime_make": None,
+        "runtime_targets": [],
+        "runtime_help": [],
+        "runtime_demo": None,
+        "rollups_before_train": False,
+    }
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:

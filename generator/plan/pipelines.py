@@ -248,7 +248,21 @@ def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
-    """The scheduler configs of the decided scheduler, and the purge job."""
+    """The scheduler configs of the decided scheduler, and the purge job.
+
+    The Kubernetes manifests under pipelines/k8s/ get a kustomization.yaml naming every one of them: kustomize
+    loads no file from outside deploy/k8s/base, only folders with their own kustomization.
+    """
+    files = _plan(arch)
+    k8s = "pipelines/k8s/"
+    manifests = sorted(f.path.removeprefix(k8s) for f in files if f.path.startswith(k8s) and f.path.endswith(".yaml"))
+    if manifests:
+        kctx = {"project": arch.spec.project.name, "manifests": manifests}
+        files.append(_f(f"{k8s}kustomization.yaml", "pipelines/k8s-kustomization.yaml.j2", kctx))
+    return files
+
+
+def _plan(arch: Architecture) -> list[PlannedFile]:
     ctx = context(arch)
     job_list: list[Job] = ctx["jobs"]
     files: list[PlannedFile] = []
@@ -338,8 +352,9 @@ def _purge_context(arch: Architecture) -> dict[str, Any]:
         table, target = score_store(arch)
         if target == "postgres":
             owned.append({"what": f"score table {table}", "kind": "table", "location": table, "ts": "scored_at"})
-        else:
+        elif target == "parquet":
             owned.append({"what": "score runs", "kind": "output", "location": f"scores/{table}", "ts": ""})
+        # a Spark, BigQuery, Snowflake or Redshift score table is purged by the warehouse's own retention
     personal = personal_outputs(arch)
     if personal:  # answers holding personal data are never logged; any log is kept no longer than the retention
         owned.append(

@@ -288,6 +288,10 @@ def _score_store(arch: Architecture) -> tuple[str, str, str]:
     table, target = score_store(arch)
     if target == "postgres":
         return f"scores\ntable {table}", "postgres", "scores, one run at a time"
+    if target == "spark":
+        return f"scores\nlake scores/{table}/run_id=.../", _store_icon("spark"), "a partition per run, by Spark"
+    if target != "parquet":
+        return f"scores\n{target} table {table}", _store_icon(target), "scores, one run at a time"
     return f"scores\nscores/{table}/run_id=.../", "files", "a parquet partition per run"
 
 

@@ -12,7 +12,10 @@ or table source under feature_repo/data/ and, with --postgres, loads the table s
 The data is deterministic for a seed (timestamps follow --now). Each entity has a hidden propensity:
 its feature values follow it with noise, and the training label depends on it, so a model trained on
 the features can learn the label. Rows are spaced at each view's granularity over the last days and
-end at the latest granularity boundary, within the views' ttl.
+end at the latest granularity boundary, within the views' ttl. A source that views aggregate holds raw
+events instead: several per id at random times over two of the longest windows, more for a more active
+id (its activity follows its propensity too), and one per id in the last grain of each granularity, so
+the rollups scripts/aggregate.py computes hold several events and the one a request reads is never empty.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ system_data = importlib.import_module("serving.system_data")
 ENTITIES: dict[str, dict[str, str]] = system_data.ENTITIES
 
 # batch source -> where it is written, its entities, fields (with the entities of their view),
-# row spacing (the finest granularity of its views), and, for the training label source, the label
+# row spacing (the finest granularity of its views), for the training label source the label, and for
+# raw events that views aggregate how they are drawn
 SOURCES: list[dict[str, Any]] = [
     {
         "name": "driver_activity",
@@ -58,6 +62,7 @@ SOURCES: list[dict[str, Any]] = [
         "min_ttl_s": 604800,
         "label": None,
         "request_fields": [],
+        "events": None,
     },
     {
         "name": "ride_outcomes",
@@ -71,12 +76,16 @@ SOURCES: list[dict[str, Any]] = [
         "min_ttl_s": 0,
         "label": {"field": "accepted", "kind": "classification", "classes": 2},
         "request_fields": [],
+        "events": None,
     },
 ]
 
 # the offline store reads the table sources from PostgreSQL, so they are loaded unless --no-postgres
 TABLES_IN_POSTGRES = False
 HISTORY_STEPS = {3600: 48, 86400: 14, 604800: 8, 2592000: 6}  # rows per entity, by spacing
+# PAIRING: where a row is keyed by several entities it pairs their i-th ids, in feature rows and label events
+# alike, so that every label finds the rows of every view of its key within the views' ttl (ids paired at random
+# per source would meet in a view keyed by two entities once in n rows, and almost never in two such views).
 NOISE = 0.35  # noise next to the hidden propensity (standard normal)
 
 
@@ -121,14 +130,18 @@ def generate(*, seed: int, n_entities: int, n_labels: int, now: datetime) -> dic
         rng = np.random.default_rng([seed, i])
         if src["label"]:
             rows = _label_rows(src, n_labels, n_entities, now, rng)
+        elif src["events"]:
+            first = src["entities"][0] if src["entities"] else None
+            activity = np.exp(0.5 * propensity[first]) if first else np.ones(n_entities)
+            rows = _event_rows(src, n_entities, now, rng, activity)
         else:
-            rows = _grid_rows(src, n_entities, now, rng)
+            rows = _grid_rows(src, n_entities, now)
         frames[src["name"]] = _fill(src, rows, ids, propensity, now, rng)
     return frames
 
 
-def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per id of the first entity per time step; ids of other entities paired at random."""
+def _grid_rows(src: dict[str, Any], n: int, now: datetime) -> dict[str, np.ndarray]:
+    """One row per id per time step; a view keyed by several entities pairs their i-th ids (see PAIRING)."""
     step = src["step_s"]
     steps = HISTORY_STEPS.get(step, 24)
     # align to the granularity when a value that old is still servable, else to the hour
@@ -140,29 +153,54 @@ def _grid_rows(src: dict[str, Any], n: int, now: datetime, rng: np.random.Genera
     rows: dict[str, np.ndarray] = {
         "__time": np.repeat(np.array(times, dtype="datetime64[us]"), per_step),
     }
-    for j, ent in enumerate(ents):
-        if j == 0:
-            rows[ent] = np.tile(np.arange(n), steps)
-        else:  # every id of the other entities once per step, paired at random; the latest step pairs the
-            # i-th ids of every entity, the rows the serving client's example request asks for
-            rows[ent] = np.concatenate([*(rng.permutation(n) for _ in range(steps - 1)), np.arange(n)])
+    for ent in ents:
+        rows[ent] = np.tile(np.arange(n), steps)
     return rows
+
+
+def _event_rows(
+    src: dict[str, Any], n: int, now: datetime, rng: np.random.Generator, activity: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Raw events: per id, a count that grows with its activity, at random times over the span (the i-th ids of
+    every entity together: PAIRING). Then one event per id in the last grain of each granularity (the rows the
+    serving client's example request asks for)."""
+    events = src["events"]
+    end = int(now.timestamp())
+    counts = rng.poisson(events["per_id"] * activity / activity.mean())
+    first = np.repeat(np.arange(n), counts)
+    seconds = [end - rng.integers(0, events["span_s"], size=len(first))]
+    ids = [first]
+    for grain in events["grains_s"]:  # in (boundary - grain, boundary]: the last rollup of that grain counts it
+        seconds.append(end // grain * grain - rng.integers(0, grain, size=n))
+        ids.append(np.arange(n))
+    stamps = np.concatenate(seconds)
+    order = np.argsort(stamps, kind="stable")
+    rows: dict[str, np.ndarray] = {"__time": stamps[order].astype("datetime64[s]").astype("datetime64[us]")}
+    column = np.concatenate(ids)[order]
+    for ent in src["entities"]:
+        rows[ent] = column
+    return rows
+
+
+def _history_s(src: dict[str, Any]) -> int:
+    """How far back a source's rows go, and the part of it labels may use."""
+    if src["events"]:
+        return src["events"]["span_s"] - src["events"]["warmup_s"]
+    return src["step_s"] * (HISTORY_STEPS.get(src["step_s"], 24) - 1)
 
 
 def _label_rows(
     src: dict[str, Any], n_rows: int, n_ids: int, now: datetime, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """Label events at random times inside the window every feature source covers."""
-    window = min(
-        (s["step_s"] * (HISTORY_STEPS.get(s["step_s"], 24) - 1) for s in SOURCES if s["fields"] and not s["label"]),
-        default=7 * 86400,
-    )
+    window = min((_history_s(s) for s in SOURCES if s["fields"] and not s["label"]), default=7 * 86400)
     start = now.astimezone(UTC).replace(tzinfo=None) - timedelta(seconds=window)
     offsets = np.sort(rng.integers(0, max(window, 1), size=n_rows))
     times = np.array([start + timedelta(seconds=int(o)) for o in offsets], dtype="datetime64[us]")
     rows: dict[str, np.ndarray] = {"__time": times}
+    keys = rng.integers(0, n_ids, size=n_rows)
     for ent in src["entities"]:
-        rows[ent] = rng.integers(0, n_ids, size=n_rows)
+        rows[ent] = keys  # PAIRING: the same i-th ids the feature rows hold together
     return rows
 
 

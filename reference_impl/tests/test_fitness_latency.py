@@ -58,7 +58,8 @@ def skip_unless_ready() -> None:
         if any(v is None for name, _, _ in client.FEATURES for v in values[name]):
             not_ready(f"no online features for {row}: make data apply materialize")
     trained = {"ranker": "model.joblib"}  # model: the artefact training exports for it
-    untrained = sorted(m for m, artefact in trained.items() if not list(ROOT.glob(f"model_repository/{m}/*/{artefact}")))
+    exported = {m for m, artefact in trained.items() if list(ROOT.glob(f"model_repository/{m}/*/{artefact}"))}
+    untrained = sorted(set(trained) - exported)
     if untrained:
         not_ready(f"no trained version of {', '.join(untrained)} yet: make train")
 
