@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import importlib.util
 import itertools
+import json
 import multiprocessing as mp
 import os
 import re
@@ -73,6 +74,8 @@ def add_unbatched_copy(repo: Path) -> None:
 
 
 def load_client(repo: Path) -> Any:
+    if str(repo) not in sys.path:  # the client imports its package's siblings (serving.system_data)
+        sys.path.insert(0, str(repo))
     spec = importlib.util.spec_from_file_location("bench_client", repo / "serving" / "client.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -94,7 +97,8 @@ def latency(repo: Path, url: str, seconds: float) -> dict[str, float]:
     raw_client = triton.InferenceServerClient(url)
     ids = list(range(1001, 1051))
 
-    def raw(driver: int) -> float:
+    def read(driver: int) -> dict[str, Any]:
+        """The driver's features, read directly from the online table."""
         key = serialize_entity_key(
             EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=driver)]),
             entity_key_serialization_version=3,
@@ -107,6 +111,10 @@ def latency(repo: Path, url: str, seconds: float) -> dict[str, float]:
             v = Value()
             v.ParseFromString(blob)
             values[name] = getattr(v, v.WhichOneof("val"))
+        return values
+
+    def raw(driver: int) -> float:
+        values = read(driver)
         inputs = []
         for n in names:
             x = np.asarray([[values[n]]], dtype=dtypes[n])
@@ -119,24 +127,41 @@ def latency(repo: Path, url: str, seconds: float) -> dict[str, float]:
     for driver in ids[:5]:
         assert abs(predictor.predict([{"driver_id": driver}])[0]["score"][0] - raw(driver)) < 1e-6
     timings: dict[str, list[float]] = {"generated": [], "raw": []}
+    cpu = {"generated": 0.0, "raw": 0.0}
     deadline = time.monotonic() + 2 * seconds
     i = 0
     while time.monotonic() < deadline:  # interleaved, so both see the same machine load
         driver = ids[i % len(ids)]
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         predictor.predict([{"driver_id": driver}])
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         raw(driver)
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         timings["generated"].append(t1 - t0)
         timings["raw"].append(t2 - t1)
+        cpu["generated"] += c1 - c0
+        cpu["raw"] += c2 - c1
         i += 1
+    # what the difference is made of: the features alone, through Feast and directly
+    reads = {"feast": 0.0, "direct": 0.0}
+    for k in range(1000):
+        driver = ids[k % len(ids)]
+        c0 = time.process_time()
+        predictor.features([{"driver_id": driver}])
+        c1 = time.process_time()
+        read(driver)
+        c2 = time.process_time()
+        reads["feast"] += c1 - c0
+        reads["direct"] += c2 - c1
     predictor.close()
     raw_client.close()
     out = {"requests": float(i)}
     for k, v in timings.items():
         out[f"{k}_p50_ms"] = pct(v, 50)
         out[f"{k}_p99_ms"] = pct(v, 99)
+        out[f"{k}_cpu_us"] = cpu[k] / i * 1e6
+    out["feast_read_cpu_us"] = reads["feast"] / 1000 * 1e6
+    out["direct_read_cpu_us"] = reads["direct"] / 1000 * 1e6
     out["overhead_p50"] = out["generated_p50_ms"] / out["raw_p50_ms"]
     out["overhead_p99"] = out["generated_p99_ms"] / out["raw_p99_ms"]
     return out
@@ -167,6 +192,25 @@ def counters(metrics_url: str, model: str) -> dict[str, float]:
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: after[k] - before[k] for k in before}
+
+
+def batch_sizes(http_url: str, model: str) -> dict[int, int]:
+    """The model's cumulative executions per batch size, from Triton's statistics endpoint (the batches formed)."""
+    with urllib.request.urlopen(f"http://{http_url}/v2/models/{model}/stats", timeout=10) as answer:
+        stats = json.loads(answer.read())["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
+def size_summary(executions: dict[int, int]) -> str:
+    """Executions by batch size, in powers-of-two buckets: `1:812 2:310 3-4:135 5-8:40`."""
+    buckets: dict[str, int] = {}
+    for size, count in sorted(executions.items()):
+        if count <= 0:
+            continue
+        top = 1 << (size - 1).bit_length()
+        label = str(size) if size <= 2 else f"{top // 2 + 1}-{top}"
+        buckets[label] = buckets.get(label, 0) + count
+    return " ".join(f"{label}:{count}" for label, count in buckets.items()) or "none"
 
 
 # ------------------------------------------------------------------ the load generator
@@ -220,7 +264,8 @@ def _load_process(url: str, conn: Any) -> None:
 class LoadPool:
     """Load processes started once and reused for every step (no GIL shared between them)."""
 
-    def __init__(self, url: str, processes: int) -> None:
+    def __init__(self, url: str, processes: int, stats_url: str) -> None:
+        self.stats_url = stats_url  # the server's HTTP address, for its statistics endpoint
         ctx = mp.get_context("spawn")  # never fork a process that holds gRPC threads
         self.pipes = []
         self.procs = []
@@ -244,14 +289,15 @@ class LoadPool:
             if c:
                 pipe.send((model, c, start_at, seconds))
         time.sleep(max(0.0, start_at - time.time()))
-        before = counters(metrics_url, model)
+        before, sizes = counters(metrics_url, model), batch_sizes(self.stats_url, model)
         time.sleep(max(0.0, start_at + seconds - time.time()))
-        after = counters(metrics_url, model)
+        after, sizes_after = counters(metrics_url, model), batch_sizes(self.stats_url, model)
         parts = [pipe.recv() for pipe in busy]
         return {
             "latencies": [x for part in parts for x in part["latencies"]],
             "cpu": sum(part["cpu"] for part in parts),
             "server": delta(before, after),
+            "sizes": {k: v - sizes.get(k, 0) for k, v in sizes_after.items()},
             "seconds": seconds,
         }
 
@@ -269,6 +315,10 @@ class LoadPool:
             server = {k: sum(part["server"][k] for part in parts) for k in COUNTERS}
             requests = server["nv_inference_request_success"]
             executions = server["nv_inference_exec_count"]
+            sizes: dict[int, int] = {}
+            for part in parts:
+                for size, count in part["sizes"].items():
+                    sizes[size] = sizes.get(size, 0) + count
             out[model] = {
                 "concurrency": concurrency,
                 "rps": len(lat) / seconds,
@@ -277,6 +327,7 @@ class LoadPool:
                 "batch": requests / executions if executions else float("nan"),
                 "queue_ms": server["nv_inference_queue_duration_us"] / requests / 1000 if requests else float("nan"),
                 "generator_cpus": sum(part["cpu"] for part in parts) / seconds,
+                "sizes": sizes,
             }
         return out
 
@@ -301,7 +352,8 @@ def sweep(pool: LoadPool, models: list[str], budget_ms: float, seconds: float, m
             print(
                 f"  {model:15s} {concurrency:4d} clients  {step['rps']:7.0f} rps  p50 {step['p50']:6.2f} ms  "
                 f"p99 {step['p99']:6.2f} ms | server: {step['batch']:5.2f} requests/execution, queue "
-                f"{step['queue_ms']:5.2f} ms | generator {step['generator_cpus']:.2f} CPUs",
+                f"{step['queue_ms']:5.2f} ms, batches {size_summary(step['sizes'])} | generator "
+                f"{step['generator_cpus']:.2f} CPUs | load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             if step["p99"] > budget_ms:
@@ -423,16 +475,26 @@ def main(argv: list[str] | None = None) -> int:
             call_us, row_us = cost(server.grpc, metrics_url)
             print(
                 f"cost of one execution of ranker (python backend, scikit-learn), from the server's compute time: "
-                f"{call_us:.0f} us a call + {row_us:.2f} us a row"
+                f"{call_us:.0f} us a call + {row_us:.2f} us a row (load {os.getloadavg()[0]:.1f})"
             )
             if args.cost:
                 return 0
             lat = latency(repo, server.http, args.seconds)
-            print(f"latency, one request at a time ({lat['requests']:.0f} requests per path):")
+            print(
+                f"latency, one request at a time ({lat['requests']:.0f} requests per path, interleaved; load "
+                f"{os.getloadavg()[0]:.1f}):"
+            )
             for path in ("generated", "raw"):
-                print(f"  {path:9s}  p50 {lat[f'{path}_p50_ms']:7.2f} ms   p99 {lat[f'{path}_p99_ms']:7.2f} ms")
+                print(
+                    f"  {path:9s}  p50 {lat[f'{path}_p50_ms']:7.2f} ms   p99 {lat[f'{path}_p99_ms']:7.2f} ms   "
+                    f"client CPU {lat[f'{path}_cpu_us']:4.0f} us a request"
+                )
+            print(
+                f"  the features alone: Feast's get_online_features {lat['feast_read_cpu_us']:.0f} us of CPU, a direct "
+                f"SQLite read {lat['direct_read_cpu_us']:.0f} us (the generated path's extra work)"
+            )
             verdict = "meets" if lat["overhead_p99"] <= 1.1 else "MISSES"
-            ratio = f"p50 {lat['overhead_p50']:.2f}x   p99 {lat['overhead_p99']:.2f}x"
+            ratio = f"p50 {lat['overhead_p50']:.3f}x   p99 {lat['overhead_p99']:.3f}x"
             print(f"  overhead  {ratio} ({verdict} the 1.1x target)")
             ok = lat["overhead_p99"] <= 1.1
             budget = arch.serving.latency_p99_ms
@@ -443,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{decided.preferred_batch_sizes}, max_queue_delay {decided.max_queue_delay_us} us; ranker_nobatch: "
                 f"no dynamic batcher ({os.cpu_count()} CPUs on this machine, shared with the server):"
             )
-            pool = LoadPool(server.grpc, processes)
+            pool = LoadPool(server.grpc, processes, server.http)
             try:
                 steps = sweep(pool, ["ranker", "ranker_nobatch"], budget, args.seconds, metrics_url)
             finally:

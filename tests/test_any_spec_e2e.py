@@ -240,18 +240,13 @@ def _vision_demo_shows_masked_answers_and_purges_its_log(repo: Path, demo: str) 
 AFTER_THE_RUN = {"image_pipeline": _vision_demo_shows_masked_answers_and_purges_its_log}
 
 
-# the real-time example's load test asks one machine for 200 rps (its 2000 scaled down) at a 15 ms p99: the local
-# path (Feast's Python SDK with an on-demand view, then two Python-backend models on Triton, the ONNX one as its
-# CPU stand-in) costs 12 to 14 ms of CPU a request (about 4.6 in the client, the rest in Triton), so 200 rps
-# needs about three cores. It runs where ARCHGEN_E2E_REALTIME_LOAD=1 says the machine has them; everything else
-# of the example (demo, freshness, quality, privacy, configuration, architecture) runs everywhere.
-LOAD_TEST_OPT_IN = {"realtime": "ARCHGEN_E2E_REALTIME_LOAD"}
-
-
+# The real-time example's load test asks one machine for 200 rps (its 2000 scaled down) at a 15 ms p99, and runs
+# like every other preset's: its path (Feast's Python SDK with an on-demand view in python mode, one Feast store per
+# load process, then an ensemble of two Python-backend models on Triton) costs about 3.5 ms of CPU a request under
+# the load generator (1.5 to 2 in the client, 1.2 to 1.6 in Triton), so 200 rps takes about 0.7 of this machine's
+# 2 cores: p99 5 to 13 ms measured with other work on the machine (load average 4 to 7).
 @pytest.mark.parametrize("preset", [p.stem for p in sorted(PRESETS.glob("*.yaml")) if p.stem not in PROVED_ELSEWHERE])
 def test_every_preset_runs_its_demo_and_tests(preset: str, tmp_path: Path) -> None:
-    opt_in = LOAD_TEST_OPT_IN.get(preset)
-    load_test = opt_in is None or os.environ.get(opt_in) == "1"
-    demo = run_system(PRESETS / f"{preset}.yaml", tmp_path, f"the preset {preset}", load_test=load_test)
+    demo = run_system(PRESETS / f"{preset}.yaml", tmp_path, f"the preset {preset}")
     if preset in AFTER_THE_RUN:
         AFTER_THE_RUN[preset](tmp_path / "repo", demo)

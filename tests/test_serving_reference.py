@@ -67,6 +67,57 @@ def test_prediction_uses_feast_features_and_the_trained_model(served: Server) ->
     assert len(set(got.round(6))) > 1  # different drivers, different scores
 
 
+def test_predictors_of_one_process_share_one_feast_store(served: Server) -> None:
+    """Clients of one process (the load test's sender threads, each with its own) share one Feast store: two
+    stores would evict each other's feature views from Feast's registry caches at every request (parsed again
+    each time); reads from two threads at once each get their own answer."""
+    import threading
+
+    from feast.feature_view import FeatureView
+
+    client = _client(served.repo)
+    rows = [[{"driver_id": 1001 + i}] for i in range(8)]
+    first = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")
+    alone = [first.predict(r)[0]["score"] for r in rows]  # warm: the registry's views parsed once
+    parsed: list[int] = []
+    real = FeatureView.from_proto.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type, *args: object, **kwargs: object) -> object:
+        if counting.is_set():
+            parsed.append(1)
+        return real(cls, *args, **kwargs)
+
+    stores: list[object] = []
+    answers: dict[int, list[float]] = {}
+    made, counting = threading.Barrier(3), threading.Event()
+    start = threading.Barrier(2)
+
+    def sender(k: int) -> None:  # an HTTP client serves the thread that made it: one predictor per thread
+        predictor = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")
+        stores.append(predictor.store)
+        made.wait()
+        start.wait()
+        for i in range(k, len(rows), 2):
+            answers[i] = predictor.predict(rows[i])[0]["score"]
+        predictor.close()
+
+    FeatureView.from_proto = classmethod(counted)  # type: ignore[method-assign, assignment]
+    try:
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        made.wait(timeout=60)  # both predictors made: from here on, only requests
+        counting.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        FeatureView.from_proto = classmethod(real)  # type: ignore[method-assign, assignment]
+        first.close()
+    assert [answers[i] for i in range(len(rows))] == alone
+    assert not parsed, f"feature views parsed again {len(parsed)} times in {len(rows)} requests"
+    assert len(stores) == 2 and all(store is first.store for store in stores)
+
+
 def test_unknown_entity_is_a_clear_error(served: Server) -> None:
     client = _client(served.repo)
     predictor = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")

@@ -65,21 +65,21 @@ _TABLE: dict[str, tuple[Any, str]] = {
     "queue_delay_min_us": (100, "the shortest max_queue_delay_microseconds worth configuring"),
     "queue_delay_max_us": (5000, "the longest max_queue_delay_microseconds, whatever the budget"),
     "batch_call_cost_us": (
-        {"sklearn": 1400, "python": 1000, "onnx": 100, "pytorch": 150, "tensorflow": 200},
+        {"sklearn": 450, "python": 1000, "onnx": 100, "pytorch": 150, "tensorflow": 200},
         "what one model execution costs (us) whatever its batch size, per framework: the backend call, input "
         "checks, the python backend's round trip to its stub. sklearn: measured on the reference model "
         "(StandardScaler + LogisticRegression in Triton 2.51's python backend) with `python "
         "bench/bench_serving.py --cost`, the server's compute time of interleaved batch-1 and batch-32 "
-        "executions: 1416 to 3622 us a call in four runs on a 2-core VM shared with other work (load 9 to 13), "
-        "the lowest kept; python: the same backend round trip with lighter code, an estimate; onnx, pytorch, "
-        "tensorflow: estimates for small CPU models in their native backends, not measured here (measure "
-        "yours the same way and change them here)",
+        "executions: 437 to 540 us a call in six runs on a 2-core VM shared with other work (load average 1.6 "
+        "to 5; four earlier runs at load 9 to 13 gave 1416 to 3622 us), about the lowest kept; python: the same "
+        "backend round trip with lighter code, an estimate; onnx, pytorch, tensorflow: estimates for small CPU "
+        "models in their native backends, not measured here (measure yours the same way and change them here)",
     ),
     "batch_row_cost_us": (
         {"sklearn": 5, "python": 2, "onnx": 2, "pytorch": 10, "tensorflow": 10},
-        "what each row of a batch adds to one execution (us), per framework. sklearn: 0 to 10 us a row in the "
-        "same four runs (below the noise of a shared machine), 5 kept; the others: estimates, as for "
-        "batch_call_cost_us",
+        "what each row of a batch adds to one execution (us), per framework. sklearn: 0 to 0.2 us a row in the "
+        "same six runs, 0 to 10 in the earlier four (below the noise of a shared machine), 5 kept as a bound; "
+        "the others: estimates, as for batch_call_cost_us",
     ),
     "cpu_instance_rps": (500, "requests/s one CPU model instance serves"),
     "gpu_instance_rps": (2000, "requests/s one GPU model instance serves"),

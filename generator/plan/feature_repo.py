@@ -343,6 +343,7 @@ def build_model(arch: Architecture) -> dict[str, Any]:
         "view_imports": _import_lines({"entities": entity_vars, "sources": source_vars}),
         "odfvs": odfvs,
         "odfv_types": _types(f for o in odfvs for f in o["outputs"]),
+        "odfv_numpy": any(f["cast"].startswith("np.") for o in odfvs for f in o["outputs"]),
         "odfv_imports": _import_lines(
             {
                 "sources": [v for v in odfv_sources if v.endswith("_source")],
@@ -681,11 +682,25 @@ def _odfv(spec: Spec, o: OnDemandViewSpec, dropped: set[str], fs: FeatureStoreAr
         "source_exprs": source_exprs,
         "outputs": outputs,
         "description": o.description,
+        "numeric": any(f["kind"] in ("ratio", "compare") for f in outputs),
+        "now": any(f["kind"] == "timestamp" for f in outputs),
+        "columns": any(f["kind"] in ("bytes", "join") or f.get("others") for f in outputs),
     }
 
 
+# how a python-mode transformation makes a value of each numeric dtype that Feast reads as that dtype (a Python
+# float is a Float64 and an int an Int64 to Feast; numpy scalars name the narrower ones)
+ODFV_CASTS = {"int32": "np.int32", "int64": "", "float32": "np.float32", "float64": "float", "bool": "bool"}
+
+
 def _odfv_output(f: FeatureField, names: list[str], numeric: list[str], i: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": f.name, "dtype": FEAST_TYPES[f.dtype], "pandas_dtype": f.dtype, "inputs": names}
+    out: dict[str, Any] = {
+        "name": f.name,
+        "dtype": FEAST_TYPES[f.dtype],
+        "spec_dtype": f.dtype,
+        "inputs": names,
+        "cast": ODFV_CASTS.get(f.dtype, ""),
+    }
     if f.dtype == "unix_timestamp":
         out |= {"kind": "timestamp", "formula_doc": f"{f.name} = the request time"}
     elif f.dtype in ("string", "bytes"):
@@ -701,6 +716,8 @@ def _odfv_output(f: FeatureField, names: list[str], numeric: list[str], i: int) 
         else:
             out |= {"kind": "ratio", "formula_doc": f"{f.name} = {num} / (|{rest}| + 1)"}
         out |= {"numerator": num, "others": others}
+        if f.dtype == "float64":
+            out["cast"] = ""  # the ratio is a Python float already
     return out
 
 

@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_CALLS = 5  # per client before the clock starts: connections, the registry cache, the model's first call
 INFLIGHT = 2  # requests one process keeps in flight at most (each on its own client)
+LEAD_S = 0.002  # a send is handed to a sender thread this early; the sender itself waits for the scheduled time
 
 
 @dataclass
@@ -46,6 +47,7 @@ class LoadResult:
     workers: int
     latencies_ms: list[float] = field(default_factory=list)  # scheduled send -> answer
     lags_ms: list[float] = field(default_factory=list)  # scheduled send -> actual send
+    timer_lags_ms: list[float] = field(default_factory=list)  # a bare timer on the same schedule: how late it woke
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0  # first scheduled send -> last answer
     cpu_s: float = 0.0  # CPU time the clients used while sending
@@ -61,13 +63,18 @@ class LoadResult:
     def lag(self, q: float) -> float:
         return percentile(self.lags_ms, q)
 
+    def timer_lag(self, q: float) -> float:
+        """How late a process that only sleeps woke on this machine during the run: its own scheduling jitter."""
+        return percentile(self.timer_lags_ms, q)
+
     def summary(self) -> str:
         sent = len(self.latencies_ms) + len(self.errors)
         return (
             f"{sent} requests at {self.rate:g} rps for {self.seconds:g} s from {self.workers} processes: "
             f"p50 {self.latency(50):.1f} ms, p99 {self.latency(99):.1f} ms, max {self.latency(100):.1f} ms; "
             f"{self.achieved_rps:.0f} rps answered; {len(self.errors)} errors; generator: send lag p99 "
-            f"{self.lag(99):.2f} ms, {self.cpu_s / max(self.elapsed_s, 1e-9):.2f} CPUs"
+            f"{self.lag(99):.2f} ms (a bare timer's {self.timer_lag(99):.2f} ms), "
+            f"{self.cpu_s / max(self.elapsed_s, 1e-9):.2f} CPUs"
             + "".join(
                 f"; server, {model}: {c['requests']:.0f} requests in {c['executions']:.0f} executions "
                 f"({c['requests_per_execution']:.1f} a batch), queued {c['queue_ms']:.2f} ms a request"
@@ -87,6 +94,7 @@ class LoadResult:
             "max_ms": self.latency(100),
             "achieved_rps": self.achieved_rps,
             "lag_p99_ms": self.lag(99),
+            "timer_lag_p99_ms": self.timer_lag(99),
             "generator_cpus": self.cpu_s / max(self.elapsed_s, 1e-9),
             "server": self.server,
         }
@@ -173,7 +181,8 @@ def make_call(url: str | None) -> tuple[Any, Any]:
 def _worker(index: int, plan: dict[str, Any], ready: Any, start: Any, results: Any) -> None:
     """Client process `index` sends requests index, index + workers, ... of the schedule, with up to
     plan["inflight"] of them in flight at once: one sender thread per client, each client made and used in
-    its own thread (HTTP clients are bound to the thread that made them)."""
+    its own thread (HTTP clients are bound to the thread that made them). A send is handed to a free sender
+    LEAD_S early and the sender waits for its time, so a send on time takes one wake-up, as a bare timer's."""
     sys.path.insert(0, str(ROOT))
     sends: queues.SimpleQueue[float | None] = queues.SimpleQueue()
     warmed: queues.SimpleQueue[str | None] = queues.SimpleQueue()
@@ -192,6 +201,9 @@ def _worker(index: int, plan: dict[str, Any], ready: Any, start: Any, results: A
             return
         warmed.put(None)
         while (scheduled := sends.get()) is not None:
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             sent = time.monotonic()  # later than scheduled when every sender was busy: the lag counts
             try:
                 call()
@@ -220,7 +232,7 @@ def _worker(index: int, plan: dict[str, Any], ready: Any, start: Any, results: A
     cpu = time.process_time()
     for i in range(index, int(plan["seconds"] * plan["rate"]), plan["workers"]):
         scheduled = base + i / plan["rate"]
-        delay = scheduled - time.monotonic()
+        delay = scheduled - LEAD_S - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         sends.put(scheduled)
@@ -231,6 +243,21 @@ def _worker(index: int, plan: dict[str, Any], ready: Any, start: Any, results: A
     end = time.monotonic() - base
     cpu = time.process_time() - cpu
     results.put({"latencies": latencies, "lags": lags, "errors": errors, "end": end, "cpu": cpu})
+
+
+def _timer(plan: dict[str, Any], start: Any, results: Any) -> None:
+    """The control: one worker's schedule kept by a process that only sleeps, and how late it woke each time
+    (what this machine gives any process at that moment, other work on it included)."""
+    start_at = start.get()
+    base = time.monotonic() + (start_at - time.time())
+    lags = []
+    for i in range(0, int(plan["seconds"] * plan["rate"]), plan["workers"]):
+        scheduled = base + i / plan["rate"]
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        lags.append((time.monotonic() - scheduled) * 1000)
+    results.put(lags)
 
 
 def _wait(queue: Any, procs: list[Any], timeout: float) -> Any:
@@ -259,12 +286,13 @@ def run(
     workers = workers or default_workers()
     plan = {"url": url, "noop": noop, "rate": rate, "seconds": seconds, "workers": workers, "inflight": inflight}
     context = multiprocessing.get_context("spawn")  # never fork a process that holds gRPC or Feast threads
-    ready, results = context.Queue(), context.Queue()
-    starts = [context.Queue() for _ in range(workers)]
+    ready, results, timed = context.Queue(), context.Queue(), context.Queue()
+    starts = [context.Queue() for _ in range(workers + 1)]
     procs = [
         context.Process(target=_worker, args=(i, plan, ready, starts[i], results), daemon=True) for i in range(workers)
     ]
-    for p in procs:
+    timer = context.Process(target=_timer, args=(plan, starts[-1], timed), daemon=True)
+    for p in [*procs, timer]:
         p.start()
     result = LoadResult(rate, seconds, workers)
     try:
@@ -283,9 +311,10 @@ def run(
             result.errors += part["errors"]
             result.elapsed_s = max(result.elapsed_s, part["end"])
             result.cpu_s += part["cpu"]
+        result.timer_lags_ms = _wait(timed, [timer], 300)
         result.server = server_view(before, server_counters(endpoint))
     finally:
-        for p in procs:
+        for p in [*procs, timer]:
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
