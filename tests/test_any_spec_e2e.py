@@ -199,6 +199,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         SPECS / "loyalty_batch.yaml",
         SPECS / "payment_rollups.yaml",
         SPECS / "kiosk_embedded.yaml",
+        SPECS / "encrypted_batch.yaml",
     ],
     ids=[
         "string-keys-several-entities-request-features",
@@ -206,6 +207,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         "batch-string-and-int-keys-rollups-postgres",
         "rollups-of-raw-events-at-two-grains",
         "embedded-string-and-int-keys-request-features",
+        "batch-encrypted-personal-field",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:

@@ -212,10 +212,13 @@ def context(arch: Architecture) -> dict[str, Any]:
         *(["aggregate_before_score"] if rollups else []),
         "score",
     ]
+    from .training import protects_pii
+
     return {
         "project": project,
         "app": app,
         "home_var": f"{project.upper()}_HOME",
+        "protect_pii": protects_pii(arch),
         "model": entry.name,
         "feature_service": entry.feature_service,
         "features": features,

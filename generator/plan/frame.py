@@ -61,6 +61,9 @@ SCORE_CLIENTS = {
     "snowflake": "snowflake-connector-python[pandas]>=3.7,<5",
     "redshift": "boto3>=1.38.27",
 }
+# `make demo` alone encrypts its synthetic sample data with this Fernet key when the real one is unset (the
+# urlsafe base64 of 32 bytes that say what it is); every other target takes the key from the secret store
+DEMO_PII_KEY = "ZGVtby1vbmx5LWtleS1mb3ItdGhlLXNhbXBsZS1kYXQ="
 PIN_CRYPTO = "cryptography==50.0.2"  # privacy.pii_handling encrypt: Fernet (scripts/protect_pii.py)
 
 
@@ -220,6 +223,8 @@ def context(arch: Architecture) -> dict[str, Any]:
         "make_env": make_env,
         "make_env_unset": make_env_unset,
         "demo_salt": "PII_HASH_SALT" if arch.feature_store and arch.feature_store.hashed_fields else None,
+        "demo_key": arch.privacy.pii_key_env if arch.feature_store and arch.feature_store.encrypted_fields else None,
+        "demo_key_value": DEMO_PII_KEY,
         "requirements": requirements(arch),
         "triton_requirements": list(PINS_TRITON) + ([PIN_TRITON_ONNX] if _trains_onnx(arch) else []),
         "setup_modules": setup_modules,

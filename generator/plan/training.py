@@ -136,6 +136,7 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
     return {
         "project": spec.project.name,
         "models": models,
+        "protect_pii": protects_pii(arch),
         "label": _label(spec),
         "join_keys": join_keys,
         "request_fields": request_fields,
@@ -219,3 +220,10 @@ def _online_topic(spec: Spec) -> str:
     if src is not None and src.kind == "stream":
         return src.topic
     return f"{spec.project.name}.training_events"
+
+
+def protects_pii(arch: Architecture) -> bool:
+    """Sources with hashed or encrypted personal fields are read through protected copies that must be current."""
+    from .feature_repo import build_model
+
+    return arch.feature_store is not None and bool(build_model(arch)["protected"])
