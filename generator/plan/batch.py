@@ -212,13 +212,13 @@ def context(arch: Architecture) -> dict[str, Any]:
         *(["aggregate_before_score"] if rollups else []),
         "score",
     ]
-    from .training import protects_pii
+    from .feature_repo import refreshes_protected_copies_itself
 
     return {
         "project": project,
         "app": app,
         "home_var": f"{project.upper()}_HOME",
-        "protect_pii": protects_pii(arch),
+        "protect_pii": refreshes_protected_copies_itself(arch),
         "model": entry.name,
         "feature_service": entry.feature_service,
         "features": features,
@@ -274,18 +274,15 @@ def context(arch: Architecture) -> dict[str, Any]:
 
 def image_context(arch: Architecture) -> dict[str, Any]:
     """What the batch image's Dockerfile and its .dockerignore read: the site's base image and package mirror."""
-    from .deploy import JAVA_IMAGE, PYTHON_IMAGE, site_image
+    from .deploy import PYTHON_IMAGE, java_context, site_image
 
-    fs = arch.feature_store
     return {
         "project": arch.spec.project.name,
         "python_image": site_image(arch, PYTHON_IMAGE),
         "package_mirror": arch.spec.existing.package_mirror or "",
         "local_mirror": arch.privacy.local_mirror,
         # the batch jobs run Spark (rollups, the population) in this image, local[*]: it carries Java
-        "app_spark": arch.uses_spark,
-        "spark_offline": fs is not None and fs.batch_engine == "spark.engine",
-        "java_image": site_image(arch, JAVA_IMAGE),
+        **java_context(arch, arch.uses_spark),
     }
 
 

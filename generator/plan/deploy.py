@@ -172,6 +172,16 @@ def app_runs_spark(arch: Architecture) -> bool:
     return arch.uses_spark and arch.deployment.target == "docker_compose"
 
 
+def java_context(arch: Architecture, app_spark: bool) -> dict[str, Any]:
+    """What the app image's Dockerfile reads to carry a Java runtime when its containers run Spark jobs."""
+    fs = arch.feature_store
+    return {
+        "app_spark": app_spark,
+        "spark_offline": fs is not None and fs.batch_engine == "spark.engine",
+        "java_image": site_image(arch, JAVA_IMAGE),
+    }
+
+
 def site_image(arch: Architecture, public: str) -> str:
     """A public image as the site pulls it: from existing.image_registry under its public path when one is set.
 
@@ -690,9 +700,7 @@ def context(arch: Architecture) -> dict[str, Any]:
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
-        "app_spark": app_runs_spark(arch),
-        "spark_offline": arch.feature_store is not None and arch.feature_store.batch_engine == "spark.engine",
-        "java_image": site_image(arch, JAVA_IMAGE),
+        **java_context(arch, app_runs_spark(arch)),
         "feature_store": arch.feature_store is not None,
         "feature_server": arch.feature_server_runs,
         "gpus": triton_gpus(arch),

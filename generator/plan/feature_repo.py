@@ -288,6 +288,14 @@ def env_vars(arch: Architecture) -> list[EnvVar]:
     return out
 
 
+def refreshes_protected_copies_itself(arch: Architecture) -> bool:
+    """Training and batch scoring refresh the protected copies of personal fields before reading them when nothing
+    materializes (materialization refreshes them first otherwise; scripts/materialize.py).
+    """
+    fs = arch.feature_store
+    return fs is not None and fs.materialization_cron is None and bool(build_model(arch)["protected"])
+
+
 def build_model(arch: Architecture) -> dict[str, Any]:
     """The feature repo as plain data for the templates."""
     fs = arch.feature_store

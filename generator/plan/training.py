@@ -15,6 +15,7 @@ from typing import Any
 from requirements_spec.models import RequestSourceSpec, Spec
 
 from ..decide.architecture import Architecture, TritonModelArch
+from . import feature_repo
 from .plan import PlannedFile, rendered
 
 COMPONENT = "training"
@@ -136,7 +137,7 @@ def training_settings(arch: Architecture) -> dict[str, Any]:
     return {
         "project": spec.project.name,
         "models": models,
-        "protect_pii": protects_pii(arch),
+        "protect_pii": feature_repo.refreshes_protected_copies_itself(arch),
         "label": _label(spec),
         "join_keys": join_keys,
         "request_fields": request_fields,
@@ -220,10 +221,3 @@ def _online_topic(spec: Spec) -> str:
     if src is not None and src.kind == "stream":
         return src.topic
     return f"{spec.project.name}.training_events"
-
-
-def protects_pii(arch: Architecture) -> bool:
-    """Sources with hashed or encrypted personal fields are read through protected copies that must be current."""
-    from .feature_repo import build_model
-
-    return arch.feature_store is not None and bool(build_model(arch)["protected"])
