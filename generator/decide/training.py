@@ -265,6 +265,32 @@ def schedule_at_mlops_level_0(ctx: RuleContext) -> Iterator[Conflict]:
         )
 
 
+@finding("training.cronjobs_off_the_platform", "warning", title="Jobs on a cluster, the system served elsewhere")
+def cronjobs_off_the_platform(ctx: RuleContext) -> Iterator[Conflict]:
+    """existing.orchestrator kubernetes schedules the jobs as CronJobs on a cluster; an online system on
+    another platform is deployed elsewhere (docker-compose), which runs the same jobs on its own
+    scheduler. What the CronJobs write (a model on the cluster's volume, features materialized from the
+    cluster) never reaches the deployment. A batch system has no server: its jobs and their image are
+    deployed on the cluster (the deployment decision); an embedded one deploys nothing.
+    """
+    from .privacy import KUBERNETES_PLATFORMS
+
+    platform = ctx.spec.existing.platform
+    if (
+        ctx.choice("scheduler") == "kubernetes_cronjob"
+        and platform not in KUBERNETES_PLATFORMS
+        and ctx.spec.serving.mode not in ("batch", "embedded")
+    ):
+        yield Conflict(
+            f"the jobs run as Kubernetes CronJobs (existing.orchestrator kubernetes) but the system is deployed on "
+            f"{platform}, which runs the same jobs on its own scheduler: the models and features the CronJobs "
+            "write never reach it",
+            [ORCHESTRATOR, PLATFORM],
+            "set existing.platform: kubernetes to deploy the whole system on the cluster, or "
+            "existing.orchestrator: none (or cron) to schedule the jobs where the system runs",
+        )
+
+
 RULES = (scheduler, training_mode, training_resources, quality_gate)
 FINDINGS = (
     online_without_broker,
@@ -272,4 +298,5 @@ FINDINGS = (
     quality_gate_missing,
     manual_at_mlops_level,
     schedule_at_mlops_level_0,
+    cronjobs_off_the_platform,
 )

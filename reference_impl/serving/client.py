@@ -89,7 +89,9 @@ class Predictor:
         if FEATURE_SERVICE is not None:
             self.store, self._reads = feature_store(repo_path)
             with self._reads:
-                self.service = self.store.get_feature_service(FEATURE_SERVICE)
+                # from the shared store's cached registry: reading it again for each Predictor would make the
+                # next request of every Predictor resolve the service's views again
+                self.service = self.store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
 
     def features(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Online features for the entities (and request values) of each row, by feature name."""
