@@ -9,6 +9,7 @@ from .privacy import CLOUD_PLATFORMS, KUBERNETES_PLATFORMS
 from .registry import finding, rule
 
 PLATFORM: ReqPath = ("existing", "platform")
+ORCHESTRATOR: ReqPath = ("existing", "orchestrator")
 
 
 @rule(
@@ -43,7 +44,7 @@ def _nothing_deployed(ctx: RuleContext) -> str | None:
     mode, platform = ctx.spec.serving.mode, ctx.spec.existing.platform
     if mode == "embedded":
         return "the model runs inside the application, as a library: nothing of this system is deployed as a service"
-    if mode == "batch" and platform not in KUBERNETES_PLATFORMS:
+    if mode == "batch" and platform not in KUBERNETES_PLATFORMS and ctx.spec.existing.orchestrator != "kubernetes":
         return (
             f"batch scoring on {platform} runs as scheduled jobs of the scheduler (pipelines/): nothing answers "
             "requests, nothing is deployed as a service"
@@ -54,18 +55,27 @@ def _nothing_deployed(ctx: RuleContext) -> str | None:
 @rule(
     "deployment",
     title="Deployment target",
-    reads=("existing.platform", "training.resources.accelerator", "serving.models[].accelerator"),
+    reads=(
+        "existing.platform",
+        "existing.orchestrator",
+        "serving.mode",
+        "training.resources.accelerator",
+        "serving.models[].accelerator",
+    ),
     alternatives=("docker_compose", "kubernetes"),
     choices=("docker_compose", "kubernetes"),
     unless=_nothing_deployed,
-    applies="a service answers requests (online or async serving), or batch jobs run on Kubernetes",
+    applies="a service answers requests (online or async serving), or batch jobs run on Kubernetes (the platform, "
+    "or the company's Kubernetes as the orchestrator)",
 )
 def deployment(ctx: RuleContext) -> Outcome | None:
     """docker-compose for one machine (local, docker-compose); Kubernetes manifests (Triton
     Deployment with autoscaling, Redis, the Feast feature server, CronJobs) on Kubernetes and
-    OpenShift; on Kubernetes a batch system's train -> score job runs as pods. SageMaker and Heroku get
-    the docker-compose bundle and a finding: their deployment is not generated. Nothing is deployed
-    for an embedded system or a batch system off Kubernetes (its jobs run on the scheduler).
+    OpenShift; on Kubernetes a batch system's train -> score job runs as pods, and so it does where the
+    company's orchestrator is Kubernetes whatever the platform: its CronJobs need the image, the model
+    volume and each environment's configuration. SageMaker and Heroku get the docker-compose bundle and a
+    finding: their deployment is not generated. Nothing is deployed for an embedded system or a batch
+    system whose jobs run on another scheduler off Kubernetes.
     """
     spec = ctx.spec
     platform = spec.existing.platform
@@ -77,6 +87,16 @@ def deployment(ctx: RuleContext) -> Outcome | None:
             "nothing answers requests, so no server and no autoscaler",
             [PLATFORM, ("serving", "mode")],
             [("docker_compose", "one machine; the cluster is already there")],
+            value={"gpu_nodes": gpu},
+        )
+    if spec.serving.mode == "batch" and spec.existing.orchestrator == "kubernetes":
+        return Outcome(
+            "kubernetes",
+            f"orchestrator kubernetes (platform {platform}): the train -> score job runs as CronJobs on the "
+            "company's Kubernetes, as pods of the app image with the model volume and each environment's "
+            "configuration; nothing answers requests, so no server and no autoscaler",
+            [ORCHESTRATOR, ("serving", "mode")],
+            [("docker_compose", "the jobs run on the company's Kubernetes, not on one machine")],
             value={"gpu_nodes": gpu},
         )
     if platform in KUBERNETES_PLATFORMS:

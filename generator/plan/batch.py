@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
-from .deploy import resident_storage_class
+from .deploy import config_context, overlay_files, resident_storage_class, slug
 from .pipelines import (
     APP_IMAGE,
     Job,
@@ -186,7 +186,7 @@ def context(arch: Architecture) -> dict[str, Any]:
     join_keys = [k for k, _ in ctx["entity_keys"]]
     dtypes = {e.join_key: e.dtype for e in spec.entities}
     project = spec.project.name
-    app = project.replace("_", "-")
+    app = slug(project)  # as deploy/k8s names the system (its ConfigMap, Secrets and namespaces)
     tr = arch.training
     train_first = scheduled_training(arch)
     fs = arch.feature_store
@@ -215,9 +215,13 @@ def context(arch: Architecture) -> dict[str, Any]:
     from .feature_repo import refreshes_protected_copies_itself
 
     return {
+        # each environment's ConfigMap and Secrets the jobs read (deploy/k8s/overlays), the encryption key's own
+        **config_context(arch),
+        "batch": True,
         "project": project,
         "app": app,
         "home_var": f"{project.upper()}_HOME",
+        "namespace_var": f"{project.upper()}_NAMESPACE",
         "protect_pii": refreshes_protected_copies_itself(arch),
         "model": entry.name,
         "feature_service": entry.feature_service,
@@ -353,12 +357,14 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
 
         image = image_context(arch)
-        kctx = {**ctx, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
+        resources = ["model-repository-pvc.yaml", *([ctx["storage_class_file"]] if ctx["storage_class_file"] else [])]
+        kctx = {**ctx, "resources": resources, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}
         files += [
-            _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image, "batch": True}, ("deployment",)),
+            _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image}, ("deployment",)),
             _f("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", image, ("deployment",)),
+            _f("deploy/.gitignore", "deploy/gitignore.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
-            _f("deploy/k8s/base/kustomization.yaml", "batch/kustomization.yaml.j2", kctx, ("deployment",)),
+            _f("deploy/k8s/base/kustomization.yaml", "deploy/k8s/base-kustomization.yaml.j2", kctx, ("deployment",)),
         ]
         if ctx["storage_class_file"]:  # privacy.residency pins the volume: the class it asks for
             files.append(
@@ -369,4 +375,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
                     ("deployment", "residency"),
                 )
             )
+        # each environment: its namespace, the configuration and Secrets the jobs read, the app image's name
+        nothing_served = {"server": "", "feature_server": False, "feast_auth": "", "cronjobs": False}
+        files += overlay_files({**ctx, **nothing_served, "images": ["app"]}, COMPONENT, ("deployment",))
     return files

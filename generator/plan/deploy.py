@@ -168,8 +168,10 @@ def uses_spark(arch: Architecture) -> bool:
 
 
 def app_runs_spark(arch: Architecture) -> bool:
-    """The app image runs the Spark jobs (docker compose: no Spark image of their own), so it carries Java."""
-    return arch.uses_spark and arch.deployment.target == "docker_compose"
+    """The app image runs the Spark jobs (docker compose, or a batch system's jobs: local[*] in their own
+    container, no Spark image of their own), so it carries Java.
+    """
+    return arch.uses_spark and (arch.deployment.target == "docker_compose" or arch.serving.runtime == "batch_scoring")
 
 
 def java_context(arch: Architecture, app_spark: bool) -> dict[str, Any]:
@@ -362,42 +364,17 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
     """The variables the feature store, the serving client and the jobs read, per environment.
 
     The feature store's come from :func:`generator.plan.feature_repo.env_vars` (the ``${VAR}``
-    placeholders of ``feature_repo/feature_store.yaml``), so names cannot drift apart.
+    placeholders of ``feature_repo/feature_store.yaml``), so names cannot drift apart. A batch system's jobs
+    call no server: they read the stores' variables only (its score table is in the warehouse they read).
     """
     app = slug(arch.spec.project.name)
-    grpc = arch.serving.protocol == "grpc"
     out: list[EnvVar] = [EnvVar("DEPLOY_ENV", False, {e: e for e in ENVIRONMENTS}, "which environment this is")]
-    if rest_app(arch):
-        out.append(
-            EnvVar(
-                "SERVING_URL",
-                False,
-                dict.fromkeys(ENVIRONMENTS, f"http://rest-app:{REST_PORT}"),
-                "REST service of the serving client (serving/client.py)",
-            )
-        )
-    else:
-        out.append(
-            EnvVar(
-                "TRITON_URL",
-                False,
-                dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
-                "Triton endpoint of the serving client",
-            )
-        )
-        out.append(
-            EnvVar(
-                "TRITON_ADMIN_KEY",
-                True,
-                _secret("triton-admin"),
-                "key of Triton's restricted APIs (model control, repository, config, statistics, ...): "
-                "clients get inference, health and metadata only",
-            )
-        )
+    if arch.serving.runtime != "batch_scoring":  # the batch jobs call no server
+        out += _client_variables(arch)
     fs = arch.feature_store
     if fs is None:
         return out
-    if arch.uses_spark and arch.deployment.target == "kubernetes":
+    if arch.uses_spark and not app_runs_spark(arch):  # Kubernetes: the Spark jobs run in Spark's image
         out.append(
             EnvVar(
                 "SPARK_IMAGE",
@@ -446,13 +423,48 @@ def environment_variables(arch: Architecture) -> list[EnvVar]:
         for name in [n for n in feast_vars if n.startswith("POSTGRES_")]:
             feast_vars.pop(name)
         out += _postgres_vars(app)
-    # on docker compose the Spark jobs run in the app's container (local[*]): no Kubernetes master to name
-    special = SPECIAL_EXAMPLES if arch.deployment.target == "kubernetes" else {}
+    # on docker compose and in batch jobs the Spark jobs run in the app's container (local[*]): no Kubernetes
+    # master to name
+    special = SPECIAL_EXAMPLES if not app_runs_spark(arch) else {}
     for name, (secret, doc, default) in sorted(feast_vars.items()):
         examples = _secret(name.lower().replace("_", "-")) if secret else dict(special.get(name, {}))
         for e in ENVIRONMENTS:
             examples.setdefault(e, default or "change-me")
         out.append(EnvVar(name, secret, examples, doc))
+    return out
+
+
+def _client_variables(arch: Architecture) -> list[EnvVar]:
+    """Where the serving client finds the server: the REST service, or Triton and its admin key."""
+    grpc = arch.serving.protocol == "grpc"
+    out: list[EnvVar] = []
+    if rest_app(arch):
+        out.append(
+            EnvVar(
+                "SERVING_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"http://rest-app:{REST_PORT}"),
+                "REST service of the serving client (serving/client.py)",
+            )
+        )
+    else:
+        out.append(
+            EnvVar(
+                "TRITON_URL",
+                False,
+                dict.fromkeys(ENVIRONMENTS, f"triton:{TRITON_GRPC if grpc else TRITON_HTTP}"),
+                "Triton endpoint of the serving client",
+            )
+        )
+        out.append(
+            EnvVar(
+                "TRITON_ADMIN_KEY",
+                True,
+                _secret("triton-admin"),
+                "key of Triton's restricted APIs (model control, repository, config, statistics, ...): "
+                "clients get inference, health and metadata only",
+            )
+        )
     return out
 
 
@@ -587,7 +599,11 @@ def plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def _t(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = ()) -> PlannedFile:
-    return PlannedFile(path=path, component=COMPONENT, template=template, context=ctx, decisions=decisions)
+    return _planned(path, COMPONENT, template, ctx, decisions)
+
+
+def _planned(path: str, component: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]) -> PlannedFile:
+    return PlannedFile(path=path, component=component, template=template, context=ctx, decisions=decisions)
 
 
 def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
@@ -620,17 +636,7 @@ def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
             files.append(_t(f"{base}/{name}", "deploy/k8s/cronjob.yaml.j2", {**ctx, "job": j}, ("scheduler",)))
     kctx = {**ctx, "resources": sorted(names)}
     files.append(_t(f"{base}/kustomization.yaml", "deploy/k8s/base-kustomization.yaml.j2", kctx))
-    for env in ENVIRONMENTS:
-        ectx = {**ctx, "env": env}
-        over = f"deploy/k8s/overlays/{env}"
-        files += [
-            _t(f"{over}/kustomization.yaml", "deploy/k8s/overlay-kustomization.yaml.j2", ectx),
-            _t(f"{over}/namespace.yaml", "deploy/k8s/namespace.yaml.j2", ectx),
-            _t(f"{over}/secrets.env.example", "deploy/k8s/secrets.env.example.j2", ectx),
-        ]
-        if ctx["feast_auth"] == "kubernetes" and ctx["feature_server"]:
-            files.append(_t(f"{over}/feature-server-tokenreview.yaml", "deploy/k8s/tokenreview.yaml.j2", ectx))
-    return files
+    return files + overlay_files(ctx, COMPONENT)
 
 
 PII_KEY_SECRET = "pii-key"  # <app>-pii-key: the encryption key, readable only by the roles granted read_pii
@@ -655,25 +661,67 @@ def access_roles(arch: Architecture) -> list[dict[str, Any]]:
     ]
 
 
+def config_context(arch: Architecture) -> dict[str, Any]:
+    """What each environment's configuration reads: the variables (its ConfigMap, the Secret's keys and their
+    examples), the encryption key's own Secret and where the system's images are pushed (the overlays).
+    """
+    app = slug(arch.spec.project.name)
+    env_vars = environment_variables(arch)
+    pii_key = arch.privacy.pii_key_env
+    return {
+        "app": app,
+        "project": arch.spec.project.name,
+        "app_registry": app_registry(arch),
+        "environments": list(ENVIRONMENTS),
+        "env_vars": env_vars,
+        "config_vars": [v for v in env_vars if not v.secret and not v.derived],
+        "secret_vars": [v for v in env_vars if v.secret and not v.derived],
+        "derived_vars": [v for v in env_vars if v.derived],
+        "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
+        # the encryption key of personal fields is a Secret of its own: only the containers that encrypt get it
+        "k8s_secret_keys": [v.name for v in env_vars if v.secret and v.name != pii_key],
+        "secret_names": sorted(v.name for v in env_vars if v.secret and not v.derived),
+        "pii_key_secret": f"{app}-{PII_KEY_SECRET}" if pii_key else "",
+    }
+
+
+def overlay_files(ctx: dict[str, Any], component: str, decisions: tuple[str, ...] = ()) -> list[PlannedFile]:
+    """deploy/k8s/overlays/<env>: each environment's namespace, configuration, image names and Secret's example.
+
+    ``ctx``: :func:`config_context` with what the overlay names beside it (``images``; the autoscaled ``server``
+    and the feature server when a service answers requests).
+    """
+    files = []
+    for env in ENVIRONMENTS:
+        ectx = {**ctx, "env": env}
+        over = f"deploy/k8s/overlays/{env}"
+        for name, template in (
+            ("kustomization.yaml", "overlay-kustomization.yaml"),
+            ("namespace.yaml", "namespace.yaml"),
+            ("secrets.env.example", "secrets.env.example"),
+        ):
+            files.append(_planned(f"{over}/{name}", component, f"deploy/k8s/{template}.j2", ectx, decisions))
+        if ctx.get("feast_auth") == "kubernetes" and ctx.get("feature_server"):
+            path = f"{over}/feature-server-tokenreview.yaml"
+            files.append(_planned(path, component, "deploy/k8s/tokenreview.yaml.j2", ectx, decisions))
+    return files
+
+
 def context(arch: Architecture) -> dict[str, Any]:
     """The template context of the deployment files."""
     app = slug(arch.spec.project.name)
-    env_vars = environment_variables(arch)
     own = own_scheduler(arch)
     pipeline_cronjobs = pipelines_cronjobs(arch) if arch.deployment.target == "kubernetes" else []
     job_list = jobs(arch)
     return {
-        "app": app,
-        "project": arch.spec.project.name,
+        **config_context(arch),
         "triton_image": site_image(arch, TRITON_IMAGE),
         "python_image": site_image(arch, PYTHON_IMAGE),
         "batch": False,  # deploy/app.Dockerfile of a server's image (the batch planner renders a job's)
         "redis_image": site_image(arch, REDIS_IMAGE),
         "postgres_image": site_image(arch, POSTGRES_IMAGE),
-        "app_registry": app_registry(arch),
         "package_mirror": arch.spec.existing.package_mirror or "",
         "k8s_version": KUBERNETES_VERSION,
-        "environments": list(ENVIRONMENTS),
         "ports": {
             "http": TRITON_HTTP,
             "grpc": TRITON_GRPC,
@@ -689,14 +737,6 @@ def context(arch: Architecture) -> dict[str, Any]:
         "spark_base_image": site_image(arch, SPARK_IMAGE),
         "spark_conf": sorted(arch.feature_store.spark_conf.items()) if arch.feature_store else [],
         "rest": rest_resources(arch),
-        "env_vars": env_vars,
-        "config_vars": [v for v in env_vars if not v.secret and not v.derived],
-        "secret_vars": [v for v in env_vars if v.secret and not v.derived],
-        "derived_vars": [v for v in env_vars if v.derived],
-        "secret_examples": {e: secret_examples(env_vars, e) for e in ENVIRONMENTS},
-        # the encryption key of personal fields is a Secret of its own: only materialization gets it
-        "k8s_secret_keys": [v.name for v in env_vars if v.secret and v.name != arch.privacy.pii_key_env],
-        "secret_names": sorted(v.name for v in env_vars if v.secret and not v.derived),
         "redis": uses_redis(arch),
         "postgres": uses_postgres(arch),
         "spark": uses_spark(arch),
@@ -721,7 +761,6 @@ def context(arch: Architecture) -> dict[str, Any]:
         "feast_auth": feast_auth(arch),
         "residency": residency(arch),
         "access_roles": access_roles(arch),
-        "pii_key_secret": f"{app}-{PII_KEY_SECRET}" if arch.privacy.pii_key_env else "",
         "local_mirror": arch.privacy.local_mirror,
         "models": [m.name for m in arch.serving.models],
         "entrypoint": arch.serving.entrypoint,

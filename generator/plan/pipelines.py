@@ -226,8 +226,9 @@ def ci_context(arch: Architecture) -> dict[str, Any]:
 
     return {
         "ci": arch.spec.existing.ci,
-        # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton
-        "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and not deploy.rest_app(arch),
+        # CD (build, push, staging, fitness against staging, approved promotion): Kubernetes with Triton (no
+        # Triton image to promote for the REST service, nothing to measure in staging for batch jobs)
+        "cd": arch.mlops_level >= 2 and arch.deployment.target == "kubernetes" and arch.triton_serves,
         "cd_images": ["triton", "app", *(["spark"] if arch.uses_spark else [])],
         "k8s_client": "1.30.0",  # kubectl of the GitLab CD jobs: the API version the manifests target
         "cd_model": arch.serving.entrypoint,
