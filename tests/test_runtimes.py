@@ -251,6 +251,15 @@ def test_batch_system_scores_in_process_with_no_server(tmp_path: Path) -> None:
             lines = dockerfile.splitlines()
             assert lines[lines.index("FROM ${PYTHON_IMAGE}") - 1].startswith("ARG PYTHON_IMAGE=python:3.11-slim")
             assert "USER 10001" in lines and lines[-1] == 'CMD ["python", "-m", "batch.score"]'
+            # every job starts through the image's guard: a placeholder secret never runs, a real value does
+            assert lines[-2] == 'ENTRYPOINT ["python", "deploy/check_secrets.py"]'
+            guard = tmp_path / "check_secrets.py"
+            guard.write_bytes(files["deploy/check_secrets.py"])
+            run = [sys.executable, str(guard), sys.executable, "-c", "print('scored')"]
+            refused = subprocess.run(run, env={"DB_PASSWORD": "change-me-db"}, capture_output=True, text=True)
+            assert refused.returncode != 0 and "DB_PASSWORD" in refused.stderr and "scored" not in refused.stdout
+            started = subprocess.run(run, env={"DB_PASSWORD": "s3cret"}, capture_output=True, text=True)
+            assert started.returncode == 0 and started.stdout.strip() == "scored", started.stderr
             assert "**/.venv*" in files["deploy/app.Dockerfile.dockerignore"].decode()
             assert "docker build -f deploy/app.Dockerfile" in files["batch/README.md"].decode()
         else:
@@ -373,7 +382,7 @@ def test_batch_dag_on_kubernetes_loads_into_a_real_dagbag(tmp_path: Path) -> Non
     assert train["downstream"] == ["score"] and score["downstream"] == []  # scores only after the gate passed
     for task, args in ((train, ["-m", "training.train"]), (score, ["-m", "batch.score", "--run-id", "{{ run_id }}"])):
         assert task["type"] == "KubernetesPodOperator" and task["image"] == "local/churn-scoring-app:dev"
-        assert task["cmds"] == ["python"] and task["arguments"] == args
+        assert task["cmds"] == ["python", "deploy/check_secrets.py", "python"] and task["arguments"] == args
         assert task["claims"] == ["churn-scoring-model-repository"]
     assert train["requests"] == {"cpu": "4", "memory": "8Gi"} and train["limits"] == {"memory": "8Gi"}
     assert files["deploy/k8s/base/model-repository-pvc.yaml"].decode().count("churn-scoring-model-repository") == 1

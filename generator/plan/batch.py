@@ -363,6 +363,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
             _f("deploy/app.Dockerfile", "deploy/app.Dockerfile.j2", {**ctx, **image}, ("deployment",)),
             _f("deploy/app.Dockerfile.dockerignore", "deploy/app.dockerignore.j2", image, ("deployment",)),
             _f("deploy/.gitignore", "deploy/gitignore.j2", ctx, ("deployment",)),
+            _f("deploy/check_secrets.py", "deploy/check_secrets.py.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/model-repository-pvc.yaml", "batch/pvc.yaml.j2", ctx, ("deployment",)),
             _f("deploy/k8s/base/kustomization.yaml", "deploy/k8s/base-kustomization.yaml.j2", kctx, ("deployment",)),
         ]
