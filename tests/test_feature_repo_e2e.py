@@ -79,11 +79,12 @@ def embedded(arch: Architecture) -> Architecture:
 
 
 def write_repo(arch: Architecture, root: Path) -> Path:
-    """Only the feature repo, its scripts and the typed description of the system's data they read."""
+    """Only the feature repo, its scripts, the typed description of the system's data they read, and the serving
+    client (its online reads are compared with Feast's get_online_features)."""
     files = render_plan(build_plan(arch), arch)
     for path, data in files.items():
         if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")) or (
-            path in ("scripts/protect_pii.py", "serving/system_data.py")
+            path in ("scripts/protect_pii.py", "serving/__init__.py", "serving/system_data.py", "serving/client.py")
         ):
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -521,6 +522,29 @@ def check_all(variant: Variant, result: dict[str, Any]) -> None:
     check_pii(variant, result)
     check_training_set(variant, result)
     check_access(variant, result)
+    check_client_reads(variant, result)
+
+
+def check_client_reads(variant: Variant, result: dict[str, Any]) -> None:
+    """The generated client's own online reads (serving/client.py OnlineReads) give what get_online_features
+    gives, value for value, for every entity of the request (an unknown and a repeated one among them); they
+    answer themselves for every service without on-demand views, and leave the others to get_online_features;
+    an unknown entity is the client's MissingFeatures error."""
+    reads = result.get("client_reads")
+    if not reads:  # no Triton serving client (batch scoring, embedded, REST runtime)
+        return
+    *compared, missing = reads
+    assert missing["missing"] == "MissingFeatures", (variant.name, missing)
+    assert compared, variant.name
+    for read in compared:
+        fast, feast = read["fast"], read["feast"]
+        if read["on_demand"]:
+            assert fast is None, (variant.name, read["service"], "on-demand views are Feast's to compute")
+            continue
+        assert fast is not None, (variant.name, read["service"], "the client's own read did not answer")
+        assert fast == {name: feast[name] for name in fast}, (variant.name, read["service"], fast, feast)
+        assert set(feast) - set(fast) <= {e.join_key for e in variant.spec.entities}
+        assert any(v is None for values in fast.values() for v in values), "the unknown entity reads as None"
 
 
 # ------------------------------------------------------------------ fixtures
@@ -562,6 +586,7 @@ def pii_data(handling: str) -> dict[str, Any]:
 
 def test_every_preset_with_features_is_covered(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
     assert {"reference", "realtime"} <= {v.name for v, _ in embedded_runs}
+    assert {"reference", "realtime"} <= {v.name for v, r in embedded_runs if r.get("client_reads")}  # client reads
 
 
 @pytest.mark.parametrize("name", [*presets_with_features(), "reference_hash", "reference_encrypt"])

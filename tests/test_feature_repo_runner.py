@@ -94,7 +94,7 @@ def _forget(repo: Path) -> None:
         origin = getattr(module, "__file__", None) or ""
         if origin.startswith(str(repo)):
             del sys.modules[name]
-    sys.path[:] = [p for p in sys.path if p != str(repo)]
+    sys.path[:] = [p for p in sys.path if p != str(repo) and not p.startswith(f"{repo}{os.sep}")]
 
 
 def run_one(request: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,56 @@ def run_one(request: dict[str, Any]) -> dict[str, Any]:
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
-        _forget(Path(request["root"]) / "feature_repo")
+        _forget(Path(request["root"]))
+
+
+def _client_reads(root: Path, store: Any, online: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The generated serving client's online reads (OnlineReads) beside get_online_features, on the same rows.
+
+    For each service, and for a service of its stored feature views alone when it has on-demand views (applied
+    here; the on-demand service takes get_online_features' own path): the rows reversed and the first one
+    again (every entity, the unknown one among them, and a repeated one), read both ways; then a Predictor's
+    features of the unknown row alone, which must raise MissingFeatures. Clients without OnlineReads (the REST
+    runtime's) are skipped.
+    """
+    import importlib.util
+
+    from feast import FeatureService
+
+    sys.path.insert(0, str(root))  # the client imports serving.system_data
+    spec = importlib.util.spec_from_file_location(f"client_{root.name}", root / "serving" / "client.py")
+    assert spec is not None and spec.loader is not None
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    if not hasattr(client, "OnlineReads"):
+        return []
+    out = []
+    plain_views = {view.name for view in store.list_feature_views()}
+    join_keys = {entity.join_key for entity in store.list_entities()}
+    for name, rows in online.items():
+        service = store.get_feature_service(name)
+        stored = [p for p in service.feature_view_projections if p.name in plain_views]
+        services = [service]
+        if len(stored) < len(service.feature_view_projections):  # on-demand views: their stored inputs alone
+            views = [store.get_feature_view(p.name)[[f.name for f in p.features]] for p in stored]
+            services.append(FeatureService(name=f"{name}_stored_views", features=views))
+            store.apply([services[-1]])  # Feast reads a service's definition from its registry
+        for each in services:
+            keys = [k for k in rows[0] if k in join_keys]
+            asked = [{k: row[k] for k in (keys if each is not service else row)} for row in [*rows[::-1], rows[0]]]
+            fast = client.OnlineReads(store, each).read(asked)
+            feast = store.get_online_features(features=each, entity_rows=asked).to_dict()
+            out.append(
+                {"service": each.name, "on_demand": each is service and len(services) > 1, "fast": fast, "feast": feast}
+            )
+    predictor = client.Predictor(url="127.0.0.1:9", repo_path=root / "feature_repo")  # Triton is never called
+    unknown = next(iter(online.values()))[-1]
+    try:
+        predictor.features([unknown])
+        out.append({"missing": "no error"})
+    except client.MissingFeatures as exc:
+        out.append({"missing": type(exc).__name__, "message": str(exc)})
+    return out
 
 
 def _run_one(request: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +199,8 @@ def _run_one(request: dict[str, Any]) -> dict[str, Any]:
             name: store.get_online_features(features=store.get_feature_service(name), entity_rows=rows).to_dict()
             for name, rows in late["online"].items()
         }
+    if (root / "serving" / "client.py").exists():
+        result["client_reads"] = _client_reads(root, store, request["online"])
     if request.get("authz"):  # Feast's own permission check, in process, for each role and action asked
         result["authz"] = _authz(store, request["authz"])
     if request.get("dump_online"):  # every stored value, to scan for personal data before teardown
