@@ -27,7 +27,9 @@ import yaml
 from hypothesis import strategies as st
 
 from requirements_spec.models import (
+    NUMERIC_DTYPES,
     Access,
+    AggregationSpec,
     Delivery,
     Entity,
     Existing,
@@ -184,12 +186,67 @@ def _sources(draw: Any, fresh: _Names, need_batch: bool) -> list[Any]:
     return draw(st.permutations(everything))
 
 
+#: each granularity's duration unit, and how many of them one grain is (a month is 30 days)
+_GRAIN_UNITS = {"hour": ("h", 1), "day": ("d", 1), "week": ("w", 1), "month": ("d", 30)}
+
+
+def _grain_multiples(draw: Any, grain: str, max_size: int) -> list[str]:
+    """Distinct windows, each a whole number of grains, sometimes written in a finer unit (1d as 24h)."""
+    unit, size = _GRAIN_UNITS[grain]
+    counts = draw(st.lists(st.integers(1, 12), min_size=1, max_size=max_size, unique=True))
+    finer = {"d": ("h", 24), "w": ("d", 7)}
+    out = []
+    for n in counts:
+        if unit in finer and draw(st.booleans()):
+            fine, per = finer[unit]
+            out.append(f"{n * size * per}{fine}")
+        else:
+            out.append(f"{n * size}{unit}")
+    return out
+
+
+def _aggregations(draw: Any, fields: list[FeatureField], grain: str, windows: Any) -> list[AggregationSpec]:
+    """1 to 3 rollups over the fields: numeric functions of numeric columns, counts of any; no output twice."""
+    out: list[AggregationSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for _ in range(draw(st.integers(1, 3))):
+        column = draw(st.sampled_from(fields))
+        numeric = column.dtype in NUMERIC_DTYPES
+        functions = ["sum", "count", "mean", "min", "max", "count_distinct"] if numeric else ["count", "count_distinct"]
+        function = draw(st.sampled_from(functions))
+        if (column.name, function) in seen:
+            continue
+        seen.add((column.name, function))
+        out.append(AggregationSpec(function=function, column=column.name, windows=windows(draw, grain)))
+    return out
+
+
+def _aggregated_view(draw: Any, fresh: _Names, entities: list[str], source: str) -> FeatureViewSpec:
+    """A view that rolls raw events up: a grain, a ttl of at least one grain, no personal field."""
+    grain = draw(st.sampled_from(["hour", "day", "week", "month"]))
+    fields = [f.model_copy(update={"pii": False}) for f in _fields(draw, fresh)]
+    unit, size = _GRAIN_UNITS[grain]
+    return FeatureViewSpec(
+        name=fresh(),
+        entities=entities,
+        source=source,
+        granularity=grain,
+        ttl=f"{draw(st.integers(1, 30)) * size}{unit}",
+        fields=fields,
+        aggregations=_aggregations(draw, fields, grain, lambda d, g: _grain_multiples(d, g, 4)),
+        description=draw(descriptions),
+    )
+
+
 def _features(draw: Any, fresh: _Names, entities: list[Entity], sources: list[Any]) -> Features:
     viewable = [s for s in sources if s.kind != "request"]
     views = []
     for _ in range(draw(st.integers(1, 3))):
         source = draw(st.sampled_from(viewable))
         ents = draw(st.lists(st.sampled_from(entities), min_size=1, max_size=len(entities), unique_by=lambda e: e.name))
+        if source.kind != "stream" and draw(st.booleans()):  # rollups read raw events of a file or table source
+            views.append(_aggregated_view(draw, fresh, [e.name for e in ents], source.name))
+            continue
         views.append(
             FeatureViewSpec(
                 name=fresh(),
@@ -201,7 +258,7 @@ def _features(draw: Any, fresh: _Names, entities: list[Entity], sources: list[An
                 description=draw(descriptions),
             )
         )
-    view_refs = [f"{v.name}.{f.name}" for v in views for f in v.fields]
+    view_refs = [f"{v.name}.{f.name}" for v in views for f in v.served_fields]
     request_refs = [f"{s.name}.{f.name}" for s in sources if s.kind == "request" for f in s.fields]
     on_demand = [
         OnDemandViewSpec(
@@ -412,6 +469,35 @@ def _run_fields(draw: Any, fresh: _Names, n_max: int) -> list[FeatureField]:
     return fields
 
 
+#: the windows a rolled-up view of a runnable spec draws from, by granularity (several: short and long ones)
+_RUN_WINDOWS = {"hour": ["1h", "3h", "6h", "24h", "2d"], "day": ["1d", "2d", "7d", "2w", "28d"], "week": ["1w", "4w"]}
+_RUN_TTLS = {"hour": ["6h", "2d", "7d"], "day": ["2d", "7d", "30d"], "week": ["7d", "30d"]}
+
+
+def _run_rollup_view(draw: Any, fresh: _Names, entities: list[Entity], sources: list[Any]) -> FeatureViewSpec:
+    """A view that rolls a file or table source's raw events up over several windows, keyed by one or two
+    entities: numeric columns, sometimes a string one beside them (counted), no personal field."""
+    grain = draw(st.sampled_from(["hour", "day", "day", "week"]))
+    fields = [
+        FeatureField(name=fresh(), dtype=draw(st.sampled_from(_RUN_NUMERIC))) for _ in range(draw(st.integers(1, 2)))
+    ]
+    if draw(st.booleans()):
+        fields.append(FeatureField(name=fresh(), dtype="string"))
+    ents = draw(st.lists(st.sampled_from(entities), min_size=1, max_size=2, unique_by=lambda e: e.name))
+    pool = _RUN_WINDOWS[grain]
+    return FeatureViewSpec(
+        name=fresh(),
+        entities=[e.name for e in ents],
+        source=draw(st.sampled_from(sources)).name,
+        granularity=grain,
+        ttl=draw(st.sampled_from(_RUN_TTLS[grain])),
+        fields=fields,
+        aggregations=_aggregations(
+            draw, fields, grain, lambda d, _: d(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
+        ),
+    )
+
+
 @st.composite
 def runnable_specs(draw: Any) -> Spec:
     """A valid spec whose generated repository runs its own `make demo` and `make test` on this machine.
@@ -419,10 +505,13 @@ def runnable_specs(draw: Any) -> Spec:
     It varies what the generated system must handle: entity dtypes (string, int32, int64) and counts, views
     keyed by several entities, file, stream and request sources, on-demand views over request-time values,
     a pipeline after the trained model (an ensemble, or a BLS pipeline when conditional), every serving mode
-    and protocol, PII handling, MLOps levels, orchestrators and platforms; or no feature store at all and a
-    model that takes a tensor (a small image). It stays within what runs here: file sources (the embedded
-    default: SQLite, or the local Redis where the platform has several nodes), CPU, budgets one loaded
-    machine can meet.
+    and protocol, PII handling, MLOps levels, orchestrators and platforms; in about half the specs with a
+    feature store, views that roll raw events up (sum, count, mean, min, max, count_distinct over several
+    windows at an hour, day or week grain) over parquet files or PostgreSQL tables, keyed by one or two
+    entities, served beside plain views and read by on-demand views; or no feature store at all and a
+    model that takes a tensor (a small image). It stays within what runs here: file sources or the local
+    PostgreSQL's tables (the online store: SQLite, or the local Redis where the platform has several
+    nodes), rollups in pandas or in PostgreSQL (never Spark), CPU, budgets one loaded machine can meet.
     """
     fresh = _Names(draw)
     existing = Existing(
@@ -466,15 +555,23 @@ def runnable_specs(draw: Any) -> Spec:
         Entity(name=fresh(), join_key=fresh(), dtype=draw(st.sampled_from(_RUN_KEY_DTYPES)))
         for _ in range(draw(st.integers(1, 3)))
     ]
-    files = [
-        FileSourceSpec(
-            name=(name := fresh()), kind="file", path=f"data/{name}.parquet", timestamp_field="event_timestamp"
-        )
-        for _ in range(draw(st.integers(1, 2)))
-    ]
-    label_source = FileSourceSpec(
-        name=(label_name := fresh()), kind="file", path=f"data/{label_name}.parquet", timestamp_field="event_timestamp"
-    )
+    # PostgreSQL tables or parquet files hold the events; the rollups of aggregated views run where they live
+    # (SQL inside PostgreSQL, pandas over the files). Spark, the third compute engine, is left out: it takes a
+    # warehouse of Spark or an events_per_day past spark_from_events, and a Spark session's start costs minutes
+    # per run (tests/test_batch_stores.py and tests/test_aggregation_e2e.py run it).
+    rollups = draw(st.booleans())
+    warehouse = draw(st.sampled_from(["files", "postgres"])) if rollups else "files"
+    common["existing"] = existing.model_copy(update={"warehouse": warehouse})
+
+    def batch_source() -> FileSourceSpec | TableSourceSpec:
+        name = fresh()
+        if warehouse == "postgres":
+            table = draw(st.sampled_from(["", "public."])) + name
+            return TableSourceSpec(name=name, kind="table", table=table, timestamp_field="event_timestamp")
+        return FileSourceSpec(name=name, kind="file", path=f"data/{name}.parquet", timestamp_field="event_timestamp")
+
+    files = [batch_source() for _ in range(draw(st.integers(1, 2)))]
+    label_source = batch_source()
     streams = []
     if draw(st.booleans()):
         streams.append(
@@ -498,7 +595,7 @@ def runnable_specs(draw: Any) -> Spec:
         )
     viewable = [*files, *streams]
     views = []
-    for i in range(draw(st.integers(1, 3))):
+    for i in range(draw(st.integers(0 if rollups else 1, 2 if rollups else 3))):
         ents = draw(st.lists(st.sampled_from(entities), min_size=1, max_size=2, unique_by=lambda e: e.name))
         views.append(
             FeatureViewSpec(
@@ -510,7 +607,9 @@ def runnable_specs(draw: Any) -> Spec:
                 fields=_run_fields(draw, fresh, 3),
             )
         )
-    numeric = [f"{v.name}.{f.name}" for v in views for f in v.fields if not f.pii]
+    rolled = [_run_rollup_view(draw, fresh, entities, files) for _ in range(draw(st.integers(1, 2)) if rollups else 0)]
+    views += rolled
+    numeric = [f"{v.name}.{f.name}" for v in views for f in v.served_fields if not f.pii and f.dtype != "string"]
     on_demand = []
     if request is not None:
         numeric_request = [f"{request.name}.{f.name}" for f in request.fields if f.dtype != "string"]
@@ -519,7 +618,24 @@ def runnable_specs(draw: Any) -> Spec:
         on_demand.append(
             OnDemandViewSpec(name=fresh(), inputs=inputs, fields=[FeatureField(name=fresh(), dtype="float64")])
         )
-    served = draw(st.lists(st.sampled_from(numeric), min_size=1, max_size=4, unique=True))
+    # each rolled-up view serves one or two of its windows, beside up to four other features
+    served = [
+        ref
+        for v in rolled
+        for ref in draw(
+            st.lists(
+                st.sampled_from([f"{v.name}.{f.name}" for f in v.served_fields]), min_size=1, max_size=2, unique=True
+            )
+        )
+    ]
+    served += draw(
+        st.lists(
+            st.sampled_from(numeric).filter(lambda r: r not in served),
+            min_size=0 if served else 1,
+            max_size=4,
+            unique=True,
+        )
+    )
     served += [f"{o.name}.{f.name}" for o in on_demand for f in o.fields]
     service = FeatureServiceSpec(name=fresh(), features=served)
     stream_names = {s.name for s in streams}

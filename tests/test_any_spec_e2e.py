@@ -1,11 +1,12 @@
 """Any valid spec, not only the presets: the generated repository runs its own `make demo` and `make test`.
 
 A property-based end-to-end test: `tests.strategies.runnable_specs()` draws specs over the spec language
-(entity dtypes and counts, file, stream and request sources, on-demand views, ensembles and BLS
-pipelines, every serving mode and protocol, PII handling, MLOps levels, orchestrators, platforms, a
-tensor-input model without a feature store); each is generated with `archgen new`, then the repository's
-own `make demo` runs (sample data, feast apply, materialize, train, the server, one prediction) and its
-own `make test` passes with the live latency, throughput, freshness and quality tests run, not skipped.
+(entity dtypes and counts, file, stream and request sources, on-demand views, views that roll raw events up
+over several windows on parquet files or PostgreSQL tables, ensembles and BLS pipelines, every serving mode
+and protocol, PII handling, MLOps levels, orchestrators, platforms, a tensor-input model without a feature
+store); each is generated with `archgen new`, then the repository's own `make demo` runs (sample data, feast
+apply, materialize, train, the server, one prediction) and its own `make test` passes with the live latency,
+throughput, freshness and quality tests run, not skipped.
 
 Derandomized (a fixed seed per test), one example by default (ARCHGEN_PBT_EXAMPLES=N for more); a failing
 spec is printed as YAML, shrunk as far as Hypothesis's shrink time allows. ARCHGEN_PBT_SEED=N explores other
@@ -15,9 +16,10 @@ request-time features (tests/specs/kiosk_strings.yaml), a per-object pipeline (t
 a batch scorer on PostgreSQL with a string and an int key and a rolled-up view (tests/specs/loyalty_batch.yaml),
 features that are rollups of raw events at two grains (tests/specs/payment_rollups.yaml), an embedded library
 with a string and an int key whose on-demand view reads request-time values (tests/specs/kiosk_embedded.yaml: the
-bundle carries the transformation, predict takes the request values), and every preset, the design's two specs
-among them (the real-time example: PostgreSQL created by the repository's own prerequisites script, Redis, a
-two-model pipeline, hashed personal data, 1-minute freshness).
+bundle carries the transformation, predict takes the request values), a weekly rollup that counts a string column
+beside a plain view of the same PostgreSQL events, served in process (tests/specs/ticket_rollups.yaml, found by the
+drawn specs), and every preset, the design's two specs among them (the real-time example: PostgreSQL created by the
+repository's own prerequisites script, Redis, a two-model pipeline, hashed personal data, 1-minute freshness).
 """
 
 from __future__ import annotations
@@ -200,6 +202,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         SPECS / "payment_rollups.yaml",
         SPECS / "kiosk_embedded.yaml",
         SPECS / "encrypted_batch.yaml",
+        SPECS / "ticket_rollups.yaml",
     ],
     ids=[
         "string-keys-several-entities-request-features",
@@ -208,6 +211,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         "rollups-of-raw-events-at-two-grains",
         "embedded-string-and-int-keys-request-features",
         "batch-encrypted-personal-field",
+        "embedded-weekly-rollups-of-strings-beside-a-plain-view-postgres",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ requests, request-time values and model inputs agree for every runnable spec (no
 For specs drawn from `tests.strategies.runnable_specs()` the generated repository's own code runs in a
 subprocess: scripts/generate_sample_data.py writes its frames, and every row the serving client asks for
 by default (system_data.example_rows over the client's ENTITY_KEYS and REQUEST_FIELDS) is in the sample data
-at its latest time, with every entity of a view keyed by several; a model that takes tensors gets a sample
+at its latest time (raw events that views roll up: in the last window of each of their grains, what the last
+rollup counts), with every entity of a view keyed by several; a model that takes tensors gets a sample
 of exactly the declared shape and dtype.
 """
 
@@ -42,15 +43,23 @@ if script.is_file():
     spec.loader.exec_module(sample)
     now = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
     frames = sample.generate(seed=42, n_entities=50, n_labels=200, now=now)
-    stamp = {s["name"]: s["timestamp_field"] for s in sample.SOURCES}
+    by_name = {s["name"]: s for s in sample.SOURCES}
+    end = int(now.timestamp())
     for name, columns in sources.items():
-        frame = frames[name]
-        latest = frame[frame[stamp[name]] == frame[stamp[name]].max()]
-        have = set(map(tuple, latest[columns].astype(str).itertuples(index=False, name=None)))
-        for row in out["rows"]:
-            want = tuple(str(row[c]) for c in columns)
-            if want not in have:
-                out["missing"].append([name, want])
+        frame, src = frames[name], by_name[name]
+        stamp = frame[src["timestamp_field"]]
+        if src["events"]:  # raw events that views roll up: the last window of each grain holds the example ids
+            at = lambda s: sample.pd.Timestamp(s, unit="s", tz="UTC")
+            grains = src["events"]["grains_s"]
+            latest = [(stamp > at((end // g - 1) * g)) & (stamp <= at(end // g * g)) for g in grains]
+        else:
+            latest = [stamp == stamp.max()]
+        for rows in latest:
+            have = set(map(tuple, frame.loc[rows, columns].astype(str).itertuples(index=False, name=None)))
+            for row in out["rows"]:
+                want = tuple(str(row[c]) for c in columns)
+                if want not in have:
+                    out["missing"].append([name, want])
 for model in system_data.MODELS:
     arrays = system_data.sample_inputs(model, batch=2)
     out["inputs"][model] = {k: [list(v.shape), str(v.dtype)] for k, v in arrays.items()}

@@ -498,11 +498,15 @@ def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, 
                 # or a table beside the rollup table; and where Spark stages what it writes before moving it in
                 "state": f"{qualified}_state" if kind == "postgres" else f"{ROLLUP_DIR}/_state/{v.name}.json",
                 "staging": f"{ROLLUP_DIR}/_staging/{v.name}",
+                # the raw events, never a protected copy of them: the job reads the keys, the timestamp and the
+                # aggregated columns only, none of them personal (an aggregated view has no personal field), and
+                # a copy is refreshed by materialization, after the first rollup run (make apply) and the batch
+                # pipeline's (before training)
                 "events": {
                     "name": events["name"],
                     "kind": events["kind"],
-                    "path": events["read_path"],
-                    "table": events["read_table"],
+                    "path": events["path"],
+                    "table": events["table"],
                     "lake_path": events.get("lake_path"),
                 },
                 "timestamp_field": events["timestamp_field"],
@@ -510,11 +514,28 @@ def _rollups(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, 
                 "grain": v.granularity,
                 "grain_s": GRANULARITY_SECONDS[v.granularity],
                 "columns": sorted({a.column for a in v.aggregations}),
+                "partials": _partials(v),
                 "aggregations": aggregations,
                 "longest_s": max(duration_seconds(w) for a in v.aggregations for w in a.windows),
             }
         )
     return out
+
+
+#: what each function sums its windows from, per grain (count: every function's empty windows read it)
+_PARTIALS = {"sum": ("sum",), "mean": ("sum",), "min": ("min",), "max": ("max",), "count": (), "count_distinct": ()}
+
+
+def _partials(view: FeatureViewSpec) -> dict[str, list[str]]:
+    """Per aggregated column, the statistics each grain holds: its count, and the sum, min or max its functions read.
+
+    A column that is only counted (a string one, say) holds no sum, min or max: its dtype may have none.
+    """
+    return {
+        col: ["count", *(s for s in ("sum", "min", "max") if any(s in _PARTIALS[a.function] for a in aggs))]
+        for col in sorted({a.column for a in view.aggregations})
+        for aggs in [[a for a in view.aggregations if a.column == col]]
+    }
 
 
 def _protected_sources(arch: Architecture, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -878,7 +899,7 @@ def _sample_model(arch: Architecture, batch: list[dict[str, Any]]) -> dict[str, 
             "min_ttl_s": min(ttls) if ttls else 0,
             "label": None,
             "request_fields": [],
-            "events": _sample_events([v for v in views if v.aggregations and v.granularity]),
+            "events": _sample_events(views),
         }
         if label is not None and label.source == b["name"]:
             src["entities"] = list(dict.fromkeys([*ents, *label_entities]))
@@ -898,24 +919,30 @@ SAMPLE_EVENTS_PER_ID = (20, 400)  # raw events per id of a source's first entity
 
 
 def _sample_events(views: list[FeatureViewSpec]) -> dict[str, Any] | None:
-    """How the sample data draws raw events for the views that aggregate a source (None: no view does).
+    """How the sample data draws raw events for the views of a source that some of them aggregate (None: none).
 
     Events at random times over two of the longest windows and two of the coarsest grains (`span_s`; labels
     come after the first longest window, `warmup_s`, where the windows are full), at least three in each
     view's longest window and two in each coarsest grain per id, so every rollup holds several; and one per
     id in the last grain of each granularity (`grains_s`), so the rollups the serving client reads hold one.
+    A view of the same source that does not aggregate serves each id's latest event within its ttl: one per id
+    in the last half of the shortest such ttl (`recent_s`, 0 when there is none), and at least two a ttl over
+    the span, so labels find one too.
     """
-    if not views:
+    rolled = [v for v in views if v.aggregations and v.granularity]
+    if not rolled:
         return None
-    longest = {v.name: max(duration_seconds(w) for a in v.aggregations for w in a.windows) for v in views}
-    grains = sorted({GRANULARITY_SECONDS[v.granularity] for v in views if v.granularity})
+    longest = {v.name: max(duration_seconds(w) for a in v.aggregations for w in a.windows) for v in rolled}
+    grains = sorted({GRANULARITY_SECONDS[v.granularity] for v in rolled if v.granularity})
+    ttls = [duration_seconds(v.ttl) for v in views if not (v.aggregations and v.granularity)]
     span = 2 * max(longest.values()) + 2 * grains[-1]
-    rate = max(3 / min(longest.values()), 2 / grains[-1])
+    rate = max(3 / min(longest.values()), 2 / grains[-1], *(2 / ttl for ttl in ttls))
     low, high = SAMPLE_EVENTS_PER_ID
     return {
         "span_s": span,
         "warmup_s": max(longest.values()),
         "grains_s": grains,
+        "recent_s": max(1, min(ttls) // 2) if ttls else 0,
         "per_id": min(high, max(low, math.ceil(rate * span))),
     }
 

@@ -163,7 +163,8 @@ def _event_rows(
 ) -> dict[str, np.ndarray]:
     """Raw events: per id, a count that grows with its activity, at random times over the span (the i-th ids of
     every entity together: PAIRING). Then one event per id in the last grain of each granularity (the rows the
-    serving client's example request asks for)."""
+    serving client's example request asks for), and one within the shortest ttl of a view of the source that does
+    not aggregate (its latest event is what it serves)."""
     events = src["events"]
     end = int(now.timestamp())
     counts = rng.poisson(events["per_id"] * activity / activity.mean())
@@ -172,6 +173,9 @@ def _event_rows(
     ids = [first]
     for grain in events["grains_s"]:  # in (boundary - grain, boundary]: the last rollup of that grain counts it
         seconds.append(end // grain * grain - rng.integers(0, grain, size=n))
+        ids.append(np.arange(n))
+    if events["recent_s"]:
+        seconds.append(end - rng.integers(0, events["recent_s"], size=n))
         ids.append(np.arange(n))
     stamps = np.concatenate(seconds)
     order = np.argsort(stamps, kind="stable")
