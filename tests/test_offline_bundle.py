@@ -212,9 +212,14 @@ def test_full_dependency_set_bundles_then_installs_with_no_index_and_no_network(
     modules = re.search(r"ensure_venv,\$\(VENV\),requirements.txt,([^)]*)\)", (repo / "Makefile").read_text())
     assert modules is not None and "feast" in modules.group(1).split()
     imports = f"import {', '.join(modules.group(1).split())}"
-    check = subprocess.run([str(venv / "bin/python"), "-c", imports], capture_output=True, text=True, check=False)
+    # the venv alone: nothing of this process's environment (a PYTHONPATH to a checkout) on its path
+    check = subprocess.run(
+        [str(venv / "bin/python"), "-c", imports], env=cut_off, capture_output=True, text=True, check=False
+    )
     assert check.returncode == 0, check.stderr
-    consistent = subprocess.run([str(venv / "bin/pip"), "check"], capture_output=True, text=True, check=False)
+    consistent = subprocess.run(
+        [str(venv / "bin/pip"), "check"], env=cut_off, capture_output=True, text=True, check=False
+    )
     assert consistent.returncode == 0, consistent.stdout
     # the scanners' environment (make security) resolves from the wheelhouse alone too
     pip = [str(venv / "bin/pip"), "install", "--dry-run", "-q", "--no-index", "--find-links", str(house)]

