@@ -367,7 +367,9 @@ def summary(demo: Demo, started: float) -> None:
                 extra = f"  ({len(list(path.glob('[0-9]*.md')))} records)"
             elif path.name == "diagrams":
                 extra = (
-                    f"  ({', '.join(diagrams)})" if diagrams else "  (DOT and Mermaid only: install graphviz for SVG)"
+                    f"  ({', '.join(diagrams)})"
+                    if diagrams
+                    else "  (DOT and Mermaid; SVG: `archgen diagram .archgen/spec.yaml -o docs/diagrams` there)"
                 )
             say(f"  {label:<27} {path}{extra}")
     if shutil.which("dot") is None:
