@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from requirements_spec.types import cron_expression
 
 from .context import Conflict, Outcome, ReqPath, RuleContext
+from .privacy import KUBERNETES_PLATFORMS
 from .registry import finding, rule
 from .values import TRAINING_MODE, typed
 
@@ -273,8 +274,6 @@ def cronjobs_off_the_platform(ctx: RuleContext) -> Iterator[Conflict]:
     cluster) never reaches the deployment. A batch system has no server: its jobs and their image are
     deployed on the cluster (the deployment decision); an embedded one deploys nothing.
     """
-    from .privacy import KUBERNETES_PLATFORMS
-
     platform = ctx.spec.existing.platform
     if (
         ctx.choice("scheduler") == "kubernetes_cronjob"

@@ -13,7 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..decide.architecture import Architecture
-from .deploy import config_context, overlay_files, resident_storage_class, slug
+from .deploy import (
+    PYTHON_IMAGE,
+    config_context,
+    java_context,
+    overlay_files,
+    pipeline_kustomize_dirs,
+    pipelines_cronjobs,
+    resident_storage_class,
+    site_image,
+    slug,
+)
 from .pipelines import (
     APP_IMAGE,
     Job,
@@ -278,8 +288,6 @@ def context(arch: Architecture) -> dict[str, Any]:
 
 def image_context(arch: Architecture) -> dict[str, Any]:
     """What the batch image's Dockerfile and its .dockerignore read: the site's base image and package mirror."""
-    from .deploy import PYTHON_IMAGE, java_context, site_image
-
     return {
         "project": arch.spec.project.name,
         "python_image": site_image(arch, PYTHON_IMAGE),
@@ -354,8 +362,6 @@ def plan(arch: Architecture) -> list[PlannedFile]:
     if ctx["engine"] != "feast":  # its own reads of the offline store, held to Feast's
         files.append(_f("tests/test_batch_score.py", "batch/test_batch_score.py.j2", ctx))
     if ctx["kubernetes"]:  # the pods run the app image, built here; elsewhere the scheduler runs the jobs on its host
-        from .deploy import pipeline_kustomize_dirs, pipelines_cronjobs
-
         image = image_context(arch)
         resources = ["model-repository-pvc.yaml", *([ctx["storage_class_file"]] if ctx["storage_class_file"] else [])]
         kctx = {**ctx, "resources": resources, "pipeline_dirs": pipeline_kustomize_dirs(pipelines_cronjobs(arch))}

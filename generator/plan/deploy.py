@@ -599,11 +599,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
 
 
 def _t(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = ()) -> PlannedFile:
-    return _planned(path, COMPONENT, template, ctx, decisions)
-
-
-def _planned(path: str, component: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...]) -> PlannedFile:
-    return PlannedFile(path=path, component=component, template=template, context=ctx, decisions=decisions)
+    return PlannedFile(path=path, component=COMPONENT, template=template, context=ctx, decisions=decisions)
 
 
 def _k8s_files(arch: Architecture, ctx: dict[str, Any]) -> list[PlannedFile]:
@@ -700,10 +696,12 @@ def overlay_files(ctx: dict[str, Any], component: str, decisions: tuple[str, ...
             ("namespace.yaml", "namespace.yaml"),
             ("secrets.env.example", "secrets.env.example"),
         ):
-            files.append(_planned(f"{over}/{name}", component, f"deploy/k8s/{template}.j2", ectx, decisions))
+            files.append(
+                PlannedFile(f"{over}/{name}", component, f"deploy/k8s/{template}.j2", ectx, decisions=decisions)
+            )
         if ctx.get("feast_auth") == "kubernetes" and ctx.get("feature_server"):
             path = f"{over}/feature-server-tokenreview.yaml"
-            files.append(_planned(path, component, "deploy/k8s/tokenreview.yaml.j2", ectx, decisions))
+            files.append(PlannedFile(path, component, "deploy/k8s/tokenreview.yaml.j2", ectx, decisions=decisions))
     return files
 
 

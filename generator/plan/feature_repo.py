@@ -155,6 +155,7 @@ def plan(arch: Architecture) -> list[PlannedFile]:
                 "scripts/materialize.py.j2",
                 "materialization",
                 *_known(arch, "compute_engine"),
+                *(("online_store", "registry") if fr["materialization"]["own_store_shared_registry"] else ()),
                 executable=True,
             )
         )
@@ -375,6 +376,10 @@ def build_model(arch: Architecture) -> dict[str, Any]:
             "interval_s": fs.materialization_interval_s,
             "freshness": features.freshness,
             "ingestion": fs.ingestion,
+            # the online store is the checkout's own SQLite file while the registry is shared (SQL, or another
+            # team's file): a new checkout has none of the tables the registry says exist
+            "own_store_shared_registry": fs.online_store == "sqlite"
+            and (fs.registry == "sql" or bool(fs.registry_path)),
         },
     }
 
