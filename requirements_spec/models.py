@@ -559,6 +559,14 @@ class Spec(SpecModel):
             return None
         return next((s for s in self.features.services if s.name == name), None)
 
+    def on_demand_views_of(self, service: str) -> list[OnDemandViewSpec]:
+        """The on-demand views whose features the feature service ``service`` serves, in the order it names them."""
+        svc = self.service(service)
+        if svc is None or self.features is None:
+            return []
+        odfvs = {o.name: o for o in self.features.on_demand}
+        return [odfvs[name] for name in dict.fromkeys(ref.partition(".")[0] for ref in svc.features) if name in odfvs]
+
     def model(self, name: str) -> ModelSpec | None:
         """The model named ``name``, or None."""
         return next((m for m in self.serving.models if m.name == name), None)

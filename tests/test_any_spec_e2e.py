@@ -145,8 +145,8 @@ def run_system(spec_file: Path, workdir: Path, shown: str, *, load_test: bool = 
     from requirements_spec.validate import load_spec
 
     arch = decide(load_spec(spec_file))
-    # a served system is held to its latency and throughput live
-    if load_test and arch.serving.mode in ("online", "async"):
+    # a served system, and an embedded library, is held to its latency and throughput live
+    if load_test and arch.serving.mode in ("online", "async", "embedded"):
         assert any("latency" in n for n in ran) and any("throughput" in n for n in ran), (ran, shown)
     tests = sum(1 for _ in report.iter("testcase"))
     assert tests >= 10, f"the generated `make test` ran only {tests} tests for the spec\n{shown}"

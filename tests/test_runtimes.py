@@ -167,6 +167,28 @@ def test_embedded_system_is_a_library_with_bundles_and_no_server(tmp_path: Path)
     assert "training.train" in crontab and "scripts/materialize.py" in crontab and "scripts/build_bundle.py" in crontab
 
 
+def test_embedded_predict_is_held_to_the_spec_budget_live(tmp_path: Path) -> None:
+    """The embedded system's own load test calls predict in process at the spec's rate and holds it to the spec's
+    p99 and throughput (no model server, no load generator of a server); its code is ruff-clean with the settings
+    the fitness code of every system is held to (tests/test_monitoring.py)."""
+    spec = ROOT / "tests" / "specs" / "kiosk_embedded.yaml"
+    repo = tmp_path / "kiosk"
+    generate(spec, repo)
+    test = (repo / "tests" / "test_fitness_latency.py").read_text()
+    assert not (repo / "tests" / "loadgen.py").exists()
+    assert "def test_serving_latency_p99_ms(" in test and "def test_serving_throughput_rps(" in test
+    assert "lib.predict(*key, **request)" in test and "tritonclient" not in test and "serving.client" not in test
+    assert "serving.latency_p99_ms = 20 (.archgen/spec.yaml:64)" in test  # the budget and its line in the spec
+    fitness = (repo / "tests" / "fitness.py").read_text()
+    assert 'SERVING = "embedded"' in fitness
+    ruff = Path(sys.executable).with_name("ruff")
+    select = ["--select", "E,F,W,I,B,UP,C4,SIM,RUF", "--ignore", "RUF001,RUF002,RUF003,B008"]
+    check = subprocess.run([str(ruff), "check", *select, "tests"], cwd=repo, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    fmt = subprocess.run([str(ruff), "format", "--check", "tests"], cwd=repo, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout
+
+
 def test_embedded_request_time_features_are_computed_by_the_library() -> None:
     """An on-demand view over request values: the bundle stores only what the online store keeps (the service's
     view features and the view field the on-demand view reads), its transformation travels in the bundle, and

@@ -703,9 +703,7 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     if fresh is not None:
         reads.insert(1, ("features", "freshness"))
     keep = f"; bundles older than the retention {spec.privacy.retention} are purged" if spec.privacy.retention else ""
-    service = spec.service(spec.serving.models[0].feature_service or "")
-    odfvs = {o.name for o in spec.features.on_demand} if spec.features is not None else set()
-    computed = sorted({ref.partition(".")[0] for ref in service.features} & odfvs) if service is not None else []
+    computed = sorted(o.name for o in spec.on_demand_views_of(spec.serving.models[0].feature_service or ""))
     transforms = f" with the on-demand transformations ({', '.join(computed)}: run on each request)" if computed else ""
     stale = "refused" if policy == "refuse" else "served with a warning"
     return Outcome(
@@ -725,38 +723,59 @@ def embedded_bundle(ctx: RuleContext) -> Outcome | None:
 @finding("latency.infeasible", "error", title="p99 below what the runtime, protocol and online store can do")
 def latency_infeasible(ctx: RuleContext) -> Iterator[Conflict]:
     """The p99 budget covers the online feature read and the call to the model server; each has a floor
-    (thresholds `online_read_floor_ms`, `serving_floor_ms`). A budget below their sum cannot be met.
+    (thresholds `online_read_floor_ms`, `serving_floor_ms`). An embedded predict has its own (`embedded_floor_ms`):
+    the in-process call, the bundle's feature snapshot read, each on-demand transformation and the model's call.
+    A budget below the sum cannot be met.
     """
-    sv = ctx.spec.serving
-    if sv.mode not in ("online", "embedded"):  # online and embedded serving: the generated path has a floor
+    sv = ctx.spec
+    if sv.serving.mode not in ("online", "embedded"):  # online and embedded serving: the generated path has a floor
         return
-    runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol") or "in_process"
-    floor = THRESHOLDS["serving_floor_ms"].get(f"{runtime}/{proto}", 0.0)
-    parts = [f"{runtime} over {proto} {floor} ms" if proto != "in_process" else f"an in-process call {floor} ms"]
-    cited: list[ReqPath] = [LATENCY, PROTOCOL, MODE]
-    store = ctx.choice("online_store")
-    read = 0.0
-    if store is not None and any(m.feature_service for m in sv.models):
-        read = THRESHOLDS["online_read_floor_ms"][store]
-        floor += read
-        parts.append(f"a {store} feature read {read} ms")
-        cited.append(THROUGHPUT)
-    if sv.latency_p99_ms >= floor:
+    embedded, embedded_parts = _embedded_floor(ctx)
+    if sv.serving.mode == "embedded":
+        floor, parts = embedded, embedded_parts
+    else:
+        runtime, proto = ctx.choice("serving_runtime"), ctx.choice("protocol") or "in_process"
+        floor = THRESHOLDS["serving_floor_ms"].get(f"{runtime}/{proto}", 0.0)
+        parts = [f"{runtime} over {proto} {floor} ms"]
+        store = ctx.choice("online_store")
+        if store is not None and any(m.feature_service for m in sv.serving.models):
+            read = THRESHOLDS["online_read_floor_ms"][store]
+            floor += read
+            parts.append(f"a {store} feature read {read} ms")
+    budget = sv.serving.latency_p99_ms
+    if budget >= floor:
         return
-    embedded_floor = THRESHOLDS["serving_floor_ms"]["embedded/in_process"] + read
-    if sv.mode == "embedded" or sv.latency_p99_ms < embedded_floor:
+    cited: list[ReqPath] = [LATENCY, MODE] if sv.serving.mode == "embedded" else [LATENCY, PROTOCOL, MODE]
+    if sv.serving.mode == "embedded":
+        fix = f"raise serving.latency_p99_ms to at least {embedded} ms: nothing is faster than a predict in process"
+    elif budget < embedded:
         fix = (
-            f"raise serving.latency_p99_ms to at least {round(embedded_floor, 3)} ms: no serving mode meets "
-            f"{sv.latency_p99_ms} ms (an in-process model still reads its features"
-            + (f" from {store}" if read else "")
-            + ")"
-            + (", or read the features from a faster online store" if read else "")
+            f"raise serving.latency_p99_ms to at least {embedded} ms: no serving mode meets {budget} ms "
+            f"(a predict in process still spends {' plus '.join(embedded_parts)})"
         )
     else:
-        fix = f"raise serving.latency_p99_ms to at least {floor} ms, or serve embedded (serving.mode: embedded)"
-    yield Conflict(
-        f"p99 {sv.latency_p99_ms} ms is below the {round(floor, 3)} ms floor of " + " plus ".join(parts), cited, fix
-    )
+        fix = (
+            f"raise serving.latency_p99_ms to at least {round(floor, 3)} ms, or serve embedded (serving.mode: embedded)"
+        )
+    yield Conflict(f"p99 {budget} ms is below the {round(floor, 3)} ms floor of " + " plus ".join(parts), cited, fix)
+
+
+def _embedded_floor(ctx: RuleContext) -> tuple[float, list[str]]:
+    """The least p99 of a predict in process, and what it is made of: the call, the feature snapshot read, each
+    on-demand transformation of the entry model's feature service, the model's own call.
+    """
+    costs = THRESHOLDS["embedded_floor_ms"]
+    call = THRESHOLDS["serving_floor_ms"]["embedded/in_process"]
+    parts = [(f"an in-process call {call} ms", call)]
+    service = ctx.spec.serving.models[0].feature_service
+    if service:
+        parts.append((f"a read of the bundle's feature snapshot {costs['snapshot_read']} ms", costs["snapshot_read"]))
+        views = ctx.spec.on_demand_views_of(service)
+        if views:
+            cost = round(costs["on_demand_view"] * len(views), 3)
+            parts.append((f"{len(views)} on-demand transformation(s) {cost} ms", cost))
+    parts.append((f"the model's call {costs['model_call']} ms", costs["model_call"]))
+    return round(sum(c for _, c in parts), 3), [text for text, _ in parts]
 
 
 @finding("serving.stateful_in_pipeline", "warning", title="A stateful model inside a pipeline")

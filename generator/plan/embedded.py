@@ -115,7 +115,8 @@ def context(arch: Architecture) -> dict[str, Any]:
     from requirements_spec.types import duration_seconds
 
     from ..render.python_layout import literal
-    from .fitness import store_markers
+    from ..views.docs import SPEC_COPY
+    from .fitness import LOCAL_MAX_RPS, requirement, store_markers
     from .serving import client_context
 
     spec = arch.spec
@@ -194,6 +195,11 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cli_options_literal": literal({**data["keys"], **data["request"]}, prefix=len("OPTIONS = ")),
         "store_markers": store_markers(arch),  # the servers the feature store needs (the Feast comparison test)
         "uses_datetime": any(r["dtype"] == "unix_timestamp" for r in request),
+        # the live load test of predict (tests/test_fitness_latency.py): what it holds the library to
+        "latency": requirement(arch, "serving.latency_p99_ms", spec.serving.latency_p99_ms),
+        "throughput": requirement(arch, "serving.throughput_rps", spec.serving.throughput_rps),
+        "local_max_rps": LOCAL_MAX_RPS,
+        "spec_file": SPEC_COPY,
     }
 
 
@@ -223,4 +229,5 @@ def plan(arch: Architecture) -> list[PlannedFile]:
         _f("scripts/build_bundle.py", "embedded/build_bundle.py.j2", ctx),
         _f("scripts/predict.py", "embedded/predict.py.j2", ctx),
         _f("tests/test_embedded.py", "embedded/test_embedded.py.j2", ctx),
+        _f("tests/test_fitness_latency.py", "embedded/test_fitness_latency.py.j2", ctx),
     ]

@@ -80,8 +80,18 @@ TRAINED_ARTEFACTS = {"onnxruntime": "model.onnx", "pytorch": "model.pt", "tensor
 
 
 def _serving(arch: Architecture, paths: set[str]) -> dict[str, Any]:
-    """How the load test reaches the system: Triton through serving/client.py, or the REST service."""
-    kind = "triton" if "serving/triton_runtime.py" in paths else "rest" if "serving/rest_app.py" in paths else ""
+    """How the load test reaches the system: Triton through serving/client.py, the REST service, or predict in
+    process (the embedded package).
+    """
+    kind = (
+        "triton"
+        if "serving/triton_runtime.py" in paths
+        else "rest"
+        if "serving/rest_app.py" in paths
+        else "embedded"
+        if arch.serving.runtime == "embedded"
+        else ""
+    )
     return {
         "kind": kind,
         "latency": requirement(arch, "serving.latency_p99_ms", arch.spec.serving.latency_p99_ms),
@@ -428,7 +438,7 @@ def finalize(arch: Architecture, files: Sequence[PlannedFile]) -> list[PlannedFi
         test_file("test_fitness_architecture"),
         test_file("test_fitness_configuration", "scheduler"),
     ]
-    if ctx["serving"]["kind"]:
+    if ctx["serving"]["kind"] in ("triton", "rest"):  # embedded: the package's own load test (plan/embedded.py)
         out += [test_file("loadgen"), test_file("test_fitness_latency", "dynamic_batching", "instance_group")]
     if ctx["has_feature_store"] and (ctx["pii"]["forbidden"] or ctx["retention"] is not None):
         out.append(test_file("test_fitness_privacy", "pii", "retention"))

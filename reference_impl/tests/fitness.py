@@ -51,7 +51,7 @@ LATENCY_P99_MS = Requirement("serving.latency_p99_ms", 50, 61)  # end to end: fe
 THROUGHPUT_RPS = Requirement("serving.throughput_rps", 200, 62)
 # one machine is asked for at most this rate; the production deployment scales out for the rest
 LOCAL_MAX_RPS = float(os.environ.get("FITNESS_MAX_RPS", "200"))
-SERVING = "triton"  # how requests reach the system: "triton" (serving/client.py) or "rest"
+SERVING = "triton"  # how requests reach the system: "triton" (serving/client.py), "rest" or "embedded"
 
 # ------------------------------------------------------------------ freshness
 FRESHNESS = Requirement("features.freshness", "1h", 35)  # the oldest value the online path may serve
