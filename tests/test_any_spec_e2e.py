@@ -203,6 +203,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         SPECS / "kiosk_embedded.yaml",
         SPECS / "encrypted_batch.yaml",
         SPECS / "ticket_rollups.yaml",
+        SPECS / "shelf_camera_embedded.yaml",
     ],
     ids=[
         "string-keys-several-entities-request-features",
@@ -212,6 +213,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         "embedded-string-and-int-keys-request-features",
         "batch-encrypted-personal-field",
         "embedded-weekly-rollups-of-strings-beside-a-plain-view-postgres",
+        "embedded-tensor-model-reading-no-features",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:

@@ -189,6 +189,46 @@ def test_embedded_predict_is_held_to_the_spec_budget_live(tmp_path: Path) -> Non
     assert fmt.returncode == 0, fmt.stdout
 
 
+def test_embedded_model_that_reads_no_features_is_a_package_alone(tmp_path: Path) -> None:
+    """A model whose inputs come with each call (a camera frame): the package checks them and answers the declared
+    outputs; no bundle (embedded_bundle not applicable, with its reason), no feature store, no server. Its own
+    tests run here (the live load test aside: tests/test_any_spec_e2e.py runs it)."""
+    spec = ROOT / "tests" / "specs" / "shelf_camera_embedded.yaml"
+    arch = decide(load_spec(spec))
+    skipped = {n.key: n.reason for n in arch.not_applicable}
+    assert "embedded_bundle" in skipped and "reads no features" in skipped["embedded_bundle"]
+    repo = tmp_path / "shelf"
+    generate(spec, repo)
+    paths = {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()}
+    assert {"package/shelf_camera/__init__.py", "scripts/predict.py", "tests/test_fitness_latency.py"} <= paths
+    assert not [p for p in paths if "bundle" in p or p.startswith(("feature_repo/", "model_repository/", "deploy/"))]
+    library = (repo / "package" / "shelf_camera" / "__init__.py").read_text()
+    assert "def predict(*, frame: Any, zoom: Any) -> Prediction:" in library and "import feast" not in library
+    makefile = (repo / "Makefile").read_text()
+    assert "\npackage:" in makefile and "\nbundle:" not in makefile and "install-bundle" not in makefile
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    own = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_embedded.py"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert own.returncode == 0 and "4 passed" in own.stdout, own.stdout[-3000:] + own.stderr[-2000:]
+    predicted = subprocess.run(
+        [sys.executable, "scripts/predict.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    answer = json.loads(predicted.stdout)
+    assert len(answer["outputs"]["scores"]) == 4 and answer["outputs"]["label"] == ["placeholder"], answer
+    ruff = Path(sys.executable).with_name("ruff")
+    select = ["--select", "E,F,W,I,B,UP,C4,SIM,RUF", "--ignore", "RUF001,RUF002,RUF003,B008"]
+    targets = ["tests", "scripts", "package/shelf_camera"]
+    check = subprocess.run([str(ruff), "check", *select, *targets], cwd=repo, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
 def test_embedded_request_time_features_are_computed_by_the_library() -> None:
     """An on-demand view over request values: the bundle stores only what the online store keeps (the service's
     view features and the view field the on-demand view reads), its transformation travels in the bundle, and

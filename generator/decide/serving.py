@@ -681,12 +681,23 @@ def batch_scoring(ctx: RuleContext) -> Outcome | None:
     )
 
 
+def _no_bundle(ctx: RuleContext) -> str | None:
+    """Why no bundle ships to the devices, or None when the embedded library reads one."""
+    if ctx.choice("serving_runtime") != "embedded":
+        return "the model is not embedded in an application: nothing ships to devices"
+    if not ctx.spec.serving.models[0].feature_service:
+        return "the embedded model reads no features (its inputs come with each call): the package is all it needs"
+    return None
+
+
 @rule(
     "embedded_bundle",
     title="Embedded serving: the bundle the library reads",
     reads=("features.freshness", "serving.stale_bundle", "privacy.retention"),
     alternatives=("refuse", "warn"),
     after=("serving_runtime",),
+    unless=_no_bundle,
+    applies="runtime embedded, and the model reads a feature service",
 )
 def embedded_bundle(ctx: RuleContext) -> Outcome | None:
     """Embedded serving ships the model as a library reading a local, versioned bundle: the trained model, a

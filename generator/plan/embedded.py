@@ -49,6 +49,11 @@ def embedded_runtime(arch: Architecture) -> bool:
     return arch.serving.runtime == "embedded" and bool(arch.spec.serving.models[0].feature_service)
 
 
+def embedded_tensor_runtime(arch: Architecture) -> bool:
+    """The embedded runtime serves a model that reads no features: its inputs come with each call."""
+    return arch.serving.runtime == "embedded" and not arch.spec.serving.models[0].feature_service
+
+
 def _column(ref: str) -> str:
     """A feature's name as Feast gives it with full feature names: ``view__field``."""
     view, _, field = ref.partition(".")
@@ -115,8 +120,7 @@ def context(arch: Architecture) -> dict[str, Any]:
     from requirements_spec.types import duration_seconds
 
     from ..render.python_layout import literal
-    from ..views.docs import SPEC_COPY
-    from .fitness import LOCAL_MAX_RPS, requirement, store_markers
+    from .fitness import store_markers
     from .serving import client_context
 
     spec = arch.spec
@@ -195,11 +199,8 @@ def context(arch: Architecture) -> dict[str, Any]:
         "cli_options_literal": literal({**data["keys"], **data["request"]}, prefix=len("OPTIONS = ")),
         "store_markers": store_markers(arch),  # the servers the feature store needs (the Feast comparison test)
         "uses_datetime": any(r["dtype"] == "unix_timestamp" for r in request),
-        # the live load test of predict (tests/test_fitness_latency.py): what it holds the library to
-        "latency": requirement(arch, "serving.latency_p99_ms", spec.serving.latency_p99_ms),
-        "throughput": requirement(arch, "serving.throughput_rps", spec.serving.throughput_rps),
-        "local_max_rps": LOCAL_MAX_RPS,
-        "spec_file": SPEC_COPY,
+        "tensor": False,
+        **_live(arch),
     }
 
 
@@ -208,12 +209,74 @@ def _join_key(arch: Architecture, entity: str) -> str:
     return found.join_key if found is not None else entity
 
 
-def _f(path: str, template: str, ctx: dict[str, Any]) -> PlannedFile:
-    return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=DECISIONS)
+def _f(path: str, template: str, ctx: dict[str, Any], decisions: tuple[str, ...] = DECISIONS) -> PlannedFile:
+    return PlannedFile(path, COMPONENT, template=template, context=ctx, decisions=decisions)
+
+
+def _live(arch: Architecture) -> dict[str, Any]:
+    """What the live load test of predict (tests/test_fitness_latency.py) holds the library to."""
+    from ..views.docs import SPEC_COPY
+    from .fitness import LOCAL_MAX_RPS, requirement
+
+    serving = arch.spec.serving
+    return {
+        "latency": requirement(arch, "serving.latency_p99_ms", serving.latency_p99_ms),
+        "throughput": requirement(arch, "serving.throughput_rps", serving.throughput_rps),
+        "local_max_rps": LOCAL_MAX_RPS,
+        "spec_file": SPEC_COPY,
+    }
+
+
+def tensor_context(arch: Architecture) -> dict[str, Any]:
+    """The template context of the embedded package of a model that reads no features."""
+    from ..decide.pipeline_shapes import TENSOR_NUMPY
+    from ..render.python_layout import literal
+
+    spec = arch.spec
+    model = spec.serving.models[0]
+    inputs = [{"name": t.name, "dtype": t.dtype, "dims": list(t.dims)} for t in model.inputs]
+    outputs = [{"name": t.name, "dtype": t.dtype, "dims": list(t.dims)} for t in model.outputs]
+
+    def declared(tensors: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        return {t["name"]: [TENSOR_NUMPY[t["dtype"]], t["dims"]] for t in tensors}
+
+    return {
+        "project": spec.project.name,
+        "description": spec.project.description or f"predictions of {model.name}",
+        "version": f"{__version__}",
+        "dependencies": ["numpy>=2,<3"],
+        "model": model.name,
+        "tensor": True,
+        "inputs": inputs,
+        "outputs": outputs,
+        "inputs_literal": literal(declared(inputs), prefix=len("INPUTS: dict[str, tuple[str, list[int]]] = ")),
+        "outputs_literal": literal(declared(outputs), prefix=len("OUTPUTS: dict[str, tuple[str, list[int]]] = ")),
+        "one_params": "".join(f", {t['name']}: Any" for t in inputs),
+        "many_params": "".join(f", {t['name']}: Any" for t in inputs),
+        **_live(arch),
+    }
+
+
+def _tensor_plan(arch: Architecture) -> list[PlannedFile]:
+    """The package of a model that reads no features: predict on the inputs each call brings, no bundle."""
+    ctx = tensor_context(arch)
+    pkg = f"package/{ctx['project']}"
+    runtime = ("serving_runtime",)
+    return [
+        _f("package/pyproject.toml", "embedded/pyproject.toml.j2", ctx, runtime),
+        _f("package/build_backend.py", "embedded/build_backend.py.j2", ctx, runtime),
+        _f(f"{pkg}/__init__.py", "embedded/tensor_init.py.j2", ctx, runtime),
+        PlannedFile(f"{pkg}/py.typed", COMPONENT, content=""),
+        _f("scripts/predict.py", "embedded/tensor_predict.py.j2", ctx, runtime),
+        _f("tests/test_embedded.py", "embedded/test_tensor.py.j2", ctx, runtime),
+        _f("tests/test_fitness_latency.py", "embedded/test_fitness_latency.py.j2", ctx, runtime),
+    ]
 
 
 def plan(arch: Architecture) -> list[PlannedFile]:
     """The embedded package and its bundle tooling (none unless the runtime is embedded)."""
+    if embedded_tensor_runtime(arch):
+        return _tensor_plan(arch)
     if not embedded_runtime(arch):
         return []
     ctx = context(arch)

@@ -282,6 +282,19 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             "bundle_var": f"{arch.spec.project.name.upper()}_BUNDLE_DIR",
             "rollups_before_train": False,  # training follows materialization, which recomputes the rollups
         }
+    if arch.serving.runtime == "embedded":  # a model that reads no features: the package alone
+        return {
+            "request_fields": [],
+            "runtime_make": "embedded/Makefile.part.j2",
+            "runtime_targets": ["package"],
+            "runtime_help": [
+                "make package      the prediction library as a wheel (dist/)",
+                "make predict      one prediction from the library, in process, on a sample of each input",
+            ],
+            "runtime_demo": "package predict",
+            "bundle_var": "",
+            "rollups_before_train": False,
+        }
     return {
         "runtime_make": None,
         "runtime_targets": [],
