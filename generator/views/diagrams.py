@@ -323,6 +323,15 @@ def _embedded_flow(arch: Architecture, b: _Builder, scheduled: bool) -> None:
     installed on the device, where the application calls the library in process. No server.
     """
     fs, sv, project = arch.feature_store, arch.serving, arch.spec.project.name
+    if not arch.spec.serving.models[0].feature_service:  # a model that reads no features: the package alone
+        b.cluster("c_serving", "in the application (no server, no network)")
+        b.node("serving", f"{_RUNTIME_LABELS[sv.runtime]}\n{project}.predict(), in process", "python", "c_serving")
+        for m in sv.models:
+            b.node(f"model_{m.name}", f"{m.name}\n{m.framework}", "model", "c_serving")
+        _model_edges(arch, b, "calls in process")
+        b.node("clients", "the application", "users")
+        b.edge("clients", "serving", "predict(inputs)")
+        return
     b.node("bundle_build", "scripts/build_bundle.py\nbundle (make bundle)", "python", "c_training")
     b.edge("model_repo", "bundle_build", "newest gated version")
     if fs is not None:
@@ -529,6 +538,13 @@ def _embedded_view(arch: Architecture) -> View:
     """Embedded: central jobs build bundles; each device runs the application with the library and its bundles."""
     fs, tr, project = arch.feature_store, arch.training, arch.spec.project.name
     b = _Builder()
+    if not arch.spec.serving.models[0].feature_service:  # a model that reads no features: the wheel is all
+        central = b.cluster("c_central", "central: the build")
+        b.node("wheel", f"dist/{project}-*.whl\n(make package)", "files", central)
+        device = b.cluster("c_device", "each device: no server, no network at prediction time")
+        b.node("app", f"the application\n+ the {project} package", "python", device)
+        b.edge("wheel", "app", "pip install")
+        return b.view("deployment", f"{project}: deployment (embedded)")
     central = b.cluster("c_central", "central: scheduled jobs")
     roles = _shared_stores(arch, b, central, stateful_label="container")
     b.node("jobs", "feast apply, materialize,\ntraining, bundle build (python)", "python", central)
