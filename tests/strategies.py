@@ -538,6 +538,8 @@ def runnable_specs(draw: Any) -> Spec:
     project = Project(name=fresh(), owners=Owners(data_engineering="@acme/data", data_science="@acme/ds"))
     common = {"version": 1, "project": project, "existing": existing, "privacy": privacy, "delivery": delivery}
     if draw(st.integers(0, 3)) == 3:  # no feature store: a model that takes a small image
+        if mode == "batch":  # batch scoring needs entities and features to score (serving.nothing_to_score)
+            serving_common["mode"] = draw(st.sampled_from(["online", "async", "embedded"]))
         image = Tensor(name="image", dtype="uint8", dims=[3, draw(st.sampled_from([8, 16, 32])), 16])
         model = ModelSpec(
             name=fresh(),

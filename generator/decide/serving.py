@@ -789,6 +789,24 @@ def _embedded_floor(ctx: RuleContext) -> tuple[float, list[str]]:
     return round(sum(c for _, c in parts), 3), [text for text, _ in parts]
 
 
+@finding("serving.nothing_to_score", "error", title="Batch scoring of a model that reads no features")
+def nothing_to_score(ctx: RuleContext) -> Iterator[Conflict]:
+    """Batch scoring scores every entity of a population with the entity's features from the offline store. A
+    model that reads no feature service has neither: its inputs (a tensor such as an image) come with each call,
+    so a scheduled job would have nothing to score and nowhere to read it from.
+    """
+    sv = ctx.spec.serving
+    if sv.mode != "batch" or sv.models[0].feature_service:
+        return
+    yield Conflict(
+        f"serving.mode is batch, but model {sv.models[0].name} reads no feature service: batch scoring has no "
+        "entities to score and no features to score them with",
+        [MODE, _model(0, "feature_service")],
+        "serve the model online or embedded (serving.mode), or give it a feature service (features.services) "
+        "whose entities batch scoring scores",
+    )
+
+
 @finding("serving.stateful_in_pipeline", "warning", title="A stateful model inside a pipeline")
 def stateful_in_pipeline(ctx: RuleContext) -> Iterator[Conflict]:
     """Every request through the pipeline must carry a sequence id with start/end flags, and the stateful
@@ -852,4 +870,10 @@ RULES = (
     batch_scoring,
     embedded_bundle,
 )
-FINDINGS = (latency_infeasible, stateful_in_pipeline, throughput_beyond_one_machine, variable_size_batching)
+FINDINGS = (
+    latency_infeasible,
+    nothing_to_score,
+    stateful_in_pipeline,
+    throughput_beyond_one_machine,
+    variable_size_batching,
+)
