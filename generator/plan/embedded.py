@@ -14,6 +14,11 @@ request. Each on-demand transformation travels in the bundle as Feast itself sto
 pickled by value with dill; feature_repo/on_demand.py stays the one place to edit it), and ``predict`` takes
 the request-time fields as typed keyword arguments, computes the on-demand features in process and hands the
 model its inputs in the served order. dill and pandas are then dependencies, imported at the first prediction.
+
+A model that reads no feature service (a tensor such as a camera frame comes with each call) needs no bundle:
+the package alone, whose ``predict`` checks the declared inputs and answers the declared outputs, with a
+placeholder model of those shapes until the team drops in the real one. Every embedded package gets a live load
+test (``tests/test_fitness_latency.py``): predict in process at the spec's rate, against the spec's p99.
 """
 
 from __future__ import annotations
@@ -251,8 +256,7 @@ def tensor_context(arch: Architecture) -> dict[str, Any]:
         "outputs": outputs,
         "inputs_literal": literal(declared(inputs), prefix=len("INPUTS: dict[str, tuple[str, list[int]]] = ")),
         "outputs_literal": literal(declared(outputs), prefix=len("OUTPUTS: dict[str, tuple[str, list[int]]] = ")),
-        "one_params": "".join(f", {t['name']}: Any" for t in inputs),
-        "many_params": "".join(f", {t['name']}: Any" for t in inputs),
+        "params": "".join(f", {t['name']}: Any" for t in inputs),  # keyword-only: predict(*, image: Any)
         **_live(arch),
     }
 
@@ -264,6 +268,7 @@ def _tensor_plan(arch: Architecture) -> list[PlannedFile]:
     runtime = ("serving_runtime",)
     return [
         _f("package/pyproject.toml", "embedded/pyproject.toml.j2", ctx, runtime),
+        _f("package/README.md", "embedded/tensor_README.md.j2", ctx, runtime),
         _f("package/build_backend.py", "embedded/build_backend.py.j2", ctx, runtime),
         _f(f"{pkg}/__init__.py", "embedded/tensor_init.py.j2", ctx, runtime),
         PlannedFile(f"{pkg}/py.typed", COMPONENT, content=""),
