@@ -38,6 +38,7 @@ UNIT_MODULES = frozenset(
         "test_plan_cli.py",
         "test_rules.py",
         "test_rules_properties.py",
+        "test_serving_client.py",
         "test_spec_loader.py",
         "test_spec_properties.py",
         "test_spec_validation.py",

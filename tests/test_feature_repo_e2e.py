@@ -80,11 +80,18 @@ def embedded(arch: Architecture) -> Architecture:
 
 def write_repo(arch: Architecture, root: Path) -> Path:
     """Only the feature repo, its scripts, the typed description of the system's data they read, and the serving
-    client (its online reads are compared with Feast's get_online_features)."""
+    client and the REST runtime's predictor (their online reads are compared with Feast's get_online_features)."""
     files = render_plan(build_plan(arch), arch)
     for path, data in files.items():
         if path.startswith(("feature_repo/", "scripts/generate_sample_data.py", "scripts/materialize.py")) or (
-            path in ("scripts/protect_pii.py", "serving/__init__.py", "serving/system_data.py", "serving/client.py")
+            path
+            in (
+                "scripts/protect_pii.py",
+                "serving/__init__.py",
+                "serving/system_data.py",
+                "serving/client.py",
+                "serving/predictor.py",
+            )
         ):
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -526,12 +533,13 @@ def check_all(variant: Variant, result: dict[str, Any]) -> None:
 
 
 def check_client_reads(variant: Variant, result: dict[str, Any]) -> None:
-    """The generated client's own online reads (serving/client.py OnlineReads) give what get_online_features
-    gives, value for value, for every entity of the request (an unknown and a repeated one among them); they
-    answer themselves for every service without on-demand views, and leave the others to get_online_features;
-    an unknown entity is the client's MissingFeatures error."""
+    """The generated serving path's own online reads (OnlineReads of serving/client.py, or of the REST runtime's
+    serving/predictor.py) give what get_online_features gives, value for value, for every entity of the request
+    (an unknown and a repeated one among them), asked all at once and one row at a time; they answer themselves
+    for every service without on-demand views, and leave the others to get_online_features; an unknown entity
+    is the client's MissingFeatures error."""
     reads = result.get("client_reads")
-    if not reads:  # no Triton serving client (batch scoring, embedded, REST runtime)
+    if not reads:  # no online serving path (batch scoring, embedded)
         return
     *compared, missing = reads
     assert missing["missing"] == "MissingFeatures", (variant.name, missing)
@@ -586,7 +594,8 @@ def pii_data(handling: str) -> dict[str, Any]:
 
 def test_every_preset_with_features_is_covered(embedded_runs: list[tuple[Variant, dict[str, Any]]]) -> None:
     assert {"reference", "realtime"} <= {v.name for v, _ in embedded_runs}
-    assert {"reference", "realtime"} <= {v.name for v, r in embedded_runs if r.get("client_reads")}  # client reads
+    with_reads = {v.name for v, r in embedded_runs if r.get("client_reads")}
+    assert {"reference", "realtime", "starter", "edge_airgapped"} <= with_reads  # Triton clients, REST predictors
 
 
 @pytest.mark.parametrize("name", [*presets_with_features(), "reference_hash", "reference_encrypt"])

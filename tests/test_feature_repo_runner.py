@@ -109,23 +109,30 @@ def run_one(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client_reads(root: Path, store: Any, online: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The generated serving client's online reads (OnlineReads) beside get_online_features, on the same rows.
+    """The generated serving path's online reads (OnlineReads: the Triton client's, or the REST runtime's
+    in-process predictor's) beside get_online_features, on the same rows.
 
     For each service, and for a service of its stored feature views alone when it has on-demand views (applied
     here; the on-demand service takes get_online_features' own path): the rows reversed and the first one
-    again (every entity, the unknown one among them, and a repeated one), read both ways; then a Predictor's
-    features of the unknown row alone, which must raise MissingFeatures. Clients without OnlineReads (the REST
-    runtime's) are skipped.
+    again (every entity, the unknown one among them, and a repeated one), read both ways, all at once and one
+    row at a time; then a Predictor's features of the unknown row alone, which must raise MissingFeatures.
+    A serving path without OnlineReads (no online features) is skipped.
     """
     import importlib.util
 
     from feast import FeatureService
 
     sys.path.insert(0, str(root))  # the client imports serving.system_data
-    spec = importlib.util.spec_from_file_location(f"client_{root.name}", root / "serving" / "client.py")
-    assert spec is not None and spec.loader is not None
-    client = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(client)
+    client: Any = None
+    for module in ("client", "predictor"):  # the REST runtime's client calls its service: the predictor reads
+        path = root / "serving" / f"{module}.py"
+        spec = importlib.util.spec_from_file_location(f"{module}_{root.name}", path)
+        if not path.is_file() or spec is None or spec.loader is None:
+            continue
+        client = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(client)
+        if hasattr(client, "OnlineReads"):
+            break
     if not hasattr(client, "OnlineReads"):
         return []
     out = []
@@ -142,12 +149,26 @@ def _client_reads(root: Path, store: Any, online: dict[str, list[dict[str, Any]]
         for each in services:
             keys = [k for k in rows[0] if k in join_keys]
             asked = [{k: row[k] for k in (keys if each is not service else row)} for row in [*rows[::-1], rows[0]]]
-            fast = client.OnlineReads(store, each).read(asked)
+            reads = client.OnlineReads(store, each)
+            on_demand = each is service and len(services) > 1
+            fast = reads.read(asked)
             feast = store.get_online_features(features=each, entity_rows=asked).to_dict()
+            out.append({"service": each.name, "on_demand": on_demand, "fast": fast, "feast": feast})
+            # one row a request, as the serving client asks
+            alone = [reads.read([row]) for row in asked]
+            feast_alone = [store.get_online_features(features=each, entity_rows=[row]).to_dict() for row in asked]
             out.append(
-                {"service": each.name, "on_demand": each is service and len(services) > 1, "fast": fast, "feast": feast}
+                {
+                    "service": f"{each.name}, one row at a time",
+                    "on_demand": on_demand,
+                    "fast": None if None in alone else _joined(alone),
+                    "feast": _joined(feast_alone),
+                }
             )
-    predictor = client.Predictor(url="127.0.0.1:9", repo_path=root / "feature_repo")  # Triton is never called
+    if module == "client":
+        predictor = client.Predictor(url="127.0.0.1:9", repo_path=root / "feature_repo")  # Triton is never called
+    else:
+        predictor = client.Predictor(repo_path=root / "feature_repo")  # no model: features are all it is asked
     unknown = next(iter(online.values()))[-1]
     try:
         predictor.features([unknown])
@@ -155,6 +176,11 @@ def _client_reads(root: Path, store: Any, online: dict[str, list[dict[str, Any]]
     except client.MissingFeatures as exc:
         out.append({"missing": type(exc).__name__, "message": str(exc)})
     return out
+
+
+def _joined(reads: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+    """Reads of one row each, as one read of all the rows."""
+    return {name: [value for read in reads for value in read[name]] for name in reads[0]}
 
 
 def _run_one(request: dict[str, Any]) -> dict[str, Any]:

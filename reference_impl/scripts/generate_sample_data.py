@@ -16,6 +16,7 @@ end at the latest granularity boundary, within the views' ttl. A source that vie
 events instead: several per id at random times over two of the longest windows, more for a more active
 id (its activity follows its propensity too), and one per id in the last grain of each granularity, so
 the rollups scripts/aggregate.py computes hold several events and the one a request reads is never empty.
+A source that holds the training label and that views also roll up gets both: the label rows, and those events.
 """
 
 from __future__ import annotations
@@ -128,11 +129,13 @@ def generate(*, seed: int, n_entities: int, n_labels: int, now: datetime) -> dic
     frames = {}
     for i, src in enumerate(SOURCES):
         rng = np.random.default_rng([seed, i])
-        if src["label"]:
+        first = src["entities"][0] if src["entities"] else None
+        activity = np.exp(0.5 * propensity[first]) if first else np.ones(n_entities)
+        if src["label"] and src["events"]:  # labels that views also roll up: the labels, and the raw events before
+            rows = _merged(_label_rows(src, n_labels, n_entities, now, rng), _event_rows(src, n_entities, now, rng, activity))
+        elif src["label"]:
             rows = _label_rows(src, n_labels, n_entities, now, rng)
         elif src["events"]:
-            first = src["entities"][0] if src["entities"] else None
-            activity = np.exp(0.5 * propensity[first]) if first else np.ones(n_entities)
             rows = _event_rows(src, n_entities, now, rng, activity)
         else:
             rows = _grid_rows(src, n_entities, now)
@@ -206,6 +209,13 @@ def _label_rows(
     for ent in src["entities"]:
         rows[ent] = keys  # PAIRING: the same i-th ids the feature rows hold together
     return rows
+
+
+def _merged(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The rows of several row sets, in time order."""
+    rows = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    order = np.argsort(rows["__time"], kind="stable")
+    return {name: column[order] for name, column in rows.items()}
 
 
 def _fill(
