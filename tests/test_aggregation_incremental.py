@@ -247,3 +247,31 @@ def test_pandas_merges_segments_past_the_limit(tmp_path: Path) -> None:
         counts.append(len(list(folder.glob("seg-*.parquet"))))
     assert max(counts) == job.MAX_SEGMENTS and counts[job.MAX_SEGMENTS] == 1  # the run past the limit merged them
     assert _differences(pd.read_parquet(folder), _expected(events, now)) == []
+
+
+def test_a_rollup_with_no_complete_grain_yet_is_an_empty_typed_file(tmp_path: Path) -> None:
+    """Events that all lie after the last grain boundary (a new source, or a long grain) roll up to no rows: the job
+    writes one empty segment with the rollup's columns and types, so the feature view's file source reads as no rows
+    (an empty folder broke Feast's materialization), and the next run, with complete grains, replaces it."""
+    repo = tmp_path / "repo"
+    write_repo(arch_of("files"), repo)
+    now = datetime(2026, 5, 20, 12, tzinfo=UTC)
+    events = raw_events(now)
+    data = repo / "feature_repo" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    events.to_parquet(data / "trip_events.parquet", index=False, coerce_timestamps="us")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = str(repo / "scripts" / "aggregate.py")
+    before = (events["event_timestamp"].min() - timedelta(hours=1)).isoformat()
+    run = subprocess.run([sys.executable, script, "--until", before], cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    folder = data / "rollups" / "driver_trips"
+    (segment,) = folder.glob("*.parquet")
+    empty = pd.read_parquet(segment)
+    assert empty.empty and {"driver_id", "event_timestamp", *FEATURES} <= set(empty.columns)
+    assert isinstance(empty["event_timestamp"].dtype, pd.DatetimeTZDtype), empty.dtypes
+    run = subprocess.run(
+        [sys.executable, script, "--until", now.isoformat()], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(pd.read_parquet(folder)) > 0

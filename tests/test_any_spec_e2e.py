@@ -204,6 +204,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         SPECS / "encrypted_batch.yaml",
         SPECS / "ticket_rollups.yaml",
         SPECS / "shelf_camera_embedded.yaml",
+        SPECS / "slot_pricing_async.yaml",
     ],
     ids=[
         "string-keys-several-entities-request-features",
@@ -214,6 +215,7 @@ AFTER_THE_FIXED_RUN = {"payment_rollups": _rollups_are_computed_once_and_served}
         "batch-encrypted-personal-field",
         "embedded-weekly-rollups-of-strings-beside-a-plain-view-postgres",
         "embedded-tensor-model-reading-no-features",
+        "async-prefect-openshift-monthly-rollup-of-the-label-source",
     ],
 )
 def test_fixed_specs_run_end_to_end(spec_file: Path, tmp_path: Path) -> None:
