@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import json
 import multiprocessing as mp
@@ -44,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from triton_harness import PRESETS, Server, generate, triton_venv  # noqa: E402
+from triton_harness import PRESETS, Server, generate, load_client, triton_venv  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -71,16 +70,6 @@ def add_unbatched_copy(repo: Path) -> None:
     start = text.index("dynamic_batching {")
     end = text.index("}\n", start) + 2
     (dst / "config.pbtxt").write_text(text[:start] + text[end:])
-
-
-def load_client(repo: Path) -> Any:
-    if str(repo) not in sys.path:  # the client imports its package's siblings (serving.system_data)
-        sys.path.insert(0, str(repo))
-    spec = importlib.util.spec_from_file_location("bench_client", repo / "serving" / "client.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def latency(repo: Path, url: str, seconds: float) -> dict[str, float]:

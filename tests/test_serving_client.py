@@ -3,26 +3,18 @@ is the one tritonclient's infer writes, byte for byte, for every kind of tensor 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import numpy as np
 import pytest
-from triton_harness import PRESETS, generate
+from triton_harness import PRESETS, generate, load_client
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     repo = tmp_path_factory.mktemp("client") / "driver_ranking"
     generate(PRESETS / "reference.yaml", repo, ("serving",))
-    if str(repo) not in sys.path:  # the client imports serving.system_data, as from the repository's root
-        sys.path.insert(0, str(repo))
-    spec = importlib.util.spec_from_file_location("generated_http_client", repo / "serving" / "client.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_client(repo, "generated_http_client")
 
 
 TENSORS = {

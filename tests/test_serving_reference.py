@@ -4,17 +4,15 @@ checked against the trained artefact itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
-from triton_harness import PRESETS, Server, generate, have_triton, make_generated, running
+from triton_harness import PRESETS, Server, generate, have_triton, load_client, make_generated, running
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,20 +36,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def _client(repo: Path) -> ModuleType:
-    if str(repo) not in sys.path:  # the client imports serving.system_data, as from the repository's root
-        sys.path.insert(0, str(repo))
-    spec = importlib.util.spec_from_file_location("generated_serving_client", repo / "serving" / "client.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_prediction_uses_feast_features_and_the_trained_model(served: Server) -> None:
     import joblib
 
-    client = _client(served.repo)
+    client = load_client(served.repo)
     predictor = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")
     rows = [{"driver_id": 1001}, {"driver_id": 1002}, {"driver_id": 1003}]
     predictions = predictor.predict(rows)
@@ -77,7 +65,7 @@ def test_predictors_of_one_process_share_one_feast_store(served: Server) -> None
 
     from feast.feature_view import FeatureView
 
-    client = _client(served.repo)
+    client = load_client(served.repo)
     rows = [[{"driver_id": 1001 + i}] for i in range(8)]
     first = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")
     alone = [first.predict(r)[0]["score"] for r in rows]  # warm: the registry's views parsed once
@@ -139,7 +127,7 @@ def test_predictors_of_one_process_share_one_feast_store(served: Server) -> None
 
 
 def test_unknown_entity_is_a_clear_error(served: Server) -> None:
-    client = _client(served.repo)
+    client = load_client(served.repo)
     predictor = client.Predictor(url=served.http, repo_path=served.repo / "feature_repo")
     with pytest.raises(client.MissingFeatures, match="driver_id"):
         predictor.predict([{"driver_id": 999_999}])

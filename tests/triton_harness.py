@@ -4,6 +4,7 @@ database."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from generator.decide import decide
@@ -43,6 +45,17 @@ def generate(spec: Path, dest: Path, components: tuple[str, ...] | None = None) 
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return arch
+
+
+def load_client(repo: Path, name: str = "generated_serving_client") -> ModuleType:
+    """A generated repository's serving/client.py as a module; it imports serving.system_data from the root."""
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    spec = importlib.util.spec_from_file_location(name, repo / "serving" / "client.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def runtime(repo: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
