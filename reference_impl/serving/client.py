@@ -251,7 +251,9 @@ class SqliteRows:
         """The SELECT of a view's rows, up to the list of keys it reads (``read`` adds it)."""
         config = self._config
         table = self._table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
-        return f"SELECT entity_key, feature_name, value FROM {self._quote_id(table)} WHERE entity_key IN "
+        # Feast's own id of the view's table, quoted as Feast quotes it; the keys are bound parameters
+        quoted = self._quote_id(table)
+        return f"SELECT entity_key, feature_name, value FROM {quoted} WHERE entity_key IN "  # nosec B608
 
     def read(self, select: str, entity_keys: list[Any]) -> list[dict[str, Any] | None]:
         """Each entity key's stored features by name, in the order of the keys; None for a key without any."""
