@@ -264,10 +264,10 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             # batch reads the rollups as of each run: `make train` recomputes them first, as the pipeline does
             "rollups_before_train": arch.feature_store is not None and bool(arch.feature_store.aggregated_views),
         }
-    if arch.serving.runtime == "embedded" and arch.spec.serving.models[0].feature_service:
-        from .embedded import on_demand
+    from .embedded import embedded_runtime, embedded_tensor_runtime, on_demand
 
-        request = on_demand(arch, arch.spec.serving.models[0].feature_service)["request"]
+    if embedded_runtime(arch):
+        request = on_demand(arch, arch.spec.serving.models[0].feature_service or "")["request"]
         return {
             "request_fields": [r["name"] for r in request],  # request-time values make predict sends
             "runtime_make": "embedded/Makefile.part.j2",
@@ -282,7 +282,7 @@ def runtime_make(arch: Architecture) -> dict[str, Any]:
             "bundle_var": f"{arch.spec.project.name.upper()}_BUNDLE_DIR",
             "rollups_before_train": False,  # training follows materialization, which recomputes the rollups
         }
-    if arch.serving.runtime == "embedded":  # a model that reads no features: the package alone
+    if embedded_tensor_runtime(arch):  # a model that reads no features: the package alone
         return {
             "request_fields": [],
             "runtime_make": "embedded/Makefile.part.j2",
